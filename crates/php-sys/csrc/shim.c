@@ -1,0 +1,228 @@
+/* rfpm C shim: see shim.h. Kept small on purpose: only what cannot be written in Rust. */
+#include "php.h"
+#include "SAPI.h"
+#include "php_main.h"
+#include "php_ini.h"
+#include "php_output.h"
+#include "fopen_wrappers.h"
+#include "http_status_codes.h"
+#include "ext/standard/head.h"
+#include "ext/standard/info.h"
+#include "zend_exceptions.h"
+#include <errno.h>
+#include "shim.h"
+
+rfpm_shim_ini_t rfpm_shim_ini;
+
+PHP_INI_BEGIN()
+	STD_PHP_INI_BOOLEAN("cgi.rfc2616_headers", "0", PHP_INI_ALL, OnUpdateBool, rfc2616_headers, rfpm_shim_ini_t, rfpm_shim_ini)
+	STD_PHP_INI_BOOLEAN("cgi.nph", "0", PHP_INI_ALL, OnUpdateBool, nph, rfpm_shim_ini_t, rfpm_shim_ini)
+	STD_PHP_INI_BOOLEAN("cgi.force_redirect", "1", PHP_INI_SYSTEM, OnUpdateBool, force_redirect, rfpm_shim_ini_t, rfpm_shim_ini)
+	STD_PHP_INI_ENTRY("cgi.redirect_status_env", NULL, PHP_INI_SYSTEM, OnUpdateString, redirect_status_env, rfpm_shim_ini_t, rfpm_shim_ini)
+	STD_PHP_INI_BOOLEAN("cgi.fix_pathinfo", "1", PHP_INI_SYSTEM, OnUpdateBool, fix_pathinfo, rfpm_shim_ini_t, rfpm_shim_ini)
+	STD_PHP_INI_BOOLEAN("cgi.discard_path", "0", PHP_INI_SYSTEM, OnUpdateBool, discard_path, rfpm_shim_ini_t, rfpm_shim_ini)
+	STD_PHP_INI_BOOLEAN("fastcgi.logging", "1", PHP_INI_SYSTEM, OnUpdateBool, fastcgi_logging, rfpm_shim_ini_t, rfpm_shim_ini)
+	STD_PHP_INI_ENTRY("fastcgi.error_header", NULL, PHP_INI_SYSTEM, OnUpdateString, error_header, rfpm_shim_ini_t, rfpm_shim_ini)
+	STD_PHP_INI_ENTRY("fpm.config", NULL, PHP_INI_SYSTEM, OnUpdateString, fpm_config, rfpm_shim_ini_t, rfpm_shim_ini)
+PHP_INI_END()
+
+static PHP_MINIT_FUNCTION(rfpm)
+{
+	REGISTER_INI_ENTRIES();
+	return SUCCESS;
+}
+
+static PHP_MSHUTDOWN_FUNCTION(rfpm)
+{
+	UNREGISTER_INI_ENTRIES();
+	return SUCCESS;
+}
+
+static PHP_MINFO_FUNCTION(rfpm)
+{
+	php_info_print_table_start();
+	php_info_print_table_row(2, "php-fpm", "active");
+	php_info_print_table_end();
+	DISPLAY_INI_ENTRIES();
+}
+
+PHP_FUNCTION(fastcgi_finish_request)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	if (!rfpm_rs_connection_open()) {
+		RETURN_FALSE;
+	}
+	/* Everything buffered goes out now; the headers first if nothing was sent yet. */
+	php_output_end_all();
+	php_header();
+	RETURN_BOOL(rfpm_rs_finish_request());
+}
+
+PHP_FUNCTION(apache_request_headers)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	array_init(return_value);
+	rfpm_rs_request_headers(return_value);
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_fastcgi_finish_request, 0, 0, _IS_BOOL, 0)
+ZEND_END_ARG_INFO()
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_apache_request_headers, 0, 0, IS_ARRAY, 0)
+ZEND_END_ARG_INFO()
+
+static const zend_function_entry rfpm_functions[] = {
+	ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
+	ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
+	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
+	ZEND_FE_END
+};
+
+/* FPM's own module is listed as "cgi-fcgi" by `-m`, as php-fpm does. */
+static zend_module_entry rfpm_module_entry = {
+	STANDARD_MODULE_HEADER,
+	"cgi-fcgi",
+	rfpm_functions,
+	PHP_MINIT(rfpm),
+	PHP_MSHUTDOWN(rfpm),
+	NULL,
+	NULL,
+	PHP_MINFO(rfpm),
+	PHP_VERSION,
+	STANDARD_MODULE_PROPERTIES
+};
+
+rfpm_shim_result rfpm_shim_module_startup(void *module)
+{
+	return php_module_startup((sapi_module_struct *) module, &rfpm_module_entry) == SUCCESS
+		? RFPM_SHIM_OK : RFPM_SHIM_FAILED;
+}
+
+rfpm_shim_result rfpm_shim_request_startup(void)
+{
+	rfpm_shim_result r = RFPM_SHIM_OK;
+	zend_try {
+		if (php_request_startup() == FAILURE) {
+			r = RFPM_SHIM_FAILED;
+		}
+	} zend_catch {
+		r = RFPM_SHIM_BAILOUT;
+	} zend_end_try();
+	return r;
+}
+
+rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
+{
+	rfpm_shim_result r = RFPM_SHIM_OK;
+	zend_file_handle fh;
+	bool opened = false;
+
+	*open_errno = 0;
+	zend_stream_init_filename(&fh, SG(request_info).path_translated);
+	zend_try {
+		errno = 0;
+		if (php_fopen_primary_script(&fh) == FAILURE) {
+			*open_errno = errno ? errno : ENOENT;
+			r = RFPM_SHIM_FAILED;
+		} else {
+			opened = true;
+			php_execute_script(&fh);
+		}
+	} zend_catch {
+		r = RFPM_SHIM_BAILOUT;
+	} zend_end_try();
+	(void) opened;
+	zend_destroy_file_handle(&fh);
+	return r;
+}
+
+rfpm_shim_result rfpm_shim_output(const char *data, size_t len)
+{
+	rfpm_shim_result r = RFPM_SHIM_OK;
+	zend_try {
+		php_output_write(data, len);
+	} zend_catch {
+		r = RFPM_SHIM_BAILOUT;
+	} zend_end_try();
+	return r;
+}
+
+void rfpm_shim_request_shutdown(void)
+{
+	zend_try {
+		php_request_shutdown(NULL);
+	} zend_end_try();
+}
+
+int rfpm_shim_exit_status(void)
+{
+	return EG(exit_status);
+}
+
+const char *rfpm_shim_status_reason(int code)
+{
+	size_t n = sizeof(http_status_map) / sizeof(http_status_map[0]);
+	for (size_t i = 0; i < n; i++) {
+		if (http_status_map[i].code == code) {
+			return http_status_map[i].str;
+		}
+	}
+	return NULL;
+}
+
+#define LAYOUT(T) do { out->size = sizeof(T); out->align = _Alignof(T); } while (0)
+#define OFF(i, T, f) (out->offsets[(i)] = offsetof(T, f))
+
+bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	switch (which) {
+	case 0:
+		LAYOUT(sapi_module_struct);
+		OFF(0, sapi_module_struct, name); OFF(1, sapi_module_struct, ub_write);
+		OFF(2, sapi_module_struct, send_headers); OFF(3, sapi_module_struct, read_post);
+		OFF(4, sapi_module_struct, register_server_variables); OFF(5, sapi_module_struct, log_message);
+		OFF(6, sapi_module_struct, php_ini_path_override); OFF(7, sapi_module_struct, php_ini_ignore);
+		OFF(8, sapi_module_struct, input_filter); OFF(9, sapi_module_struct, ini_entries);
+		OFF(10, sapi_module_struct, additional_functions); OFF(11, sapi_module_struct, input_filter_init);
+		return true;
+	case 1:
+		LAYOUT(sapi_request_info);
+		OFF(0, sapi_request_info, request_method); OFF(1, sapi_request_info, query_string);
+		OFF(2, sapi_request_info, content_length); OFF(3, sapi_request_info, path_translated);
+		OFF(4, sapi_request_info, request_uri); OFF(5, sapi_request_info, content_type);
+		OFF(6, sapi_request_info, headers_only); OFF(7, sapi_request_info, auth_user);
+		OFF(8, sapi_request_info, proto_num);
+		return true;
+	case 2:
+		LAYOUT(sapi_headers_struct);
+		OFF(0, sapi_headers_struct, headers); OFF(1, sapi_headers_struct, http_response_code);
+		OFF(2, sapi_headers_struct, send_default_content_type); OFF(3, sapi_headers_struct, mimetype);
+		OFF(4, sapi_headers_struct, http_status_line);
+		return true;
+	case 3:
+		LAYOUT(sapi_header_struct);
+		OFF(0, sapi_header_struct, header); OFF(1, sapi_header_struct, header_len);
+		return true;
+	case 4:
+		LAYOUT(zend_file_handle);
+		OFF(0, zend_file_handle, handle); OFF(1, zend_file_handle, filename);
+		OFF(2, zend_file_handle, opened_path); OFF(3, zend_file_handle, type);
+		return true;
+	case 5:
+		LAYOUT(rfpm_shim_ini_t);
+		OFF(0, rfpm_shim_ini_t, rfc2616_headers); OFF(1, rfpm_shim_ini_t, fix_pathinfo);
+		OFF(2, rfpm_shim_ini_t, discard_path); OFF(3, rfpm_shim_ini_t, fastcgi_logging);
+		OFF(4, rfpm_shim_ini_t, redirect_status_env); OFF(5, rfpm_shim_ini_t, error_header);
+		OFF(6, rfpm_shim_ini_t, fpm_config);
+		return true;
+	case 6:
+		LAYOUT(sapi_globals_struct);
+		OFF(0, sapi_globals_struct, server_context); OFF(1, sapi_globals_struct, request_info);
+		OFF(2, sapi_globals_struct, sapi_headers); OFF(3, sapi_globals_struct, headers_sent);
+		OFF(4, sapi_globals_struct, options);
+		return true;
+	default:
+		return false;
+	}
+}

@@ -1,0 +1,65 @@
+/* rfpm's C shim over libphp8.2: the parts of the embedding that must be C
+ * (setjmp-based zend_try, PHP_FUNCTION/INI macros, static inline helpers).
+ * Everything declared here is our own interface; Rust sees it through bindgen. */
+#ifndef RFPM_SHIM_H
+#define RFPM_SHIM_H
+
+#include <stddef.h>
+#include <stdbool.h>
+
+/* Outcome of a guarded call into PHP. */
+typedef enum {
+	RFPM_SHIM_OK = 0,
+	RFPM_SHIM_FAILED = 1,  /* PHP reported failure without a bailout */
+	RFPM_SHIM_BAILOUT = 2  /* zend_bailout() was caught (fatal error, exit()) */
+} rfpm_shim_result;
+
+/* Values of the INI entries our SAPI module registers (cgi.*, fastcgi.*, fpm.config). */
+typedef struct {
+	bool rfc2616_headers;
+	bool nph;
+	bool fix_pathinfo;
+	bool discard_path;
+	bool force_redirect;
+	bool fastcgi_logging;
+	char *redirect_status_env;
+	char *error_header;
+	char *fpm_config;
+} rfpm_shim_ini_t;
+
+extern rfpm_shim_ini_t rfpm_shim_ini;
+
+/* Layout as gcc sees it, for the Rust-side layout test. */
+typedef struct {
+	size_t size;
+	size_t align;
+	size_t offsets[16];
+} rfpm_shim_layout_t;
+/* which: 0 sapi_module_struct, 1 sapi_request_info, 2 sapi_headers_struct,
+ * 3 sapi_header_struct, 4 zend_file_handle, 5 rfpm_shim_ini_t, 6 sapi_globals_struct.
+ * Returns false for an unknown id. */
+bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out);
+
+/* php_module_startup() with our additional module ("cgi-fcgi": FPM functions, INI). */
+rfpm_shim_result rfpm_shim_module_startup(void *sapi_module_struct_ptr);
+
+/* Per request, each inside zend_try. */
+rfpm_shim_result rfpm_shim_request_startup(void);
+/* Opens the primary script like FPM does (SG(request_info).path_translated, doc_root,
+ * user_dir) and executes it. On open failure returns RFPM_SHIM_FAILED with *open_errno set. */
+rfpm_shim_result rfpm_shim_execute_primary(int *open_errno);
+/* Writes through PHP's output layer (headers are sent first). */
+rfpm_shim_result rfpm_shim_output(const char *data, size_t len);
+void rfpm_shim_request_shutdown(void);
+/* Exit status of the last script (EG(exit_status)). */
+int rfpm_shim_exit_status(void);
+
+/* Reason phrase of an HTTP status from PHP's table, or NULL. */
+const char *rfpm_shim_status_reason(int code);
+
+/* Implemented in Rust (crate sapi). */
+extern bool rfpm_rs_finish_request(void);
+extern bool rfpm_rs_connection_open(void);
+extern void rfpm_rs_request_headers(void *return_value_zval);
+
+#endif
