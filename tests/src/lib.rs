@@ -1,1 +1,160 @@
-//! Integration-test harness: starts real FPM binaries (rfpm or php-fpm8.2).
+//! Integration-test harness: starts real FPM binaries (rfpm or php-fpm8.2) with the same
+//! configuration in a temp dir and talks real FastCGI to them (through `fcgi::client`), or puts
+//! a real nginx in front of them.
+//!
+//! Every test is written once and instantiated for both kinds with [`both!`]:
+//!
+//! ```ignore
+//! integration::both!(hello_world, |kind| {
+//!     let fpm = integration::Fpm::builder(kind).start().expect("start");
+//!     let resp = fpm.request("hello.php", &[]).expect("request");
+//!     assert_eq!(resp.body(), b"Hello, world!\n");
+//! });
+//! ```
+//!
+//! which produces the tests `hello_world::rfpm` and `hello_world::phpfpm`
+//! (`cargo test -p integration -- phpfpm` runs only the php-fpm8.2 variants).
+
+mod client;
+mod fpm;
+mod nginx;
+mod proc;
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use client::{connect, nginx_params, send_on, Req};
+pub use fpm::{Fpm, FpmBuilder};
+pub use nginx::{HttpResponse, Nginx};
+pub use proc::{children_of, process_alive};
+pub use util::{free_port, md5_hex, wait_for_file, wait_until};
+
+/// Re-export so tests only depend on this crate.
+pub use fcgi;
+
+/// How long start-up, log lines and files are waited for before a test gives up.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Which FPM binary a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// This project's binary.
+    Rfpm,
+    /// Debian's `/usr/sbin/php-fpm8.2`, the reference.
+    PhpFpm,
+}
+
+/// Path of Debian's php-fpm 8.2 binary.
+pub const PHP_FPM_BIN: &str = "/usr/sbin/php-fpm8.2";
+
+impl Kind {
+    /// Short name, as used in test names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Rfpm => "rfpm",
+            Kind::PhpFpm => "phpfpm",
+        }
+    }
+
+    /// The binary to start for this kind.
+    ///
+    /// rfpm: `$RFPM_BIN` if set, else `<workspace>/target/debug/rfpm`, else
+    /// `<workspace>/target/release/rfpm` (when only that one exists).
+    pub fn binary(self) -> PathBuf {
+        match self {
+            Kind::PhpFpm => PathBuf::from(PHP_FPM_BIN),
+            Kind::Rfpm => rfpm_bin(),
+        }
+    }
+}
+
+/// The rfpm binary under test (see [`Kind::binary`]).
+pub fn rfpm_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RFPM_BIN") {
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    let debug = workspace_dir().join("target/debug/rfpm");
+    let release = workspace_dir().join("target/release/rfpm");
+    if !debug.exists() && release.exists() {
+        release
+    } else {
+        debug
+    }
+}
+
+/// The workspace root (parent of this crate's directory).
+pub fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// `tests/fixtures`: the PHP scripts the tests request (used in place, as document root).
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Everything that can go wrong in the harness itself (not in the code under test).
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("binary {0} does not exist (build rfpm with `cargo build -p rfpm`, or set RFPM_BIN)")]
+    MissingBinary(PathBuf),
+    #[error("timed out after {deadline:?} waiting for {what}\n--- log ---\n{log}")]
+    Timeout {
+        what: String,
+        deadline: Duration,
+        log: String,
+    },
+    #[error("process exited ({status}) while waiting for {what}\n--- log ---\n{log}")]
+    Exited {
+        what: String,
+        status: String,
+        log: String,
+    },
+    #[error("FastCGI client: {0}")]
+    Client(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl HarnessError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        HarnessError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Writes a test body once and instantiates it for both kinds:
+/// `both!(name, |kind| { ... })` gives `name::rfpm` and `name::phpfpm`.
+#[macro_export]
+macro_rules! both {
+    ($(#[$meta:meta])* $name:ident, |$kind:ident| $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($kind: $crate::Kind) $body
+
+            #[test]
+            fn rfpm() {
+                body($crate::Kind::Rfpm)
+            }
+
+            #[test]
+            fn phpfpm() {
+                body($crate::Kind::PhpFpm)
+            }
+        }
+    };
+}

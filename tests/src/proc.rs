@@ -1,0 +1,63 @@
+//! Small process helpers: signals and the process tree from /proc.
+
+use std::io;
+
+/// Sends `sig` to `pid`.
+pub(crate) fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    if pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing pid <= 0",
+        ));
+    }
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; pid > 0 so it targets
+    // exactly one process (never a process group or every process).
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `(ppid, state)` of a process, from `/proc/<pid>/stat`.
+fn stat_of(pid: u32) -> Option<(u32, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    matches!(stat_of(pid), Some((_, state)) if state != 'Z' && state != 'X')
+}
+
+/// Live (non-zombie) children of `pid`, sorted.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((ppid, state)) = stat_of(child) {
+            if ppid == pid && state != 'Z' && state != 'X' {
+                out.push(child);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
