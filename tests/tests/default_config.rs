@@ -1,0 +1,63 @@
+//! rfpm only: with no `-y` and no file at rfpm's default config path, the built-in default
+//! runs pool `www` on 127.0.0.1:9000, and `rfpm request` can talk to it.
+//!
+//! Port 9000 is fixed here by definition; the test is skipped (with a message, not failed)
+//! when the port is busy or when `/etc/rfpm/php-fpm.conf` exists.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+use integration::{fixtures_dir, rfpm_bin, Fpm, Kind};
+
+const DEFAULT_CONF: &str = "/etc/rfpm/php-fpm.conf";
+
+#[test]
+fn builtin_default_config_rfpm() {
+    if Path::new(DEFAULT_CONF).exists() {
+        eprintln!("SKIPPED builtin_default_config_rfpm: {DEFAULT_CONF} exists, so the built-in default does not apply");
+        return;
+    }
+    match TcpListener::bind("127.0.0.1:9000") {
+        Ok(l) => drop(l),
+        Err(e) => {
+            eprintln!("SKIPPED builtin_default_config_rfpm: 127.0.0.1:9000 is busy ({e})");
+            return;
+        }
+    }
+    let fpm = match Fpm::builder(Kind::Rfpm).no_config().start() {
+        Ok(f) => f,
+        Err(e) => panic!("starting rfpm without -y: {e}"),
+    };
+    let log = fpm.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("NOTICE:") && l.contains("127.0.0.1:9000")),
+        "no NOTICE about the built-in default on 127.0.0.1:9000:\n{log}"
+    );
+    assert!(log.contains("ready to handle connections"));
+
+    let script = fixtures_dir().join("hello.php");
+    let out = match Command::new(rfpm_bin())
+        .arg("request")
+        .arg("127.0.0.1:9000")
+        .arg(&script)
+        .current_dir(fpm.dir())
+        .env("HOME", fpm.dir())
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => panic!("running rfpm request: {e}"),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "rfpm request exited with {}: stdout {stdout:?} stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Hello, world!\n"),
+        "rfpm request printed {stdout:?}"
+    );
+}
