@@ -7,6 +7,7 @@
 #include "fopen_wrappers.h"
 #include "http_status_codes.h"
 #include "ext/standard/head.h"
+#include "php_ini_builder.h"
 #include "ext/standard/info.h"
 #include "zend_exceptions.h"
 #include <errno.h>
@@ -225,4 +226,33 @@ bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
 	default:
 		return false;
 	}
+}
+
+size_t rfpm_shim_ub_write(const char *str, size_t len)
+{
+	if (!rfpm_rs_write(str, len)) {
+		php_handle_aborted_connection();
+	}
+	return len;
+}
+
+void rfpm_shim_flush(void *server_context)
+{
+	(void) server_context;
+	if (!rfpm_rs_flush()) {
+		php_handle_aborted_connection();
+	}
+}
+
+char *rfpm_shim_ini_entries(const char *const *defines, size_t n)
+{
+	struct php_ini_builder b;
+	if (n == 0) {
+		return NULL;
+	}
+	php_ini_builder_init(&b);
+	for (size_t i = 0; i < n; i++) {
+		php_ini_builder_define(&b, defines[i]);
+	}
+	return php_ini_builder_finish(&b);
 }

@@ -57,7 +57,18 @@ int rfpm_shim_exit_status(void);
 /* Reason phrase of an HTTP status from PHP's table, or NULL. */
 const char *rfpm_shim_status_reason(int code);
 
+/* SAPI callbacks that may have to bail out (a vanished client aborts the script unless
+ * ignore_user_abort): they call Rust, then php_handle_aborted_connection() from C, so no
+ * Rust frame is ever jumped over. */
+size_t rfpm_shim_ub_write(const char *str, size_t len);
+void rfpm_shim_flush(void *server_context);
+
+/* The -d definitions as an INI string (php_ini_builder), malloc'ed; NULL if n == 0. */
+char *rfpm_shim_ini_entries(const char *const *defines, size_t n);
+
 /* Implemented in Rust (crate sapi). */
+extern bool rfpm_rs_write(const char *str, size_t len);
+extern bool rfpm_rs_flush(void);
 extern bool rfpm_rs_finish_request(void);
 extern bool rfpm_rs_connection_open(void);
 extern void rfpm_rs_request_headers(void *return_value_zval);

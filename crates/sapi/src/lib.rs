@@ -1,1 +1,569 @@
-//! placeholder
+//! The `fpm-fcgi` SAPI: PHP's engine started once in the master, and one PHP request
+//! per call of [`run`] in a worker.
+//!
+//! All PHP state is process-global (NTS build): this module is used from one thread per
+//! process only. Every call into PHP that can bail out (longjmp) goes through the C
+//! shim's `zend_try` wrappers, so no Rust frame is ever jumped over; every callback PHP
+//! makes into Rust is wrapped in [`guard`], so no panic crosses into C.
+
+mod headers;
+mod vars;
+
+pub use vars::Vars;
+
+use php_sys as sys;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ptr;
+
+/// Where PHP reads its php.ini from (`-c`, `-n`, `-d`).
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// `-c`: a directory to look in, or the file itself.
+    pub ini_path: Option<String>,
+    /// `-n`: no php.ini at all (and no scan dir).
+    pub no_ini: bool,
+    /// `-d` entries as given (`name=value` or `name`), applied last.
+    pub defines: Vec<String>,
+    /// Where php.ini is looked for when neither `-c` nor `-n` is given, and whose
+    /// `conf.d` is scanned (Debian: `/etc/php/8.2/fpm`).
+    pub default_ini_dir: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("PHP module start-up failed")]
+    ModuleStartup,
+    #[error("invalid option value (embedded NUL byte)")]
+    Nul,
+}
+
+/// Log levels of the worker's messages (same meaning as the master's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Notice,
+    Warning,
+    Error,
+    Alert,
+}
+
+/// The worker's side of one request: the FastCGI connection and the worker log.
+pub trait Conn {
+    /// Response bytes (headers block, then body). `false`: the client is gone.
+    fn write(&mut self, data: &[u8]) -> bool;
+    /// Pushes buffered output to the web server. `false`: the client is gone.
+    fn flush(&mut self) -> bool;
+    /// Request body bytes (FastCGI STDIN or `REQUEST_BODY_FILE`); 0 at the end.
+    fn read_body(&mut self, buf: &mut [u8]) -> usize;
+    /// `fastcgi_finish_request()`: sends FCGI_END_REQUEST now (once) and closes the
+    /// connection unless kept alive. `false` if the connection is already closed.
+    fn finish(&mut self) -> bool;
+    /// Whether the FastCGI connection is still open.
+    fn is_open(&self) -> bool;
+    /// A message of the worker (also PHP's `PHP message: ...`), for the worker log and
+    /// the FastCGI stderr stream.
+    fn log(&mut self, level: Level, msg: &[u8]);
+}
+
+/// What the worker decided to do with the request before PHP sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run the primary script (`path_translated`).
+    Execute,
+    /// No usable script: 404 `File not found.` (reference §7.5).
+    NotFound,
+    /// `security.limit_extensions` refused the script: 403 `Access denied.`.
+    Denied,
+    /// A page the worker answers itself (ping, status): status code, extra headers, body.
+    Respond { headers: Vec<String>, body: Vec<u8> },
+}
+
+/// One request as PHP will see it. The strings must live until [`run`] returns.
+pub struct Request<'a> {
+    /// Every variable for `$_SERVER`/`$_ENV`/`getenv()`, in php-fpm's order.
+    pub vars: &'a Vars,
+    pub method: Option<&'a CStr>,
+    pub query: &'a CStr,
+    pub content_type: &'a CStr,
+    pub content_length: i64,
+    /// The effective SCRIPT_NAME.
+    pub request_uri: Option<&'a CStr>,
+    /// The script to run.
+    pub path_translated: Option<&'a CStr>,
+    pub auth: Option<&'a CStr>,
+    pub cookie: Option<&'a CStr>,
+    pub php_self: &'a CStr,
+    pub action: Action,
+}
+
+/// How the request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// HTTP status code PHP ended with.
+    pub status: i32,
+    /// `EG(exit_status)`: 255 after a fatal error.
+    pub exit_status: i32,
+    /// PHP request start-up failed: the worker must exit (php-fpm exits 70).
+    pub startup_failed: bool,
+}
+
+struct Ctx<'a> {
+    conn: *mut (dyn Conn + 'a),
+    req: *const Request<'a>,
+    scratch: Vec<u8>,
+}
+
+/// Runs `f`, aborting the process if it panics: no panic may unwind into C.
+fn guard<R>(f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => std::process::abort(),
+    }
+}
+
+/// The request being served, from `SG(server_context)`.
+///
+/// # Safety
+/// Only called from PHP callbacks during [`run`], on the thread that called it; the
+/// context outlives those callbacks and nothing else holds a reference to it then.
+unsafe fn ctx<'a>() -> Option<&'a mut Ctx<'a>> {
+    let p = sys::sapi_globals.server_context as *mut Ctx<'a>;
+    if p.is_null() {
+        None
+    } else {
+        Some(&mut *p)
+    }
+}
+
+static SAPI_NAME: &CStr = c"fpm-fcgi";
+static SAPI_PRETTY: &CStr = c"FPM/FastCGI";
+
+type ImportEnv = unsafe extern "C" fn(*mut sys::zval);
+static mut ORIGINAL_IMPORT_ENV: Option<ImportEnv> = None;
+
+/// Starts PHP once (module start-up: php.ini, extensions, OPcache's shared memory).
+/// Call in the master before forking, after installing every signal handler the
+/// workers need (PHP restores at each request only the handlers that existed when
+/// `zend_signal_startup()` ran).
+pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
+    // SAFETY: single-threaded start-up; the module struct is leaked, so it lives as
+    // long as PHP keeps pointers to it; every string handed over is leaked too.
+    unsafe {
+        sys::zend_signal_startup();
+        let module: &'static mut sys::sapi_module_struct = Box::leak(Box::default());
+        module.name = SAPI_NAME.as_ptr() as *mut c_char;
+        module.pretty_name = SAPI_PRETTY.as_ptr() as *mut c_char;
+        module.ub_write = Some(sys::rfpm_shim_ub_write);
+        module.flush = Some(sys::rfpm_shim_flush);
+        module.getenv = Some(cb_getenv);
+        module.sapi_error = Some(sys::zend_error);
+        module.send_headers = Some(cb_send_headers);
+        module.read_post = Some(cb_read_post);
+        module.read_cookies = Some(cb_read_cookies);
+        module.register_server_variables = Some(cb_register_variables);
+        module.log_message = Some(cb_log_message);
+
+        sys::sapi_startup(module);
+        // sapi_startup() resets these: set them after it.
+        module.php_ini_ignore_cwd = 1;
+        module.php_ini_ignore = c_int::from(opts.no_ini);
+        let scan_dir_was_set = std::env::var_os("PHP_INI_SCAN_DIR").is_some();
+        if !opts.no_ini {
+            let path = opts.ini_path.clone().unwrap_or_else(|| opts.default_ini_dir.clone());
+            let path = CString::new(path).map_err(|_| EngineError::Nul)?;
+            module.php_ini_path_override = path.into_raw();
+            if !scan_dir_was_set {
+                // The embed library would scan its own conf.d; a drop-in scans FPM's.
+                std::env::set_var("PHP_INI_SCAN_DIR", format!("{}/conf.d", opts.default_ini_dir));
+            }
+        }
+        let defines: Vec<CString> =
+            opts.defines.iter().map(|d| CString::new(d.as_str())).collect::<Result<_, _>>().map_err(|_| EngineError::Nul)?;
+        let ptrs: Vec<*const c_char> = defines.iter().map(|d| d.as_ptr()).collect();
+        module.ini_entries = sys::rfpm_shim_ini_entries(ptrs.as_ptr(), ptrs.len());
+
+        let ok = sys::rfpm_shim_module_startup(module as *mut _ as *mut c_void);
+        if !opts.no_ini && !scan_dir_was_set {
+            std::env::remove_var("PHP_INI_SCAN_DIR");
+        }
+        if ok != sys::rfpm_shim_result::RFPM_SHIM_OK {
+            return Err(EngineError::ModuleStartup);
+        }
+        ORIGINAL_IMPORT_ENV = sys::php_import_environment_variables;
+        sys::php_import_environment_variables = Some(cb_import_env);
+    }
+    Ok(())
+}
+
+/// Shuts PHP down (master exit).
+pub fn shutdown() {
+    // SAFETY: called once, after startup, when no request runs.
+    unsafe {
+        sys::php_module_shutdown();
+        sys::sapi_shutdown();
+    }
+}
+
+/// Values of our INI entries that the worker's path logic needs.
+#[derive(Debug, Clone, Default)]
+pub struct FpmIni {
+    pub fix_pathinfo: bool,
+    pub discard_path: bool,
+    pub fastcgi_logging: bool,
+    pub error_header: Option<String>,
+}
+
+/// The current values of `cgi.fix_pathinfo`, `cgi.discard_path`, `fastcgi.logging`,
+/// `fastcgi.error_header`.
+pub fn fpm_ini() -> FpmIni {
+    // SAFETY: the INI struct is plain data written by PHP's INI handlers on this thread.
+    unsafe {
+        let ini = &*ptr::addr_of!(sys::rfpm_shim_ini);
+        FpmIni {
+            fix_pathinfo: ini.fix_pathinfo,
+            discard_path: ini.discard_path,
+            fastcgi_logging: ini.fastcgi_logging,
+            error_header: cstr_opt(ini.error_header).map(|s| s.to_string_lossy().into_owned()),
+        }
+    }
+}
+
+/// php.ini's `doc_root`, if set.
+pub fn ini_string(name: &str) -> Option<String> {
+    let cname = CString::new(name).ok()?;
+    // SAFETY: zend_ini_string_ex returns a pointer into PHP's INI storage or NULL.
+    unsafe {
+        let mut exists = false;
+        let p = sys::zend_ini_string_ex(cname.as_ptr(), name.len(), 0, &mut exists);
+        if !exists {
+            return None;
+        }
+        cstr_opt(p).map(|s| s.to_string_lossy().into_owned())
+    }
+}
+
+unsafe fn cstr_opt<'a>(p: *const c_char) -> Option<&'a CStr> {
+    if p.is_null() {
+        None
+    } else {
+        Some(CStr::from_ptr(p))
+    }
+}
+
+/// Runs one request through PHP: request start-up, the action, request shutdown.
+pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
+    let mut ctx = Ctx { conn: conn as *mut dyn Conn, req: req as *const Request<'_>, scratch: Vec::new() };
+    let mut outcome = Outcome { status: 200, exit_status: 0, startup_failed: false };
+    // SAFETY: PHP's globals are only touched from this thread; `ctx` and every string
+    // of `req` outlive the PHP calls below (SG(server_context) is cleared before
+    // returning); the request_info pointers are only read by PHP.
+    unsafe {
+        let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
+        sg.server_context = &mut ctx as *mut Ctx<'_> as *mut c_void;
+        let ri = &mut sg.request_info;
+        ri.request_method = req.method.map_or(ptr::null(), CStr::as_ptr);
+        ri.query_string = req.query.as_ptr() as *mut c_char;
+        ri.content_type = req.content_type.as_ptr();
+        ri.content_length = req.content_length;
+        ri.request_uri = req.request_uri.map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
+        ri.path_translated = req.path_translated.map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
+        sg.sapi_headers.http_response_code = 200;
+        if let Some(auth) = req.auth {
+            sys::php_handle_auth_data(auth.as_ptr());
+        }
+
+        if sys::rfpm_shim_request_startup() != sys::rfpm_shim_result::RFPM_SHIM_OK {
+            outcome.startup_failed = true;
+            sg.server_context = ptr::null_mut();
+            return outcome;
+        }
+
+        if req.method.is_some() {
+            run_action(&mut ctx, req);
+            if let Some(h) = fpm_ini().error_header {
+                if sys::rfpm_shim_exit_status() == 255 && sg.headers_sent == 0 {
+                    let h = CString::new(h).unwrap_or_default();
+                    let line = sys::sapi_header_line {
+                        line: h.as_ptr(),
+                        line_len: h.as_bytes().len(),
+                        response_code: 0,
+                    };
+                    sys::sapi_header_op(sys::sapi_header_op_enum::SAPI_HEADER_REPLACE, &line as *const _ as *mut c_void);
+                }
+            }
+        }
+        outcome.exit_status = sys::rfpm_shim_exit_status();
+        outcome.status = (*ptr::addr_of!(sys::sapi_globals)).sapi_headers.http_response_code;
+        sys::rfpm_shim_request_shutdown();
+        (*ptr::addr_of_mut!(sys::sapi_globals)).server_context = ptr::null_mut();
+    }
+    outcome
+}
+
+/// # Safety
+/// Inside an active PHP request, from [`run`].
+unsafe fn run_action(ctx: &mut Ctx<'_>, req: &Request<'_>) {
+    let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
+    match &req.action {
+        Action::NotFound => {
+            (*ctx.conn).log(Level::Debug, b"Primary script unknown");
+            sg.sapi_headers.http_response_code = 404;
+            output(b"File not found.\n");
+        }
+        Action::Denied => {
+            sg.sapi_headers.http_response_code = 403;
+            output(b"Access denied.\n");
+        }
+        Action::Respond { headers, body } => {
+            for h in headers {
+                let Ok(h) = CString::new(h.as_str()) else { continue };
+                let line = sys::sapi_header_line { line: h.as_ptr(), line_len: h.as_bytes().len(), response_code: 0 };
+                sys::sapi_header_op(sys::sapi_header_op_enum::SAPI_HEADER_REPLACE, &line as *const _ as *mut c_void);
+            }
+            if !sg.request_info.headers_only {
+                output(body);
+            }
+        }
+        Action::Execute => {
+            let mut err: c_int = 0;
+            if sys::rfpm_shim_execute_primary(&mut err) == sys::rfpm_shim_result::RFPM_SHIM_FAILED {
+                let path = req.path_translated.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                let msg = format!("Unable to open primary script: {} ({})", path, std::io::Error::from_raw_os_error(err))
+                    .replace(&format!(" (os error {err})"), "");
+                (*ctx.conn).log(Level::Error, msg.as_bytes());
+                if err == libc::EACCES {
+                    sg.sapi_headers.http_response_code = 403;
+                    output(b"Access denied.\n");
+                } else {
+                    sg.sapi_headers.http_response_code = 404;
+                    output(b"No input file specified.\n");
+                }
+            }
+        }
+    }
+}
+
+/// Writes through PHP's output layer (guarded: output handlers may bail out).
+fn output(data: &[u8]) {
+    // SAFETY: data is valid for the call; the shim catches bailouts.
+    unsafe {
+        sys::rfpm_shim_output(data.as_ptr() as *const c_char, data.len());
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Callbacks from PHP.
+
+#[no_mangle]
+extern "C" fn rfpm_rs_write(s: *const c_char, len: usize) -> bool {
+    guard(|| {
+        // SAFETY: PHP passes a buffer of `len` bytes; the context is valid during run().
+        unsafe {
+            let Some(ctx) = ctx() else { return true };
+            if len == 0 {
+                return true;
+            }
+            (*ctx.conn).write(std::slice::from_raw_parts(s as *const u8, len))
+        }
+    })
+}
+
+#[no_mangle]
+extern "C" fn rfpm_rs_flush() -> bool {
+    guard(|| {
+        // SAFETY: see rfpm_rs_write.
+        unsafe {
+            match ctx() {
+                Some(ctx) => {
+                    if (*ptr::addr_of!(sys::sapi_globals)).headers_sent == 0 {
+                        // PHP sends the headers on its own before the first output.
+                        return true;
+                    }
+                    (*ctx.conn).flush()
+                }
+                None => true,
+            }
+        }
+    })
+}
+
+#[no_mangle]
+extern "C" fn rfpm_rs_connection_open() -> bool {
+    // SAFETY: see rfpm_rs_write.
+    guard(|| unsafe { ctx().is_some_and(|c| (*c.conn).is_open()) })
+}
+
+#[no_mangle]
+extern "C" fn rfpm_rs_finish_request() -> bool {
+    // SAFETY: see rfpm_rs_write.
+    guard(|| unsafe { ctx().is_some_and(|c| (*c.conn).finish()) })
+}
+
+#[no_mangle]
+extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
+    guard(|| {
+        // SAFETY: `arr` is the initialised return-value array of apache_request_headers().
+        unsafe {
+            let Some(ctx) = ctx() else { return };
+            let req = &*ctx.req;
+            for (name, value) in req.vars.params() {
+                let Some(header) = vars::header_name(name) else { continue };
+                sys::add_assoc_stringl_ex(
+                    arr as *mut sys::zval,
+                    header.as_ptr() as *const c_char,
+                    header.len(),
+                    value.as_ptr() as *const c_char,
+                    value.len(),
+                );
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn cb_getenv(name: *const c_char, len: usize) -> *mut c_char {
+    guard(|| {
+        let Some(ctx) = ctx() else { return ptr::null_mut() };
+        let name = std::slice::from_raw_parts(name as *const u8, len);
+        // httpoxy: never hand out the web server's HTTP_PROXY (nor a prefix of it).
+        if !name.is_empty() && b"HTTP_PROXY".len() >= name.len() && b"HTTP_PROXY"[..name.len()].eq_ignore_ascii_case(name)
+        {
+            return ptr::null_mut();
+        }
+        (*ctx.req).vars.get_param_cstr(name).map_or(ptr::null_mut(), |v| v.as_ptr() as *mut c_char)
+    })
+}
+
+unsafe extern "C" fn cb_send_headers(sh: *mut sys::sapi_headers_struct) -> c_int {
+    guard(|| {
+        let Some(ctx) = ctx() else { return sys::SAPI_HEADER_SENT_SUCCESSFULLY as c_int };
+        let sh = &mut *sh;
+        let mut lines: Vec<&[u8]> = Vec::new();
+        let mut pos: sys::zend_llist_position = ptr::null_mut();
+        let mut h = sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos) as *const sys::sapi_header_struct;
+        while !h.is_null() {
+            let hs = &*h;
+            if !hs.header.is_null() {
+                lines.push(std::slice::from_raw_parts(hs.header as *const u8, hs.header_len));
+            }
+            h = sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos) as *const sys::sapi_header_struct;
+        }
+        let ini = &*ptr::addr_of!(sys::rfpm_shim_ini);
+        let head = headers::Head {
+            code: sh.http_response_code,
+            status_line: cstr_opt(sh.http_status_line).map(CStr::to_bytes),
+            headers: lines,
+            rfc2616: ini.rfc2616_headers,
+            nph: ini.nph,
+        };
+        let block = headers::build(&head, status_reason);
+        (*ctx.conn).write(&block);
+        sys::SAPI_HEADER_SENT_SUCCESSFULLY as c_int
+    })
+}
+
+/// Reason phrase of an HTTP status from PHP's own table.
+pub fn status_reason(code: i32) -> Option<String> {
+    // SAFETY: returns a static string or NULL.
+    unsafe { cstr_opt(sys::rfpm_shim_status_reason(code)).map(|s| s.to_string_lossy().into_owned()) }
+}
+
+unsafe extern "C" fn cb_read_post(buf: *mut c_char, count: usize) -> usize {
+    guard(|| {
+        let Some(ctx) = ctx() else { return 0 };
+        let req = &*ctx.req;
+        let sg = &*ptr::addr_of!(sys::sapi_globals);
+        // Never more than CONTENT_LENGTH.
+        let left = (req.content_length - sg.read_post_bytes).max(0) as usize;
+        let want = count.min(left);
+        if want == 0 {
+            return 0;
+        }
+        let out = std::slice::from_raw_parts_mut(buf as *mut u8, want);
+        let mut got = 0;
+        while got < want {
+            let n = (*ctx.conn).read_body(&mut out[got..]);
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        got
+    })
+}
+
+unsafe extern "C" fn cb_read_cookies() -> *mut c_char {
+    guard(|| match ctx() {
+        Some(ctx) => (*ctx.req).cookie.map_or(ptr::null_mut(), |c| c.as_ptr() as *mut c_char),
+        None => ptr::null_mut(),
+    })
+}
+
+unsafe extern "C" fn cb_log_message(msg: *const c_char, _syslog_type: c_int) {
+    guard(|| {
+        if msg.is_null() {
+            return;
+        }
+        let text = CStr::from_ptr(msg).to_bytes();
+        let mut line = Vec::with_capacity(text.len() + 13);
+        line.extend_from_slice(b"PHP message: ");
+        line.extend_from_slice(text);
+        match ctx() {
+            Some(ctx) => (*ctx.conn).log(Level::Notice, &line),
+            None => {
+                // Outside a request (start-up): the worker's or master's stderr.
+                line.push(b'\n');
+                let mut s = b"NOTICE: ".to_vec();
+                s.extend_from_slice(&line);
+                libc::write(2, s.as_ptr() as *const c_void, s.len());
+            }
+        }
+    })
+}
+
+/// `$_SERVER` (and `$_ENV`): the worker's environment, then every FastCGI param.
+unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
+    guard(|| {
+        if let Some(orig) = ORIGINAL_IMPORT_ENV {
+            orig(arr);
+        }
+        let Some(ctx) = ctx() else { return };
+        let req = &*ctx.req;
+        for (name, value) in req.vars.params_cstr() {
+            if name.to_bytes() == b"HTTP_PROXY" {
+                continue;
+            }
+            register(&mut ctx.scratch, name, value, arr);
+        }
+    })
+}
+
+unsafe extern "C" fn cb_register_variables(arr: *mut sys::zval) {
+    guard(|| {
+        if let Some(import) = sys::php_import_environment_variables {
+            import(arr);
+        }
+        let Some(ctx) = ctx() else { return };
+        let req = &*ctx.req;
+        register(&mut ctx.scratch, c"PHP_SELF", req.php_self.to_bytes(), arr);
+    })
+}
+
+/// One variable through PHP's input filter into `arr`.
+unsafe fn register(scratch: &mut Vec<u8>, name: &CStr, value: &[u8], arr: *mut sys::zval) {
+    scratch.clear();
+    scratch.extend_from_slice(value);
+    scratch.push(0);
+    let mut val = scratch.as_mut_ptr() as *mut c_char;
+    let mut new_len: usize = 0;
+    let filter = (*ptr::addr_of!(sys::sapi_module)).input_filter;
+    let keep = match filter {
+        Some(f) => f(sys::PARSE_SERVER as c_int, name.as_ptr(), &mut val, value.len(), &mut new_len) != 0,
+        None => {
+            new_len = value.len();
+            true
+        }
+    };
+    if keep {
+        sys::php_register_variable_safe(name.as_ptr(), val, new_len, arr);
+    }
+}
