@@ -352,6 +352,15 @@ impl Fpm {
 
 impl Drop for Fpm {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: show what the master said, it is usually the explanation.
+            eprintln!(
+                "--- {} master log ({}) ---\n{}--- end of master log ---",
+                self.kind.name(),
+                self.dir().display(),
+                self.log()
+            );
+        }
         let Some(mut child) = self.child().take() else {
             return;
         };
@@ -380,5 +389,26 @@ pub(crate) fn read_lossy(path: &Path) -> String {
     match std::fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_overrides() {
+        let b = Fpm::builder(Kind::PhpFpm)
+            .global("log_level = debug")
+            .pool_line("pm.max_children = 1")
+            .pool_line("pm.max_requests = 5")
+            .pool("second", &["listen = 127.0.0.1:0"]);
+        let text = b.config_text(Path::new("/t"));
+        assert_eq!(
+            text,
+            "[global]\nerror_log = /t/fpm.log\ndaemonize = no\npid = /t/fpm.pid\nlog_level = debug\n\n\
+             [www]\nlisten = /t/fpm.sock\npm = static\npm.max_children = 1\npm.max_requests = 5\n\n\
+             [second]\npm = static\npm.max_children = 2\nlisten = 127.0.0.1:0\n\n"
+        );
     }
 }

@@ -66,7 +66,32 @@ both!(hello_world, |kind| {
     assert_eq!(resp.app_status, 0);
     assert_eq!(resp.protocol_status, 0);
     assert_eq!(text(&resp.stderr), "", "no FastCGI stderr");
+    assert_framing(&resp);
 });
+
+/// FastCGI framing as php-fpm writes it: every record padded to a multiple of 8, no empty
+/// STDOUT/STDERR record, END_REQUEST (8 bytes) last.
+fn assert_framing(resp: &integration::fcgi::client::Response) {
+    const STDOUT: u8 = 6;
+    const STDERR: u8 = 7;
+    const END_REQUEST: u8 = 3;
+    let recs = &resp.records;
+    assert_eq!(
+        recs.last().map(|r| (r.0, r.1)),
+        Some((END_REQUEST, 8)),
+        "{recs:?}"
+    );
+    for &(kind, len, pad) in recs {
+        assert_eq!(
+            (usize::from(len) + usize::from(pad)) % 8,
+            0,
+            "padding: {recs:?}"
+        );
+        if kind == STDOUT || kind == STDERR {
+            assert!(len > 0, "empty stream record: {recs:?}");
+        }
+    }
+}
 
 both!(get_query_values, |kind| {
     let fpm = start(kind);
@@ -179,6 +204,7 @@ both!(missing_script_404, |kind| {
     );
     assert_eq!(text(&resp.stderr), "Primary script unknown");
     assert_eq!(resp.app_status, 0);
+    assert_framing(&resp);
 });
 
 both!(fastcgi_finish_request_ends_response_early, |kind| {
