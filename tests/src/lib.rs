@@ -4,7 +4,7 @@
 //!
 //! Every test is written once and instantiated for both kinds with [`both!`]:
 //!
-//! ```ignore
+//! ```text
 //! integration::both!(hello_world, |kind| {
 //!     let fpm = integration::Fpm::builder(kind).start().expect("start");
 //!     let resp = fpm.request("hello.php", &[]).expect("request");

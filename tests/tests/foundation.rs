@@ -418,3 +418,53 @@ both!(master_log_sigquit, |kind| {
 both!(master_log_sigterm, |kind| {
     master_log_and_stop(kind, libc::SIGTERM, "NOTICE: Terminating ...");
 });
+
+/// Differential: the same requests against php-fpm8.2 and rfpm (same config) give the same
+/// stdout (headers and body, byte for byte), stderr, statuses and record types.
+#[test]
+fn differential_responses_rfpm() {
+    let reference = start(Kind::PhpFpm);
+    let rfpm = start(Kind::Rfpm);
+    let requests = [
+        Req::get("hello.php"),
+        Req::get("query.php").query("a=1&b=hello%20world&c[]=x&c[]=y"),
+        Req::post(
+            "post.php",
+            "application/x-www-form-urlencoded",
+            b"name=J%C3%B6rg&empty=&sum=1%2B1%3D2".to_vec(),
+        ),
+        Req::get("headers.php"),
+        Req::get("redirect.php"),
+        Req::get("no-such-script.php"),
+        Req::get("sapi.php"),
+    ];
+    let mut diffs = Vec::new();
+    for req in &requests {
+        let want = ok(reference.send(req));
+        let got = ok(rfpm.send(req));
+        let kinds = |r: &integration::fcgi::client::Response| {
+            r.records.iter().map(|x| x.0).collect::<Vec<_>>()
+        };
+        if want.stdout != got.stdout
+            || want.stderr != got.stderr
+            || want.app_status != got.app_status
+            || want.protocol_status != got.protocol_status
+            || kinds(&want) != kinds(&got)
+        {
+            diffs.push(format!(
+                "{req:?}\n  php-fpm: stdout {:?} stderr {:?} app {} proto {} records {:?}\n  rfpm:    stdout {:?} stderr {:?} app {} proto {} records {:?}",
+                want.stdout_str(),
+                want.stderr_str(),
+                want.app_status,
+                want.protocol_status,
+                want.records,
+                got.stdout_str(),
+                got.stderr_str(),
+                got.app_status,
+                got.protocol_status,
+                got.records,
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
