@@ -1,0 +1,979 @@
+//! php-fpm's error log (reference §5.1–§5.3): line format, levels, `log_limit`, destinations.
+//!
+//! Pure part: [`format_record`] builds the exact bytes of one entry from a [`Record`], a
+//! [`Format`] and the time ([`Tm`]) passed in. Effect part: [`Logger`] owns the destination
+//! (stderr, a file, or syslog) and writes each entry with one `write(2)`; a process-wide
+//! logger ([`with`], the `notice!`/`warning!`/`error!`/`alert!`/`debug!` macros and their
+//! `*_sys!` forms with the SYSERR suffix) is used by the master and, after
+//! [`Logger::worker_mode`], by the workers it forks.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Default `log_limit`.
+pub const DEFAULT_LIMIT: usize = 1024;
+/// Size of php-fpm's buffer for one-shot messages: a longer entry is cut.
+pub const ONE_SHOT_BUFFER: usize = 2048;
+
+/// Log levels, in increasing severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Debug,
+    Notice,
+    Warning,
+    Error,
+    Alert,
+}
+
+impl Level {
+    /// Parses a `log_level` value: `debug`, `notice`, `warning`, `warn`, `error`, `alert`,
+    /// in any case.
+    pub fn parse(value: &str) -> Option<Level> {
+        let v = value.to_ascii_lowercase();
+        match v.as_str() {
+            "debug" => Some(Level::Debug),
+            "notice" => Some(Level::Notice),
+            "warning" | "warn" => Some(Level::Warning),
+            "error" => Some(Level::Error),
+            "alert" => Some(Level::Alert),
+            _ => None,
+        }
+    }
+
+    /// The name written in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Notice => "NOTICE",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Alert => "ALERT",
+        }
+    }
+
+    /// The syslog priority of this level.
+    pub fn syslog_priority(self) -> libc::c_int {
+        match self {
+            Level::Debug => libc::LOG_DEBUG,
+            Level::Notice => libc::LOG_NOTICE,
+            Level::Warning => libc::LOG_WARNING,
+            Level::Error => libc::LOG_ERR,
+            Level::Alert => libc::LOG_ALERT,
+        }
+    }
+}
+
+/// A broken-down local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tm {
+    pub year: i32,
+    /// 1..=12
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub min: u32,
+    pub sec: u32,
+    pub usec: u32,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `DD-Mon-YYYY HH:MM:SS`, or `DD-Mon-YYYY HH:MM:SS.uuuuuu` with `usec`.
+pub fn format_time(tm: &Tm, usec: bool) -> String {
+    let month = MONTHS
+        .get((tm.month as usize).wrapping_sub(1))
+        .copied()
+        .unwrap_or("???");
+    let mut s = format!(
+        "{:02}-{}-{:04} {:02}:{:02}:{:02}",
+        tm.day, month, tm.year, tm.hour, tm.min, tm.sec
+    );
+    if usec {
+        s.push_str(&format!(".{:06}", tm.usec));
+    }
+    s
+}
+
+/// The current local time (libc `localtime_r`, so `TZ` and `/etc/localtime` apply).
+pub fn now() -> Tm {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    local_time(since.as_secs() as libc::time_t, since.subsec_micros())
+}
+
+/// Converts seconds since the epoch to local time.
+pub fn local_time(secs: libc::time_t, usec: u32) -> Tm {
+    // SAFETY: `libc::tm` is plain old data for which all-zero bytes are a valid value.
+    let mut out: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call; localtime_r is the
+    // reentrant form and writes only into `out`.
+    let res = unsafe { libc::localtime_r(&secs, &mut out) };
+    if res.is_null() {
+        return Tm {
+            year: 1970,
+            month: 1,
+            day: 1,
+            usec,
+            ..Tm::default()
+        };
+    }
+    Tm {
+        year: out.tm_year + 1900,
+        month: (out.tm_mon + 1) as u32,
+        day: out.tm_mday as u32,
+        hour: out.tm_hour as u32,
+        min: out.tm_min as u32,
+        sec: out.tm_sec as u32,
+        usec,
+    }
+}
+
+/// The text of `strerror(errno)`.
+pub fn strerror(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    // std renders "<strerror> (os error <n>)".
+    let suffix = format!(" (os error {errno})");
+    match text.strip_suffix(&suffix) {
+        Some(s) => s.to_string(),
+        None => text,
+    }
+}
+
+/// The SYSERR suffix: `: <strerror(errno)> (<errno>)`.
+pub fn syserr_suffix(errno: i32) -> String {
+    format!(": {} ({})", strerror(errno), errno)
+}
+
+/// Where and how entries are rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Master, file or stderr: `[time] LEVEL: message`.
+    Master,
+    /// Master, syslog: `[LEVEL] message` (the newline is not sent to syslog).
+    Syslog,
+    /// Worker: `LEVEL: message`.
+    Worker,
+}
+
+/// How a too-long entry is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// A one-shot message (php-fpm's `zlog`): cut only when the entry (newline included)
+    /// exceeds 2048 bytes, or exceeds `log_limit` and carries a SYSERR suffix; then cut to
+    /// `min(log_limit, 2048)` bytes.
+    OneShot,
+    /// A stream entry (`PHP message: …`): cut when longer than `log_limit`, to `log_limit`.
+    Stream,
+}
+
+/// Formatting parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    pub style: Style,
+    /// The configured level is DEBUG: timestamps get microseconds and entries carry the
+    /// pid (master) and the source location.
+    pub debug: bool,
+    /// `log_limit`.
+    pub limit: usize,
+    /// Pid shown in master debug entries.
+    pub pid: u32,
+}
+
+/// One log entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub level: Level,
+    /// Function (a `\w+` name) shown at debug level.
+    pub function: &'a str,
+    pub line: u32,
+    pub message: &'a [u8],
+    /// errno for the SYSERR suffix.
+    pub errno: Option<i32>,
+    pub cut: Cut,
+}
+
+/// Cuts `entry` (which ends in `\n`) to `len` bytes ending in `...\n`.
+fn cut_to(entry: &mut Vec<u8>, len: usize) {
+    let keep = len.saturating_sub(4);
+    entry.truncate(keep);
+    entry.extend_from_slice(b"...\n");
+}
+
+/// Builds the bytes of one entry, newline included (for [`Style::Syslog`] the caller drops
+/// the newline when sending to syslog and keeps it for the stderr copy).
+pub fn format_record(fmt: &Format, tm: &Tm, rec: &Record<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + rec.message.len());
+    match fmt.style {
+        Style::Master => {
+            out.extend_from_slice(b"[");
+            out.extend_from_slice(format_time(tm, fmt.debug).as_bytes());
+            out.extend_from_slice(b"] ");
+            out.extend_from_slice(rec.level.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            if fmt.debug {
+                out.extend_from_slice(
+                    format!("pid {}, {}(), line {}: ", fmt.pid, rec.function, rec.line).as_bytes(),
+                );
+            }
+        }
+        Style::Syslog => {
+            out.extend_from_slice(b"[");
+            out.extend_from_slice(rec.level.as_str().as_bytes());
+            out.extend_from_slice(b"] ");
+            if fmt.debug {
+                out.extend_from_slice(
+                    format!("{}(), line {}: ", rec.function, rec.line).as_bytes(),
+                );
+            }
+        }
+        Style::Worker => {
+            out.extend_from_slice(rec.level.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            if fmt.debug {
+                out.extend_from_slice(
+                    format!("{}(), line {}: ", rec.function, rec.line).as_bytes(),
+                );
+            }
+        }
+    }
+    out.extend_from_slice(rec.message);
+    if let Some(errno) = rec.errno {
+        out.extend_from_slice(syserr_suffix(errno).as_bytes());
+    }
+    out.push(b'\n');
+    let limit = fmt.limit.max(4);
+    match rec.cut {
+        Cut::OneShot => {
+            let cut_len = limit.min(ONE_SHOT_BUFFER);
+            let allowed = if rec.errno.is_some() {
+                cut_len
+            } else {
+                ONE_SHOT_BUFFER
+            };
+            if out.len() > allowed {
+                cut_to(&mut out, cut_len);
+            }
+        }
+        Cut::Stream => {
+            if out.len() > limit {
+                cut_to(&mut out, limit);
+            }
+        }
+    }
+    out
+}
+
+/// Opens an error log file like php-fpm: append, create with mode 0600, close-on-exec.
+pub fn open_log_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// An open syslog connection; `openlog` keeps a pointer to the ident, so it lives here.
+#[derive(Debug)]
+pub struct Syslog {
+    _ident: CString,
+}
+
+impl Syslog {
+    /// `openlog(ident, LOG_PID|LOG_CONS, facility)`.
+    pub fn open(ident: &str, facility: libc::c_int) -> Syslog {
+        let ident = CString::new(ident.replace('\0', "")).unwrap_or_default();
+        // SAFETY: `ident` is a valid NUL-terminated string kept alive in the returned value
+        // for as long as the connection is used; `Drop` calls closelog before freeing it.
+        unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_CONS, facility) };
+        Syslog { _ident: ident }
+    }
+
+    fn send(&self, priority: libc::c_int, text: &[u8]) {
+        let Ok(msg) = CString::new(
+            text.iter()
+                .copied()
+                .filter(|&b| b != 0)
+                .collect::<Vec<u8>>(),
+        ) else {
+            return;
+        };
+        // SAFETY: the format is a static NUL-terminated "%s" and `msg` a valid C string that
+        // outlives the call.
+        unsafe { libc::syslog(priority, c"%s".as_ptr(), msg.as_ptr()) };
+    }
+}
+
+impl Drop for Syslog {
+    fn drop(&mut self) {
+        // SAFETY: closelog has no preconditions; after it syslog no longer uses the ident.
+        unsafe { libc::closelog() };
+    }
+}
+
+/// Where master entries go.
+#[derive(Debug)]
+pub enum Dest {
+    /// fd 2.
+    Stderr,
+    /// An error log file, with its path for [`Logger::reopen`].
+    File { file: File, path: PathBuf },
+    /// syslog.
+    Syslog(Syslog),
+}
+
+/// The log writer.
+#[derive(Debug)]
+pub struct Logger {
+    dest: Dest,
+    level: Level,
+    limit: usize,
+    launched: bool,
+    worker: bool,
+}
+
+impl Default for Logger {
+    fn default() -> Self {
+        Logger::new()
+    }
+}
+
+/// Writes all of `buf` to `fd` (one `write(2)` unless interrupted or short).
+fn write_fd(mut w: impl Write, buf: &[u8]) {
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match w.write(rest) {
+            Ok(0) => return,
+            Ok(n) => rest = &rest[n.min(rest.len())..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn write_stderr(buf: &[u8]) {
+    write_fd(io::stderr().lock(), buf);
+}
+
+/// `dup2(from, to)`.
+fn dup2(from: libc::c_int, to: libc::c_int) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the process's descriptor table; both numbers are plain
+    // integers and a bad one yields EBADF, which is reported.
+    let r = unsafe { libc::dup2(from, to) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl Logger {
+    /// A master logger writing to stderr at NOTICE level, not launched (the state before
+    /// the configuration is loaded).
+    pub const fn new() -> Logger {
+        Logger {
+            dest: Dest::Stderr,
+            level: Level::Notice,
+            limit: DEFAULT_LIMIT,
+            launched: false,
+            worker: false,
+        }
+    }
+
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    pub fn set_level(&mut self, level: Level) {
+        self.level = level;
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Sets `log_limit`.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Whether an entry of this level is written at all.
+    pub fn enabled(&self, level: Level) -> bool {
+        level >= self.level
+    }
+
+    pub fn dest(&self) -> &Dest {
+        &self.dest
+    }
+
+    /// Replaces the destination (the previous file or syslog connection is closed).
+    pub fn set_dest(&mut self, dest: Dest) {
+        self.dest = dest;
+    }
+
+    /// Opens `path` (see [`open_log_file`]) and makes it the destination.
+    pub fn open_file(&mut self, path: &Path) -> io::Result<()> {
+        let file = open_log_file(path)?;
+        self.dest = Dest::File {
+            file,
+            path: path.to_path_buf(),
+        };
+        Ok(())
+    }
+
+    /// Makes syslog the destination.
+    pub fn open_syslog(&mut self, ident: &str, facility: libc::c_int) {
+        // Close a previous connection first so the new openlog is not undone by its Drop.
+        self.dest = Dest::Stderr;
+        self.dest = Dest::Syslog(Syslog::open(ident, facility));
+    }
+
+    pub fn launched(&self) -> bool {
+        self.launched
+    }
+
+    /// Marks the master launched: from now on NOTICE-or-higher entries are no longer
+    /// copied to stderr.
+    pub fn set_launched(&mut self, launched: bool) {
+        self.launched = launched;
+    }
+
+    /// Ties fd 2 to the destination (reference §3.1 step 11): the error log file, or
+    /// `/dev/null` for syslog; nothing for stderr.
+    pub fn tie_stderr(&self) -> io::Result<()> {
+        match &self.dest {
+            Dest::Stderr => Ok(()),
+            Dest::File { file, .. } => dup2(file.as_raw_fd(), libc::STDERR_FILENO),
+            Dest::Syslog(_) => {
+                let null = OpenOptions::new().write(true).open("/dev/null")?;
+                dup2(null.as_raw_fd(), libc::STDERR_FILENO)
+            }
+        }
+    }
+
+    /// SIGUSR1: reopens the error log file onto the same descriptor, and onto fd 2 too when
+    /// the master is launched (fd 2 then follows the log). Nothing to do for stderr/syslog.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        let Dest::File { file, path } = &self.dest else {
+            return Ok(());
+        };
+        let fresh = open_log_file(path)?;
+        dup2(fresh.as_raw_fd(), file.as_raw_fd())?;
+        if self.launched && !self.worker {
+            dup2(file.as_raw_fd(), libc::STDERR_FILENO)?;
+        }
+        Ok(())
+    }
+
+    /// Switches a freshly forked worker to worker mode: the master's error log is dropped
+    /// (closed in this process), entries go to fd 2 as `LEVEL: message`.
+    pub fn worker_mode(&mut self) {
+        self.dest = Dest::Stderr;
+        self.worker = true;
+        self.launched = true;
+    }
+
+    pub fn is_worker(&self) -> bool {
+        self.worker
+    }
+
+    fn style(&self) -> Style {
+        if self.worker {
+            Style::Worker
+        } else if matches!(self.dest, Dest::Syslog(_)) {
+            Style::Syslog
+        } else {
+            Style::Master
+        }
+    }
+
+    /// The format this logger uses now.
+    pub fn format(&self) -> Format {
+        Format {
+            style: self.style(),
+            debug: self.level == Level::Debug,
+            limit: self.limit,
+            pid: std::process::id(),
+        }
+    }
+
+    /// Writes one entry (if its level is enabled), stamped with the current time.
+    pub fn log(&mut self, rec: &Record<'_>) {
+        if !self.enabled(rec.level) {
+            return;
+        }
+        let entry = format_record(&self.format(), &now(), rec);
+        self.write_entry(rec.level, &entry);
+    }
+
+    /// Writes an already formatted entry (ending in `\n`) to the destination, plus the
+    /// stderr copy before launch.
+    pub fn write_entry(&mut self, level: Level, entry: &[u8]) {
+        let copy_to_stderr = !self.launched && level >= Level::Notice;
+        match &self.dest {
+            Dest::Stderr => write_stderr(entry),
+            Dest::File { file, .. } => {
+                write_fd(file, entry);
+                if copy_to_stderr {
+                    write_stderr(entry);
+                }
+            }
+            Dest::Syslog(syslog) => {
+                let text = entry.strip_suffix(b"\n").unwrap_or(entry);
+                // php-fpm's quirk: the priority is the configured level's, not the entry's.
+                syslog.send(self.level.syslog_priority(), text);
+                if copy_to_stderr {
+                    write_stderr(entry);
+                }
+            }
+        }
+    }
+}
+
+static GLOBAL: Mutex<Logger> = Mutex::new(Logger::new());
+
+fn global() -> MutexGuard<'static, Logger> {
+    // A panic while logging leaves the logger usable.
+    GLOBAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `f` on the process-wide logger (the master is single-threaded; a forked worker
+/// inherits it — call [`Logger::worker_mode`] there). Do not log from inside `f`.
+pub fn with<R>(f: impl FnOnce(&mut Logger) -> R) -> R {
+    f(&mut global())
+}
+
+/// Logs a one-shot message through the process-wide logger.
+pub fn log(level: Level, function: &str, line: u32, message: &str, errno: Option<i32>) {
+    let mut logger = global();
+    if !logger.enabled(level) {
+        return;
+    }
+    logger.log(&Record {
+        level,
+        function,
+        line,
+        message: message.as_bytes(),
+        errno,
+        cut: Cut::OneShot,
+    });
+}
+
+/// Logs a stream entry (`PHP message: …`, cut at `log_limit`) through the process-wide
+/// logger.
+pub fn log_stream(level: Level, function: &str, line: u32, message: &[u8]) {
+    let mut logger = global();
+    if !logger.enabled(level) {
+        return;
+    }
+    logger.log(&Record {
+        level,
+        function,
+        line,
+        message,
+        errno: None,
+        cut: Cut::Stream,
+    });
+}
+
+/// Whether the process-wide logger writes entries of `level` (to skip costly formatting).
+pub fn enabled(level: Level) -> bool {
+    global().enabled(level)
+}
+
+/// The last path segment of a `type_name` of a function-local item: the enclosing
+/// function's name, reduced to `\w` characters (`{{closure}}` segments are skipped).
+pub fn function_name(type_name: &'static str) -> &'static str {
+    let path = type_name.strip_suffix("__f").unwrap_or(type_name);
+    path.trim_end_matches("::")
+        .rsplit("::")
+        .find(|seg| !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .unwrap_or("main")
+}
+
+/// The name of the enclosing function, for debug-level entries.
+#[macro_export]
+macro_rules! __rfpm_fn_name {
+    () => {{
+        fn __f() {}
+        fn __type_name_of<T>(_: T) -> &'static str {
+            ::std::any::type_name::<T>()
+        }
+        $crate::log::function_name(__type_name_of(__f))
+    }};
+}
+
+/// Logs at a level: `log_at!(Level::Notice, "fpm is running, pid {}", pid)`.
+#[macro_export]
+macro_rules! log_at {
+    ($level:expr, $($arg:tt)+) => {{
+        let level = $level;
+        if $crate::log::enabled(level) {
+            $crate::log::log(level, $crate::__rfpm_fn_name!(), line!(), &format!($($arg)+), None);
+        }
+    }};
+}
+
+/// Logs at a level with the SYSERR suffix of `errno`:
+/// `log_sys_at!(Level::Error, errno, "failed to open error_log ({})", path)`.
+#[macro_export]
+macro_rules! log_sys_at {
+    ($level:expr, $errno:expr, $($arg:tt)+) => {{
+        let level = $level;
+        let errno: i32 = $errno;
+        if $crate::log::enabled(level) {
+            $crate::log::log(level, $crate::__rfpm_fn_name!(), line!(), &format!($($arg)+), Some(errno));
+        }
+    }};
+}
+
+/// `debug!("...", args)`.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)+) => { $crate::log_at!($crate::log::Level::Debug, $($arg)+) };
+}
+
+/// `notice!("...", args)`.
+#[macro_export]
+macro_rules! notice {
+    ($($arg:tt)+) => { $crate::log_at!($crate::log::Level::Notice, $($arg)+) };
+}
+
+/// `warning!("...", args)`.
+#[macro_export]
+macro_rules! warning {
+    ($($arg:tt)+) => { $crate::log_at!($crate::log::Level::Warning, $($arg)+) };
+}
+
+/// `error!("...", args)`.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)+) => { $crate::log_at!($crate::log::Level::Error, $($arg)+) };
+}
+
+/// `alert!("...", args)`.
+#[macro_export]
+macro_rules! alert {
+    ($($arg:tt)+) => { $crate::log_at!($crate::log::Level::Alert, $($arg)+) };
+}
+
+/// `warning_sys!(errno, "...", args)`: with the SYSERR suffix.
+#[macro_export]
+macro_rules! warning_sys {
+    ($errno:expr, $($arg:tt)+) => { $crate::log_sys_at!($crate::log::Level::Warning, $errno, $($arg)+) };
+}
+
+/// `error_sys!(errno, "...", args)`: with the SYSERR suffix.
+#[macro_export]
+macro_rules! error_sys {
+    ($errno:expr, $($arg:tt)+) => { $crate::log_sys_at!($crate::log::Level::Error, $errno, $($arg)+) };
+}
+
+/// `alert_sys!(errno, "...", args)`: with the SYSERR suffix.
+#[macro_export]
+macro_rules! alert_sys {
+    ($errno:expr, $($arg:tt)+) => { $crate::log_sys_at!($crate::log::Level::Alert, $errno, $($arg)+) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TM: Tm = Tm {
+        year: 2026,
+        month: 11,
+        day: 4,
+        hour: 3,
+        min: 13,
+        sec: 25,
+        usec: 42,
+    };
+
+    fn fmt(style: Style, debug: bool, limit: usize) -> Format {
+        Format {
+            style,
+            debug,
+            limit,
+            pid: 26377,
+        }
+    }
+
+    fn rec(level: Level, message: &str) -> Record<'_> {
+        Record {
+            level,
+            function: "fpm_init",
+            line: 72,
+            message: message.as_bytes(),
+            errno: None,
+            cut: Cut::OneShot,
+        }
+    }
+
+    fn text(v: Vec<u8>) -> String {
+        String::from_utf8(v).unwrap_or_default()
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(Level::parse("debug"), Some(Level::Debug));
+        assert_eq!(Level::parse("NOTICE"), Some(Level::Notice));
+        assert_eq!(Level::parse("Warning"), Some(Level::Warning));
+        assert_eq!(Level::parse("warn"), Some(Level::Warning));
+        assert_eq!(Level::parse("error"), Some(Level::Error));
+        assert_eq!(Level::parse("alert"), Some(Level::Alert));
+        assert_eq!(Level::parse("info"), None);
+        assert_eq!(Level::parse(""), None);
+        assert!(Level::Debug < Level::Notice && Level::Error < Level::Alert);
+        let mut logger = Logger::new();
+        assert!(!logger.enabled(Level::Debug) && logger.enabled(Level::Notice));
+        logger.set_level(Level::Warning);
+        assert!(!logger.enabled(Level::Notice) && logger.enabled(Level::Error));
+    }
+
+    #[test]
+    fn time_format() {
+        assert_eq!(format_time(&TM, false), "04-Nov-2026 03:13:25");
+        assert_eq!(format_time(&TM, true), "04-Nov-2026 03:13:25.000042");
+        let months: Vec<String> = (1..=12)
+            .map(|m| format_time(&Tm { month: m, ..TM }, false)[3..6].to_string())
+            .collect();
+        assert_eq!(
+            months.join(" "),
+            "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec"
+        );
+    }
+
+    #[test]
+    fn local_time_matches_libc_epoch() {
+        // Whatever the zone, the year of the epoch is 1969 or 1970.
+        let tm = local_time(0, 7);
+        assert!(tm.year == 1969 || tm.year == 1970);
+        assert_eq!(tm.usec, 7);
+        let now = now();
+        assert!((1..=12).contains(&now.month) && now.year >= 2024);
+    }
+
+    #[test]
+    fn master_line() {
+        let line = format_record(
+            &fmt(Style::Master, false, 1024),
+            &TM,
+            &rec(Level::Notice, "fpm is running, pid 26377"),
+        );
+        assert_eq!(
+            text(line),
+            "[04-Nov-2026 03:13:25] NOTICE: fpm is running, pid 26377\n"
+        );
+    }
+
+    #[test]
+    fn master_debug_line() {
+        let line = format_record(
+            &fmt(Style::Master, true, 1024),
+            &TM,
+            &rec(Level::Error, "FPM initialization failed"),
+        );
+        assert_eq!(
+            text(line),
+            "[04-Nov-2026 03:13:25.000042] ERROR: pid 26377, fpm_init(), line 72: FPM initialization failed\n"
+        );
+    }
+
+    #[test]
+    fn syslog_and_worker_lines() {
+        let r = rec(Level::Warning, "msg");
+        assert_eq!(
+            text(format_record(&fmt(Style::Syslog, false, 1024), &TM, &r)),
+            "[WARNING] msg\n"
+        );
+        assert_eq!(
+            text(format_record(&fmt(Style::Syslog, true, 1024), &TM, &r)),
+            "[WARNING] fpm_init(), line 72: msg\n"
+        );
+        assert_eq!(
+            text(format_record(&fmt(Style::Worker, false, 1024), &TM, &r)),
+            "WARNING: msg\n"
+        );
+        assert_eq!(
+            text(format_record(&fmt(Style::Worker, true, 1024), &TM, &r)),
+            "WARNING: fpm_init(), line 72: msg\n"
+        );
+    }
+
+    #[test]
+    fn syserr() {
+        assert_eq!(strerror(libc::ENOENT), "No such file or directory");
+        assert_eq!(
+            syserr_suffix(libc::ENOENT),
+            ": No such file or directory (2)"
+        );
+        assert_eq!(syserr_suffix(libc::EACCES), ": Permission denied (13)");
+        let r = Record {
+            errno: Some(libc::ENOENT),
+            ..rec(Level::Error, "failed to open configuration file '/x'")
+        };
+        assert_eq!(
+            text(format_record(&fmt(Style::Master, false, 1024), &TM, &r)),
+            "[04-Nov-2026 03:13:25] ERROR: failed to open configuration file '/x': No such file or directory (2)\n"
+        );
+    }
+
+    /// A master line of exactly `total` bytes (newline included).
+    fn master_of_len(total: usize, errno: Option<i32>) -> (String, Vec<u8>) {
+        let head = "[04-Nov-2026 03:13:25] ERROR: ".len();
+        let tail = errno.map(|e| syserr_suffix(e).len()).unwrap_or(0) + 1;
+        let msg = "m".repeat(total - head - tail);
+        let r = Record {
+            errno,
+            message: msg.as_bytes(),
+            ..rec(Level::Error, "")
+        };
+        let out = format_record(&fmt(Style::Master, false, 1024), &TM, &r);
+        (msg, out)
+    }
+
+    #[test]
+    fn one_shot_cut_at_2048_to_log_limit() {
+        // Verified against php-fpm8.2: a plain line up to 2048 bytes is kept whole even
+        // with log_limit 1024; one byte more and it is cut to 1024.
+        let (_, out) = master_of_len(2048, None);
+        assert_eq!(out.len(), 2048);
+        assert!(!out.ends_with(b"...\n"));
+        let (_, out) = master_of_len(2049, None);
+        assert_eq!(out.len(), 1024);
+        assert!(out.ends_with(b"mmm...\n"));
+        assert!(out.starts_with(b"[04-Nov-2026 03:13:25] ERROR: mmm"));
+    }
+
+    #[test]
+    fn one_shot_with_syserr_cut_at_log_limit() {
+        let (_, out) = master_of_len(1024, Some(2));
+        assert_eq!(out.len(), 1024);
+        assert!(out.ends_with(b"(2)\n"));
+        let (_, out) = master_of_len(1025, Some(2));
+        assert_eq!(out.len(), 1024);
+        assert!(out.ends_with(b"...\n"));
+    }
+
+    #[test]
+    fn one_shot_cut_never_beyond_2048() {
+        // log_limit 4096: a 3000-byte line is cut to 2048, a 1600-byte SYSERR line is kept.
+        let msg = "u".repeat(3000);
+        let r = rec(Level::Error, &msg);
+        let out = format_record(&fmt(Style::Master, false, 4096), &TM, &r);
+        assert_eq!(out.len(), 2048);
+        assert!(out.ends_with(b"u...\n"));
+        let msg = "u".repeat(1600);
+        let r = Record {
+            errno: Some(2),
+            ..rec(Level::Error, &msg)
+        };
+        let out = format_record(&fmt(Style::Master, false, 4096), &TM, &r);
+        assert!(out.len() > 1600 && out.ends_with(b"(2)\n"));
+    }
+
+    #[test]
+    fn stream_cut_at_log_limit() {
+        // Reference: log_limit 2048 → `NOTICE: PHP message: ` + 2023 chars + `...`.
+        let msg = format!("PHP message: {}", "a".repeat(4000));
+        let r = Record {
+            cut: Cut::Stream,
+            ..rec(Level::Notice, &msg)
+        };
+        let out = text(format_record(&fmt(Style::Worker, false, 2048), &TM, &r));
+        assert_eq!(
+            out,
+            format!("NOTICE: PHP message: {}...\n", "a".repeat(2023))
+        );
+        let msg = "b".repeat(2048 - "NOTICE: \n".len());
+        let r = Record {
+            cut: Cut::Stream,
+            ..rec(Level::Notice, &msg)
+        };
+        let out = format_record(&fmt(Style::Worker, false, 2048), &TM, &r);
+        assert_eq!(out.len(), 2048);
+        assert!(out.ends_with(b"b\n"));
+        // Not capped at 2048.
+        let msg = "c".repeat(5000);
+        let r = Record {
+            cut: Cut::Stream,
+            ..rec(Level::Notice, &msg)
+        };
+        let out = format_record(&fmt(Style::Worker, false, 4096), &TM, &r);
+        assert_eq!(out.len(), 4096);
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rfpm-log-{}-{}", tag, std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        dir
+    }
+
+    #[test]
+    fn file_destination_mode_append_and_reopen() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("file");
+        let path = dir.join("log");
+        std::fs::write(&path, b"old\n").unwrap_or_default();
+        std::fs::remove_file(&path).unwrap_or_default();
+        let mut logger = Logger::new();
+        logger.set_launched(true);
+        assert!(logger.open_file(&path).is_ok());
+        let mode = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        assert_eq!(mode, 0o600);
+        if let Dest::File { file, .. } = logger.dest() {
+            // SAFETY: fcntl F_GETFD on a descriptor we own only reads its flags.
+            let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFD) };
+            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        }
+        logger.log(&rec(Level::Notice, "one"));
+        logger.log(&rec(Level::Debug, "filtered"));
+        // Rotate: rename, reopen; the next entry lands in a new file at the old path.
+        let rotated = dir.join("log.1");
+        std::fs::rename(&path, &rotated).unwrap_or_default();
+        logger.write_entry(Level::Notice, b"after rotate\n");
+        // A launched master would also re-point fd 2 (the test runner's): not here.
+        logger.set_launched(false);
+        assert!(logger.reopen().is_ok());
+        logger.set_launched(true);
+        logger.write_entry(Level::Notice, b"two\n");
+        let old = std::fs::read_to_string(&rotated).unwrap_or_default();
+        let new = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(old.ends_with("] NOTICE: one\nafter rotate\n"), "{old:?}");
+        assert!(!old.contains("filtered"));
+        assert_eq!(new, "two\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn open_failure_is_reported() {
+        let mut logger = Logger::new();
+        let err = logger.open_file(Path::new("/nonexistent-dir-rfpm/log"));
+        assert_eq!(err.map_err(|e| e.raw_os_error()), Err(Some(libc::ENOENT)));
+        assert!(matches!(logger.dest(), Dest::Stderr));
+    }
+
+    #[test]
+    fn function_names() {
+        assert_eq!(function_name("rfpm::master::run::__f"), "run");
+        assert_eq!(function_name("rfpm::master::run::{{closure}}::__f"), "run");
+        assert_eq!(function_name("__f"), "main");
+        fn outer() -> &'static str {
+            crate::__rfpm_fn_name!()
+        }
+        assert_eq!(outer(), "outer");
+    }
+}
