@@ -1,0 +1,775 @@
+//! The server side of one FastCGI connection, as a php-fpm 8.2 worker speaks it
+//! (reference §6.4): request framing, lazy request body, buffered response records.
+//!
+//! Blocking and generic over the stream; no clock (the 5-second first-byte timeout of
+//! §6.4 rule 1 belongs to the caller, e.g. a socket read timeout).
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+
+use crate::params::Params;
+use crate::record::{self, Header, HEADER_LEN, MAX_CHUNK_LEN, MAX_CONTENT_LEN};
+
+/// Size of the response buffer (headers included), like php-fpm's.
+pub const OUT_BUF_LEN: usize = 8192;
+/// Initial size of the read buffer; it grows up to one maximal record.
+const IN_BUF_LEN: usize = 8192;
+/// Largest read buffer: one header plus the largest content + padding.
+const IN_BUF_MAX: usize = HEADER_LEN + MAX_CONTENT_LEN;
+/// Reads into a caller's buffer at least this large bypass the read buffer.
+const DIRECT_READ_MIN: usize = 4096;
+/// Default bound on the total bytes of a request's param names and values.
+pub const DEFAULT_MAX_PARAMS_LEN: usize = 16 * 1024 * 1024;
+
+/// FastCGI role of a request (BEGIN_REQUEST). All three are served as ordinary requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Responder,
+    Authorizer,
+    Filter,
+}
+
+impl Role {
+    pub fn from_code(code: u16) -> Option<Role> {
+        match code {
+            record::RESPONDER => Some(Role::Responder),
+            record::AUTHORIZER => Some(Role::Authorizer),
+            record::FILTER => Some(Role::Filter),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> u16 {
+        match self {
+            Role::Responder => record::RESPONDER,
+            Role::Authorizer => record::AUTHORIZER,
+            Role::Filter => record::FILTER,
+        }
+    }
+
+    /// The value of the `FCGI_ROLE` param.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Responder => "RESPONDER",
+            Role::Authorizer => "AUTHORIZER",
+            Role::Filter => "FILTER",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One request's head: everything before the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Request id of BEGIN_REQUEST, echoed in every response record.
+    pub id: u16,
+    pub role: Role,
+    /// FCGI_KEEP_CONN was set.
+    pub keep_conn: bool,
+    /// Params in arrival order; the first entry is `FCGI_ROLE`, added at BEGIN_REQUEST
+    /// exactly as php-fpm does (a received `FCGI_ROLE` param replaces its value).
+    pub params: Params,
+}
+
+/// Why [`ServerConn::read_request`] returned `Ok(None)`: the connection must be closed
+/// without any answer. Useful for debug logs only; php-fpm logs none of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed the connection between requests.
+    Eof,
+    /// The peer closed the connection inside a record.
+    Truncated,
+    /// A record header with version byte 0.
+    BadVersion,
+    /// A record whose content + padding exceeds 65535 bytes.
+    RecordTooLong,
+    /// The first record was neither BEGIN_REQUEST (content length 8) nor GET_VALUES.
+    UnexpectedRecord { kind: u8, content_len: u16 },
+    /// BEGIN_REQUEST with a role other than 1, 2, 3.
+    UnknownRole(u16),
+    /// A name-value pair that does not fit its record.
+    BadParams,
+    /// The params exceed the configured bound ([`ServerConn::set_max_params_len`]).
+    ParamsTooLarge,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Eof => f.write_str("connection closed by peer"),
+            CloseReason::Truncated => f.write_str("connection closed inside a record"),
+            CloseReason::BadVersion => f.write_str("record with version 0"),
+            CloseReason::RecordTooLong => f.write_str("record longer than 65535 bytes"),
+            CloseReason::UnexpectedRecord { kind, content_len } => write!(
+                f,
+                "unexpected {} record ({} bytes) at the start of a request",
+                record::type_name(*kind),
+                content_len
+            ),
+            CloseReason::UnknownRole(r) => write!(f, "unknown role {r}"),
+            CloseReason::BadParams => f.write_str("malformed name-value pair"),
+            CloseReason::ParamsTooLarge => f.write_str("params too large"),
+        }
+    }
+}
+
+/// Errors of [`ServerConn::read_request`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing the connection failed (timeouts included).
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// What happened while reading a header.
+enum Got {
+    Header(Header),
+    Closed(CloseReason),
+}
+
+/// The server side of one FastCGI connection.
+pub struct ServerConn<S: Read + Write> {
+    stream: S,
+    /// Read buffer: bytes `rpos..rend` are received and not yet consumed.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    rend: usize,
+    /// Response buffer: complete records, possibly followed by one open record.
+    wbuf: Vec<u8>,
+    /// Offset of the open record's header in `wbuf`, and its type.
+    open: Option<(usize, u8)>,
+    /// Request id of the current request.
+    id: u16,
+    /// The connection may be kept after this request.
+    keep: bool,
+    /// Content bytes left in the current STDIN record, and its padding.
+    in_rem: usize,
+    in_pad: usize,
+    /// The body of the current request has ended (or there is no request).
+    body_ended: bool,
+    /// END_REQUEST was sent for the current request.
+    ended: bool,
+    /// A write failed: the connection is unusable.
+    broken: bool,
+    close_reason: Option<CloseReason>,
+    max_params_len: usize,
+}
+
+impl<S: Read + Write> fmt::Debug for ServerConn<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConn")
+            .field("id", &self.id)
+            .field("keep", &self.keep)
+            .field("buffered_in", &(self.rend - self.rpos))
+            .field("buffered_out", &self.wbuf.len())
+            .field("body_ended", &self.body_ended)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+fn broken_pipe() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "FastCGI connection is broken")
+}
+
+impl<S: Read + Write> ServerConn<S> {
+    pub fn new(stream: S) -> Self {
+        ServerConn {
+            stream,
+            rbuf: vec![0; IN_BUF_LEN],
+            rpos: 0,
+            rend: 0,
+            wbuf: Vec::with_capacity(OUT_BUF_LEN + 32),
+            open: None,
+            id: 0,
+            keep: false,
+            in_rem: 0,
+            in_pad: 0,
+            body_ended: true,
+            ended: true,
+            broken: false,
+            close_reason: None,
+            max_params_len: DEFAULT_MAX_PARAMS_LEN,
+        }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The stream. Buffered but unread input and unflushed output are dropped.
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
+    /// Bound on the total size of a request's param names and values (php-fpm has
+    /// none; rfpm bounds everything it buffers). Exceeding it closes the connection.
+    pub fn set_max_params_len(&mut self, n: usize) {
+        self.max_params_len = n;
+    }
+
+    /// Received bytes not consumed yet. A caller that waits for the next request with
+    /// `poll()` on the socket must check this first: the next request may already be here.
+    pub fn has_buffered_input(&self) -> bool {
+        self.rend > self.rpos
+    }
+
+    /// Why the last `read_request` returned `Ok(None)`.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
+    }
+
+    /// Request id of the current request.
+    pub fn request_id(&self) -> u16 {
+        self.id
+    }
+
+    /// Whether the connection can serve another request after this one: FCGI_KEEP_CONN
+    /// was set and nothing disabled it since (body ended by a foreign record, I/O error).
+    pub fn keep_alive(&self) -> bool {
+        self.keep && !self.broken
+    }
+
+    /// Forgets FCGI_KEEP_CONN for this request (e.g. `pm.max_requests` reached).
+    pub fn disable_keep_alive(&mut self) {
+        self.keep = false;
+    }
+
+    /// END_REQUEST has been sent for the current request.
+    pub fn request_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The request body has been read to its end.
+    pub fn stdin_ended(&self) -> bool {
+        self.body_ended
+    }
+
+    // ---------------------------------------------------------------- reading
+
+    /// Makes at least `n` bytes (n <= IN_BUF_MAX) available in the read buffer unless the
+    /// stream ends first. Returns the number of bytes available.
+    fn fill(&mut self, n: usize) -> io::Result<usize> {
+        if self.rend - self.rpos >= n {
+            return Ok(self.rend - self.rpos);
+        }
+        if self.rpos + n > self.rbuf.len() {
+            if n > self.rbuf.len() {
+                let want = n.max(self.rbuf.len() * 2).min(IN_BUF_MAX).max(n);
+                self.rbuf.resize(want, 0);
+            }
+            self.rbuf.copy_within(self.rpos..self.rend, 0);
+            self.rend -= self.rpos;
+            self.rpos = 0;
+        }
+        while self.rend - self.rpos < n {
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
+                Ok(0) => break,
+                Ok(k) => self.rend += k.min(self.rbuf.len() - self.rend),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.rend - self.rpos)
+    }
+
+    /// Discards up to `n` bytes; returns how many were discarded (fewer at end of stream).
+    fn skip(&mut self, mut n: usize) -> io::Result<usize> {
+        let total = n;
+        while n > 0 {
+            if self.rpos == self.rend {
+                self.rpos = 0;
+                self.rend = 0;
+                let cap = self.rbuf.len();
+                match self.stream.read(&mut self.rbuf[..cap]) {
+                    Ok(0) => return Ok(total - n),
+                    Ok(k) => self.rend = k.min(cap),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let k = n.min(self.rend - self.rpos);
+            self.rpos += k;
+            n -= k;
+        }
+        Ok(total)
+    }
+
+    /// Reads a record header; end of stream or version 0 close the connection.
+    fn header(&mut self) -> io::Result<Got> {
+        let avail = self.fill(HEADER_LEN)?;
+        if avail < HEADER_LEN {
+            self.rpos = self.rend;
+            return Ok(Got::Closed(if avail == 0 {
+                CloseReason::Eof
+            } else {
+                CloseReason::Truncated
+            }));
+        }
+        let mut b = [0u8; HEADER_LEN];
+        b.copy_from_slice(&self.rbuf[self.rpos..self.rpos + HEADER_LEN]);
+        self.rpos += HEADER_LEN;
+        let h = Header::decode(&b);
+        if h.version == 0 {
+            return Ok(Got::Closed(CloseReason::BadVersion));
+        }
+        Ok(Got::Header(h))
+    }
+
+    /// Buffers the content + padding of a record; false if the stream ended first.
+    fn body(&mut self, h: &Header) -> io::Result<bool> {
+        let n = h.body_len();
+        Ok(self.fill(n)? >= n)
+    }
+
+    fn close(&mut self, reason: CloseReason) -> Result<Option<Request>, Error> {
+        self.close_reason = Some(reason);
+        self.keep = false;
+        self.body_ended = true;
+        Ok(None)
+    }
+
+    /// Reads the next request's head (BEGIN_REQUEST and params), answering GET_VALUES
+    /// records met on the way (§6.4 rules 2–9).
+    ///
+    /// `Ok(None)`: the connection must be closed silently; [`ServerConn::close_reason`]
+    /// says why. An unread body of the previous request is drained first (8.2.36).
+    pub fn read_request(&mut self) -> Result<Option<Request>, Error> {
+        if !self.body_ended {
+            self.drain_stdin()?;
+        }
+        self.close_reason = None;
+        self.keep = false;
+        self.id = 0;
+        self.in_rem = 0;
+        self.in_pad = 0;
+        self.body_ended = true;
+        self.ended = false;
+        self.wbuf.clear();
+        self.open = None;
+        if self.broken {
+            return Err(Error::Io(broken_pipe()));
+        }
+        let begin = loop {
+            let mut h = match self.header()? {
+                Got::Header(h) => h,
+                Got::Closed(r) => return self.close(r),
+            };
+            // Rule 2: leading empty STDIN records are tolerated (their padding is not read).
+            while h.kind == record::STDIN && h.content_len == 0 {
+                h = match self.header()? {
+                    Got::Header(h) => h,
+                    Got::Closed(r) => return self.close(r),
+                };
+            }
+            // Rule 4.
+            if h.body_len() > MAX_CONTENT_LEN {
+                return self.close(CloseReason::RecordTooLong);
+            }
+            // Rule 5.
+            if h.kind == record::BEGIN_REQUEST && h.content_len == 8 {
+                break h;
+            }
+            if h.kind != record::GET_VALUES {
+                return self.close(CloseReason::UnexpectedRecord {
+                    kind: h.kind,
+                    content_len: h.content_len,
+                });
+            }
+            // Rule 9: answer GET_VALUES and keep reading.
+            if !self.body(&h)? {
+                return self.close(CloseReason::Truncated);
+            }
+            let content = &self.rbuf[self.rpos..self.rpos + h.content_len as usize];
+            let mut mpxs = false;
+            for p in record::pairs(content) {
+                match p {
+                    Ok((name, _)) => mpxs |= name == record::MPXS_CONNS,
+                    Err(_) => return self.close(CloseReason::BadParams),
+                }
+            }
+            self.rpos += h.body_len();
+            let mut out = [0u8; HEADER_LEN + 24];
+            let len = if mpxs {
+                let pair = b"\x0f\x01FCGI_MPXS_CONNS0";
+                out[HEADER_LEN..HEADER_LEN + pair.len()].copy_from_slice(pair);
+                pair.len()
+            } else {
+                0
+            };
+            let rh = Header::new(record::GET_VALUES_RESULT, 0, len as u16);
+            out[..HEADER_LEN].copy_from_slice(&rh.encode());
+            let total = HEADER_LEN + len + rh.padding_len as usize;
+            if let Err(e) = self.stream.write_all(&out[..total]) {
+                self.broken = true;
+                return Err(Error::Io(e));
+            }
+            self.stream.flush()?;
+        };
+        // Rule 6: BEGIN_REQUEST.
+        if !self.body(&begin)? {
+            return self.close(CloseReason::Truncated);
+        }
+        let b = &self.rbuf[self.rpos..self.rpos + 8];
+        let role_code = u16::from_be_bytes([b[0], b[1]]);
+        let keep_conn = b[2] & record::KEEP_CONN != 0;
+        self.rpos += begin.body_len();
+        let role = match Role::from_code(role_code) {
+            Some(r) => r,
+            None => return self.close(CloseReason::UnknownRole(role_code)),
+        };
+        let mut params = Params::new();
+        params.set("FCGI_ROLE", role.as_str());
+        // Rule 7: PARAMS while type is PARAMS and length > 0; any other record ends them
+        // (its header is consumed, its content is not).
+        loop {
+            let h = match self.header()? {
+                Got::Header(h) => h,
+                Got::Closed(r) => return self.close(r),
+            };
+            if h.kind != record::PARAMS || h.content_len == 0 {
+                break;
+            }
+            if h.body_len() > MAX_CONTENT_LEN {
+                return self.close(CloseReason::RecordTooLong);
+            }
+            if !self.body(&h)? {
+                return self.close(CloseReason::Truncated);
+            }
+            let content = &self.rbuf[self.rpos..self.rpos + h.content_len as usize];
+            for p in record::pairs(content) {
+                match p {
+                    Ok((name, value)) => params.set(name, value),
+                    Err(_) => return self.close(CloseReason::BadParams),
+                }
+            }
+            self.rpos += h.body_len();
+            if params.arena_len() > self.max_params_len {
+                return self.close(CloseReason::ParamsTooLarge);
+            }
+        }
+        self.id = begin.request_id;
+        self.keep = keep_conn;
+        self.body_ended = false;
+        Ok(Some(Request {
+            id: begin.request_id,
+            role,
+            keep_conn,
+            params,
+        }))
+    }
+
+    /// Ends the body: `keep_alive_ok` false means the stream got out of step.
+    fn end_body(&mut self, keep_alive_ok: bool) {
+        self.body_ended = true;
+        self.in_rem = 0;
+        self.in_pad = 0;
+        if !keep_alive_ok {
+            self.keep = false;
+        }
+    }
+
+    /// Moves to the next STDIN record with content; false when the body has ended.
+    fn next_stdin_record(&mut self) -> io::Result<bool> {
+        if self.body_ended {
+            return Ok(false);
+        }
+        if self.in_pad > 0 {
+            let pad = self.in_pad;
+            self.in_pad = 0;
+            if let Err(e) = self.skip(pad).and_then(|k| {
+                if k < pad {
+                    Err(io::ErrorKind::UnexpectedEof.into())
+                } else {
+                    Ok(())
+                }
+            }) {
+                self.end_body(false);
+                return if e.kind() == io::ErrorKind::UnexpectedEof {
+                    Ok(false)
+                } else {
+                    Err(e)
+                };
+            }
+        }
+        let h = match self.header() {
+            Ok(Got::Header(h)) => h,
+            Ok(Got::Closed(_)) => {
+                self.end_body(false);
+                return Ok(false);
+            }
+            Err(e) => {
+                self.end_body(false);
+                return Err(e);
+            }
+        };
+        if h.kind != record::STDIN {
+            // Rule 10: a record of another type ends the body and disables keep-alive.
+            self.end_body(false);
+            return Ok(false);
+        }
+        if h.content_len == 0 {
+            self.end_body(true);
+            return Ok(false);
+        }
+        self.in_rem = h.content_len as usize;
+        self.in_pad = h.padding_len as usize;
+        Ok(true)
+    }
+
+    /// Reads request body bytes from STDIN records. `Ok(0)` is the end of the body: an
+    /// empty STDIN record, a record of another type (keep-alive is then disabled), or
+    /// the end of the stream. Returns at most the rest of the current record.
+    pub fn read_stdin(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.in_rem == 0 && !self.next_stdin_record()? {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.in_rem);
+        let n = if self.rpos < self.rend {
+            let n = want.min(self.rend - self.rpos);
+            buf[..n].copy_from_slice(&self.rbuf[self.rpos..self.rpos + n]);
+            self.rpos += n;
+            n
+        } else if want >= DIRECT_READ_MIN {
+            loop {
+                match self.stream.read(&mut buf[..want]) {
+                    Ok(k) => break k.min(want),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.end_body(false);
+                        return Err(e);
+                    }
+                }
+            }
+        } else {
+            match self.fill(1) {
+                Ok(avail) => {
+                    let n = want.min(avail);
+                    buf[..n].copy_from_slice(&self.rbuf[self.rpos..self.rpos + n]);
+                    self.rpos += n;
+                    n
+                }
+                Err(e) => {
+                    self.end_body(false);
+                    return Err(e);
+                }
+            }
+        };
+        if n == 0 {
+            // The stream ended inside a record.
+            self.end_body(false);
+            return Ok(0);
+        }
+        self.in_rem -= n;
+        Ok(n)
+    }
+
+    /// Discards the rest of the request body so that the next request on a kept
+    /// connection starts at a record boundary (php-fpm 8.2.36).
+    pub fn drain_stdin(&mut self) -> io::Result<()> {
+        loop {
+            if self.in_rem == 0 && !self.next_stdin_record()? {
+                return Ok(());
+            }
+            let n = match self.skip(self.in_rem) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.end_body(false);
+                    return Err(e);
+                }
+            };
+            if n < self.in_rem {
+                self.end_body(false);
+                return Ok(());
+            }
+            self.in_rem = 0;
+        }
+    }
+
+    // ---------------------------------------------------------------- writing
+
+    fn open_record(&mut self, kind: u8) {
+        self.open = Some((self.wbuf.len(), kind));
+        self.wbuf.extend_from_slice(&[0u8; HEADER_LEN]);
+    }
+
+    /// Completes the open record: header and zero padding.
+    fn close_record(&mut self) {
+        if let Some((pos, kind)) = self.open.take() {
+            let len = self.wbuf.len() - pos - HEADER_LEN;
+            let h = Header::new(kind, self.id, len as u16);
+            self.wbuf[pos..pos + HEADER_LEN].copy_from_slice(&h.encode());
+            self.wbuf
+                .extend_from_slice(&record::ZEROS[..h.padding_len as usize]);
+        }
+    }
+
+    fn fail<T>(&mut self, e: io::Error) -> io::Result<T> {
+        self.broken = true;
+        self.keep = false;
+        self.wbuf.clear();
+        self.open = None;
+        Err(e)
+    }
+
+    /// Writes the response buffer and then `extra` (one vectored write when possible).
+    fn send(&mut self, extra: &[u8]) -> io::Result<()> {
+        self.close_record();
+        let r = write_all_two(&mut self.stream, &self.wbuf, extra);
+        self.wbuf.clear();
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    fn write_record_data(&mut self, kind: u8, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.broken {
+            return Err(broken_pipe());
+        }
+        if self.ended {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "FastCGI request already ended",
+            ));
+        }
+        if matches!(self.open, Some((_, k)) if k != kind) {
+            self.close_record();
+        }
+        let mut limit = OUT_BUF_LEN.saturating_sub(self.wbuf.len());
+        if self.open.is_none() {
+            limit = limit.saturating_sub(HEADER_LEN);
+        }
+        let len = data.len();
+        if len < limit {
+            // Fits in the buffer.
+            if self.open.is_none() {
+                self.open_record(kind);
+            }
+            self.wbuf.extend_from_slice(data);
+        } else if len - limit < OUT_BUF_LEN - HEADER_LEN {
+            // Fill the buffer, send it, keep the rest buffered.
+            if limit > 0 {
+                if self.open.is_none() {
+                    self.open_record(kind);
+                }
+                self.wbuf.extend_from_slice(&data[..limit]);
+            }
+            self.send(&[])?;
+            if len > limit {
+                self.open_record(kind);
+                self.wbuf.extend_from_slice(&data[limit..]);
+            }
+        } else {
+            // Large write: records of 65528 bytes, then the remainder rounded down to a
+            // multiple of 8 sent directly; its last len % 8 bytes stay buffered.
+            self.close_record();
+            let mut pos = 0;
+            while len - pos > MAX_CONTENT_LEN {
+                let h = Header::new(kind, self.id, MAX_CHUNK_LEN as u16);
+                self.wbuf.extend_from_slice(&h.encode());
+                self.send(&data[pos..pos + MAX_CHUNK_LEN])?;
+                pos += MAX_CHUNK_LEN;
+            }
+            let rest = len - pos;
+            let tail = rest % 8;
+            let h = Header::new(kind, self.id, (rest - tail) as u16);
+            self.wbuf.extend_from_slice(&h.encode());
+            self.send(&data[pos..len - tail])?;
+            if tail > 0 {
+                self.open_record(kind);
+                self.wbuf.extend_from_slice(&data[len - tail..]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues response bytes on FCGI_STDOUT (8 KiB buffer, php-fpm's record layout).
+    pub fn write_stdout(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write_record_data(record::STDOUT, data)
+    }
+
+    /// Queues bytes on FCGI_STDERR (same buffer and layout as stdout).
+    pub fn write_stderr(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write_record_data(record::STDERR, data)
+    }
+
+    /// Sends everything buffered.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.broken {
+            return Err(broken_pipe());
+        }
+        if !self.wbuf.is_empty() {
+            self.send(&[])?;
+        }
+        match self.stream.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Sends the buffered output followed by FCGI_END_REQUEST, in one write. No empty
+    /// STDOUT/STDERR record is sent. A second call for the same request does nothing.
+    pub fn end_request(&mut self, app_status: u32, protocol_status: u8) -> io::Result<()> {
+        if self.ended {
+            return Ok(());
+        }
+        self.ended = true;
+        if self.broken {
+            return Err(broken_pipe());
+        }
+        self.close_record();
+        let h = Header::new(record::END_REQUEST, self.id, 8);
+        self.wbuf.extend_from_slice(&h.encode());
+        self.wbuf.extend_from_slice(&app_status.to_be_bytes());
+        self.wbuf.extend_from_slice(&[protocol_status, 0, 0, 0]);
+        self.send(&[])?;
+        match self.stream.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+/// `write_all` of `a` then `b`, using vectored writes.
+fn write_all_two<W: Write>(w: &mut W, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let r = if a.is_empty() {
+            w.write(b)
+        } else if b.is_empty() {
+            w.write(a)
+        } else {
+            w.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+        };
+        match r {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(mut n) => {
+                let k = n.min(a.len());
+                a = &a[k..];
+                n -= k;
+                b = &b[n.min(b.len())..];
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
