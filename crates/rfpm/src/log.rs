@@ -10,6 +10,7 @@
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -338,6 +339,9 @@ pub struct Logger {
     limit: usize,
     launched: bool,
     worker: bool,
+    /// The original fd 2, kept while fd 2 is tied to the log.
+    saved_stderr: Option<OwnedFd>,
+    stderr_tied: bool,
 }
 
 impl Default for Logger {
@@ -385,6 +389,8 @@ impl Logger {
             limit: DEFAULT_LIMIT,
             launched: false,
             worker: false,
+            saved_stderr: None,
+            stderr_tied: false,
         }
     }
 
@@ -447,36 +453,64 @@ impl Logger {
     }
 
     /// Ties fd 2 to the destination (reference §3.1 step 11): the error log file, or
-    /// `/dev/null` for syslog; nothing for stderr.
-    pub fn tie_stderr(&self) -> io::Result<()> {
-        match &self.dest {
-            Dest::Stderr => Ok(()),
-            Dest::File { file, .. } => dup2(file.as_raw_fd(), libc::STDERR_FILENO),
-            Dest::Syslog(_) => {
-                let null = OpenOptions::new().write(true).open("/dev/null")?;
-                dup2(null.as_raw_fd(), libc::STDERR_FILENO)
-            }
+    /// `/dev/null` for syslog; nothing for stderr. The original fd 2 is kept (close-on-exec)
+    /// so [`Logger::restore_stderr`] can bring it back (before reopening the log, and before
+    /// the re-exec of a reload).
+    pub fn tie_stderr(&mut self) -> io::Result<()> {
+        let target = match &self.dest {
+            Dest::Stderr => return Ok(()),
+            Dest::File { file, .. } => file.try_clone()?,
+            Dest::Syslog(_) => OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open("/dev/null")?,
+        };
+        if self.saved_stderr.is_none() {
+            self.saved_stderr = Some(io::stderr().as_fd().try_clone_to_owned()?);
         }
+        dup2(target.as_raw_fd(), libc::STDERR_FILENO)?;
+        self.stderr_tied = true;
+        Ok(())
     }
 
-    /// SIGUSR1: reopens the error log file onto the same descriptor, and onto fd 2 too when
-    /// the master is launched (fd 2 then follows the log). Nothing to do for stderr/syslog.
+    /// Points fd 2 back at the original stderr (if [`Logger::tie_stderr`] moved it).
+    pub fn restore_stderr(&mut self) -> io::Result<()> {
+        if let Some(saved) = &self.saved_stderr {
+            dup2(saved.as_raw_fd(), libc::STDERR_FILENO)?;
+        }
+        self.stderr_tied = false;
+        Ok(())
+    }
+
+    /// SIGUSR1: reopens the error log file onto the same descriptor; when fd 2 was tied to
+    /// the log, the original stderr is restored first (so a log path such as `/dev/stderr`
+    /// resolves to the real stderr, GH-8885) and fd 2 is tied again afterwards. Nothing to
+    /// do for stderr/syslog.
     pub fn reopen(&mut self) -> io::Result<()> {
         let Dest::File { file, path } = &self.dest else {
             return Ok(());
         };
-        let fresh = open_log_file(path)?;
-        dup2(fresh.as_raw_fd(), file.as_raw_fd())?;
-        if self.launched && !self.worker {
+        let tied = self.stderr_tied;
+        if tied {
+            if let Some(saved) = &self.saved_stderr {
+                dup2(saved.as_raw_fd(), libc::STDERR_FILENO)?;
+            }
+        }
+        let reopened =
+            open_log_file(path).and_then(|fresh| dup2(fresh.as_raw_fd(), file.as_raw_fd()));
+        if tied {
             dup2(file.as_raw_fd(), libc::STDERR_FILENO)?;
         }
-        Ok(())
+        reopened
     }
 
-    /// Switches a freshly forked worker to worker mode: the master's error log is dropped
-    /// (closed in this process), entries go to fd 2 as `LEVEL: message`.
+    /// Switches a freshly forked worker to worker mode: the master's error log (and the
+    /// saved original stderr) are closed in this process, entries go to fd 2 as
+    /// `LEVEL: message`.
     pub fn worker_mode(&mut self) {
         self.dest = Dest::Stderr;
+        self.saved_stderr = None;
+        self.stderr_tied = false;
         self.worker = true;
         self.launched = true;
     }
@@ -945,10 +979,8 @@ mod tests {
         let rotated = dir.join("log.1");
         std::fs::rename(&path, &rotated).unwrap_or_default();
         logger.write_entry(Level::Notice, b"after rotate\n");
-        // A launched master would also re-point fd 2 (the test runner's): not here.
-        logger.set_launched(false);
+        // fd 2 was never tied, so reopen leaves the test runner's stderr alone.
         assert!(logger.reopen().is_ok());
-        logger.set_launched(true);
         logger.write_entry(Level::Notice, b"two\n");
         let old = std::fs::read_to_string(&rotated).unwrap_or_default();
         let new = std::fs::read_to_string(&path).unwrap_or_default();
@@ -956,6 +988,67 @@ mod tests {
         assert!(!old.contains("filtered"));
         assert_eq!(new, "two\n");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// fd 2 tied to the log, the log rotated and reopened, fd 2 restored: run in a child
+    /// process (this test binary re-executed) so the runner's own fd 2 is never touched.
+    #[test]
+    fn tie_reopen_restore_in_a_child() {
+        const ENV: &str = "RFPM_LOG_TIE_CHILD";
+        if let Ok(dir) = std::env::var(ENV) {
+            let dir = PathBuf::from(dir);
+            let mut logger = Logger::new();
+            assert!(logger.open_file(&dir.join("log")).is_ok());
+            assert!(logger.tie_stderr().is_ok());
+            logger.set_launched(true);
+            write_stderr(b"engine says\n");
+            assert!(std::fs::rename(dir.join("log"), dir.join("log.1")).is_ok());
+            assert!(logger.reopen().is_ok());
+            write_stderr(b"after reopen\n");
+            logger.log(&rec(Level::Notice, "entry"));
+            assert!(logger.restore_stderr().is_ok());
+            write_stderr(b"restored\n");
+            return;
+        }
+        let dir = temp_dir("tie");
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => panic!("current_exe: {e}"),
+        };
+        let out = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "log::tests::tie_reopen_restore_in_a_child",
+                "--nocapture",
+            ])
+            .env(ENV, &dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output();
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => panic!("spawn: {e}"),
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stderr, "restored\n");
+        let old = std::fs::read_to_string(dir.join("log.1")).unwrap_or_default();
+        let new = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+        assert_eq!(old, "engine says\n");
+        assert!(new.starts_with("after reopen\n["), "{new:?}");
+        assert!(new.ends_with("] NOTICE: entry\n"), "{new:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn macros_expand_and_filter() {
+        // The process-wide logger starts at NOTICE: these are dropped (nothing is written).
+        assert!(!enabled(Level::Debug));
+        assert!(enabled(Level::Notice));
+        crate::debug!("spawned {} children", 3);
+        crate::log_sys_at!(Level::Debug, libc::ENOENT, "failed to open {}", "/x");
+        assert_eq!(with(|l| l.level()), Level::Notice);
     }
 
     #[test]
