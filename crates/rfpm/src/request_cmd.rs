@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! rfpm request ADDR SCRIPT [--method M] [--body FILE|-] [--param K=V]... [--query Q]
-//!              [--docroot DIR] [--header-only] [--timeout SECS]
+//!              [--header 'Name: value']... [--docroot DIR] [--header-only] [--timeout SECS]
 //! ```
 //! Prints the raw CGI response (headers, blank line, body) on stdout and the FastCGI stderr
 //! stream on stderr. Exit status: 0 when the response completed with a status below 500
@@ -37,6 +37,7 @@ pub fn usage() -> String {
          \x20 --query Q           QUERY_STRING\n\
          \x20 --body FILE|-       request body read from FILE or stdin (sets CONTENT_LENGTH, CONTENT_TYPE)\n\
          \x20 --param K=V         FastCGI parameter, repeatable; replaces a parameter of the same name\n\
+         \x20 --header 'N: V'     HTTP request header, repeatable; sent as the parameter HTTP_N\n\
          \x20 --docroot DIR       DOCUMENT_ROOT; SCRIPT_NAME is then SCRIPT's path below DIR\n\
          \x20 --header-only       print only the response headers\n\
          \x20 --timeout SECS      give up after SECS seconds without progress (default {DEFAULT_TIMEOUT_SECS}, 0 = never)\n\
@@ -151,6 +152,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                     _ => return Err(format!("--param needs NAME=VALUE, got '{v}'")),
                 }
             }
+            "--header" => {
+                let v = value(inline)?;
+                match header_param(&v) {
+                    Some((k, val)) => set_param(&mut params, &k, &val),
+                    None => return Err(format!("--header needs 'Name: value', got '{v}'")),
+                }
+            }
             "--docroot" => {
                 let d = value(inline)?;
                 if !d.starts_with('/') {
@@ -215,6 +223,26 @@ fn set_param(params: &mut Vec<(String, String)>, name: &str, value: &str) {
         Some(slot) => slot.1 = value.to_string(),
         None => params.push((name.to_string(), value.to_string())),
     }
+}
+
+/// The CGI parameter for an HTTP header line `Name: value`: `HTTP_NAME` (upper case, `-`
+/// as `_`), except `Content-Type`/`Content-Length` which become `CONTENT_TYPE`/`CONTENT_LENGTH`.
+fn header_param(line: &str) -> Option<(String, String)> {
+    let (name, value) = line.split_once(':')?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    let upper = name.to_ascii_uppercase().replace('-', "_");
+    let key = match upper.as_str() {
+        "CONTENT_TYPE" | "CONTENT_LENGTH" => upper,
+        _ => format!("HTTP_{upper}"),
+    };
+    Some((key, value.trim().to_string()))
 }
 
 /// SCRIPT's path below `docroot`, with a leading `/`; `None` when it is not below it.
@@ -590,6 +618,28 @@ mod tests {
     }
 
     #[test]
+    fn headers_become_params() {
+        assert_eq!(
+            header_param("Host: example.org"),
+            Some(("HTTP_HOST".into(), "example.org".into()))
+        );
+        assert_eq!(
+            header_param("x-forwarded-for:  10.1.2.3 "),
+            Some(("HTTP_X_FORWARDED_FOR".into(), "10.1.2.3".into()))
+        );
+        assert_eq!(
+            header_param("Content-Type: text/plain"),
+            Some(("CONTENT_TYPE".into(), "text/plain".into()))
+        );
+        assert_eq!(header_param("no colon"), None);
+        assert_eq!(header_param(": v"), None);
+        assert_eq!(header_param("a b: v"), None);
+        let o = opts(&["9000", "/x.php", "--header", "Host: a", "--header=host: b"]);
+        assert_eq!(o.params, vec![("HTTP_HOST".to_string(), "b".to_string())]);
+        assert!(parse_args(&args(&["9000", "/x.php", "--header", "bad"])).is_err());
+    }
+
+    #[test]
     fn header_block_split() {
         assert_eq!(header_block(b"A: 1\r\n\r\nbody"), b"A: 1\r\n\r\n");
         assert_eq!(header_block(b"A: 1\n\nbody\n\nmore"), b"A: 1\n\n");
@@ -838,8 +888,8 @@ mod tests {
                 "POST",
                 "--body",
                 "-",
-                "--param",
-                "HTTP_X_EXTRA=hi",
+                "--header",
+                "X-Extra: hi",
                 "--docroot",
                 &docroot,
             ],
