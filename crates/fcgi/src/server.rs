@@ -96,6 +96,9 @@ pub enum CloseReason {
     BadParams,
     /// The params exceed the configured bound ([`ServerConn::set_max_params_len`]).
     ParamsTooLarge,
+    /// The previous request left a STDIN record partly read (php-fpm 8.2.36 then closes
+    /// the connection instead of reading on: this is what stops request smuggling).
+    UnreadBody,
 }
 
 impl fmt::Display for CloseReason {
@@ -114,6 +117,7 @@ impl fmt::Display for CloseReason {
             CloseReason::UnknownRole(r) => write!(f, "unknown role {r}"),
             CloseReason::BadParams => f.write_str("malformed name-value pair"),
             CloseReason::ParamsTooLarge => f.write_str("params too large"),
+            CloseReason::UnreadBody => f.write_str("request body left partly read"),
         }
     }
 }
@@ -124,6 +128,17 @@ pub enum Error {
     /// Reading or writing the connection failed (timeouts included).
     #[error("{0}")]
     Io(#[from] io::Error),
+}
+
+/// Outcome of moving to the next STDIN record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NextRec {
+    /// A STDIN record with content.
+    Data,
+    /// An empty STDIN record: the normal end of the body.
+    End,
+    /// A record of another type, version 0, or end of stream: the body is cut.
+    Cut,
 }
 
 /// What happened while reading a header.
@@ -233,10 +248,12 @@ impl<S: Read + Write> ServerConn<S> {
         self.id
     }
 
-    /// Whether the connection can serve another request after this one: FCGI_KEEP_CONN
-    /// was set and nothing disabled it since (body ended by a foreign record, I/O error).
+    /// Whether the connection can serve another request after this one (ask at the end of
+    /// the request): FCGI_KEEP_CONN was set and nothing disabled it since — a body ended by
+    /// a record of another type, an I/O error, or (php-fpm 8.2.36) a STDIN record left
+    /// partly read.
     pub fn keep_alive(&self) -> bool {
-        self.keep && !self.broken
+        self.keep && !self.broken && (self.body_ended || self.in_rem == 0)
     }
 
     /// Forgets FCGI_KEEP_CONN for this request (e.g. `pm.max_requests` reached).
@@ -342,10 +359,29 @@ impl<S: Read + Write> ServerConn<S> {
     /// records met on the way (§6.4 rules 2–9).
     ///
     /// `Ok(None)`: the connection must be closed silently; [`ServerConn::close_reason`]
-    /// says why. An unread body of the previous request is drained first (8.2.36).
+    /// says why.
+    ///
+    /// Like php-fpm 8.2.36, the previous request's body is not drained: if one of its
+    /// STDIN records was left partly read the connection is closed
+    /// ([`CloseReason::UnreadBody`]); otherwise reading simply goes on, so the empty STDIN
+    /// record that ends a body read exactly to its end is skipped by rule 2, and leftover
+    /// STDIN records close the connection. Call [`ServerConn::drain_stdin`] first to
+    /// serve the next request in those cases too.
     pub fn read_request(&mut self) -> Result<Option<Request>, Error> {
+        if self.broken {
+            return Err(Error::Io(broken_pipe()));
+        }
         if !self.body_ended {
-            self.drain_stdin()?;
+            if self.in_rem > 0 {
+                return self.close(CloseReason::UnreadBody);
+            }
+            if self.in_pad > 0 {
+                let pad = self.in_pad;
+                self.in_pad = 0;
+                if self.skip(pad)? < pad {
+                    return self.close(CloseReason::Truncated);
+                }
+            }
         }
         self.close_reason = None;
         self.keep = false;
@@ -356,9 +392,6 @@ impl<S: Read + Write> ServerConn<S> {
         self.ended = false;
         self.wbuf.clear();
         self.open = None;
-        if self.broken {
-            return Err(Error::Io(broken_pipe()));
-        }
         let begin = loop {
             let mut h = match self.header()? {
                 Got::Header(h) => h,
@@ -478,34 +511,31 @@ impl<S: Read + Write> ServerConn<S> {
         }
     }
 
-    /// Moves to the next STDIN record with content; false when the body has ended.
-    fn next_stdin_record(&mut self) -> io::Result<bool> {
+    /// Moves to the next STDIN record (skipping the padding of the current one).
+    fn next_stdin_record(&mut self) -> io::Result<NextRec> {
         if self.body_ended {
-            return Ok(false);
+            return Ok(NextRec::End);
         }
         if self.in_pad > 0 {
             let pad = self.in_pad;
             self.in_pad = 0;
-            if let Err(e) = self.skip(pad).and_then(|k| {
-                if k < pad {
-                    Err(io::ErrorKind::UnexpectedEof.into())
-                } else {
-                    Ok(())
+            match self.skip(pad) {
+                Ok(k) if k == pad => {}
+                Ok(_) => {
+                    self.end_body(false);
+                    return Ok(NextRec::Cut);
                 }
-            }) {
-                self.end_body(false);
-                return if e.kind() == io::ErrorKind::UnexpectedEof {
-                    Ok(false)
-                } else {
-                    Err(e)
-                };
+                Err(e) => {
+                    self.end_body(false);
+                    return Err(e);
+                }
             }
         }
         let h = match self.header() {
             Ok(Got::Header(h)) => h,
             Ok(Got::Closed(_)) => {
                 self.end_body(false);
-                return Ok(false);
+                return Ok(NextRec::Cut);
             }
             Err(e) => {
                 self.end_body(false);
@@ -515,27 +545,20 @@ impl<S: Read + Write> ServerConn<S> {
         if h.kind != record::STDIN {
             // Rule 10: a record of another type ends the body and disables keep-alive.
             self.end_body(false);
-            return Ok(false);
+            return Ok(NextRec::Cut);
         }
         if h.content_len == 0 {
             self.end_body(true);
-            return Ok(false);
+            return Ok(NextRec::End);
         }
         self.in_rem = h.content_len as usize;
         self.in_pad = h.padding_len as usize;
-        Ok(true)
+        Ok(NextRec::Data)
     }
 
-    /// Reads request body bytes from STDIN records. `Ok(0)` is the end of the body: an
-    /// empty STDIN record, a record of another type (keep-alive is then disabled), or
-    /// the end of the stream. Returns at most the rest of the current record.
-    pub fn read_stdin(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.in_rem == 0 && !self.next_stdin_record()? {
-            return Ok(0);
-        }
+    /// Copies up to `want` (<= in_rem) body bytes of the current record into `buf`;
+    /// 0 means the stream ended inside the record.
+    fn read_current(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let want = buf.len().min(self.in_rem);
         let n = if self.rpos < self.rend {
             let n = want.min(self.rend - self.rpos);
@@ -568,19 +591,60 @@ impl<S: Read + Write> ServerConn<S> {
             }
         };
         if n == 0 {
-            // The stream ended inside a record.
             self.end_body(false);
-            return Ok(0);
+        } else {
+            self.in_rem -= n;
         }
-        self.in_rem -= n;
         Ok(n)
     }
 
-    /// Discards the rest of the request body so that the next request on a kept
-    /// connection starts at a record boundary (php-fpm 8.2.36).
+    /// Reads request body bytes from STDIN records. `Ok(0)` is the end of the body: an
+    /// empty STDIN record, a record of another type (keep-alive is then disabled), or
+    /// the end of the stream. Returns at most the rest of the current record; no byte is
+    /// ever lost.
+    pub fn read_stdin(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.in_rem == 0 && self.next_stdin_record()? != NextRec::Data {
+            return Ok(0);
+        }
+        self.read_current(buf)
+    }
+
+    /// php-fpm's body read (what its SAPI `read_post` does with one call): fills `buf`
+    /// across STDIN records and returns `buf.len()`, or fewer bytes when an empty STDIN
+    /// record or the end of the stream inside a record comes first. When the body is cut
+    /// by a record of another type (or version 0, or the stream ends at a header) it
+    /// returns 0 and the bytes read by this call are dropped, exactly as php-fpm does;
+    /// keep-alive is disabled.
+    pub fn fill_stdin(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            if self.in_rem == 0 {
+                match self.next_stdin_record()? {
+                    NextRec::Data => {}
+                    NextRec::End => return Ok(n),
+                    NextRec::Cut => return Ok(0),
+                }
+            }
+            let k = self.read_current(&mut buf[n..])?;
+            if k == 0 {
+                return Ok(n);
+            }
+            n += k;
+        }
+        Ok(n)
+    }
+
+    /// Discards the rest of the request body, up to and including its empty STDIN
+    /// record, so that the next request on a kept connection is served even when the
+    /// script left body bytes unread. This goes beyond php-fpm 8.2.36, which instead
+    /// closes the connection when a STDIN record was left partly read and fails on
+    /// leftover STDIN records (see [`ServerConn::read_request`]).
     pub fn drain_stdin(&mut self) -> io::Result<()> {
         loop {
-            if self.in_rem == 0 && !self.next_stdin_record()? {
+            if self.in_rem == 0 && self.next_stdin_record()? != NextRec::Data {
                 return Ok(());
             }
             let n = match self.skip(self.in_rem) {

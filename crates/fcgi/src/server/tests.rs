@@ -660,9 +660,9 @@ fn drain_then_next_request_on_kept_connection() {
     assert_eq!(read_all_stdin(&mut c), b"second");
     c.drain_stdin().unwrap(); // nothing left: no effect
     c.end_request(0, 0).unwrap();
-    // Without an explicit drain, read_request drains the unread body itself.
     let r = c.read_request().unwrap().unwrap();
     assert_eq!(r.id, 3);
+    c.drain_stdin().unwrap();
     c.end_request(0, 0).unwrap();
     let r = c.read_request().unwrap().unwrap();
     assert_eq!(r.id, 4);
@@ -672,6 +672,135 @@ fn drain_then_next_request_on_kept_connection() {
         .map(|(h, _)| h.request_id)
         .collect();
     assert_eq!(ids, [1, 2, 3]);
+}
+
+// The next tests replay raw exchanges observed with php-fpm 8.2.36 (keep-alive
+// connection, a script reading CONTENT_LENGTH bytes of body, then a second request).
+
+fn keep_req(body_records: &[&[u8]], tail: &[u8]) -> Vec<u8> {
+    let mut v = begin(1, RESPONDER, KEEP_CONN);
+    v.extend(rec(PARAMS, 1, b""));
+    for b in body_records {
+        v.extend(rec(STDIN, 1, b));
+    }
+    v.extend(tail);
+    v
+}
+
+fn second() -> Vec<u8> {
+    simple_request(2, 0, b"yo")
+}
+
+/// Serves the first request reading `cl` body bytes like PHP does (one fill_stdin per
+/// 16 KiB block), then tries the next request. Returns (body, kept, next request id).
+fn php_like(input: Vec<u8>, cl: usize, drain: bool) -> (Vec<u8>, bool, Option<u16>) {
+    let mut c = ServerConn::new(Duplex::new(input));
+    c.read_request().unwrap().unwrap();
+    let mut body = Vec::new();
+    while body.len() < cl {
+        let mut block = vec![0u8; (cl - body.len()).min(16384)];
+        let n = c.fill_stdin(&mut block).unwrap();
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&block[..n]);
+        if n < block.len() {
+            break;
+        }
+    }
+    if drain {
+        c.drain_stdin().unwrap();
+    }
+    c.end_request(0, 0).unwrap();
+    let kept = c.keep_alive();
+    let next = c.read_request().unwrap().map(|r| r.id);
+    (body, kept, next)
+}
+
+#[test]
+fn php_fpm_8_2_36_body_leftovers() {
+    let term = rec(STDIN, 1, b"");
+    // Body read to its end at a record boundary: the terminator is skipped as a
+    // leading empty STDIN record; the next request is served.
+    let input = keep_req(&[b"hi"], &[&term[..], &second()].concat());
+    assert_eq!(php_like(input, 2, false), (b"hi".to_vec(), true, Some(2)));
+    // Same without any terminator.
+    let input = keep_req(&[b"hi"], &second());
+    assert_eq!(php_like(input, 2, false), (b"hi".to_vec(), true, Some(2)));
+    // Two records, exactly CONTENT_LENGTH.
+    let (a, b) = (vec![b'a'; 10000], vec![b'b'; 10000]);
+    let input = keep_req(&[&a, &b], &[&term[..], &second()].concat());
+    let (body, kept, next) = php_like(input, 20000, false);
+    assert_eq!(body, [a.clone(), b.clone()].concat());
+    assert_eq!((kept, next), (true, Some(2)));
+    // A record left partly read: the connection is closed (php-fpm: reset).
+    let input = keep_req(&[b"hello"], &[&term[..], &second()].concat());
+    assert_eq!(php_like(input, 2, false), (b"he".to_vec(), false, None));
+    // ... which is what stops a request smuggled inside the body.
+    let input = keep_req(&[&[&b"hi"[..], &second()].concat()], &term);
+    assert_eq!(php_like(input, 2, false), (b"hi".to_vec(), false, None));
+    // Leftover STDIN records are read as the next request, which fails.
+    let input = keep_req(&[b"hi", b"xx"], &[&term[..], &second()].concat());
+    let mut c = ServerConn::new(Duplex::new(input.clone()));
+    c.read_request().unwrap().unwrap();
+    let mut two = [0u8; 2];
+    assert_eq!(c.fill_stdin(&mut two).unwrap(), 2);
+    assert!(c.keep_alive());
+    assert_eq!(c.read_request().unwrap(), None);
+    assert!(matches!(
+        c.close_reason(),
+        Some(CloseReason::UnexpectedRecord { kind: STDIN, .. })
+    ));
+    // drain_stdin (beyond php-fpm) serves the next request in all these cases.
+    assert_eq!(php_like(input, 2, true), (b"hi".to_vec(), true, Some(2)));
+    let input = keep_req(&[b"hello"], &[&term[..], &second()].concat());
+    assert_eq!(php_like(input, 2, true), (b"he".to_vec(), true, Some(2)));
+    let input = keep_req(
+        &[&[&b"hi"[..], &second()].concat()],
+        &[&term[..], &second()].concat(),
+    );
+    assert_eq!(php_like(input, 2, true), (b"hi".to_vec(), true, Some(2)));
+}
+
+#[test]
+fn php_fpm_drops_the_bytes_of_a_read_cut_by_another_record() {
+    // CONTENT_LENGTH 4, body "hi" then GET_VALUES: php-fpm's script sees an empty body.
+    let gv = rec(GET_VALUES, 0, &[15, 0]);
+    let input = keep_req(&[b"hi"], &[&gv[..], &second()].concat());
+    assert_eq!(php_like(input.clone(), 4, false), (Vec::new(), false, None));
+    // read_stdin does not lose them.
+    let mut c = ServerConn::new(Duplex::new(input));
+    c.read_request().unwrap().unwrap();
+    assert_eq!(read_all_stdin(&mut c), b"hi");
+    assert!(!c.keep_alive());
+    // "hi", "hi", ABORT_REQUEST with CONTENT_LENGTH 4: the body is complete; the
+    // ABORT record then fails as the start of the next request.
+    let abort = rec(ABORT_REQUEST, 1, b"");
+    let input = keep_req(&[b"hi", b"hi"], &[&abort[..], &second()].concat());
+    assert_eq!(php_like(input, 4, false), (b"hihi".to_vec(), true, None));
+}
+
+#[test]
+fn fill_stdin_semantics() {
+    let mut input = begin(1, RESPONDER, KEEP_CONN);
+    input.extend(rec(PARAMS, 1, b""));
+    for part in [&b"abc"[..], b"defgh", b"ij"] {
+        input.extend(rec(STDIN, 1, part));
+    }
+    input.extend(rec(STDIN, 1, b""));
+    let mut c = ServerConn::new(Duplex::chunked(input, 2));
+    c.read_request().unwrap().unwrap();
+    let mut b = [0u8; 7];
+    assert_eq!(c.fill_stdin(&mut b).unwrap(), 7);
+    assert_eq!(&b, b"abcdefg");
+    assert_eq!(
+        c.fill_stdin(&mut b).unwrap(),
+        3,
+        "short at the empty STDIN record"
+    );
+    assert_eq!(&b[..3], b"hij");
+    assert_eq!(c.fill_stdin(&mut b).unwrap(), 0);
+    assert!(c.keep_alive());
 }
 
 #[test]
