@@ -42,6 +42,7 @@ fn builtin_default_config_rfpm() {
         .arg("request")
         .arg("127.0.0.1:9000")
         .arg(&script)
+        .args(["--timeout", "10"])
         .current_dir(fpm.dir())
         .env("HOME", fpm.dir())
         .output()
