@@ -1,2 +1,228 @@
-//! placeholder
+//! The php-fpm.conf dialect, exactly as php-fpm 8.2 reads it.
+//!
+//! * [`load`] reads the main file and its includes line by line through an
+//!   emulation of PHP's INI scanner ([`ini`]) and fills a typed [`Config`].
+//! * [`validate`] performs php-fpm's post-load processing (§2.10 of the
+//!   reference) in order, with php-fpm's messages, using a [`Sys`] for every
+//!   effect (directory checks, opening log files).
+//! * [`test_identities`] is the extra user/group resolution done by `-t`.
+//! * [`dump`] renders the `-tt` lines.
+//!
+//! Every message is a [`Diag`]: the text of one php-fpm log line without the
+//! timestamp and level prefix; the caller prints them.
 #![forbid(unsafe_code)]
+
+pub mod access;
+pub mod constants;
+pub mod ini;
+mod load;
+pub mod model;
+pub mod validate;
+
+use std::path::PathBuf;
+
+pub use constants::default_constants;
+pub use load::{load, load_str};
+pub use model::{dump, Config, GlobalConf, KeyValue, LogLevel, Pm, PoolConf};
+pub use validate::{test_identities, validate, LogFile, Sys, SysError, UserInfo};
+
+/// Level of one diagnostic line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Notice,
+    Warning,
+    Error,
+    Alert,
+    /// Not a php-fpm log line: printed by PHP itself verbatim on stderr
+    /// (`PHP:  syntax error, … in Unknown on line N`), no timestamp, no level,
+    /// not written to the error log and not subject to `log_level`.
+    Raw,
+}
+
+impl Level {
+    /// The prefix word php-fpm prints (`NOTICE`, `ERROR`, …); empty for `Raw`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Notice => "NOTICE",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Alert => "ALERT",
+            Level::Raw => "",
+        }
+    }
+}
+
+/// One php-fpm log line without timestamp and level prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    pub level: Level,
+    pub text: String,
+}
+
+impl Diag {
+    pub fn new(level: Level, text: impl Into<String>) -> Self {
+        Diag {
+            level,
+            text: text.into(),
+        }
+    }
+    pub fn error(text: impl Into<String>) -> Self {
+        Diag::new(Level::Error, text)
+    }
+    pub fn notice(text: impl Into<String>) -> Self {
+        Diag::new(Level::Notice, text)
+    }
+    pub fn warning(text: impl Into<String>) -> Self {
+        Diag::new(Level::Warning, text)
+    }
+    pub fn alert(text: impl Into<String>) -> Self {
+        Diag::new(Level::Alert, text)
+    }
+}
+
+impl std::fmt::Display for Diag {
+    /// `LEVEL: text` (or the raw text for [`Level::Raw`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.level == Level::Raw {
+            f.write_str(&self.text)
+        } else {
+            write!(f, "{}: {}", self.level.name(), self.text)
+        }
+    }
+}
+
+/// A name → value lookup (environment variables, PHP constants).
+pub type Lookup = Box<dyn Fn(&str) -> Option<String>>;
+
+/// Command-line and environment inputs of the configuration stage.
+pub struct LoadOptions {
+    /// `-p`
+    pub prefix: Option<PathBuf>,
+    /// Install prefix (`/usr` on Debian) for includes, pool prefixes and pool paths.
+    pub install_prefix: PathBuf,
+    /// `localstatedir` (`/var` on Debian) for `pid` and `error_log`.
+    pub localstatedir: PathBuf,
+    /// `-g`
+    pub pid_override: Option<String>,
+    /// `-D` (Some(true)) / `-F` (Some(false)).
+    pub daemonize_override: Option<bool>,
+    /// Master environment: `${NAME}` in values, `env[X] = $Y`, `WATCHDOG_USEC`.
+    pub env: Lookup,
+    /// PHP constants for bare words (`E_ALL`); see [`default_constants`].
+    pub constant: Lookup,
+    /// Effective uid is 0.
+    pub is_root: bool,
+    /// `-R`
+    pub allow_root: bool,
+}
+
+impl Default for LoadOptions {
+    /// Debian paths, the process environment, the built-in constant table, not root.
+    fn default() -> Self {
+        LoadOptions {
+            prefix: None,
+            install_prefix: PathBuf::from("/usr"),
+            localstatedir: PathBuf::from("/var"),
+            pid_override: None,
+            daemonize_override: None,
+            env: Box::new(|n| std::env::var(n).ok()),
+            constant: default_constants(),
+            is_root: false,
+            allow_root: false,
+        }
+    }
+}
+
+/// A configuration that loaded, with the non-fatal lines printed while loading.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub diags: Vec<Diag>,
+}
+
+/// Everything php-fpm prints before giving up, in order, ending with its own
+/// failure lines (`failed to load configuration file '…'`, `failed to post
+/// process the configuration`) but not `FPM initialization failed`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .diags.last().map(|d| d.text.as_str()).unwrap_or("configuration failed"))]
+pub struct Failure {
+    pub diags: Vec<Diag>,
+}
+
+impl Config {
+    /// The effective log level (php-fpm uses NOTICE when `log_level` is unset).
+    pub fn log_level(&self) -> LogLevel {
+        self.global.log_level.unwrap_or(LogLevel::Notice)
+    }
+}
+
+/// Is a line of this level printed under `log_level`? (`Raw` always is.)
+pub fn level_enabled(line: Level, log_level: LogLevel) -> bool {
+    let rank = match line {
+        Level::Raw => return true,
+        Level::Debug => LogLevel::Debug,
+        Level::Notice => LogLevel::Notice,
+        Level::Warning => LogLevel::Warning,
+        Level::Error => LogLevel::Error,
+        Level::Alert => LogLevel::Alert,
+    };
+    rank >= log_level
+}
+
+/// The whole `-t` (`full == false`) / `-tt` (`full == true`) sequence of
+/// php-fpm: load, validate, identity checks, dump, result line. Returns every
+/// line php-fpm prints (already filtered by `log_level` from the moment
+/// php-fpm applies it), including the final `FPM initialization failed` on
+/// failure, and the exit code (0 or 78).
+pub fn config_test(
+    path: &std::path::Path,
+    opts: &LoadOptions,
+    sys: &dyn Sys,
+    full: bool,
+) -> (Vec<Diag>, i32) {
+    let mut out = Vec::new();
+    let failed = |mut out: Vec<Diag>| {
+        out.push(Diag::error("FPM initialization failed"));
+        (out, 78)
+    };
+    let mut loaded = match load(path, opts) {
+        Ok(l) => l,
+        Err(f) => {
+            out.extend(f.diags);
+            return failed(out);
+        }
+    };
+    out.append(&mut loaded.diags);
+    let level = loaded.config.log_level();
+    let keep = |d: &Diag| level_enabled(d.level, level);
+    match validate(&mut loaded.config, sys, opts) {
+        Ok(d) => out.extend(d.into_iter().filter(keep)),
+        Err(f) => {
+            out.extend(f.diags.into_iter().filter(keep));
+            return failed(out);
+        }
+    }
+    if let Err(f) = test_identities(&loaded.config, sys) {
+        out.extend(f.diags.into_iter().filter(keep));
+        return failed(out);
+    }
+    if full {
+        out.extend(
+            dump(&loaded.config)
+                .into_iter()
+                .map(Diag::notice)
+                .filter(keep),
+        );
+    }
+    out.extend(
+        [Diag::notice(format!(
+            "configuration file {} test is successful\n",
+            path.display()
+        ))]
+        .into_iter()
+        .filter(keep),
+    );
+    (out, 0)
+}

@@ -1,0 +1,731 @@
+//! Post-load processing and validation (§2.10), the `-t` identity checks
+//! (§1.5) and the identity resolution of a start as root (§3.8).
+//!
+//! Every effect goes through [`Sys`], so this stays pure: the rfpm binary
+//! implements it with libc (and keeps the log file descriptors it opens).
+
+use std::path::Path;
+
+use crate::model::{
+    address_is_unix, Config, Pm, PoolConf, BACKLOG_DEFAULT, DEFAULT_ACCESS_FORMAT,
+    DEFAULT_LIMIT_EXTENSIONS, EVENT_MECHANISMS, PRIORITY_UNSET,
+};
+use crate::{Diag, Failure, LoadOptions};
+
+/// A failed system call: `strerror(errno)` and `errno`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysError {
+    pub errno: i32,
+    pub text: String,
+}
+
+impl SysError {
+    /// php-fpm's SYSERR suffix: `: <text> (<errno>)`.
+    pub fn suffix(&self) -> String {
+        format!(": {} ({})", self.text, self.errno)
+    }
+    /// "not found" as getpwnam/getgrnam report it (errno untouched = 0).
+    pub fn not_found() -> Self {
+        SysError {
+            errno: 0,
+            text: "Success".into(),
+        }
+    }
+}
+
+/// A passwd entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+/// Which log file php-fpm opens during validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFile {
+    /// The global `error_log` (not for `syslog`).
+    ErrorLog,
+    /// A pool's `access.log`.
+    AccessLog { pool: String },
+    /// A pool's `slowlog` (only opened/created when `request_slowlog_timeout` is set).
+    SlowLog { pool: String },
+}
+
+/// The operating system as the configuration stage sees it.
+pub trait Sys {
+    /// stat(2) says it is a directory.
+    fn is_dir(&self, path: &Path) -> bool;
+    /// getpwnam(3); not found = `Err(SysError::not_found())` (or the errno set).
+    fn user_by_name(&self, name: &str) -> Result<UserInfo, SysError>;
+    /// getpwuid(3).
+    fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError>;
+    /// getgrnam(3) → gid.
+    fn group_by_name(&self, name: &str) -> Result<u32, SysError>;
+    /// Open (append, create, mode 0600) a log file at this point of the
+    /// start-up sequence. The binary keeps the descriptor (for the error log:
+    /// starts writing to it); tests just record or fail.
+    fn open_log(&self, which: &LogFile, path: &str) -> Result<(), SysError>;
+    /// Available event mechanisms, in auto-selection order.
+    fn event_mechanisms(&self) -> &[&'static str] {
+        EVENT_MECHANISMS
+    }
+    /// Current effective uid/gid (used when not root).
+    fn current_ids(&self) -> (u32, u32) {
+        (0, 0)
+    }
+}
+
+/// php-fpm's `fpm_evaluate_full_path`.
+fn full_path(
+    value: &str,
+    pool_prefix: Option<&str>,
+    global_prefix: Option<&str>,
+    default_prefix: &str,
+    expand: bool,
+    diags: &mut Vec<Diag>,
+) -> String {
+    if value.starts_with('/') {
+        return value.to_string();
+    }
+    let use_pool = pool_prefix.is_some();
+    let prefix = pool_prefix
+        .or(global_prefix)
+        .unwrap_or(default_prefix)
+        .to_string();
+    let mut rest: Option<String> = Some(value.to_string());
+    if expand {
+        if let Some(pos) = value.find("$prefix") {
+            if pos != 0 {
+                diags.push(Diag::error(
+                    "'$prefix' must be use at the beginning of the value",
+                ));
+                return value.to_string();
+            }
+            rest = if value.len() > "$prefix".len() {
+                Some(value["$prefix".len()..].to_string())
+            } else {
+                None
+            };
+        }
+    }
+    let out = match rest {
+        Some(r) => format!("{prefix}/{r}"),
+        None => prefix,
+    };
+    if !out.starts_with('/') && use_pool {
+        return full_path(&out, None, global_prefix, default_prefix, expand, diags);
+    }
+    out
+}
+
+/// PHP INI names whose relative values get the pool prefix.
+const INI_TO_EXPAND: &[&str] = &[
+    "error_log",
+    "extension_dir",
+    "mime_magic.magicfile",
+    "sendmail_path",
+    "session.cookie_path",
+    "session_pgsql.sem_file_name",
+    "soap.wsdl_cache_dir",
+    "uploadprogress.file.filename_template",
+    "xdebug.output_dir",
+    "xdebug.profiler_output_dir",
+    "xdebug.trace_output_dir",
+    "xmms.path",
+    "axis2.client_home",
+    "blenc.key_file",
+    "coin_acceptor.device",
+];
+
+fn valid_path_chars(s: &str) -> bool {
+    s.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.' | b'~'))
+}
+
+struct Ctx<'a> {
+    sys: &'a dyn Sys,
+    opts: &'a LoadOptions,
+    diags: Vec<Diag>,
+}
+
+impl Ctx<'_> {
+    fn global_prefix(&self) -> Option<String> {
+        self.opts
+            .prefix
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    fn fail(mut self, d: Diag) -> Failure {
+        self.diags.push(d);
+        self.diags
+            .push(Diag::error("failed to post process the configuration"));
+        Failure { diags: self.diags }
+    }
+}
+
+/// php-fpm's post-processing of a loaded configuration, in php-fpm's order and
+/// with its messages (§2.10). Mutates `cfg` (absolute paths, defaults, the
+/// hidden status pools of §9.4). Returns the non-fatal lines; on failure the
+/// lines end with `failed to post process the configuration`.
+pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<Vec<Diag>, Failure> {
+    let mut cx = Ctx {
+        sys,
+        opts,
+        diags: Vec::new(),
+    };
+    let gp = cx.global_prefix();
+    let lsd = opts.localstatedir.to_string_lossy().into_owned();
+    let g = &mut cfg.global;
+
+    if let Some(pid) = g.pid.take() {
+        g.pid = Some(full_path(
+            &pid,
+            None,
+            gp.as_deref(),
+            &lsd,
+            false,
+            &mut cx.diags,
+        ));
+    }
+    if let Some(d) = opts.daemonize_override {
+        g.daemonize = d;
+    }
+    if g.log_limit < 512 {
+        return Err(cx.fail(Diag::error("log_limit must be greater than 512")));
+    }
+    if g.process_max < 0 {
+        return Err(cx.fail(Diag::error("process_max can't be negative")));
+    }
+    if g.process_priority != PRIORITY_UNSET && !(-19..=20).contains(&g.process_priority) {
+        return Err(cx.fail(Diag::error(
+            "process.priority must be included into [-19,20]",
+        )));
+    }
+    let error_log = g
+        .error_log
+        .take()
+        .unwrap_or_else(|| "log/php-fpm.log".to_string());
+
+    // systemd (Debian builds have systemd support)
+    let watchdog = (opts.env)("WATCHDOG_USEC");
+    let interval = watchdog
+        .as_deref()
+        .map(|w| (crate::ini::atol(w) / 2000) as i32)
+        .unwrap_or(0);
+    if interval > 1000 {
+        if g.systemd_interval > 0 {
+            cx.diags
+                .push(Diag::warning("systemd_interval option ignored"));
+        }
+        cx.diags.push(Diag::notice(format!(
+            "systemd watchdog configured to {}sec",
+            fmt_g3(f64::from(interval) / 1000.0)
+        )));
+        g.systemd_watchdog = true;
+        g.systemd_interval = interval;
+    } else if g.systemd_interval < 0 {
+        g.systemd_interval = 10_000;
+    } else {
+        g.systemd_interval = g.systemd_interval.wrapping_mul(1000);
+    }
+
+    if g.syslog_ident.is_none() {
+        g.syslog_ident = Some("php-fpm".into());
+    }
+    if g.syslog_facility < 0 {
+        g.syslog_facility = 3 << 3;
+    }
+    let is_syslog = error_log.eq_ignore_ascii_case("syslog");
+    let error_log = if is_syslog {
+        error_log
+    } else {
+        full_path(&error_log, None, gp.as_deref(), &lsd, false, &mut cx.diags)
+    };
+    g.error_log = Some(error_log.clone());
+    if !is_syslog {
+        if let Err(e) = sys.open_log(&LogFile::ErrorLog, &error_log) {
+            return Err(cx.fail(Diag::error(format!(
+                "failed to open error_log ({}){}",
+                error_log,
+                e.suffix()
+            ))));
+        }
+    }
+
+    // event mechanism
+    let available = sys.event_mechanisms();
+    match g.events_mechanism.clone() {
+        Some(m) => match available.iter().find(|a| a.eq_ignore_ascii_case(&m)) {
+            Some(a) => g.events_mechanism = Some((*a).to_string()),
+            None => {
+                return Err(cx.fail(Diag::error(format!(
+                    "event mechanism '{m}' is not available on this system"
+                ))))
+            }
+        },
+        None => g.events_mechanism = available.first().map(|s| s.to_string()),
+    }
+    let edge = matches!(
+        g.events_mechanism.as_deref(),
+        Some("epoll") | Some("kqueue")
+    );
+
+    if cfg.pools.is_empty() {
+        return Err(cx.fail(Diag::error(
+            "No pool defined. at least one pool section must be specified in config file",
+        )));
+    }
+
+    let install = opts.install_prefix.to_string_lossy().into_owned();
+    let mut i = 0;
+    while i < cfg.pools.len() {
+        if let Err(d) = process_pool(cfg, i, &mut cx, gp.as_deref(), &install, edge) {
+            return Err(cx.fail(d));
+        }
+        i += 1;
+    }
+
+    // duplicate listen addresses
+    for a in 0..cfg.pools.len() {
+        for b in a + 1..cfg.pools.len() {
+            let (pa, pb) = (&cfg.pools[a], &cfg.pools[b]);
+            if let (Some(la), Some(lb)) = (&pa.listen, &pb.listen) {
+                if !la.is_empty() && la == lb {
+                    let d = Diag::error(format!(
+                        "[pool {}] unable to set listen address as it's already used in another pool '{}'",
+                        pb.name, pa.name
+                    ));
+                    return Err(cx.fail(d));
+                }
+            }
+        }
+    }
+
+    // access logs
+    for p in &cfg.pools {
+        if let Some(al) = p.access_log.as_ref().filter(|s| !s.is_empty()) {
+            let which = LogFile::AccessLog {
+                pool: p.name.clone(),
+            };
+            if let Err(e) = cx.sys.open_log(&which, al) {
+                let d = Diag::error(format!("failed to open access log ({}){}", al, e.suffix()));
+                return Err(cx.fail(d));
+            }
+        }
+    }
+    for p in &cfg.pools {
+        if p.access_log.as_ref().is_some_and(|s| !s.is_empty()) {
+            let fmt = p.access_format.as_deref().unwrap_or(DEFAULT_ACCESS_FORMAT);
+            if let Err(w) = crate::access::check_format(fmt) {
+                cx.diags.push(Diag::warning(w));
+                let d = Diag::error(format!(
+                    "[pool {}] wrong format for access.format '{}'",
+                    p.name, fmt
+                ));
+                return Err(cx.fail(d));
+            }
+        }
+    }
+    Ok(cx.diags)
+}
+
+/// `%.3g` as C prints it for the watchdog message.
+fn fmt_g3(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let exp = v.abs().log10().floor() as i32;
+    if !(-4..3).contains(&exp) {
+        let m = v / 10f64.powi(exp);
+        let ms = format!("{m:.2}");
+        let ms = ms.trim_end_matches('0').trim_end_matches('.');
+        return format!("{ms}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+    let decimals = (2 - exp).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn process_pool(
+    cfg: &mut Config,
+    idx: usize,
+    cx: &mut Ctx<'_>,
+    gp: Option<&str>,
+    install: &str,
+    edge: bool,
+) -> Result<(), Diag> {
+    let is_root = cx.opts.is_root;
+    let allow_root = cx.opts.allow_root;
+    let mut new_pool: Option<PoolConf> = None;
+    {
+        let p = &mut cfg.pools[idx];
+        let name = p.name.clone();
+        let err = |t: String| Diag::error(format!("[pool {name}] {t}"));
+        let alert = |t: String| Diag::alert(format!("[pool {name}] {t}"));
+
+        // 1. prefix
+        if let Some(pre) = p.prefix.clone().filter(|s| !s.is_empty()) {
+            let v = full_path(&pre, None, gp, install, false, &mut cx.diags);
+            p.prefix = Some(v.clone());
+            if !cx.sys.is_dir(Path::new(&v)) {
+                return Err(err(format!(
+                    "the prefix '{v}' does not exist or is not a directory"
+                )));
+            }
+        }
+        let pp = p.prefix.clone();
+        let fp = |v: &str, expand: bool, diags: &mut Vec<Diag>| {
+            full_path(
+                v,
+                Some(pp.as_deref().unwrap_or_else(|| gp.unwrap_or(install))),
+                gp,
+                install,
+                expand,
+                diags,
+            )
+        };
+
+        // 2. user
+        if p.user.is_none() && is_root && !allow_root {
+            return Err(alert("user has not been defined".into()));
+        }
+        // 3. listen
+        match p.listen.clone().filter(|s| !s.is_empty()) {
+            Some(l) => {
+                if address_is_unix(&l) && !l.starts_with('/') {
+                    p.listen = Some(fp(&l, false, &mut cx.diags));
+                }
+            }
+            None => return Err(alert("no listen address have been defined!".into())),
+        }
+        // 4. priority
+        if p.process_priority != PRIORITY_UNSET && !(-19..=20).contains(&p.process_priority) {
+            return Err(err("process.priority must be included into [-19,20]".into()));
+        }
+        // 5. pm
+        let Some(pm) = p.pm else {
+            return Err(alert(
+                "the process manager is missing (static, dynamic or ondemand)".into(),
+            ));
+        };
+        if p.pm_max_children < 1 {
+            return Err(alert("pm.max_children must be a positive value".into()));
+        }
+        // 6/7.
+        match pm {
+            Pm::Dynamic => {
+                let (min, max, ch) = (
+                    p.pm_min_spare_servers,
+                    p.pm_max_spare_servers,
+                    p.pm_max_children,
+                );
+                if min <= 0 {
+                    return Err(alert(format!(
+                        "pm.min_spare_servers({min}) must be a positive value"
+                    )));
+                }
+                if max <= 0 {
+                    return Err(alert(format!(
+                        "pm.max_spare_servers({max}) must be a positive value"
+                    )));
+                }
+                if min > ch || max > ch {
+                    return Err(alert(format!("pm.min_spare_servers({min}) and pm.max_spare_servers({max}) cannot be greater than pm.max_children({ch})")));
+                }
+                if max < min {
+                    return Err(alert(format!(
+                        "pm.max_spare_servers({max}) must not be less than pm.min_spare_servers({min})"
+                    )));
+                }
+                if p.pm_start_servers <= 0 {
+                    p.pm_start_servers = min + (max - min) / 2;
+                    cx.diags.push(Diag::notice(format!(
+                        "[pool {name}] pm.start_servers is not set. It's been set to {}.",
+                        p.pm_start_servers
+                    )));
+                } else if p.pm_start_servers < min || p.pm_start_servers > max {
+                    return Err(alert(format!("pm.start_servers({}) must not be less than pm.min_spare_servers({min}) and not greater than pm.max_spare_servers({max})", p.pm_start_servers)));
+                }
+                if p.pm_max_spawn_rate < 1 {
+                    return Err(alert("pm.max_spawn_rate must be a positive value".into()));
+                }
+            }
+            Pm::Ondemand => {
+                if !edge {
+                    return Err(alert("ondemand process manager can ONLY be used when events.mechanism is either epoll (Linux) or kqueue (*BSD).".into()));
+                }
+                if p.pm_process_idle_timeout < 1 {
+                    return Err(alert(format!(
+                        "pm.process_idle_timeout({}s) must be greater than 0s",
+                        p.pm_process_idle_timeout
+                    )));
+                }
+                if p.listen_backlog < BACKLOG_DEFAULT {
+                    cx.diags.push(Diag::warning(format!("[pool {name}] listen.backlog({}) was too low for the ondemand process manager. I updated it for you to {}.", p.listen_backlog, BACKLOG_DEFAULT)));
+                    p.listen_backlog = BACKLOG_DEFAULT;
+                }
+                p.pm_start_servers = 0;
+                p.pm_min_spare_servers = 0;
+                p.pm_max_spare_servers = 0;
+            }
+            Pm::Static => {}
+        }
+        // 8. hidden status pool
+        if let Some(sl) = p.pm_status_listen.clone() {
+            if p.pm_status_path.is_none() {
+                p.pm_status_path = Some("/".into());
+            }
+            let mut s = PoolConf::new(&format!("{name}_status"));
+            s.hidden = true;
+            s.shared = Some(idx);
+            s.listen = Some(sl);
+            s.pm = Some(Pm::Ondemand);
+            s.pm_max_children = 2;
+            s.user = p.user.clone();
+            s.group = p.group.clone();
+            s.listen_owner = p.listen_owner.clone();
+            s.listen_group = p.listen_group.clone();
+            s.listen_mode = p.listen_mode.clone();
+            s.listen_acl_users = p.listen_acl_users.clone();
+            s.listen_acl_groups = p.listen_acl_groups.clone();
+            s.listen_allowed_clients = p.listen_allowed_clients.clone();
+            s.pm_status_path = p.pm_status_path.clone();
+            s.ping_path = p.ping_path.clone();
+            s.ping_response = p.ping_response.clone();
+            new_pool = Some(s);
+        }
+        // 9. status path
+        if let Some(st) = p.pm_status_path.clone().filter(|s| !s.is_empty()) {
+            if !st.starts_with('/') {
+                return Err(err(format!("the status path '{st}' must start with a '/'")));
+            }
+            if p.pm_status_listen.is_none() && p.shared.is_none() && st.len() < 2 {
+                return Err(err(format!("the status path '{st}' is not long enough")));
+            }
+            if !valid_path_chars(&st) {
+                return Err(err(format!("the status path '{st}' must contain only the following characters '[alphanum]/_-.~'")));
+            }
+        }
+        // 10. ping
+        if let Some(pg) = p.ping_path.clone().filter(|s| !s.is_empty()) {
+            if !pg.starts_with('/') {
+                return Err(err(format!("the ping path '{pg}' must start with a '/'")));
+            }
+            if pg.len() < 2 {
+                return Err(err(format!("the ping path '{pg}' is not long enough")));
+            }
+            if !valid_path_chars(&pg) {
+                return Err(err(format!("the ping path '{pg}' must contain only the following characters '[alphanum]/_-.~'")));
+            }
+            match &p.ping_response {
+                None => p.ping_response = Some("pong".into()),
+                Some(r) if r.is_empty() => {
+                    return Err(err(format!(
+                        "the ping response page '{r}' is not long enough"
+                    )))
+                }
+                Some(_) => {}
+            }
+        } else {
+            p.ping_response = None;
+        }
+        // 11. access log
+        if let Some(al) = p.access_log.clone().filter(|s| !s.is_empty()) {
+            p.access_log = Some(fp(&al, false, &mut cx.diags));
+            if p.access_format.is_none() {
+                p.access_format = Some(DEFAULT_ACCESS_FORMAT.into());
+            }
+        }
+        // 12. slowlog
+        if let Some(sl) = p.slowlog.clone().filter(|s| !s.is_empty()) {
+            p.slowlog = Some(fp(&sl, false, &mut cx.diags));
+        }
+        let has_slowlog = p.slowlog.as_ref().is_some_and(|s| !s.is_empty());
+        // 13. request_slowlog_timeout
+        if p.request_slowlog_timeout != 0 {
+            if !has_slowlog {
+                return Err(err(
+                    "'slowlog' must be specified for use with 'request_slowlog_timeout'".into(),
+                ));
+            }
+            if let Some(sl) = p.slowlog.clone() {
+                let which = crate::validate::LogFile::SlowLog { pool: name.clone() };
+                if let Err(e) = cx.sys.open_log(&which, &sl) {
+                    return Err(Diag::error(format!(
+                        "Unable to create or open slowlog({sl}){}",
+                        e.suffix()
+                    )));
+                }
+            }
+            if p.request_terminate_timeout != 0
+                && p.request_slowlog_timeout > p.request_terminate_timeout
+            {
+                return Err(err(format!(
+                    "'request_slowlog_timeout' ({}) can't be greater than 'request_terminate_timeout' ({})",
+                    p.request_slowlog_timeout, p.request_terminate_timeout
+                )));
+            }
+        }
+        // 14. trace depth
+        if p.request_slowlog_trace_depth != 0 {
+            if !has_slowlog {
+                return Err(err(
+                    "'slowlog' must be specified for use with 'request_slowlog_trace_depth'".into(),
+                ));
+            }
+            if p.request_slowlog_trace_depth <= 0 {
+                return Err(err(format!(
+                    "'request_slowlog_trace_depth' ({}) must be a positive value",
+                    p.request_slowlog_trace_depth
+                )));
+            }
+        } else {
+            p.request_slowlog_trace_depth = 20;
+        }
+        // 15. chroot
+        if let Some(cr) = p.chroot.clone().filter(|s| !s.is_empty()) {
+            let v = fp(&cr, true, &mut cx.diags);
+            p.chroot = Some(v.clone());
+            if !v.starts_with('/') {
+                return Err(err(format!("the chroot path '{v}' must start with a '/'")));
+            }
+            if !cx.sys.is_dir(Path::new(&v)) {
+                return Err(err(format!(
+                    "the chroot path '{v}' does not exist or is not a directory"
+                )));
+            }
+        }
+        // 16. chdir
+        if let Some(cd) = p.chdir.clone().filter(|s| !s.is_empty()) {
+            let v = fp(&cd, false, &mut cx.diags);
+            p.chdir = Some(v.clone());
+            if !v.starts_with('/') {
+                return Err(err(format!("the chdir path '{v}' must start with a '/'")));
+            }
+            match &p.chroot {
+                Some(r) => {
+                    let both = format!("{r}/{v}");
+                    if !cx.sys.is_dir(Path::new(&both)) {
+                        return Err(err(format!("the chdir path '{v}' within the chroot path '{r}' ('{both}') does not exist or is not a directory")));
+                    }
+                }
+                None => {
+                    if !cx.sys.is_dir(Path::new(&v)) {
+                        return Err(err(format!(
+                            "the chdir path '{v}' does not exist or is not a directory"
+                        )));
+                    }
+                }
+            }
+        }
+        // 17. limit extensions
+        if p.security_limit_extensions.is_none() {
+            p.security_limit_extensions = Some(DEFAULT_LIMIT_EXTENSIONS.into());
+        }
+        // 18. path-like INI values
+        if p.chroot.is_none() {
+            let expand = |k: &str| INI_TO_EXPAND.iter().any(|n| n.eq_ignore_ascii_case(k));
+            let mut vals = std::mem::take(&mut p.php_values);
+            for kv in vals.iter_mut() {
+                if expand(&kv.key) {
+                    kv.value = fp(&kv.value, false, &mut cx.diags);
+                }
+            }
+            p.php_values = vals;
+            let mut vals = std::mem::take(&mut p.php_admin_values);
+            for kv in vals.iter_mut() {
+                if kv.key.eq_ignore_ascii_case("error_log")
+                    && kv.value.eq_ignore_ascii_case("syslog")
+                {
+                    continue;
+                }
+                if expand(&kv.key) {
+                    kv.value = fp(&kv.value, false, &mut cx.diags);
+                }
+            }
+            p.php_admin_values = vals;
+        }
+    }
+    if let Some(s) = new_pool {
+        cfg.pools.push(s);
+    }
+    Ok(())
+}
+
+/// The extra checks of `-t`/`-tt` (§1.5 item 2), run after [`validate`]:
+/// names in `user`, `group`, `listen.owner`, `listen.group` must resolve
+/// (numeric values are accepted). On failure the lines are complete (php-fpm
+/// adds nothing but `FPM initialization failed`).
+pub fn test_identities(cfg: &Config, sys: &dyn Sys) -> Result<(), Failure> {
+    let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    for p in &cfg.pools {
+        let named = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && !is_id(s));
+        let fail = |t: String| Failure {
+            diags: vec![Diag::error(format!("[pool {}] {t}", p.name))],
+        };
+        if let Some(u) = named(&p.user) {
+            if sys.user_by_name(&u).is_err() {
+                return Err(fail(format!("cannot get uid for user '{u}'")));
+            }
+        }
+        if let Some(g) = named(&p.group) {
+            if sys.group_by_name(&g).is_err() {
+                return Err(fail(format!("cannot get gid for group '{g}'")));
+            }
+        }
+        if let Some(u) = named(&p.listen_owner) {
+            if let Err(e) = sys.user_by_name(&u) {
+                return Err(fail(format!("cannot get uid for user '{u}'{}", e.suffix())));
+            }
+        }
+        if let Some(g) = named(&p.listen_group) {
+            if let Err(e) = sys.group_by_name(&g) {
+                return Err(fail(format!(
+                    "cannot get gid for group '{g}'{}",
+                    e.suffix()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g3() {
+        assert_eq!(fmt_g3(15.0), "15");
+        assert_eq!(fmt_g3(1.5), "1.5");
+        assert_eq!(fmt_g3(1234.0), "1.23e+03");
+    }
+
+    #[test]
+    fn paths() {
+        let mut d = Vec::new();
+        assert_eq!(full_path("a", None, None, "/var", false, &mut d), "/var/a");
+        assert_eq!(full_path("", None, None, "/var", false, &mut d), "/var/");
+        assert_eq!(
+            full_path("$prefix/j", Some("/srv"), None, "/usr", true, &mut d),
+            "/srv//j"
+        );
+        assert_eq!(
+            full_path("$prefix", Some("/srv"), None, "/usr", true, &mut d),
+            "/srv"
+        );
+        assert!(d.is_empty());
+        assert_eq!(
+            full_path("x$prefix", Some("/srv"), None, "/usr", true, &mut d),
+            "x$prefix"
+        );
+        assert_eq!(d.len(), 1);
+    }
+}
