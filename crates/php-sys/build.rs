@@ -25,7 +25,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PHP_CONFIG");
 
     let mut build = cc::Build::new();
-    build.file("csrc/shim.c").include("csrc").warnings(true).flag_if_supported("-Wno-unused-parameter");
+    build
+        .file("csrc/shim.c")
+        .include("csrc")
+        .warnings(true)
+        .flag_if_supported("-Wno-unused-parameter");
     for i in &includes {
         build.include(i);
     }
@@ -35,7 +39,7 @@ fn main() {
     let mut b = bindgen::Builder::default()
         .header("csrc/wrapper.h")
         .clang_arg("-Icsrc")
-        .allowlist_function("php_.*|sapi_.*|zend_.*|rfpm_shim_.*|add_assoc_.*|add_next_index_.*|_emalloc|_efree|_estrdup|_estrndup")
+        .allowlist_function("php_.*|sapi_.*|zend_.*|rfpm_shim_.*|add_assoc_.*|add_next_index_.*|get_zend_version|_emalloc|_efree|_estrdup|_estrndup")
         .allowlist_var("sapi_module|sapi_globals|executor_globals|core_globals|php_import_environment_variables|php_load_environment_variables|zend_error_cb|SAPI_.*|PARSE_.*|ZEND_INI_.*|PHP_VERSION|ZEND_VERSION|ZEND_MODULE_API_NO|IS_.*|E_.*|rfpm_shim_.*")
         .allowlist_type("sapi_.*|zend_file_handle|zend_llist.*|zend_module_entry|zval|rfpm_shim_.*")
         .default_enum_style(bindgen::EnumVariation::Rust { non_exhaustive: false })
@@ -48,5 +52,7 @@ fn main() {
     }
     let bindings = b.generate().expect("bindgen over the PHP headers failed");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
-    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("write bindings.rs");
 }

@@ -10,6 +10,7 @@
 #include "php_ini_builder.h"
 #include "ext/standard/info.h"
 #include "zend_exceptions.h"
+#include "zend_extensions.h"
 #include <errno.h>
 #include "shim.h"
 
@@ -255,4 +256,45 @@ char *rfpm_shim_ini_entries(const char *const *defines, size_t n)
 		php_ini_builder_define(&b, defines[i]);
 	}
 	return php_ini_builder_finish(&b);
+}
+
+static int module_name_cmp(Bucket *f, Bucket *s)
+{
+	return strcasecmp(((zend_module_entry *) Z_PTR(f->val))->name,
+	                  ((zend_module_entry *) Z_PTR(s->val))->name);
+}
+
+static void print_zend_extension(zend_extension *ext)
+{
+	php_printf("%s\n", ext->name);
+}
+
+void rfpm_shim_cli_info(int what)
+{
+	SG(headers_sent) = 1;
+	SG(request_info).no_headers = 1;
+	zend_try {
+		if (php_request_startup() == FAILURE) {
+			return;
+		}
+		if (what == 0) {
+			HashTable sorted;
+			zend_module_entry *module;
+			zend_hash_init(&sorted, 64, NULL, NULL, 0);
+			zend_hash_copy(&sorted, &module_registry, NULL);
+			zend_hash_sort(&sorted, module_name_cmp, 0);
+			php_printf("[PHP Modules]\n");
+			ZEND_HASH_FOREACH_PTR(&sorted, module) {
+				php_printf("%s\n", module->name);
+			} ZEND_HASH_FOREACH_END();
+			zend_hash_destroy(&sorted);
+			php_printf("\n[Zend Modules]\n");
+			zend_llist_apply(&zend_extensions, (llist_apply_func_t) print_zend_extension);
+			php_printf("\n");
+		} else {
+			sapi_module.phpinfo_as_text = 1;
+			php_print_info(PHP_INFO_ALL & ~PHP_INFO_CREDITS);
+		}
+		php_request_shutdown(NULL);
+	} zend_end_try();
 }

@@ -54,6 +54,10 @@ void rfpm_shim_request_shutdown(void);
 /* Exit status of the last script (EG(exit_status)). */
 int rfpm_shim_exit_status(void);
 
+/* -m and -i: a request-less activation whose output goes to stdout.
+ * what: 0 = module list (php-fpm's -m format), 1 = phpinfo() as text. */
+void rfpm_shim_cli_info(int what);
+
 /* Reason phrase of an HTTP status from PHP's table, or NULL. */
 const char *rfpm_shim_status_reason(int code);
 

@@ -4,7 +4,12 @@
 //! names (see `build.rs`); only allowlisted items are generated. This crate is the
 //! only place that knows PHP's C ABI. `tests/layout.rs` checks every struct we share
 //! with C against what the C compiler (gcc, through the shim) says.
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all, unnecessary_transmutes)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

@@ -82,7 +82,12 @@ fn sapi_headers_match_c() {
         ],
     );
     type H = sapi_header_struct;
-    check(3, size_of::<H>(), align_of::<H>(), &[offset_of!(H, header), offset_of!(H, header_len)]);
+    check(
+        3,
+        size_of::<H>(),
+        align_of::<H>(),
+        &[offset_of!(H, header), offset_of!(H, header_len)],
+    );
 }
 
 #[test]
@@ -92,7 +97,12 @@ fn zend_file_handle_matches_c() {
         4,
         size_of::<T>(),
         align_of::<T>(),
-        &[offset_of!(T, handle), offset_of!(T, filename), offset_of!(T, opened_path), offset_of!(T, type_)],
+        &[
+            offset_of!(T, handle),
+            offset_of!(T, filename),
+            offset_of!(T, opened_path),
+            offset_of!(T, type_),
+        ],
     );
 }
 

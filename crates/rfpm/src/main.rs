@@ -1,1 +1,275 @@
-fn main() {}
+//! rfpm: a FastCGI Process Manager for PHP, a drop-in replacement for php-fpm 8.2.
+//!
+//! `main` follows php-fpm's start-up order (reference §3.1): signals, PHP module
+//! start-up, configuration, daemonisation, sockets, PID file, workers.
+
+mod cli;
+mod config;
+mod listen;
+#[macro_use]
+mod log;
+mod master;
+mod os;
+mod paths;
+mod pool;
+mod request_cmd;
+mod signals;
+mod worker;
+
+use cli::{Cli, Parsed, EX_CONFIG, EX_OK, EX_SOFTWARE, EX_USAGE};
+use std::io::Write;
+use std::time::Duration;
+
+/// Debian's php-fpm8.2 reads php.ini (and conf.d) from here; so does rfpm by default.
+const DEFAULT_INI_DIR: &str = "/etc/php/8.2/fpm";
+
+fn main() {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let argv0 = argv.first().cloned().unwrap_or_else(|| "rfpm".to_string());
+    let code = real_main(&argv0, argv.get(1..).unwrap_or(&[]));
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+fn real_main(argv0: &str, args: &[String]) -> i32 {
+    match cli::parse(argv0, args) {
+        Parsed::Request(rest) => request_cmd::main(&rest),
+        Parsed::Help => {
+            print!("{}", cli::usage(argv0));
+            EX_OK
+        }
+        Parsed::UsageError(msg) => {
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            print!("{}", cli::usage(argv0));
+            EX_USAGE
+        }
+        Parsed::Version(c) => {
+            if start_engine(&c).is_err() {
+                return EX_SOFTWARE;
+            }
+            print!("{}", sapi::version_text());
+            EX_OK
+        }
+        Parsed::Modules(c) => {
+            if start_engine(&c).is_err() {
+                return EX_SOFTWARE;
+            }
+            sapi::print_modules();
+            EX_OK
+        }
+        Parsed::Run(c) => run(argv0, args, c),
+    }
+}
+
+fn start_engine(c: &Cli) -> Result<(), ()> {
+    let opts = sapi::EngineOptions {
+        ini_path: c.php_ini.clone(),
+        no_ini: c.no_php_ini,
+        defines: c.defines.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        default_ini_dir: DEFAULT_INI_DIR.to_string(),
+    };
+    sapi::startup(&opts).map_err(|e| {
+        error!("{e}");
+    })
+}
+
+fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
+    // 1. Signals first: PHP captures the handlers that exist at its start-up.
+    let signal_pipe = match signals::install() {
+        Ok(p) => p,
+        Err(e) => {
+            error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "failed to install signal handlers"
+            );
+            return EX_SOFTWARE;
+        }
+    };
+    // 2. PHP.
+    if start_engine(&c).is_err() {
+        return EX_SOFTWARE;
+    }
+    if c.info {
+        sapi::print_info();
+        return EX_OK;
+    }
+    // 3. stdin/stdout to /dev/null, also in the foreground.
+    let _ = os::devnull_onto(0, false);
+    let _ = os::devnull_onto(1, true);
+
+    // 4. Configuration.
+    let loaded = match config::load(&c) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    if c.test > 0 {
+        if c.test > 1 {
+            for line in conf::dump(&loaded.config) {
+                notice!("{line}");
+            }
+        }
+        notice!(
+            "configuration file {} test is successful\n",
+            loaded.path_shown
+        );
+        return EX_OK;
+    }
+
+    // 5. Daemonise (after the configuration was read, so its errors reach the terminal).
+    let daemon_pipe = if loaded.daemonize {
+        match daemonize() {
+            Ok(p) => p,
+            Err(code) => return code,
+        }
+    } else {
+        None
+    };
+    os::setsid();
+
+    // 9. Sockets.
+    let mut listeners = Vec::new();
+    for p in &loaded.pools {
+        let mut notices = Vec::new();
+        let perms = listen::UnixPerms {
+            mode: p.listen_mode,
+            owner: p.listen_owner,
+            group: p.listen_group,
+        };
+        let res = listen::open(&p.listen, p.backlog, &perms, &mut notices);
+        for n in notices {
+            notice!("{n}");
+        }
+        match res {
+            Ok(l) => listeners.push(l),
+            Err(msg) => {
+                error!("{msg}");
+                error!("FPM initialization failed");
+                return daemon_failed(daemon_pipe, EX_CONFIG);
+            }
+        }
+    }
+
+    // 10. PID file.
+    if let Some(pid) = &loaded.pid_file {
+        if let Err(code) = write_pid_file(pid) {
+            return daemon_failed(daemon_pipe, code);
+        }
+    }
+
+    // 11. stderr tied to the error log; from now on the master is "launched".
+    log::with(|l| {
+        let _ = l.tie_stderr();
+        l.set_launched(true);
+    });
+    notice!("fpm is running, pid {}", os::getpid());
+    if let Some(fd) = daemon_pipe {
+        let _ = os::write_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), b"1");
+    }
+    let _ = (argv0, args);
+
+    let master = master::Master {
+        pools: loaded.pools,
+        listeners,
+        pid_file: loaded.pid_file,
+        process_control_timeout: Duration::from_secs(loaded.process_control_timeout),
+        signal_pipe,
+    };
+    let code = master.run();
+    sapi::shutdown();
+    code
+}
+
+fn daemon_failed(pipe: Option<std::os::fd::OwnedFd>, code: i32) -> i32 {
+    if let Some(fd) = pipe {
+        let _ = os::write_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), b"0");
+    }
+    code
+}
+
+/// Forks; the launcher waits (10 s at most) for the master to report and exits 0 or 70.
+/// In the master, returns the pipe to report on.
+fn daemonize() -> Result<Option<std::os::fd::OwnedFd>, i32> {
+    use std::os::fd::AsRawFd;
+    let (r, w) = match os::pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            error_sys!(e.raw_os_error().unwrap_or(0), "failed to create pipe");
+            return Err(EX_SOFTWARE);
+        }
+    };
+    match os::fork() {
+        Ok(os::Fork::Child) => {
+            drop(r);
+            // Nothing of the launching terminal stays open (GH-9754): stderr goes to the
+            // error log once launched; until then to /dev/null unless it is the log.
+            if !log::with(|l| matches!(l.dest(), log::Dest::Stderr)) {
+                let _ = os::devnull_onto(2, true);
+            }
+            Ok(Some(w))
+        }
+        Ok(os::Fork::Parent(_)) => {
+            drop(w);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut buf = [0u8; 1];
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    error!("the master process didn't send back its status (via the pipe to the calling process)");
+                    std::process::exit(EX_SOFTWARE);
+                }
+                let mut pfd = libc::pollfd {
+                    fd: r.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+                if n <= 0 {
+                    continue;
+                }
+                let code = match os::read_fd(r.as_raw_fd(), &mut buf) {
+                    Ok(1) if buf[0] == b'1' => EX_OK,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    _ => EX_SOFTWARE,
+                };
+                std::process::exit(code);
+            }
+        }
+        Err(e) => {
+            error_sys!(e.raw_os_error().unwrap_or(0), "failed to daemonize");
+            Err(EX_SOFTWARE)
+        }
+    }
+}
+
+fn write_pid_file(path: &str) -> Result<(), i32> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "Unable to create the PID file ({path})."
+            );
+            return Err(EX_CONFIG);
+        }
+    };
+    if let Err(e) = write!(f, "{}", os::getpid()) {
+        error_sys!(
+            e.raw_os_error().unwrap_or(0),
+            "Unable to write to the PID file."
+        );
+        return Err(EX_CONFIG);
+    }
+    Ok(())
+}

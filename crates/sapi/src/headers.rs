@@ -93,7 +93,13 @@ mod tests {
     }
 
     fn head<'a>(code: i32, status_line: Option<&'a [u8]>, headers: Vec<&'a [u8]>) -> Head<'a> {
-        Head { code, status_line, headers, rfc2616: false, nph: false }
+        Head {
+            code,
+            status_line,
+            headers,
+            rfc2616: false,
+            nph: false,
+        }
     }
 
     const XP: &[u8] = b"X-Powered-By: PHP/8.2";
@@ -102,12 +108,18 @@ mod tests {
     #[test]
     fn ok_has_no_status() {
         let out = build(&head(200, None, vec![XP, CT]), reason);
-        assert_eq!(out, b"X-Powered-By: PHP/8.2\r\nContent-type: text/html; charset=UTF-8\r\n\r\n");
+        assert_eq!(
+            out,
+            b"X-Powered-By: PHP/8.2\r\nContent-type: text/html; charset=UTF-8\r\n\r\n"
+        );
     }
 
     #[test]
     fn status_line_from_script() {
-        let out = build(&head(404, Some(b"HTTP/1.1 404 Not Found"), vec![XP, CT]), reason);
+        let out = build(
+            &head(404, Some(b"HTTP/1.1 404 Not Found"), vec![XP, CT]),
+            reason,
+        );
         assert!(out.starts_with(b"Status: 404 Not Found\r\nX-Powered-By"));
     }
 
@@ -119,7 +131,10 @@ mod tests {
 
     #[test]
     fn script_status_header_kept_in_place() {
-        let out = build(&head(299, None, vec![XP, b"Status: 299 Custom", CT]), reason);
+        let out = build(
+            &head(299, None, vec![XP, b"Status: 299 Custom", CT]),
+            reason,
+        );
         assert_eq!(
             out,
             b"X-Powered-By: PHP/8.2\r\nStatus: 299 Custom\r\nContent-type: text/html; charset=UTF-8\r\n\r\n"
@@ -129,7 +144,10 @@ mod tests {
     #[test]
     fn not_modified_drops_content_type() {
         let out = build(&head(304, None, vec![XP, CT]), reason);
-        assert_eq!(out, b"Status: 304 Not Modified\r\nX-Powered-By: PHP/8.2\r\n\r\n");
+        assert_eq!(
+            out,
+            b"Status: 304 Not Modified\r\nX-Powered-By: PHP/8.2\r\n\r\n"
+        );
     }
 
     #[test]

@@ -169,16 +169,26 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
         module.php_ini_ignore = c_int::from(opts.no_ini);
         let scan_dir_was_set = std::env::var_os("PHP_INI_SCAN_DIR").is_some();
         if !opts.no_ini {
-            let path = opts.ini_path.clone().unwrap_or_else(|| opts.default_ini_dir.clone());
+            let path = opts
+                .ini_path
+                .clone()
+                .unwrap_or_else(|| opts.default_ini_dir.clone());
             let path = CString::new(path).map_err(|_| EngineError::Nul)?;
             module.php_ini_path_override = path.into_raw();
             if !scan_dir_was_set {
                 // The embed library would scan its own conf.d; a drop-in scans FPM's.
-                std::env::set_var("PHP_INI_SCAN_DIR", format!("{}/conf.d", opts.default_ini_dir));
+                std::env::set_var(
+                    "PHP_INI_SCAN_DIR",
+                    format!("{}/conf.d", opts.default_ini_dir),
+                );
             }
         }
-        let defines: Vec<CString> =
-            opts.defines.iter().map(|d| CString::new(d.as_str())).collect::<Result<_, _>>().map_err(|_| EngineError::Nul)?;
+        let defines: Vec<CString> = opts
+            .defines
+            .iter()
+            .map(|d| CString::new(d.as_str()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| EngineError::Nul)?;
         let ptrs: Vec<*const c_char> = defines.iter().map(|d| d.as_ptr()).collect();
         module.ini_entries = sys::rfpm_shim_ini_entries(ptrs.as_ptr(), ptrs.len());
 
@@ -202,6 +212,55 @@ pub fn shutdown() {
         sys::php_module_shutdown();
         sys::sapi_shutdown();
     }
+}
+
+/// `-v`: `PHP 8.2.x (fpm-fcgi) (built: ...)`, copyright, Zend Engine line(s).
+pub fn version_text() -> String {
+    let version = CStr::from_bytes_until_nul(sys::PHP_VERSION)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // SAFETY: get_zend_version returns a static, NUL-terminated string.
+    let zend = unsafe { cstr_opt(sys::get_zend_version()) }
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        "PHP {version} (fpm-fcgi) (built: {})\nCopyright (c) The PHP Group\n{zend}",
+        build_date()
+    )
+}
+
+/// When libphp was built (the library's modification time), as `Mon DD YYYY HH:MM:SS`.
+fn build_date() -> String {
+    let t = std::fs::metadata("/usr/lib/libphp8.2.so")
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as libc::time_t);
+    let mut buf = [0u8; 64];
+    // SAFETY: gmtime_r fills a zeroed tm; strftime writes at most buf.len() bytes.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::gmtime_r(&t, &mut tm);
+        let n = libc::strftime(
+            buf.as_mut_ptr() as *mut c_char,
+            buf.len(),
+            c"%b %d %Y %H:%M:%S".as_ptr(),
+            &tm,
+        );
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+/// `-m`: the module list, php-fpm's format, on stdout.
+pub fn print_modules() {
+    // SAFETY: after startup, outside any request.
+    unsafe { sys::rfpm_shim_cli_info(0) }
+}
+
+/// `-i`: phpinfo() as text on stdout.
+pub fn print_info() {
+    // SAFETY: after startup, outside any request.
+    unsafe { sys::rfpm_shim_cli_info(1) }
 }
 
 /// Values of our INI entries that the worker's path logic needs.
@@ -252,8 +311,16 @@ unsafe fn cstr_opt<'a>(p: *const c_char) -> Option<&'a CStr> {
 
 /// Runs one request through PHP: request start-up, the action, request shutdown.
 pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
-    let mut ctx = Ctx { conn: conn as *mut dyn Conn, req: req as *const Request<'_>, scratch: Vec::new() };
-    let mut outcome = Outcome { status: 200, exit_status: 0, startup_failed: false };
+    let mut ctx = Ctx {
+        conn: conn as *mut dyn Conn,
+        req: req as *const Request<'_>,
+        scratch: Vec::new(),
+    };
+    let mut outcome = Outcome {
+        status: 200,
+        exit_status: 0,
+        startup_failed: false,
+    };
     // SAFETY: PHP's globals are only touched from this thread; `ctx` and every string
     // of `req` outlive the PHP calls below (SG(server_context) is cleared before
     // returning); the request_info pointers are only read by PHP.
@@ -265,8 +332,12 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
         ri.query_string = req.query.as_ptr() as *mut c_char;
         ri.content_type = req.content_type.as_ptr();
         ri.content_length = req.content_length;
-        ri.request_uri = req.request_uri.map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
-        ri.path_translated = req.path_translated.map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
+        ri.request_uri = req
+            .request_uri
+            .map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
+        ri.path_translated = req
+            .path_translated
+            .map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
         sg.sapi_headers.http_response_code = 200;
         if let Some(auth) = req.auth {
             sys::php_handle_auth_data(auth.as_ptr());
@@ -288,12 +359,17 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
                         line_len: h.as_bytes().len(),
                         response_code: 0,
                     };
-                    sys::sapi_header_op(sys::sapi_header_op_enum::SAPI_HEADER_REPLACE, &line as *const _ as *mut c_void);
+                    sys::sapi_header_op(
+                        sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
+                        &line as *const _ as *mut c_void,
+                    );
                 }
             }
         }
         outcome.exit_status = sys::rfpm_shim_exit_status();
-        outcome.status = (*ptr::addr_of!(sys::sapi_globals)).sapi_headers.http_response_code;
+        outcome.status = (*ptr::addr_of!(sys::sapi_globals))
+            .sapi_headers
+            .http_response_code;
         sys::rfpm_shim_request_shutdown();
         (*ptr::addr_of_mut!(sys::sapi_globals)).server_context = ptr::null_mut();
     }
@@ -311,14 +387,31 @@ unsafe fn run_action(ctx: &mut Ctx<'_>, req: &Request<'_>) {
             output(b"File not found.\n");
         }
         Action::Denied => {
+            let path = req
+                .path_translated
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let msg = format!(
+                "Access to the script '{path}' has been denied (see security.limit_extensions)"
+            );
+            (*ctx.conn).log(Level::Notice, msg.as_bytes());
             sg.sapi_headers.http_response_code = 403;
             output(b"Access denied.\n");
         }
         Action::Respond { headers, body } => {
             for h in headers {
-                let Ok(h) = CString::new(h.as_str()) else { continue };
-                let line = sys::sapi_header_line { line: h.as_ptr(), line_len: h.as_bytes().len(), response_code: 0 };
-                sys::sapi_header_op(sys::sapi_header_op_enum::SAPI_HEADER_REPLACE, &line as *const _ as *mut c_void);
+                let Ok(h) = CString::new(h.as_str()) else {
+                    continue;
+                };
+                let line = sys::sapi_header_line {
+                    line: h.as_ptr(),
+                    line_len: h.as_bytes().len(),
+                    response_code: 0,
+                };
+                sys::sapi_header_op(
+                    sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
+                    &line as *const _ as *mut c_void,
+                );
             }
             if !sg.request_info.headers_only {
                 output(body);
@@ -327,9 +420,16 @@ unsafe fn run_action(ctx: &mut Ctx<'_>, req: &Request<'_>) {
         Action::Execute => {
             let mut err: c_int = 0;
             if sys::rfpm_shim_execute_primary(&mut err) == sys::rfpm_shim_result::RFPM_SHIM_FAILED {
-                let path = req.path_translated.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-                let msg = format!("Unable to open primary script: {} ({})", path, std::io::Error::from_raw_os_error(err))
-                    .replace(&format!(" (os error {err})"), "");
+                let path = req
+                    .path_translated
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let msg = format!(
+                    "Unable to open primary script: {} ({})",
+                    path,
+                    std::io::Error::from_raw_os_error(err)
+                )
+                .replace(&format!(" (os error {err})"), "");
                 (*ctx.conn).log(Level::Error, msg.as_bytes());
                 if err == libc::EACCES {
                     sg.sapi_headers.http_response_code = 403;
@@ -359,10 +459,18 @@ extern "C" fn rfpm_rs_write(s: *const c_char, len: usize) -> bool {
     guard(|| {
         // SAFETY: PHP passes a buffer of `len` bytes; the context is valid during run().
         unsafe {
-            let Some(ctx) = ctx() else { return true };
             if len == 0 {
                 return true;
             }
+            let Some(ctx) = ctx() else {
+                // Outside a request (-m, -i, start-up messages): stdout.
+                let mut out = std::io::stdout().lock();
+                return std::io::Write::write_all(
+                    &mut out,
+                    std::slice::from_raw_parts(s as *const u8, len),
+                )
+                .is_ok();
+            };
             (*ctx.conn).write(std::slice::from_raw_parts(s as *const u8, len))
         }
     })
@@ -407,7 +515,9 @@ extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
             let Some(ctx) = ctx() else { return };
             let req = &*ctx.req;
             for (name, value) in req.vars.params() {
-                let Some(header) = vars::header_name(name) else { continue };
+                let Some(header) = vars::header_name(name) else {
+                    continue;
+                };
                 sys::add_assoc_stringl_ex(
                     arr as *mut sys::zval,
                     header.as_ptr() as *const c_char,
@@ -422,30 +532,44 @@ extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
 
 unsafe extern "C" fn cb_getenv(name: *const c_char, len: usize) -> *mut c_char {
     guard(|| {
-        let Some(ctx) = ctx() else { return ptr::null_mut() };
+        let Some(ctx) = ctx() else {
+            return ptr::null_mut();
+        };
         let name = std::slice::from_raw_parts(name as *const u8, len);
         // httpoxy: never hand out the web server's HTTP_PROXY (nor a prefix of it).
-        if !name.is_empty() && b"HTTP_PROXY".len() >= name.len() && b"HTTP_PROXY"[..name.len()].eq_ignore_ascii_case(name)
+        if !name.is_empty()
+            && b"HTTP_PROXY".len() >= name.len()
+            && b"HTTP_PROXY"[..name.len()].eq_ignore_ascii_case(name)
         {
             return ptr::null_mut();
         }
-        (*ctx.req).vars.get_param_cstr(name).map_or(ptr::null_mut(), |v| v.as_ptr() as *mut c_char)
+        (*ctx.req)
+            .vars
+            .get_param_cstr(name)
+            .map_or(ptr::null_mut(), |v| v.as_ptr() as *mut c_char)
     })
 }
 
 unsafe extern "C" fn cb_send_headers(sh: *mut sys::sapi_headers_struct) -> c_int {
     guard(|| {
-        let Some(ctx) = ctx() else { return sys::SAPI_HEADER_SENT_SUCCESSFULLY as c_int };
+        let Some(ctx) = ctx() else {
+            return sys::SAPI_HEADER_SENT_SUCCESSFULLY as c_int;
+        };
         let sh = &mut *sh;
         let mut lines: Vec<&[u8]> = Vec::new();
         let mut pos: sys::zend_llist_position = ptr::null_mut();
-        let mut h = sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos) as *const sys::sapi_header_struct;
+        let mut h = sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos)
+            as *const sys::sapi_header_struct;
         while !h.is_null() {
             let hs = &*h;
             if !hs.header.is_null() {
-                lines.push(std::slice::from_raw_parts(hs.header as *const u8, hs.header_len));
+                lines.push(std::slice::from_raw_parts(
+                    hs.header as *const u8,
+                    hs.header_len,
+                ));
             }
-            h = sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos) as *const sys::sapi_header_struct;
+            h = sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos)
+                as *const sys::sapi_header_struct;
         }
         let ini = &*ptr::addr_of!(sys::rfpm_shim_ini);
         let head = headers::Head {
@@ -464,7 +588,9 @@ unsafe extern "C" fn cb_send_headers(sh: *mut sys::sapi_headers_struct) -> c_int
 /// Reason phrase of an HTTP status from PHP's own table.
 pub fn status_reason(code: i32) -> Option<String> {
     // SAFETY: returns a static string or NULL.
-    unsafe { cstr_opt(sys::rfpm_shim_status_reason(code)).map(|s| s.to_string_lossy().into_owned()) }
+    unsafe {
+        cstr_opt(sys::rfpm_shim_status_reason(code)).map(|s| s.to_string_lossy().into_owned())
+    }
 }
 
 unsafe extern "C" fn cb_read_post(buf: *mut c_char, count: usize) -> usize {
@@ -493,7 +619,9 @@ unsafe extern "C" fn cb_read_post(buf: *mut c_char, count: usize) -> usize {
 
 unsafe extern "C" fn cb_read_cookies() -> *mut c_char {
     guard(|| match ctx() {
-        Some(ctx) => (*ctx.req).cookie.map_or(ptr::null_mut(), |c| c.as_ptr() as *mut c_char),
+        Some(ctx) => (*ctx.req)
+            .cookie
+            .map_or(ptr::null_mut(), |c| c.as_ptr() as *mut c_char),
         None => ptr::null_mut(),
     })
 }
@@ -557,7 +685,15 @@ unsafe fn register(scratch: &mut Vec<u8>, name: &CStr, value: &[u8], arr: *mut s
     let mut new_len: usize = 0;
     let filter = (*ptr::addr_of!(sys::sapi_module)).input_filter;
     let keep = match filter {
-        Some(f) => f(sys::PARSE_SERVER as c_int, name.as_ptr(), &mut val, value.len(), &mut new_len) != 0,
+        Some(f) => {
+            f(
+                sys::PARSE_SERVER as c_int,
+                name.as_ptr(),
+                &mut val,
+                value.len(),
+                &mut new_len,
+            ) != 0
+        }
         None => {
             new_len = value.len();
             true

@@ -28,15 +28,22 @@ impl Vars {
 
     /// (name, value) pairs in order, values without the trailing NUL.
     pub fn params(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries.iter().map(|(n, v)| (n.to_bytes(), &v[..v.len() - 1]))
+        self.entries
+            .iter()
+            .map(|(n, v)| (n.to_bytes(), &v[..v.len() - 1]))
     }
 
     pub(crate) fn params_cstr(&self) -> impl Iterator<Item = (&CStr, &[u8])> {
-        self.entries.iter().map(|(n, v)| (n.as_c_str(), &v[..v.len() - 1]))
+        self.entries
+            .iter()
+            .map(|(n, v)| (n.as_c_str(), &v[..v.len() - 1]))
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.entries.iter().find(|(n, _)| n.to_bytes() == name).map(|(_, v)| &v[..v.len() - 1])
+        self.entries
+            .iter()
+            .find(|(n, _)| n.to_bytes() == name)
+            .map(|(_, v)| &v[..v.len() - 1])
     }
 
     /// The value as a C string (cut at an embedded NUL, as C would see it).
@@ -80,9 +87,15 @@ mod tests {
 
     #[test]
     fn header_names() {
-        assert_eq!(header_name(b"HTTP_X_FOO_BAR").as_deref(), Some(&b"X-Foo-Bar"[..]));
+        assert_eq!(
+            header_name(b"HTTP_X_FOO_BAR").as_deref(),
+            Some(&b"X-Foo-Bar"[..])
+        );
         assert_eq!(header_name(b"HTTP_FOO").as_deref(), Some(&b"Foo"[..]));
-        assert_eq!(header_name(b"CONTENT_TYPE").as_deref(), Some(&b"Content-Type"[..]));
+        assert_eq!(
+            header_name(b"CONTENT_TYPE").as_deref(),
+            Some(&b"Content-Type"[..])
+        );
         assert_eq!(header_name(b"SCRIPT_NAME"), None);
     }
 

@@ -1,0 +1,266 @@
+//! Listening sockets: the `listen` address forms of reference §6.1, created by the master
+//! before forking; every worker of the pool accepts on the same descriptor.
+use crate::os;
+use socket2::{Domain, Socket, Type};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// What a `listen` value means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// Digits only: all addresses (`[::]` dual-stack, else `0.0.0.0`).
+    AnyPort(u16),
+    /// `host:port` (split at the last colon, brackets removed).
+    Tcp { host: String, port: u16 },
+    /// A Unix socket path.
+    Unix(String),
+}
+
+/// Parses a `listen` value. `Err` carries php-fpm's message.
+pub fn parse(listen: &str) -> Result<ListenAddr, String> {
+    if !listen.is_empty() && listen.bytes().all(|b| b.is_ascii_digit()) {
+        return port_of(listen).map(ListenAddr::AnyPort);
+    }
+    if let Some(colon) = listen.rfind(':') {
+        // A Unix path may contain ':' too, but php-fpm treats any ':' as TCP.
+        let host = &listen[..colon];
+        let port = port_of(&listen[colon + 1..])?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        return Ok(ListenAddr::Tcp {
+            host: host.to_string(),
+            port,
+        });
+    }
+    Ok(ListenAddr::Unix(listen.to_string()))
+}
+
+fn port_of(s: &str) -> Result<u16, String> {
+    match s.parse::<u32>() {
+        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+        _ => Err(format!("invalid port value '{s}'")),
+    }
+}
+
+/// A bound, listening socket.
+pub struct Listener {
+    pub fd: OwnedFd,
+    pub unix_path: Option<String>,
+    /// `FPM_SOCKETS` key: `ip:port` as inet_ntop prints it, or the path.
+    pub key: String,
+}
+
+impl Listener {
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Ownership and mode of a Unix socket file.
+#[derive(Debug, Clone, Default)]
+pub struct UnixPerms {
+    pub mode: u32,
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
+}
+
+/// Log lines produced while binding (non-fatal notices).
+pub type Notices = Vec<String>;
+
+/// Creates the socket for `listen` (as written in the config).
+pub fn open(
+    listen: &str,
+    backlog: i32,
+    perms: &UnixPerms,
+    notices: &mut Notices,
+) -> Result<Listener, String> {
+    match parse(listen)? {
+        ListenAddr::AnyPort(port) => {
+            let v6: SocketAddr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+            match bind_tcp(v6, backlog, true) {
+                Ok(s) => Ok(tcp_listener(s, v6)),
+                Err(_) => {
+                    notices
+                        .push("Failed implicitly binding to ::, retrying with 0.0.0.0".to_string());
+                    let v4: SocketAddr = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port));
+                    bind_tcp(v4, backlog, false)
+                        .map(|s| tcp_listener(s, v4))
+                        .map_err(|e| {
+                            format!(
+                                "unable to bind listening socket for address '{listen}'{}",
+                                os::syserr(&e)
+                            )
+                        })
+                }
+            }
+        }
+        ListenAddr::Tcp { host, port } => {
+            let addrs: Vec<SocketAddr> = match (host.as_str(), port).to_socket_addrs() {
+                Ok(a) => a.collect(),
+                Err(e) => return Err(format!("getaddrinfo: {e}\n")),
+            };
+            let mut last_err = None;
+            for (i, addr) in addrs.iter().enumerate() {
+                match bind_tcp(*addr, backlog, false) {
+                    Ok(s) => {
+                        for other in &addrs[i + 1..] {
+                            notices.push(format!(
+                                "Found multiple addresses for {host}, {} ignored",
+                                other.ip()
+                            ));
+                        }
+                        return Ok(tcp_listener(s, *addr));
+                    }
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            let e =
+                last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
+            Err(format!(
+                "unable to bind listening socket for address '{listen}'{}",
+                os::syserr(&e)
+            ))
+        }
+        ListenAddr::Unix(path) => open_unix(&path, backlog, perms),
+    }
+}
+
+fn tcp_listener(s: Socket, addr: SocketAddr) -> Listener {
+    let key = match addr {
+        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("{}:{}", a.ip(), a.port()),
+    };
+    Listener {
+        fd: s.into(),
+        unix_path: None,
+        key,
+    }
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32, dual_stack: bool) -> std::io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(!dual_stack && !addr.ip().is_unspecified())?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    Ok(s)
+}
+
+fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, String> {
+    let addr = socket2::SockAddr::unix(path).map_err(|e| {
+        format!(
+            "unable to bind listening socket for address '{path}'{}",
+            os::syserr(&e)
+        )
+    })?;
+    // Another FPM already serving this path?
+    if let Ok(probe) = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None) {
+        if probe.connect(&addr).is_ok() {
+            return Err(format!(
+                "Another FPM instance seems to already listen on {path}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    let s = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(|e| {
+        format!(
+            "unable to bind listening socket for address '{path}'{}",
+            os::syserr(&e)
+        )
+    })?;
+    let old = os::umask(0o777 & !perms.mode);
+    let bound = s.bind(&addr);
+    os::umask(old);
+    bound.map_err(|e| {
+        format!(
+            "unable to bind listening socket for address '{path}'{}",
+            os::syserr(&e)
+        )
+    })?;
+    if perms.owner.is_some() || perms.group.is_some() {
+        os::chown(path, perms.owner, perms.group)
+            .map_err(|e| format!("failed to chown() the socket '{path}'{}", os::syserr(&e)))?;
+    }
+    s.listen(backlog)
+        .map_err(|e| format!("failed to listen to address '{path}'{}", os::syserr(&e)))?;
+    Ok(Listener {
+        fd: s.into(),
+        unix_path: Some(path.to_string()),
+        key: path.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert_eq!(parse("9000"), Ok(ListenAddr::AnyPort(9000)));
+        assert_eq!(
+            parse("127.0.0.1:9000"),
+            Ok(ListenAddr::Tcp {
+                host: "127.0.0.1".into(),
+                port: 9000
+            })
+        );
+        assert_eq!(
+            parse("[::1]:9000"),
+            Ok(ListenAddr::Tcp {
+                host: "::1".into(),
+                port: 9000
+            })
+        );
+        assert_eq!(
+            parse("/run/php.sock"),
+            Ok(ListenAddr::Unix("/run/php.sock".into()))
+        );
+        assert_eq!(
+            parse("127.0.0.1:69002"),
+            Err("invalid port value '69002'".into())
+        );
+        assert_eq!(parse("0"), Err("invalid port value '0'".into()));
+    }
+
+    #[test]
+    fn binds_port_zero_is_refused_but_unix_works() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sock");
+        let path = path.to_string_lossy().into_owned();
+        let mut n = Vec::new();
+        let l = open(
+            &path,
+            16,
+            &UnixPerms {
+                mode: 0o660,
+                owner: None,
+                group: None,
+            },
+            &mut n,
+        )
+        .expect("bind");
+        assert!(l.unix_path.is_some());
+        // A second bind on the same live path is refused like php-fpm.
+        let err = open(
+            &path,
+            16,
+            &UnixPerms {
+                mode: 0o660,
+                owner: None,
+                group: None,
+            },
+            &mut n,
+        )
+        .err();
+        assert_eq!(
+            err,
+            Some(format!(
+                "Another FPM instance seems to already listen on {path}"
+            ))
+        );
+    }
+}

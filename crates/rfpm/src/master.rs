@@ -1,0 +1,300 @@
+//! The master: one thread, one event loop. It owns the listening sockets, forks the
+//! workers, reaps and replaces them, and reacts to signals (reference §3, §4.1).
+use crate::listen::Listener;
+use crate::log::Level;
+use crate::os::{self, Exit, Fork};
+use crate::pool::Pool;
+use crate::{signals, worker};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Normal,
+    Reloading,
+    Finishing,
+    Terminating,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Normal => "normal",
+            State::Reloading => "reloading",
+            State::Finishing => "finishing",
+            State::Terminating => "terminating",
+        }
+    }
+}
+
+struct Child {
+    pid: libc::pid_t,
+    pool: usize,
+    started: Instant,
+}
+
+/// Everything the master runs with.
+pub struct Master {
+    pub pools: Vec<Pool>,
+    pub listeners: Vec<Listener>,
+    pub pid_file: Option<String>,
+    pub process_control_timeout: Duration,
+    pub signal_pipe: OwnedFd,
+}
+
+struct Runtime {
+    m: Master,
+    children: Vec<Child>,
+    state: State,
+    /// Escalation: when to send the next signal, and the last one sent.
+    escalation: Option<(Instant, i32)>,
+}
+
+const TOKEN_SIGNALS: u64 = 1;
+
+impl Master {
+    /// Starts the initial workers and runs until stopped. Returns the exit code.
+    pub fn run(self) -> i32 {
+        let epoll = match os::Epoll::new() {
+            Ok(e) => e,
+            Err(e) => {
+                crate::error_sys!(e.raw_os_error().unwrap_or(0), "epoll_create1() failed");
+                return crate::cli::EX_SOFTWARE;
+            }
+        };
+        if let Err(e) = epoll.add(self.signal_pipe.as_raw_fd(), TOKEN_SIGNALS, false) {
+            crate::error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "failed to watch the signal pipe"
+            );
+            return crate::cli::EX_SOFTWARE;
+        }
+        let mut rt = Runtime {
+            m: self,
+            children: Vec::new(),
+            state: State::Normal,
+            escalation: None,
+        };
+        for p in 0..rt.m.pools.len() {
+            for _ in 0..rt.m.pools[p].initial_workers() {
+                if rt.spawn(p, false).is_err() {
+                    rt.switch_state(State::Terminating);
+                    break;
+                }
+            }
+        }
+        crate::notice!("ready to handle connections");
+        let mut ready = Vec::new();
+        let mut sigs = Vec::new();
+        loop {
+            let timeout = match rt.escalation {
+                Some((at, _)) => at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(1000) as i32,
+                None => 1000,
+            };
+            if let Err(e) = epoll.wait(timeout, &mut ready) {
+                crate::error_sys!(e.raw_os_error().unwrap_or(0), "epoll_wait() failed");
+            }
+            signals::pending(&rt.m.signal_pipe, &mut sigs);
+            for &s in &sigs {
+                rt.on_signal(s);
+            }
+            rt.escalate();
+            if rt.state != State::Normal && rt.children.is_empty() {
+                return rt.finish();
+            }
+        }
+    }
+}
+
+impl Runtime {
+    fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), ()> {
+        // The master never starts threads (DESIGN.md §4.1): fork is safe here.
+        match os::fork() {
+            Ok(Fork::Child) => {
+                let listener = &self.m.listeners[pool];
+                // Keep only our own pool's socket.
+                for (i, l) in self.m.listeners.iter().enumerate() {
+                    if i != pool {
+                        os::close(l.raw());
+                    }
+                }
+                os::close(self.m.signal_pipe.as_raw_fd());
+                worker::main(&self.m.pools[pool], listener)
+            }
+            Ok(Fork::Parent(pid)) => {
+                self.children.push(Child {
+                    pid,
+                    pool,
+                    started: Instant::now(),
+                });
+                let name = &self.m.pools[pool].name;
+                if announce {
+                    crate::notice!("[pool {name}] child {pid} started");
+                } else {
+                    crate::debug!("[pool {name}] child {pid} started");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                crate::error_sys!(e.raw_os_error().unwrap_or(0), "fork() failed");
+                Err(())
+            }
+        }
+    }
+
+    fn on_signal(&mut self, sig: i32) {
+        match sig {
+            libc::SIGCHLD => self.reap(),
+            libc::SIGTERM | libc::SIGINT => self.switch_state(State::Terminating),
+            libc::SIGQUIT => self.switch_state(State::Finishing),
+            libc::SIGUSR1 => self.reopen_logs(),
+            libc::SIGUSR2 => self.switch_state(State::Reloading),
+            _ => {}
+        }
+    }
+
+    fn reopen_logs(&mut self) {
+        match crate::log::with(|l| l.reopen()) {
+            Ok(()) => crate::notice!("error log file re-opened"),
+            Err(e) => crate::error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "unable to re-opened error log file"
+            ),
+        }
+    }
+
+    fn switch_state(&mut self, new: State) {
+        let allowed = match self.state {
+            State::Normal => true,
+            State::Reloading => matches!(new, State::Finishing | State::Terminating),
+            State::Finishing => new == State::Terminating,
+            State::Terminating => false,
+        };
+        if self.state == new || !allowed {
+            crate::debug!(
+                "not switching to '{}' state, because already in '{}' state",
+                new.name(),
+                self.state.name()
+            );
+            return;
+        }
+        self.state = new;
+        let (msg, sig) = match new {
+            State::Terminating => ("Terminating ...", libc::SIGTERM),
+            State::Finishing => ("Finishing ...", libc::SIGQUIT),
+            State::Reloading => ("Reloading in progress ...", libc::SIGQUIT),
+            State::Normal => return,
+        };
+        crate::notice!("{msg}");
+        self.signal_children(sig);
+        self.escalation = Some((Instant::now() + self.m.process_control_timeout, sig));
+    }
+
+    fn signal_children(&self, sig: i32) {
+        for c in &self.children {
+            let _ = os::kill(c.pid, sig);
+        }
+    }
+
+    /// process_control_timeout expired: QUIT → TERM → KILL, then KILL every second.
+    fn escalate(&mut self) {
+        let Some((at, last)) = self.escalation else {
+            return;
+        };
+        if self.children.is_empty() || Instant::now() < at {
+            return;
+        }
+        let next = if last == libc::SIGQUIT {
+            libc::SIGTERM
+        } else {
+            libc::SIGKILL
+        };
+        self.signal_children(next);
+        self.escalation = Some((Instant::now() + Duration::from_secs(1), next));
+    }
+
+    fn reap(&mut self) {
+        while let Some((pid, exit)) = os::wait_any() {
+            let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
+                crate::warning!(
+                    "unknown child ({pid}) exited {} - potentially a bug or pre exec child (e.g. s6-notifyoncheck)",
+                    how(exit)
+                );
+                continue;
+            };
+            let child = self.children.swap_remove(i);
+            let pool = child.pool;
+            let name = self.m.pools[pool].name.clone();
+            let elapsed = child.started.elapsed();
+            let after = format!("{}.{:06}", elapsed.as_secs(), elapsed.subsec_micros());
+            let level = if self.state != State::Normal {
+                Level::Debug
+            } else {
+                match exit {
+                    Exit::Code(0)
+                    | Exit::Signal {
+                        sig: libc::SIGQUIT, ..
+                    } => Level::Notice,
+                    _ => Level::Warning,
+                }
+            };
+            crate::log_at!(
+                level,
+                "[pool {name}] child {pid} exited {} after {after} seconds from start",
+                how(exit)
+            );
+            if self.state == State::Normal {
+                let _ = self.spawn(pool, true);
+            }
+        }
+    }
+
+    /// No worker left in a stopping state: the final action.
+    fn finish(self) -> i32 {
+        match self.state {
+            State::Reloading => {
+                // Re-exec lands with the lifecycle work; until then a reload restarts nothing.
+                crate::error!("failed to reload: not supported yet");
+                cleanup(&self.m);
+                crate::cli::EX_SOFTWARE
+            }
+            _ => {
+                cleanup(&self.m);
+                crate::notice!("exiting, bye-bye!");
+                0
+            }
+        }
+    }
+}
+
+fn cleanup(m: &Master) {
+    for l in &m.listeners {
+        if let Some(p) = &l.unix_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    if let Some(pid) = &m.pid_file {
+        if let Err(e) = std::fs::remove_file(pid) {
+            crate::error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "Unable to remove the PID file ({pid})."
+            );
+        }
+    }
+}
+
+fn how(exit: Exit) -> String {
+    match exit {
+        Exit::Code(c) => format!("with code {c}"),
+        Exit::Signal { sig, core } => {
+            format!(
+                "on signal {sig} ({}{})",
+                os::signal_name(sig),
+                if core { " - core dumped" } else { "" }
+            )
+        }
+    }
+}

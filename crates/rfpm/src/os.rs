@@ -1,0 +1,449 @@
+//! Thin wrappers over the system calls the master and workers make. Each is small and
+//! does nothing clever; every `unsafe` block says why it is sound.
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// php-fpm's "SYSERR suffix": `: <strerror> (<errno>)`.
+pub fn syserr(e: &io::Error) -> String {
+    let code = e.raw_os_error().unwrap_or(0);
+    // SAFETY: strerror returns a pointer to a static (per-thread) string.
+    let text = unsafe { CStr::from_ptr(libc::strerror(code)) };
+    format!(": {} ({})", text.to_string_lossy(), code)
+}
+
+/// Text of an errno (`strerror`).
+pub fn strerror(code: i32) -> String {
+    // SAFETY: as above.
+    unsafe { CStr::from_ptr(libc::strerror(code)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub enum Fork {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// fork(2). The caller guarantees the process has one thread (the master is
+/// single-threaded by design, DESIGN.md §4.1).
+pub fn fork() -> io::Result<Fork> {
+    // SAFETY: fork in a single-threaded process; the child only continues our own code.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        p => Ok(Fork::Parent(p)),
+    }
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: no preconditions.
+    unsafe { libc::getpid() }
+}
+
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: no preconditions.
+    unsafe { libc::getppid() }
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+pub fn kill(pid: libc::pid_t, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal { sig: i32, core: bool },
+}
+
+/// Reaps one exited child without blocking.
+pub fn wait_any() -> Option<(libc::pid_t, Exit)> {
+    let mut status = 0;
+    // SAFETY: valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    let exit = if libc::WIFEXITED(status) {
+        Exit::Code(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Exit::Signal {
+            sig: libc::WTERMSIG(status),
+            core: libc::WCOREDUMP(status),
+        }
+    } else {
+        return Some((pid, Exit::Code(0)));
+    };
+    Some((pid, exit))
+}
+
+/// `SIGSEGV`-style name of a signal.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGSYS => "SIGSYS",
+        _ => "?",
+    }
+}
+
+/// Installs `handler` for `sig` (no SA_RESTART: blocking calls return EINTR so the
+/// loops see the flag the handler set).
+pub fn set_handler(sig: i32, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction with a valid handler and an empty mask.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        cvt(libc::sigaction(sig, &sa, std::ptr::null_mut())).map(drop)
+    }
+}
+
+pub fn set_default(sig: i32) -> io::Result<()> {
+    set_disposition(sig, libc::SIG_DFL)
+}
+
+pub fn ignore(sig: i32) -> io::Result<()> {
+    set_disposition(sig, libc::SIG_IGN)
+}
+
+fn set_disposition(sig: i32, what: libc::sighandler_t) -> io::Result<()> {
+    // SAFETY: installs SIG_DFL/SIG_IGN, no handler code involved.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = what;
+        libc::sigemptyset(&mut sa.sa_mask);
+        cvt(libc::sigaction(sig, &sa, std::ptr::null_mut())).map(drop)
+    }
+}
+
+/// Blocks or unblocks signals for the process.
+pub fn mask_signals(sigs: &[i32], block: bool) {
+    // SAFETY: a properly initialised sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in sigs {
+            libc::sigaddset(&mut set, s);
+        }
+        let how = if block {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::sigprocmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// A non-blocking, close-on-exec pipe.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid array of two ints.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    // SAFETY: pipe2 gave us two fresh descriptors we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn write_fd(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: valid buffer for the call.
+    let n = unsafe { libc::write(fd, data.as_ptr() as *const libc::c_void, data.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: valid buffer for the call.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+pub fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: plain syscall on descriptors.
+    cvt(unsafe { libc::dup2(from, to) }).map(drop)
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: the caller gives up this descriptor.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd, libc::F_GETFD))?;
+        let flags = if on {
+            flags | libc::FD_CLOEXEC
+        } else {
+            flags & !libc::FD_CLOEXEC
+        };
+        cvt(libc::fcntl(fd, libc::F_SETFD, flags)).map(drop)
+    }
+}
+
+/// Opens /dev/null onto `fd`.
+pub fn devnull_onto(fd: RawFd, write: bool) -> io::Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .open("/dev/null")?;
+    dup2(f.as_raw_fd(), fd)
+}
+
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: plain query.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+pub fn setsid() {
+    // SAFETY: plain syscall; failure (already a leader) is harmless.
+    unsafe {
+        libc::setsid();
+    }
+}
+
+/// accept(2) that returns EINTR to the caller (std retries it, which would hide
+/// SIGQUIT from an idle worker). The new descriptor is close-on-exec.
+pub fn accept(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: NULL address pointers are allowed; the new fd is ours.
+    let r = unsafe {
+        libc::accept4(
+            fd,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    // SAFETY: r is a fresh descriptor.
+    cvt(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Epoll instance for the master's event loop.
+pub struct Epoll(OwnedFd);
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: plain syscall; the fd is ours.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: fresh descriptor.
+        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub fn add(&self, fd: RawFd, token: u64, edge: bool) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN as u32) | if edge { libc::EPOLLET as u32 } else { 0 },
+            u64: token,
+        };
+        // SAFETY: valid event struct.
+        cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })
+            .map(drop)
+    }
+
+    pub fn del(&self, fd: RawFd) {
+        // SAFETY: valid descriptors; failure (not registered) is harmless.
+        unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            );
+        }
+    }
+
+    /// Waits up to `timeout_ms`; returns the tokens that are ready (EINTR → none).
+    pub fn wait(&self, timeout_ms: i32, out: &mut Vec<u64>) -> io::Result<()> {
+        out.clear();
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 32];
+        // SAFETY: valid buffer of 32 events.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.0.as_raw_fd(),
+                evs.as_mut_ptr(),
+                evs.len() as i32,
+                timeout_ms,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        out.extend(evs[..n as usize].iter().map(|e| e.u64));
+        Ok(())
+    }
+}
+
+/// A passwd entry.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+}
+
+fn passwd_from(p: *const libc::passwd) -> Option<User> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: getpwnam_r filled `p` with pointers into our buffer, valid here.
+    unsafe {
+        let p = &*p;
+        Some(User {
+            name: CStr::from_ptr(p.pw_name).to_string_lossy().into_owned(),
+            uid: p.pw_uid,
+            gid: p.pw_gid,
+            home: CStr::from_ptr(p.pw_dir).to_string_lossy().into_owned(),
+        })
+    }
+}
+
+pub fn user_by_name(name: &str) -> Option<User> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: zeroed passwd and a buffer we own, sizes passed correctly.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut res: *mut libc::passwd = std::ptr::null_mut();
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut res,
+        );
+        passwd_from(res)
+    }
+}
+
+pub fn user_by_uid(uid: u32) -> Option<User> {
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: as above.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut res: *mut libc::passwd = std::ptr::null_mut();
+        libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res);
+        passwd_from(res)
+    }
+}
+
+pub fn group_by_name(name: &str) -> Option<u32> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: zeroed group struct and our buffer.
+    unsafe {
+        let mut gr: libc::group = std::mem::zeroed();
+        let mut res: *mut libc::group = std::ptr::null_mut();
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut gr,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut res,
+        );
+        if res.is_null() {
+            None
+        } else {
+            Some((*res).gr_gid)
+        }
+    }
+}
+
+/// setgid + initgroups + setuid, in that order (reference §3.8).
+pub fn switch_user(name: &str, uid: u32, gid: u32) -> Result<(), String> {
+    // SAFETY: plain syscalls with valid arguments.
+    unsafe {
+        if libc::setgid(gid) < 0 {
+            return Err(format!(
+                "failed to setgid({gid}){}",
+                syserr(&io::Error::last_os_error())
+            ));
+        }
+        let cname = CString::new(name).unwrap_or_default();
+        if !name.is_empty() && libc::initgroups(cname.as_ptr(), gid) < 0 {
+            return Err(format!(
+                "failed to initgroups({name}, {gid}){}",
+                syserr(&io::Error::last_os_error())
+            ));
+        }
+        if libc::setuid(uid) < 0 {
+            return Err(format!(
+                "failed to setuid({uid}){}",
+                syserr(&io::Error::last_os_error())
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: plain syscall.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+pub fn chown(path: &str, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: NUL-terminated path; -1 means "leave unchanged".
+    cvt(unsafe { libc::chown(c.as_ptr(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX)) })
+        .map(drop)
+}
+
+/// Half-closes a connection (no more writes from us).
+pub fn shutdown_write(fd: RawFd) {
+    // SAFETY: plain syscall on a socket we own.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
+    }
+}

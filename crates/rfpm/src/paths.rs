@@ -1,0 +1,471 @@
+//! Which script a request runs, and how FPM rewrites the path params on the way
+//! (reference §7.2–§7.3: `cgi.fix_pathinfo`, the Apache proxy prefix, the
+//! CVE-2019-11043 length guard, `..` segments). Pure: the file system is asked through
+//! a probe the caller passes in.
+use fcgi::params::Params;
+
+/// What a path is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Missing,
+    File,
+    Other,
+}
+
+/// The INI settings path fixing depends on.
+#[derive(Debug, Clone, Default)]
+pub struct PathIni {
+    pub fix_pathinfo: bool,
+    pub discard_path: bool,
+    /// php.ini `doc_root`, when set.
+    pub doc_root: Option<Vec<u8>>,
+}
+
+/// The outcome: the script to open, the effective SCRIPT_NAME, PHP_SELF.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// `None`: the script is unknown (404 `File not found.`).
+    pub script: Option<Vec<u8>>,
+    /// The effective SCRIPT_NAME (`SG(request_info).request_uri`; `%r`; ping/status match).
+    pub uri: Option<Vec<u8>>,
+    pub php_self: Vec<u8>,
+}
+
+fn owned(p: &Params, name: &str) -> Option<Vec<u8>> {
+    p.get(name).map(<[u8]>::to_vec)
+}
+
+fn strip_apache_proxy(sf: &[u8]) -> Option<Vec<u8>> {
+    let lower: Vec<u8> = sf.iter().take(20).map(u8::to_ascii_lowercase).collect();
+    let prefix_len = if lower.starts_with(b"proxy:fcgi://") {
+        "proxy:fcgi://".len()
+    } else if lower.starts_with(b"proxy:balancer://") {
+        "proxy:balancer://".len()
+    } else {
+        return None;
+    };
+    let rest = &sf[prefix_len..];
+    let path = match rest.iter().position(|&b| b == b'/') {
+        Some(i) => &rest[i..],
+        None => &rest[rest.len()..],
+    };
+    let path = match path.iter().position(|&b| b == b'?') {
+        Some(q) => &path[..q],
+        None => path,
+    };
+    Some(path.to_vec())
+}
+
+fn has_dotdot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/').any(|seg| seg == b"..")
+}
+
+/// `%XX` decoded (`+` kept), for the ProxyPass SCRIPT_NAME comparison.
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Applies php-fpm's path fixing to `p` (in place, as php-fpm does: `ORIG_*` entries,
+/// new `SCRIPT_NAME`/`PATH_INFO`/`PATH_TRANSLATED`/`SCRIPT_FILENAME`).
+pub fn resolve(p: &mut Params, ini: &PathIni, probe: &dyn Fn(&[u8]) -> Kind) -> Resolved {
+    let mut sf = owned(p, "SCRIPT_FILENAME");
+    let pt_param = owned(p, "PATH_TRANSLATED");
+    let sn_orig = owned(p, "SCRIPT_NAME");
+
+    let mut candidate = sf.clone().or_else(|| pt_param.clone());
+    let Some(_) = candidate else {
+        // No script path at all: unknown script; PHP_SELF from what there is.
+        let pi = owned(p, "PATH_INFO");
+        let php_self = if ini.fix_pathinfo {
+            [sn_orig.clone().unwrap_or_default(), pi.unwrap_or_default()].concat()
+        } else {
+            pi.or_else(|| sn_orig.clone()).unwrap_or_default()
+        };
+        return Resolved {
+            script: None,
+            uri: None,
+            php_self,
+        };
+    };
+
+    // IIS: PATH_INFO that repeats SCRIPT_NAME.
+    if p.get("SERVER_SOFTWARE")
+        .is_some_and(|s| s.starts_with(b"Microsoft-IIS"))
+    {
+        if let (Some(pi), Some(sn)) = (owned(p, "PATH_INFO"), sn_orig.clone()) {
+            if pi.starts_with(&sn) {
+                p.set("ORIG_PATH_INFO", &pi);
+                let rest = &pi[sn.len()..];
+                if rest.is_empty() {
+                    p.remove("PATH_INFO");
+                } else {
+                    p.set("PATH_INFO", rest);
+                }
+            }
+        }
+    }
+
+    // Apache mod_proxy_fcgi prefix.
+    let mut apache_proxy = false;
+    if let Some(s) = &sf {
+        if let Some(stripped) = strip_apache_proxy(s) {
+            apache_proxy = true;
+            p.set("SCRIPT_FILENAME", &stripped);
+            sf = Some(stripped.clone());
+            candidate = Some(stripped);
+        }
+    }
+    let mut candidate = candidate.unwrap_or_default();
+
+    let pi_orig = owned(p, "PATH_INFO");
+    let mut script: Option<Vec<u8>>;
+    let uri: Option<Vec<u8>>;
+
+    if ini.fix_pathinfo {
+        if !p.contains("DOCUMENT_ROOT") {
+            if let Some(dr) = &ini.doc_root {
+                p.set("DOCUMENT_ROOT", dr);
+            }
+        }
+        let dr = owned(p, "DOCUMENT_ROOT");
+        let mut effective_sn = sn_orig.clone();
+        let ru = owned(p, "REDIRECT_URL");
+        if !apache_proxy {
+            if let (Some(pt), Some(ru)) = (&pt_param, &ru) {
+                if *pt != candidate {
+                    candidate = pt.clone();
+                    effective_sn = Some(ru.clone());
+                }
+            }
+        }
+
+        let mut chosen_uri: Option<Vec<u8>> = None;
+        if !candidate.is_empty()
+            && (candidate.ends_with(b"/") || probe(&candidate) == Kind::Missing)
+        {
+            // Strip trailing components until a regular file remains.
+            let mut found: Option<usize> = None;
+            let mut end = candidate.len();
+            while let Some(slash) = candidate[..end].iter().rposition(|&b| b == b'/') {
+                end = slash;
+                if end == 0 {
+                    break;
+                }
+                if probe(&candidate[..end]) == Kind::File {
+                    found = Some(end);
+                    break;
+                }
+            }
+            match found {
+                Some(ptlen) => {
+                    let pt = candidate[..ptlen].to_vec();
+                    let slen = candidate.len() - ptlen;
+                    let tail = candidate[ptlen..].to_vec();
+                    let new_pi: Option<Vec<u8>> = if apache_proxy {
+                        (slen > 0 && pi_orig.as_deref() != Some(&tail[..])).then(|| tail.clone())
+                    } else {
+                        match &pi_orig {
+                            Some(pi) if pi.len() > slen => Some(pi[pi.len() - slen..].to_vec()),
+                            _ => None,
+                        }
+                    };
+                    if let Some(new_pi) = new_pi {
+                        if let Some(pi) = &pi_orig {
+                            p.set("ORIG_PATH_INFO", pi);
+                            let head = &pi[..pi.len() - slen];
+                            if effective_sn.as_deref() != Some(head) {
+                                if let Some(sn) = &effective_sn {
+                                    p.set("ORIG_SCRIPT_NAME", sn);
+                                }
+                                p.set("SCRIPT_NAME", head);
+                                chosen_uri = Some(head.to_vec());
+                            } else {
+                                chosen_uri = effective_sn.clone();
+                            }
+                        } else if apache_proxy {
+                            if let Some(sn) = &effective_sn {
+                                let decoded = percent_decode(&new_pi);
+                                let cut = if sn.len() > new_pi.len() && sn.ends_with(&new_pi) {
+                                    Some(sn.len() - new_pi.len())
+                                } else if sn.len() > decoded.len() && sn.ends_with(&decoded) {
+                                    Some(sn.len() - decoded.len())
+                                } else {
+                                    None
+                                };
+                                if let Some(cut) = cut {
+                                    p.set("ORIG_SCRIPT_NAME", sn);
+                                    p.set("SCRIPT_NAME", &sn[..cut]);
+                                    effective_sn = Some(sn[..cut].to_vec());
+                                    chosen_uri = effective_sn.clone();
+                                }
+                            }
+                        }
+                        p.set("PATH_INFO", &new_pi);
+                    }
+                    if sf.as_deref() != Some(&pt[..]) {
+                        if let Some(sf) = &sf {
+                            p.set("ORIG_SCRIPT_FILENAME", sf);
+                        }
+                        p.set("SCRIPT_FILENAME", &pt);
+                    }
+                    let cur_pi = owned(p, "PATH_INFO").unwrap_or_default();
+                    let new_pt = if let Some(dr) = &dr {
+                        let dr = dr.strip_suffix(b"/").unwrap_or(dr);
+                        Some([dr, &cur_pi[..]].concat())
+                    } else if let Some(sn) = effective_sn.as_ref().filter(|sn| !sn.is_empty()) {
+                        contains(&pt, sn)
+                            .then(|| [&pt[..pt.len() - sn.len()], &cur_pi[..]].concat())
+                    } else {
+                        None
+                    };
+                    if let Some(new_pt) = new_pt {
+                        if let Some(old) = &pt_param {
+                            p.set("ORIG_PATH_TRANSLATED", old);
+                        }
+                        p.set("PATH_TRANSLATED", &new_pt);
+                    }
+                    script = Some(pt);
+                }
+                None => {
+                    if let Some(sf) = &sf {
+                        p.set("ORIG_SCRIPT_FILENAME", sf);
+                    }
+                    p.remove("SCRIPT_FILENAME");
+                    script = None;
+                }
+            }
+            if chosen_uri.is_none() {
+                if effective_sn != sn_orig {
+                    if let Some(o) = &sn_orig {
+                        p.set("ORIG_SCRIPT_NAME", o);
+                    }
+                    if let Some(e) = &effective_sn {
+                        p.set("SCRIPT_NAME", e);
+                    }
+                }
+                chosen_uri = owned(p, "SCRIPT_NAME");
+            }
+            uri = chosen_uri;
+        } else {
+            if sf.as_deref() != Some(&candidate[..]) {
+                if let Some(sf) = &sf {
+                    p.set("ORIG_SCRIPT_FILENAME", sf);
+                }
+                p.set("SCRIPT_FILENAME", &candidate);
+            }
+            if !apache_proxy && ru.is_some() {
+                if let Some(pi) = p.remove("PATH_INFO") {
+                    p.set("ORIG_PATH_INFO", &pi);
+                }
+                if let Some(pt) = p.remove("PATH_TRANSLATED") {
+                    p.set("ORIG_PATH_TRANSLATED", &pt);
+                }
+            }
+            if effective_sn != sn_orig {
+                if let Some(o) = &sn_orig {
+                    p.set("ORIG_SCRIPT_NAME", o);
+                }
+                if let Some(e) = &effective_sn {
+                    p.set("SCRIPT_NAME", e);
+                }
+            }
+            uri = owned(p, "SCRIPT_NAME");
+            script = Some(candidate.clone());
+        }
+    } else {
+        uri = pi_orig.clone().or_else(|| sn_orig.clone());
+        script = sf.clone();
+        if let Some(pt) = &pt_param {
+            if !ini.discard_path {
+                script = Some(pt.clone());
+            }
+        }
+        if script.is_none() {
+            script = pt_param.clone();
+        }
+    }
+
+    if script.as_deref().is_some_and(has_dotdot_segment) {
+        script = None;
+    }
+
+    let php_self = if ini.fix_pathinfo {
+        let sn = owned(p, "SCRIPT_NAME").unwrap_or_default();
+        let pi = owned(p, "PATH_INFO").unwrap_or_default();
+        [sn, pi].concat()
+    } else {
+        uri.clone().unwrap_or_default()
+    };
+    Resolved {
+        script,
+        uri,
+        php_self,
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs(path: &[u8]) -> Kind {
+        match path {
+            b"/w/env.php" | b"/w/hello.php" => Kind::File,
+            b"/w" | b"/" => Kind::Other,
+            _ => Kind::Missing,
+        }
+    }
+
+    fn run(params: &[(&str, &str)], fix: bool) -> (Resolved, Params) {
+        let mut p: Params = params
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .collect();
+        let ini = PathIni {
+            fix_pathinfo: fix,
+            discard_path: false,
+            doc_root: None,
+        };
+        let r = resolve(&mut p, &ini, &fs);
+        (r, p)
+    }
+
+    fn get(p: &Params, k: &str) -> Option<String> {
+        p.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    #[test]
+    fn plain_script() {
+        let (r, p) = run(
+            &[
+                ("SCRIPT_FILENAME", "/w/env.php"),
+                ("SCRIPT_NAME", "/env.php"),
+                ("DOCUMENT_ROOT", "/w"),
+            ],
+            true,
+        );
+        assert_eq!(r.script.as_deref(), Some(&b"/w/env.php"[..]));
+        assert_eq!(r.php_self, b"/env.php");
+        assert_eq!(get(&p, "PATH_TRANSLATED"), None);
+    }
+
+    #[test]
+    fn nginx_style_path_info_in_filename() {
+        let (r, p) = run(
+            &[
+                ("SCRIPT_FILENAME", "/w/env.php/foo/bar"),
+                ("SCRIPT_NAME", "/env.php/foo/bar"),
+                ("DOCUMENT_ROOT", "/w"),
+            ],
+            true,
+        );
+        assert_eq!(r.script.as_deref(), Some(&b"/w/env.php"[..]));
+        assert_eq!(get(&p, "SCRIPT_NAME").as_deref(), Some("/env.php/foo/bar"));
+        assert_eq!(get(&p, "PATH_INFO"), None);
+        assert_eq!(get(&p, "PATH_TRANSLATED").as_deref(), Some("/w"));
+        assert_eq!(
+            get(&p, "ORIG_SCRIPT_FILENAME").as_deref(),
+            Some("/w/env.php/foo/bar")
+        );
+        assert_eq!(r.php_self, b"/env.php/foo/bar");
+    }
+
+    #[test]
+    fn path_info_not_longer_than_stripped_part_is_kept() {
+        let (r, p) = run(
+            &[
+                ("SCRIPT_FILENAME", "/w/env.php/foo/bar"),
+                ("SCRIPT_NAME", "/env.php/foo/bar"),
+                ("PATH_INFO", "/foo/bar"),
+                ("DOCUMENT_ROOT", "/w"),
+            ],
+            true,
+        );
+        assert_eq!(get(&p, "PATH_INFO").as_deref(), Some("/foo/bar"));
+        assert_eq!(get(&p, "PATH_TRANSLATED").as_deref(), Some("/w/foo/bar"));
+        assert_eq!(r.php_self, b"/env.php/foo/bar/foo/bar");
+    }
+
+    #[test]
+    fn apache_proxy_prefix() {
+        let (r, p) = run(
+            &[
+                (
+                    "SCRIPT_FILENAME",
+                    "proxy:fcgi://127.0.0.1:9000/w/env.php/foo?x=1",
+                ),
+                ("SCRIPT_NAME", "/env.php/foo"),
+                ("DOCUMENT_ROOT", "/w"),
+            ],
+            true,
+        );
+        assert_eq!(r.script.as_deref(), Some(&b"/w/env.php"[..]));
+        assert_eq!(get(&p, "SCRIPT_NAME").as_deref(), Some("/env.php"));
+        assert_eq!(get(&p, "PATH_INFO").as_deref(), Some("/foo"));
+        assert_eq!(get(&p, "PATH_TRANSLATED").as_deref(), Some("/w/foo"));
+        assert_eq!(get(&p, "ORIG_SCRIPT_NAME").as_deref(), Some("/env.php/foo"));
+        assert_eq!(
+            get(&p, "ORIG_SCRIPT_FILENAME").as_deref(),
+            Some("/w/env.php/foo")
+        );
+        assert_eq!(r.php_self, b"/env.php/foo");
+    }
+
+    #[test]
+    fn missing_and_directory_are_unknown() {
+        assert_eq!(
+            run(&[("SCRIPT_FILENAME", "/w/nope.php")], true).0.script,
+            None
+        );
+        assert_eq!(run(&[("SCRIPT_FILENAME", "/w/")], true).0.script, None);
+        assert_eq!(run(&[], true).0.script, None);
+    }
+
+    #[test]
+    fn dotdot_is_refused() {
+        assert_eq!(
+            run(&[("SCRIPT_FILENAME", "/w/../w/env.php")], true)
+                .0
+                .script,
+            None
+        );
+    }
+
+    #[test]
+    fn no_fix_pathinfo() {
+        let (r, _) = run(
+            &[
+                ("SCRIPT_FILENAME", "/w/env.php"),
+                ("PATH_INFO", "/foo/bar"),
+                ("SCRIPT_NAME", "/env.php"),
+            ],
+            false,
+        );
+        assert_eq!(r.php_self, b"/foo/bar");
+        let (r, _) = run(
+            &[
+                ("SCRIPT_FILENAME", "/w/env.php"),
+                ("PATH_TRANSLATED", "/w/hello.php"),
+            ],
+            false,
+        );
+        assert_eq!(r.script.as_deref(), Some(&b"/w/hello.php"[..]));
+    }
+}
