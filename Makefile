@@ -1,0 +1,62 @@
+# rfpm — build, run and test. Every target installs what it needs on Debian 12 (as root).
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:/usr/local/cargo/bin:$(PATH)
+CARGO ?= cargo
+
+# Debian packages: the PHP embed library and headers (build), php-fpm8.2 and php-cli
+# (the reference for differential tests and the php-src harness), nginx and curl
+# (end-to-end tests), libclang (bindgen), dpkg-dev/xz-utils (php-src suite download).
+DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
+                libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates
+
+.PHONY: all deps build release run test unit integration conformance conformance-check lint clean bench
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi; \
+	ldconfig; \
+	test -e /usr/lib/libphp.so || { echo "libphp.so missing after ldconfig" >&2; exit 1; }
+
+build: deps
+	$(CARGO) build --workspace
+
+release: deps
+	$(CARGO) build --release -p rfpm
+
+# rfpm in the foreground on its built-in default configuration (pool www on 127.0.0.1:9000).
+run: release
+	./target/release/rfpm -F
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: build
+	$(CARGO) test --workspace --exclude integration
+
+integration: build
+	$(CARGO) test -p integration -- --test-threads=2
+
+# php-src's own FPM test suite: the listed tests must pass.
+conformance-check: build
+	tests/php-src/run check target/debug/rfpm tests/php-src/expected-pass.txt
+
+# The full table for all 122 tests, rfpm beside php-fpm8.2.
+conformance: release
+	tests/php-src/run table target/release/rfpm
+
+test: lint unit integration conformance-check
+	@echo "make test: all passed"
+
+bench: release
+	@echo "bench: see bench/ (not yet built)"
+
+clean:
+	$(CARGO) clean
