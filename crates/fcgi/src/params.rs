@@ -29,6 +29,15 @@ impl Params {
         Params::default()
     }
 
+    /// Room for `entries` params totalling `bytes` bytes of names and values.
+    pub fn with_capacity(entries: usize, bytes: usize) -> Params {
+        Params {
+            arena: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(entries),
+            index: None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -460,7 +460,8 @@ impl<S: Read + Write> ServerConn<S> {
             Some(r) => r,
             None => return self.close(CloseReason::UnknownRole(role_code)),
         };
-        let mut params = Params::new();
+        // Typical web-server params: ~30 pairs, 1-2 KiB.
+        let mut params = Params::with_capacity(40, 2048);
         params.set("FCGI_ROLE", role.as_str());
         // Rule 7: PARAMS while type is PARAMS and length > 0; any other record ends them
         // (its header is consumed, its content is not).
