@@ -25,7 +25,12 @@ fn main() {
             for (t, l, p) in &r.records {
                 println!("{} {} {}", fcgi::record::type_name(*t), l, p);
             }
-            println!("status={} app={} proto={}", r.status(), r.app_status, r.protocol_status);
+            println!(
+                "status={} app={} proto={}",
+                r.status(),
+                r.app_status,
+                r.protocol_status
+            );
             println!("stderr={:?}", r.stderr_str());
             if std::env::var_os("SHOW_BODY").is_some() {
                 println!("{}", r.stdout_str());
