@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 pub use constants::default_constants;
 pub use load::{load, load_str};
-pub use model::{dump, Config, GlobalConf, KeyValue, LogLevel, Pm, PoolConf};
+pub use model::{dump, render, Config, GlobalConf, KeyValue, LogLevel, Pm, PoolConf};
 pub use validate::{test_identities, validate, LogFile, Sys, SysError, UserInfo};
 
 /// Level of one diagnostic line.

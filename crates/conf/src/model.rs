@@ -783,3 +783,197 @@ mod tests {
         assert_eq!(parse_rlimit("Unlimited"), Ok(-1));
     }
 }
+
+// ---------------------------------------------------------------- render
+
+fn quote(v: &str) -> String {
+    let mut o = String::with_capacity(v.len() + 2);
+    o.push('"');
+    for c in v.chars() {
+        if matches!(c, '"' | '\\' | '$') {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o.push('"');
+    o
+}
+
+/// Write a configuration file that loads back (through [`crate::load`] and
+/// [`crate::validate`]) to the same configuration: every set directive,
+/// double-quoted, array entries in file order, hidden status pools left out
+/// (validation recreates them). Values containing a newline or NUL cannot be
+/// represented in php-fpm's line-based format and are written truncated.
+pub fn render(cfg: &Config) -> String {
+    let mut o = String::from("[global]\n");
+    let line = |o: &mut String, k: &str, v: &str| {
+        let v: String = v
+            .chars()
+            .take_while(|c| !matches!(c, '\n' | '\r' | '\0'))
+            .collect();
+        o.push_str(&format!("{k} = {}\n", quote(&v)));
+    };
+    let opt = |o: &mut String, k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            line(o, k, v);
+        }
+    };
+    let b = |x: bool| if x { "1" } else { "" };
+    let rl = |x: i32| {
+        if x == -1 {
+            "unlimited".to_string()
+        } else {
+            x.to_string()
+        }
+    };
+    let g = &cfg.global;
+    opt(&mut o, "pid", &g.pid);
+    opt(&mut o, "error_log", &g.error_log);
+    opt(&mut o, "syslog.ident", &g.syslog_ident);
+    if let Some((n, _)) = SYSLOG_FACILITIES
+        .iter()
+        .find(|(_, f)| *f == g.syslog_facility)
+    {
+        line(&mut o, "syslog.facility", n);
+    }
+    line(&mut o, "log_buffering", b(g.log_buffering));
+    if let Some(l) = g.log_level {
+        line(&mut o, "log_level", &l.name().to_ascii_lowercase());
+    }
+    line(&mut o, "log_limit", &g.log_limit.to_string());
+    line(
+        &mut o,
+        "emergency_restart_threshold",
+        &g.emergency_restart_threshold.to_string(),
+    );
+    line(
+        &mut o,
+        "emergency_restart_interval",
+        &g.emergency_restart_interval.to_string(),
+    );
+    line(
+        &mut o,
+        "process_control_timeout",
+        &g.process_control_timeout.to_string(),
+    );
+    line(&mut o, "process.max", &g.process_max.to_string());
+    if g.process_priority != PRIORITY_UNSET {
+        line(&mut o, "process.priority", &g.process_priority.to_string());
+    }
+    line(&mut o, "daemonize", b(g.daemonize));
+    line(&mut o, "rlimit_files", &g.rlimit_files.to_string());
+    line(&mut o, "rlimit_core", &rl(g.rlimit_core));
+    opt(&mut o, "events.mechanism", &g.events_mechanism);
+    if g.systemd_interval >= 0 {
+        let secs = if g.systemd_interval >= 1000 || g.systemd_interval == 0 {
+            g.systemd_interval / 1000
+        } else {
+            g.systemd_interval
+        };
+        line(&mut o, "systemd_interval", &secs.to_string());
+    }
+    for p in cfg.pools.iter().filter(|p| !p.hidden) {
+        o.push_str(&format!("[{}]\n", p.name));
+        opt(&mut o, "prefix", &p.prefix);
+        opt(&mut o, "user", &p.user);
+        opt(&mut o, "group", &p.group);
+        opt(&mut o, "listen", &p.listen);
+        line(&mut o, "listen.backlog", &p.listen_backlog.to_string());
+        opt(&mut o, "listen.acl_users", &p.listen_acl_users);
+        opt(&mut o, "listen.acl_groups", &p.listen_acl_groups);
+        opt(&mut o, "listen.owner", &p.listen_owner);
+        opt(&mut o, "listen.group", &p.listen_group);
+        opt(&mut o, "listen.mode", &p.listen_mode);
+        opt(&mut o, "listen.allowed_clients", &p.listen_allowed_clients);
+        if p.process_priority != PRIORITY_UNSET {
+            line(&mut o, "process.priority", &p.process_priority.to_string());
+        }
+        line(&mut o, "process.dumpable", b(p.process_dumpable));
+        if let Some(pm) = p.pm {
+            line(&mut o, "pm", pm.name());
+        }
+        line(&mut o, "pm.max_children", &p.pm_max_children.to_string());
+        line(&mut o, "pm.start_servers", &p.pm_start_servers.to_string());
+        line(
+            &mut o,
+            "pm.min_spare_servers",
+            &p.pm_min_spare_servers.to_string(),
+        );
+        line(
+            &mut o,
+            "pm.max_spare_servers",
+            &p.pm_max_spare_servers.to_string(),
+        );
+        line(
+            &mut o,
+            "pm.max_spawn_rate",
+            &p.pm_max_spawn_rate.to_string(),
+        );
+        line(
+            &mut o,
+            "pm.process_idle_timeout",
+            &p.pm_process_idle_timeout.to_string(),
+        );
+        line(&mut o, "pm.max_requests", &p.pm_max_requests.to_string());
+        opt(&mut o, "pm.status_path", &p.pm_status_path);
+        opt(&mut o, "pm.status_listen", &p.pm_status_listen);
+        opt(&mut o, "ping.path", &p.ping_path);
+        opt(&mut o, "ping.response", &p.ping_response);
+        opt(&mut o, "access.log", &p.access_log);
+        opt(&mut o, "access.format", &p.access_format);
+        for s in p.access_suppress_path.iter().rev() {
+            line(&mut o, "access.suppress_path[]", s);
+        }
+        opt(&mut o, "slowlog", &p.slowlog);
+        line(
+            &mut o,
+            "request_slowlog_timeout",
+            &p.request_slowlog_timeout.to_string(),
+        );
+        if p.slowlog.as_ref().is_some_and(|s| !s.is_empty()) {
+            // otherwise validation resets it to 20 and would reject it when given
+            line(
+                &mut o,
+                "request_slowlog_trace_depth",
+                &p.request_slowlog_trace_depth.to_string(),
+            );
+        }
+        line(
+            &mut o,
+            "request_terminate_timeout",
+            &p.request_terminate_timeout.to_string(),
+        );
+        line(
+            &mut o,
+            "request_terminate_timeout_track_finished",
+            b(p.request_terminate_timeout_track_finished),
+        );
+        line(&mut o, "rlimit_files", &p.rlimit_files.to_string());
+        line(&mut o, "rlimit_core", &rl(p.rlimit_core));
+        opt(&mut o, "chroot", &p.chroot);
+        opt(&mut o, "chdir", &p.chdir);
+        line(&mut o, "catch_workers_output", b(p.catch_workers_output));
+        line(
+            &mut o,
+            "decorate_workers_output",
+            b(p.decorate_workers_output),
+        );
+        line(&mut o, "clear_env", b(p.clear_env));
+        opt(
+            &mut o,
+            "security.limit_extensions",
+            &p.security_limit_extensions,
+        );
+        opt(&mut o, "apparmor_hat", &p.apparmor_hat);
+        for (name, list) in [
+            ("env", &p.env),
+            ("php_value", &p.php_values),
+            ("php_admin_value", &p.php_admin_values),
+        ] {
+            for kv in list.iter().rev() {
+                line(&mut o, &format!("{name}[{}]", quote(&kv.key)), &kv.value);
+            }
+        }
+    }
+    o
+}
