@@ -764,26 +764,6 @@ pub fn dump(cfg: &Config) -> Vec<String> {
     o
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values() {
-        assert_eq!(parse_int("-12"), Ok(-12));
-        assert_eq!(parse_int(""), Ok(0));
-        assert_eq!(parse_int("+3"), Err(ERR_NUMBER));
-        assert_eq!(parse_time("1ms"), Ok(1));
-        assert_eq!(parse_time("2m"), Ok(120));
-        assert_eq!(parse_time("1.5m"), Ok(60));
-        assert_eq!(parse_time(""), Err("invalid time value"));
-        assert_eq!(parse_time("5x"), Err("unknown suffix used in time value"));
-        assert_eq!(parse_bool("yes"), Ok(true));
-        assert_eq!(parse_bool("True"), Err(ERR_BOOL));
-        assert_eq!(parse_rlimit("Unlimited"), Ok(-1));
-    }
-}
-
 // ---------------------------------------------------------------- render
 
 fn quote(v: &str) -> String {
@@ -976,4 +956,24 @@ pub fn render(cfg: &Config) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values() {
+        assert_eq!(parse_int("-12"), Ok(-12));
+        assert_eq!(parse_int(""), Ok(0));
+        assert_eq!(parse_int("+3"), Err(ERR_NUMBER));
+        assert_eq!(parse_time("1ms"), Ok(1));
+        assert_eq!(parse_time("2m"), Ok(120));
+        assert_eq!(parse_time("1.5m"), Ok(60));
+        assert_eq!(parse_time(""), Err("invalid time value"));
+        assert_eq!(parse_time("5x"), Err("unknown suffix used in time value"));
+        assert_eq!(parse_bool("yes"), Ok(true));
+        assert_eq!(parse_bool("True"), Err(ERR_BOOL));
+        assert_eq!(parse_rlimit("Unlimited"), Ok(-1));
+    }
 }
