@@ -50,33 +50,6 @@ pub struct Cli {
     pub info: bool,
 }
 
-impl Cli {
-    /// The `-d` entries as the INI text php-fpm hands to PHP's INI parser (applied like
-    /// php.ini entries): one `name=value` line per define, `name=1` for a bare name, and the
-    /// value wrapped in double quotes when its first character is neither alphanumeric
-    /// (ASCII) nor a quote (so `-d error_log=/x y` keeps its space).
-    pub fn ini_entries(&self) -> String {
-        let mut out = String::new();
-        for (name, value) in &self.defines {
-            out.push_str(name);
-            out.push('=');
-            let quote = value
-                .bytes()
-                .next()
-                .is_some_and(|b| !b.is_ascii_alphanumeric() && b != b'"' && b != b'\'');
-            if quote {
-                out.push('"');
-                out.push_str(value);
-                out.push('"');
-            } else {
-                out.push_str(value);
-            }
-            out.push('\n');
-        }
-        out
-    }
-}
-
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
@@ -564,28 +537,6 @@ mod tests {
         assert_eq!(cli.test, 1);
         usage_error(&["-d"]);
         usage_error(&["--define"]);
-    }
-
-    #[test]
-    fn ini_entries_quote_like_php_fpm() {
-        let cli = run(&[
-            "-d",
-            "precision",
-            "-d",
-            "error_log=/x y",
-            "-d",
-            "a=b",
-            "-d",
-            "e=",
-            "-d",
-            "q=\"v\"",
-            "-d",
-            "s=;x",
-        ]);
-        assert_eq!(
-            cli.ini_entries(),
-            "precision=1\nerror_log=\"/x y\"\na=b\ne=\nq=\"v\"\ns=\";x\"\n"
-        );
     }
 
     #[test]

@@ -69,14 +69,124 @@ pub struct UnixPerms {
 /// Log lines produced while binding (non-fatal notices).
 pub type Notices = Vec<String>;
 
-/// Creates the socket for `listen` (as written in the config).
+/// A socket handed over by the previous image through `FPM_SOCKETS` (reference §4.3).
+#[derive(Debug)]
+pub struct Inherited {
+    pub key: String,
+    pub fd: OwnedFd,
+}
+
+/// Most entries one `FPM_SOCKETS*` variable holds.
+const PER_VAR: usize = 128;
+/// Most `FPM_SOCKETS*` variables.
+const MAX_VARS: usize = 256;
+
+fn var_name(i: usize) -> String {
+    if i == 0 {
+        "FPM_SOCKETS".to_string()
+    } else {
+        format!("FPM_SOCKETS_{i}")
+    }
+}
+
+/// `key=fd,key=fd` entries of `FPM_SOCKETS`, `FPM_SOCKETS_1`, ... (pure).
+pub fn parse_inherited(vars: &[String]) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for v in vars {
+        for entry in v.split(',').filter(|e| !e.is_empty()) {
+            let Some(eq) = entry.rfind('=') else { continue };
+            if let Ok(fd) = entry[eq + 1..].parse::<i32>() {
+                if fd >= 0 {
+                    out.push((entry[..eq].to_string(), fd));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The environment variables that hand `listeners` to the next image (pure).
+pub fn export_vars(listeners: &[(String, i32)]) -> Vec<(String, String)> {
+    listeners
+        .chunks(PER_VAR)
+        .take(MAX_VARS)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let v: Vec<String> = chunk.iter().map(|(k, fd)| format!("{k}={fd}")).collect();
+            (var_name(i), v.join(","))
+        })
+        .collect()
+}
+
+/// Reads (and logs) the sockets the previous image handed over.
+pub fn take_inherited() -> Vec<Inherited> {
+    let mut vars = Vec::new();
+    for i in 0..MAX_VARS {
+        match std::env::var(var_name(i)) {
+            Ok(v) => vars.push(v),
+            Err(_) => break,
+        }
+    }
+    let mut out = Vec::new();
+    for (key, fd) in parse_inherited(&vars) {
+        crate::notice!("using inherited socket fd={fd}, \"{key}\"");
+        // Only descriptors that really are open are taken over.
+        // SAFETY: fcntl(F_GETFD) on an arbitrary number only queries it.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            continue;
+        }
+        let _ = os::set_cloexec(fd, true);
+        // SAFETY: the previous image handed this open descriptor to us; we own it now.
+        let fd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+        out.push(Inherited { key, fd });
+    }
+    out
+}
+
+/// Closes inherited sockets no pool uses any more (and removes their Unix paths).
+pub fn close_unused(rest: Vec<Inherited>) {
+    for i in rest {
+        if i.key.starts_with('/') {
+            let _ = std::fs::remove_file(&i.key);
+        }
+        drop(i.fd);
+    }
+}
+
+/// The `FPM_SOCKETS` keys a `listen` value may have been bound under.
+fn candidate_keys(addr: &ListenAddr) -> Vec<String> {
+    match addr {
+        ListenAddr::AnyPort(port) => vec![format!(":::{port}"), format!("0.0.0.0:{port}")],
+        ListenAddr::Tcp { host, port } => match (host.as_str(), *port).to_socket_addrs() {
+            Ok(addrs) => addrs.map(|a| format!("{}:{}", a.ip(), a.port())).collect(),
+            Err(_) => Vec::new(),
+        },
+        ListenAddr::Unix(path) => vec![path.clone()],
+    }
+}
+
+/// Creates the socket for `listen` (as written in the config), or takes over the one
+/// the previous image bound for it.
 pub fn open(
     listen: &str,
     backlog: i32,
     perms: &UnixPerms,
+    inherited: &mut Vec<Inherited>,
     notices: &mut Notices,
 ) -> Result<Listener, String> {
-    match parse(listen)? {
+    let addr = parse(listen)?;
+    for key in candidate_keys(&addr) {
+        if let Some(pos) = inherited.iter().position(|i| i.key == key) {
+            let i = inherited.swap_remove(pos);
+            let unix_path = matches!(addr, ListenAddr::Unix(_)).then(|| key.clone());
+            return Ok(Listener {
+                fd: i.fd,
+                unix_path,
+                key,
+            });
+        }
+    }
+    match addr {
         ListenAddr::AnyPort(port) => {
             let v6: SocketAddr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
             match bind_tcp(v6, backlog, true) {
@@ -199,6 +309,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fpm_sockets_round_trip() {
+        let socks: Vec<(String, i32)> = (0..300).map(|i| (format!("/tmp/s{i}"), i + 3)).collect();
+        let vars = export_vars(&socks);
+        assert_eq!(vars.len(), 3);
+        assert_eq!(vars[0].0, "FPM_SOCKETS");
+        assert_eq!(vars[2].0, "FPM_SOCKETS_2");
+        let values: Vec<String> = vars.into_iter().map(|(_, v)| v).collect();
+        assert_eq!(parse_inherited(&values), socks);
+        let two = parse_inherited(&["127.0.0.1:9000=7,:::9001=8".into()]);
+        assert_eq!(
+            two,
+            vec![
+                ("127.0.0.1:9000".to_string(), 7),
+                (":::9001".to_string(), 8)
+            ]
+        );
+    }
+
+    #[test]
     fn forms() {
         assert_eq!(parse("9000"), Ok(ListenAddr::AnyPort(9000)));
         assert_eq!(
@@ -240,6 +369,7 @@ mod tests {
                 owner: None,
                 group: None,
             },
+            &mut Vec::new(),
             &mut n,
         )
         .expect("bind");
@@ -253,6 +383,7 @@ mod tests {
                 owner: None,
                 group: None,
             },
+            &mut Vec::new(),
             &mut n,
         )
         .err();

@@ -394,6 +394,7 @@ impl Logger {
         }
     }
 
+    #[allow(dead_code)] // status page and tests
     pub fn level(&self) -> Level {
         self.level
     }
@@ -421,6 +422,7 @@ impl Logger {
     }
 
     /// Replaces the destination (the previous file or syslog connection is closed).
+    #[allow(dead_code)] // tests and future destinations
     pub fn set_dest(&mut self, dest: Dest) {
         self.dest = dest;
     }
@@ -442,6 +444,7 @@ impl Logger {
         self.dest = Dest::Syslog(Syslog::open(ident, facility));
     }
 
+    #[allow(dead_code)] // status page and tests
     pub fn launched(&self) -> bool {
         self.launched
     }
@@ -515,6 +518,7 @@ impl Logger {
         self.launched = true;
     }
 
+    #[allow(dead_code)] // status page and tests
     pub fn is_worker(&self) -> bool {
         self.worker
     }

@@ -119,8 +119,11 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         return EX_OK;
     }
 
-    // 5. Daemonise (after the configuration was read, so its errors reach the terminal).
-    let daemon_pipe = if loaded.daemonize {
+    // 5. Daemonise (after the configuration was read, so its errors reach the terminal);
+    // an image re-executed by a reload already is the daemon and keeps its PID.
+    let reexec = std::env::var_os(master::REEXEC_ENV).is_some();
+    std::env::remove_var(master::REEXEC_ENV);
+    let daemon_pipe = if loaded.daemonize && !reexec {
         match daemonize() {
             Ok(p) => p,
             Err(code) => return code,
@@ -130,7 +133,8 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     };
     os::setsid();
 
-    // 9. Sockets.
+    // 9. Sockets: those the previous image handed over first.
+    let mut inherited = listen::take_inherited();
     let mut listeners = Vec::new();
     for p in &loaded.pools {
         let mut notices = Vec::new();
@@ -139,7 +143,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
             owner: p.listen_owner,
             group: p.listen_group,
         };
-        let res = listen::open(&p.listen, p.backlog, &perms, &mut notices);
+        let res = listen::open(&p.listen, p.backlog, &perms, &mut inherited, &mut notices);
         for n in notices {
             notice!("{n}");
         }
@@ -152,6 +156,8 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
             }
         }
     }
+
+    listen::close_unused(inherited);
 
     // 10. PID file.
     if let Some(pid) = &loaded.pid_file {
@@ -169,9 +175,11 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     if let Some(fd) = daemon_pipe {
         let _ = os::write_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), b"1");
     }
-    let _ = (argv0, args);
+    let mut argv = vec![argv0.to_string()];
+    argv.extend(args.iter().cloned());
 
     let master = master::Master {
+        argv,
         pools: loaded.pools,
         listeners,
         pid_file: loaded.pid_file,

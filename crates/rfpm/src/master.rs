@@ -33,8 +33,13 @@ struct Child {
     started: Instant,
 }
 
+/// Set in the environment of a re-executed image (reload): it must not daemonise again.
+pub const REEXEC_ENV: &str = "RFPM_REEXEC";
+
 /// Everything the master runs with.
 pub struct Master {
+    /// The command line, re-executed on reload.
+    pub argv: Vec<String>,
     pub pools: Vec<Pool>,
     pub listeners: Vec<Listener>,
     pub pid_file: Option<String>,
@@ -256,9 +261,11 @@ impl Runtime {
     fn finish(self) -> i32 {
         match self.state {
             State::Reloading => {
-                // Re-exec lands with the lifecycle work; until then a reload restarts nothing.
-                crate::error!("failed to reload: not supported yet");
-                cleanup(&self.m);
+                let e = reexec(&self.m);
+                crate::error_sys!(
+                    e.raw_os_error().unwrap_or(0),
+                    "failed to reload: execvp() failed"
+                );
                 crate::cli::EX_SOFTWARE
             }
             _ => {
@@ -268,6 +275,47 @@ impl Runtime {
             }
         }
     }
+}
+
+/// Reload (reference §4.3): the same command line is executed again in this process,
+/// the listening sockets handed over in `FPM_SOCKETS`. Returns only on failure.
+fn reexec(m: &Master) -> std::io::Error {
+    os::mask_signals(&signals::MASTER_SIGNALS, true);
+    let _ = crate::log::with(|l| l.restore_stderr());
+    let socks: Vec<(String, i32)> = m
+        .listeners
+        .iter()
+        .map(|l| (l.key.clone(), l.raw()))
+        .collect();
+    for l in &m.listeners {
+        let _ = os::set_cloexec(l.raw(), false);
+    }
+    let vars = crate::listen::export_vars(&socks);
+    for (k, v) in &vars {
+        std::env::set_var(k, v);
+    }
+    std::env::remove_var(format!("FPM_SOCKETS_{}", vars.len().max(1)));
+    std::env::set_var(REEXEC_ENV, "1");
+    let shown: Vec<String> = m.argv.iter().take(11).map(|a| format!("\"{a}\"")).collect();
+    crate::notice!(
+        "reloading: execvp(\"{}\", {{{}}})",
+        m.argv[0],
+        shown.join(", ")
+    );
+    let args: Vec<std::ffi::CString> = m
+        .argv
+        .iter()
+        .filter_map(|a| std::ffi::CString::new(a.as_str()).ok())
+        .collect();
+    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: a NULL-terminated array of valid C strings that outlive the call.
+    unsafe {
+        libc::execvp(ptrs[0], ptrs.as_ptr());
+    }
+    let e = std::io::Error::last_os_error();
+    os::mask_signals(&signals::MASTER_SIGNALS, false);
+    e
 }
 
 fn cleanup(m: &Master) {

@@ -50,11 +50,6 @@ pub fn getpid() -> libc::pid_t {
     unsafe { libc::getpid() }
 }
 
-pub fn getppid() -> libc::pid_t {
-    // SAFETY: no preconditions.
-    unsafe { libc::getppid() }
-}
-
 pub fn geteuid() -> u32 {
     // SAFETY: no preconditions.
     unsafe { libc::geteuid() }
@@ -285,18 +280,6 @@ impl Epoll {
         // SAFETY: valid event struct.
         cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })
             .map(drop)
-    }
-
-    pub fn del(&self, fd: RawFd) {
-        // SAFETY: valid descriptors; failure (not registered) is harmless.
-        unsafe {
-            libc::epoll_ctl(
-                self.0.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                fd,
-                std::ptr::null_mut(),
-            );
-        }
     }
 
     /// Waits up to `timeout_ms`; returns the tokens that are ready (EINTR → none).

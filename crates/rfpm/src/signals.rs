@@ -62,6 +62,8 @@ pub fn install() -> std::io::Result<OwnedFd> {
     for sig in MASTER_SIGNALS {
         os::set_handler(sig, on_signal)?;
     }
+    // A reload blocks them across exec: the new image takes them from here on.
+    os::mask_signals(&MASTER_SIGNALS, false);
     Ok(r)
 }
 

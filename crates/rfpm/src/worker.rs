@@ -183,11 +183,7 @@ impl Worker<'_> {
             Stream::Tcp(TcpStream::from(fd))
         };
         let mut conn = ServerConn::new(stream);
-        loop {
-            let req = match conn.read_request() {
-                Ok(Some(r)) => r,
-                Ok(None) | Err(_) => break,
-            };
+        while let Ok(Some(req)) = conn.read_request() {
             self.served += 1;
             let keep = self.serve(&mut conn, req);
             let limit_reached = self.pool.max_requests > 0 && self.served >= self.pool.max_requests;
@@ -260,10 +256,7 @@ impl Worker<'_> {
         };
         let mut io = FcgiIo {
             conn,
-            body: body_file.map(|path| match File::open(&path) {
-                Ok(f) => Some(f),
-                Err(_) => None,
-            }),
+            body: body_file.map(|path| File::open(path).ok()),
             finished: false,
             closed: false,
             broken: false,
@@ -472,7 +465,7 @@ impl sapi::Conn for FcgiIo<'_> {
         match &mut self.body {
             Some(Some(f)) => f.read(buf).unwrap_or(0),
             Some(None) => 0,
-            None => self.conn.read_stdin(buf).unwrap_or(0),
+            None => self.conn.fill_stdin(buf).unwrap_or(0),
         }
     }
 
