@@ -24,7 +24,10 @@ use std::path::PathBuf;
 pub use constants::default_constants;
 pub use load::{load, load_str};
 pub use model::{dump, render, Config, GlobalConf, KeyValue, LogLevel, Pm, PoolConf};
-pub use validate::{test_identities, validate, LogFile, Sys, SysError, UserInfo};
+pub use validate::{
+    global_priority_notice, resolve_identity, socket_permissions, test_identities, validate,
+    Identity, LogFile, SocketPerms, Sys, SysError, UserInfo,
+};
 
 /// Level of one diagnostic line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -697,9 +697,252 @@ pub fn test_identities(cfg: &Config, sys: &dyn Sys) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What a worker of a pool becomes (§3.8), as resolved by php-fpm at start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    /// uid/gid to switch to (root master only; `None` = keep).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Name for initgroups(3) (root master with a resolvable user).
+    pub initgroups_user: Option<String>,
+    /// `USER` / `HOME` for the worker environment (unless `env[USER]`/`env[HOME]`).
+    pub user: Option<String>,
+    pub home: Option<String>,
+}
+
+/// Resolve a pool's identity at start-up (not during `-t`), with php-fpm's
+/// notices for a non-root master and its errors for a root one
+/// (`cannot get uid …`, `please specify user and group other than root`).
+pub fn resolve_identity(
+    pool: &PoolConf,
+    sys: &dyn Sys,
+    opts: &LoadOptions,
+) -> Result<(Identity, Vec<Diag>), Failure> {
+    let mut id = Identity::default();
+    let mut diags = Vec::new();
+    let name = &pool.name;
+    let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let fail = |t: String| Failure {
+        diags: vec![Diag::error(format!("[pool {name}] {t}"))],
+    };
+    if opts.is_root {
+        let mut uid = 0u32;
+        let mut gid = 0u32;
+        if let Some(u) = set(&pool.user) {
+            if is_id(&u) {
+                uid = u.parse().unwrap_or(u32::MAX);
+                if let Ok(pw) = sys.user_by_uid(uid) {
+                    gid = pw.gid;
+                    id.initgroups_user = Some(pw.name.clone());
+                    id.user = Some(pw.name);
+                    id.home = Some(pw.home);
+                }
+            } else {
+                let pw = sys
+                    .user_by_name(&u)
+                    .map_err(|_| fail(format!("cannot get uid for user '{u}'")))?;
+                uid = pw.uid;
+                gid = pw.gid;
+                id.initgroups_user = Some(pw.name.clone());
+                id.user = Some(pw.name);
+                id.home = Some(pw.home);
+            }
+        }
+        if let Some(g) = set(&pool.group) {
+            gid = if is_id(&g) {
+                g.parse().unwrap_or(u32::MAX)
+            } else {
+                sys.group_by_name(&g)
+                    .map_err(|_| fail(format!("cannot get gid for group '{g}'")))?
+            };
+        }
+        if !opts.allow_root && (uid == 0 || gid == 0) {
+            return Err(fail("please specify user and group other than root".into()));
+        }
+        id.uid = Some(uid);
+        id.gid = Some(gid);
+    } else {
+        let ignored = |d: &str| {
+            Diag::notice(format!(
+                "[pool {name}] '{d}' directive is ignored when FPM is not running as root"
+            ))
+        };
+        if set(&pool.user).is_some() {
+            diags.push(ignored("user"));
+        }
+        if set(&pool.group).is_some() {
+            diags.push(ignored("group"));
+        }
+        if set(&pool.chroot).is_some() {
+            diags.push(ignored("chroot"));
+        }
+        if pool.process_priority != PRIORITY_UNSET {
+            diags.push(ignored("process.priority"));
+        }
+        if let Ok(pw) = sys.user_by_uid(sys.current_ids().0) {
+            id.user = Some(pw.name);
+            id.home = Some(pw.home);
+        }
+    }
+    Ok((id, diags))
+}
+
+/// Owner, group and mode for a pool's Unix socket (`listen.owner`,
+/// `listen.group`, `listen.mode`), resolved like php-fpm (errors carry the
+/// SYSERR suffix). `None` = leave as created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketPerms {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// `listen.mode` parsed as octal (strtoul base 8), default 0o660.
+    pub mode: u32,
+}
+
+pub fn socket_permissions(pool: &PoolConf, sys: &dyn Sys) -> Result<SocketPerms, Failure> {
+    let name = &pool.name;
+    let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    let fail = |t: String| Failure {
+        diags: vec![Diag::error(format!("[pool {name}] {t}"))],
+    };
+    let mut perms = SocketPerms {
+        uid: None,
+        gid: None,
+        mode: 0o660,
+    };
+    if let Some(m) = pool.listen_mode.as_ref().filter(|s| !s.is_empty()) {
+        let digits: String = m
+            .trim_start()
+            .chars()
+            .take_while(|c| ('0'..='7').contains(c))
+            .collect();
+        perms.mode = u32::from_str_radix(&digits, 8).unwrap_or(0);
+    }
+    if let Some(o) = pool.listen_owner.as_ref().filter(|s| !s.is_empty()) {
+        if is_id(o) {
+            perms.uid = Some(o.parse().unwrap_or(u32::MAX));
+        } else {
+            let pw = sys
+                .user_by_name(o)
+                .map_err(|e| fail(format!("cannot get uid for user '{o}'{}", e.suffix())))?;
+            perms.uid = Some(pw.uid);
+            perms.gid = Some(pw.gid);
+        }
+    }
+    if let Some(g) = pool.listen_group.as_ref().filter(|s| !s.is_empty()) {
+        if is_id(g) {
+            perms.gid = Some(g.parse().unwrap_or(u32::MAX));
+        } else {
+            perms.gid = Some(
+                sys.group_by_name(g)
+                    .map_err(|e| fail(format!("cannot get gid for group '{g}'{}", e.suffix())))?,
+            );
+        }
+    }
+    Ok(perms)
+}
+
+/// The master-level notice for a global `process.priority` when not root.
+pub fn global_priority_notice(cfg: &Config, opts: &LoadOptions) -> Option<Diag> {
+    (!opts.is_root && cfg.global.process_priority != PRIORITY_UNSET).then(|| {
+        Diag::notice("'process.priority' directive is ignored when FPM is not running as root")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoSys;
+    impl Sys for NoSys {
+        fn is_dir(&self, _p: &Path) -> bool {
+            true
+        }
+        fn user_by_name(&self, n: &str) -> Result<UserInfo, SysError> {
+            if n == "www-data" {
+                Ok(UserInfo {
+                    name: n.into(),
+                    uid: 33,
+                    gid: 33,
+                    home: "/var/www".into(),
+                })
+            } else {
+                Err(SysError::not_found())
+            }
+        }
+        fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError> {
+            if uid == 33 {
+                self.user_by_name("www-data")
+            } else {
+                Err(SysError::not_found())
+            }
+        }
+        fn group_by_name(&self, _n: &str) -> Result<u32, SysError> {
+            Err(SysError::not_found())
+        }
+        fn open_log(&self, _w: &LogFile, _p: &str) -> Result<(), SysError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn identities() {
+        let mut p = PoolConf::new("www");
+        p.user = Some("www-data".into());
+        let root = LoadOptions {
+            is_root: true,
+            ..LoadOptions::default()
+        };
+        let (id, d) = resolve_identity(&p, &NoSys, &root).unwrap_or_default();
+        assert_eq!(
+            (id.uid, id.gid, id.home.as_deref()),
+            (Some(33), Some(33), Some("/var/www"))
+        );
+        assert!(d.is_empty());
+        p.group = Some("0".into());
+        let e = resolve_identity(&p, &NoSys, &root)
+            .err()
+            .map(|f| f.diags[0].text.clone());
+        assert_eq!(
+            e.as_deref(),
+            Some("[pool www] please specify user and group other than root")
+        );
+        p.group = Some("nosuch".into());
+        let e = resolve_identity(&p, &NoSys, &root)
+            .err()
+            .map(|f| f.diags[0].text.clone());
+        assert_eq!(
+            e.as_deref(),
+            Some("[pool www] cannot get gid for group 'nosuch'")
+        );
+        let user = LoadOptions::default();
+        let (_, d) = resolve_identity(&p, &NoSys, &user).unwrap_or_default();
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            d[0].text,
+            "[pool www] 'user' directive is ignored when FPM is not running as root"
+        );
+        p.listen_owner = Some("bob".into());
+        let e = socket_permissions(&p, &NoSys)
+            .err()
+            .map(|f| f.diags[0].text.clone());
+        assert_eq!(
+            e.as_deref(),
+            Some("[pool www] cannot get uid for user 'bob': Success (0)")
+        );
+        p.listen_owner = Some("www-data".into());
+        p.listen_group = None;
+        p.listen_mode = Some("0666".into());
+        let sp = socket_permissions(&p, &NoSys).ok();
+        assert_eq!(
+            sp,
+            Some(SocketPerms {
+                uid: Some(33),
+                gid: Some(33),
+                mode: 0o666
+            })
+        );
+    }
 
     #[test]
     fn g3() {
