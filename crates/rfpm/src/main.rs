@@ -3,6 +3,7 @@
 //! `main` follows php-fpm's start-up order (reference §3.1): signals, PHP module
 //! start-up, configuration, daemonisation, sockets, PID file, workers.
 
+mod capture;
 mod cli;
 mod config;
 mod listen;

@@ -1,5 +1,6 @@
 //! The master: one thread, one event loop. It owns the listening sockets, forks the
 //! workers, reaps and replaces them, and reacts to signals (reference §3, §4.1).
+use crate::capture::{self, Capture, Stream};
 use crate::listen::Listener;
 use crate::log::Level;
 use crate::os::{self, Exit, Fork};
@@ -31,6 +32,14 @@ struct Child {
     pid: libc::pid_t,
     pool: usize,
     started: Instant,
+    /// catch_workers_output: the read ends of the worker's stdout and stderr.
+    output: Option<Output>,
+}
+
+struct Output {
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    capture: Capture,
 }
 
 /// Set in the environment of a re-executed image (reload): it must not daemonise again.
@@ -49,6 +58,7 @@ pub struct Master {
 
 struct Runtime {
     m: Master,
+    epoll: os::Epoll,
     children: Vec<Child>,
     state: State,
     /// Escalation: when to send the next signal, and the last one sent.
@@ -56,6 +66,12 @@ struct Runtime {
 }
 
 const TOKEN_SIGNALS: u64 = 1;
+/// Tokens of worker output pipes: `TOKEN_OUTPUT + pid * 2 + stream`.
+const TOKEN_OUTPUT: u64 = 16;
+
+fn output_token(pid: libc::pid_t, stream: Stream) -> u64 {
+    TOKEN_OUTPUT + (pid as u64) * 2 + u64::from(stream == Stream::Stderr)
+}
 
 impl Master {
     /// Starts the initial workers and runs until stopped. Returns the exit code.
@@ -76,6 +92,7 @@ impl Master {
         }
         let mut rt = Runtime {
             m: self,
+            epoll,
             children: Vec::new(),
             state: State::Normal,
             escalation: None,
@@ -99,8 +116,13 @@ impl Master {
                     .min(1000) as i32,
                 None => 1000,
             };
-            if let Err(e) = epoll.wait(timeout, &mut ready) {
+            if let Err(e) = rt.epoll.wait(timeout, &mut ready) {
                 crate::error_sys!(e.raw_os_error().unwrap_or(0), "epoll_wait() failed");
+            }
+            for &token in &ready {
+                if token >= TOKEN_OUTPUT {
+                    rt.on_output(token);
+                }
             }
             signals::pending(&rt.m.signal_pipe, &mut sigs);
             for &s in &sigs {
@@ -116,9 +138,32 @@ impl Master {
 
 impl Runtime {
     fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), ()> {
+        let pipes = if self.m.pools[pool].catch_workers_output {
+            match (os::capture_pipe(), os::capture_pipe()) {
+                (Ok(o), Ok(e)) => Some((o, e)),
+                (Err(err), _) | (_, Err(err)) => {
+                    crate::error_sys!(
+                        err.raw_os_error().unwrap_or(0),
+                        "failed to create the output pipes"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // The master never starts threads (DESIGN.md §4.1): fork is safe here.
         match os::fork() {
             Ok(Fork::Child) => {
+                if let Some(((_, out_w), (_, err_w))) = &pipes {
+                    let _ = os::dup2(out_w.as_raw_fd(), 1);
+                    let _ = os::dup2(err_w.as_raw_fd(), 2);
+                }
+                drop(pipes);
+                // Other workers' pipes are not ours.
+                for c in &mut self.children {
+                    c.output = None;
+                }
                 let listener = &self.m.listeners[pool];
                 // Keep only our own pool's socket.
                 for (i, l) in self.m.listeners.iter().enumerate() {
@@ -130,10 +175,25 @@ impl Runtime {
                 worker::main(&self.m.pools[pool], listener)
             }
             Ok(Fork::Parent(pid)) => {
+                let output = pipes.map(|((out_r, _), (err_r, _))| {
+                    let _ =
+                        self.epoll
+                            .add(out_r.as_raw_fd(), output_token(pid, Stream::Stdout), false);
+                    let _ =
+                        self.epoll
+                            .add(err_r.as_raw_fd(), output_token(pid, Stream::Stderr), false);
+                    let max_text = self.max_captured_text(pool, pid);
+                    Output {
+                        stdout: Some(out_r),
+                        stderr: Some(err_r),
+                        capture: Capture::new(max_text),
+                    }
+                });
                 self.children.push(Child {
                     pid,
                     pool,
                     started: Instant::now(),
+                    output,
                 });
                 let name = &self.m.pools[pool].name;
                 if announce {
@@ -147,6 +207,75 @@ impl Runtime {
                 crate::error_sys!(e.raw_os_error().unwrap_or(0), "fork() failed");
                 Err(())
             }
+        }
+    }
+
+    /// The longest captured text that fits one `log_limit` entry with its decoration.
+    fn max_captured_text(&self, pool: usize, pid: libc::pid_t) -> usize {
+        let limit = crate::log::with(|l| l.limit());
+        let p = &self.m.pools[pool];
+        if !p.decorate_workers_output {
+            return limit.saturating_sub(1);
+        }
+        // "[DD-Mon-YYYY HH:MM:SS] WARNING: [pool P] child N said into stderr: \"" + "\"" + "\n"
+        let head = 23
+            + "WARNING: ".len()
+            + format!("[pool {}] child {pid} said into stderr: \"", p.name).len();
+        limit.saturating_sub(head + 2)
+    }
+
+    /// A worker's stdout or stderr is readable (or closed).
+    fn on_output(&mut self, token: u64) {
+        let pid = ((token - TOKEN_OUTPUT) / 2) as libc::pid_t;
+        let stream = if (token - TOKEN_OUTPUT) % 2 == 1 {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        self.drain_output(pid, stream);
+    }
+
+    fn drain_output(&mut self, pid: libc::pid_t, stream: Stream) {
+        let Some(child) = self.children.iter_mut().find(|c| c.pid == pid) else {
+            return;
+        };
+        let pool = child.pool;
+        let Some(out) = child.output.as_mut() else {
+            return;
+        };
+        let slot = match stream {
+            Stream::Stdout => &mut out.stdout,
+            Stream::Stderr => &mut out.stderr,
+        };
+        let Some(fd) = slot.as_ref().map(|f| f.as_raw_fd()) else {
+            return;
+        };
+        let mut entries = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match os::read_fd(fd, &mut buf) {
+                Ok(0) => {
+                    out.capture.close(stream, &mut entries);
+                    *slot = None; // closing also removes it from epoll
+                    break;
+                }
+                Ok(n) => out.capture.feed(stream, &buf[..n], &mut entries),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    crate::error_sys!(
+                        e.raw_os_error().unwrap_or(0),
+                        "unable to read what child {pid} said into {}",
+                        stream.name()
+                    );
+                    *slot = None;
+                    break;
+                }
+            }
+        }
+        let p = &self.m.pools[pool];
+        for e in entries {
+            log_captured(&p.name, p.decorate_workers_output, pid, &e);
         }
     }
 
@@ -230,6 +359,9 @@ impl Runtime {
                 );
                 continue;
             };
+            // What the worker said last comes before its exit line.
+            self.drain_output(pid, Stream::Stdout);
+            self.drain_output(pid, Stream::Stderr);
             let child = self.children.swap_remove(i);
             let pool = child.pool;
             let name = self.m.pools[pool].name.clone();
@@ -331,6 +463,28 @@ fn cleanup(m: &Master) {
                 "Unable to remove the PID file ({pid})."
             );
         }
+    }
+}
+
+/// One captured entry as a master log line (reference §3.10): decorated
+/// `WARNING: [pool p] child N said into stderr: "text"`, or the raw text.
+fn log_captured(pool: &str, decorate: bool, pid: libc::pid_t, e: &capture::Entry) {
+    if decorate {
+        let mut msg = format!(
+            "[pool {pool}] child {pid} said into {}: \"",
+            e.stream.name()
+        )
+        .into_bytes();
+        msg.extend_from_slice(&e.text);
+        msg.push(b'"');
+        if e.pipe_closed {
+            msg.extend_from_slice(b", pipe is closed");
+        }
+        crate::log::log_stream(Level::Warning, "fpm_stdio_child_said", line!(), &msg);
+    } else {
+        let mut line = e.text.clone();
+        line.push(b'\n');
+        crate::log::with(|l| l.write_entry(Level::Warning, &line));
     }
 }
 

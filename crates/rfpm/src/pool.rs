@@ -39,6 +39,7 @@ pub struct Pool {
     pub limit_extensions: Vec<Vec<u8>>,
     pub ping: Option<(Vec<u8>, Vec<u8>)>,
     pub catch_workers_output: bool,
+    pub decorate_workers_output: bool,
 }
 
 fn lookup_uid(v: &str) -> Option<(u32, Option<os::User>)> {
@@ -169,6 +170,7 @@ impl Pool {
             limit_extensions,
             ping,
             catch_workers_output: c.catch_workers_output,
+            decorate_workers_output: c.decorate_workers_output,
         })
     }
 

@@ -186,6 +186,11 @@ impl Worker<'_> {
         while let Ok(Some(req)) = conn.read_request() {
             self.served += 1;
             let keep = self.serve(&mut conn, req);
+            if self.pool.catch_workers_output {
+                // End of request: the master ends any pending partial line here.
+                let _ = std::io::stdout().flush();
+                let _ = os::write_fd(2, crate::capture::MARKER);
+            }
             let limit_reached = self.pool.max_requests > 0 && self.served >= self.pool.max_requests;
             if limit_reached {
                 close_gracefully(&mut conn);
