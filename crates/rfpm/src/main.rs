@@ -12,8 +12,10 @@ mod log;
 mod master;
 mod os;
 mod paths;
+mod pm;
 mod pool;
 mod request_cmd;
+mod scoreboard;
 mod signals;
 mod worker;
 

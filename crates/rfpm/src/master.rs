@@ -4,7 +4,9 @@ use crate::capture::{self, Capture, Stream};
 use crate::listen::Listener;
 use crate::log::Level;
 use crate::os::{self, Exit, Fork};
-use crate::pool::Pool;
+use crate::pm::{self, PmMemory, WorkerView};
+use crate::pool::{Pm, Pool};
+use crate::scoreboard::{now_us, Scoreboard, WorkerState};
 use crate::{signals, worker};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -31,7 +33,12 @@ impl State {
 struct Child {
     pid: libc::pid_t,
     pool: usize,
+    /// Index of its scoreboard slot.
+    slot: usize,
     started: Instant,
+    started_wall: u64,
+    /// The process manager asked it to stop.
+    asked_to_stop: bool,
     /// catch_workers_output: the read ends of the worker's stdout and stderr.
     output: Option<Output>,
 }
@@ -59,13 +66,20 @@ pub struct Master {
 struct Runtime {
     m: Master,
     epoll: os::Epoll,
+    scoreboards: Vec<Scoreboard>,
+    pm_memory: Vec<PmMemory>,
     children: Vec<Child>,
     state: State,
     /// Escalation: when to send the next signal, and the last one sent.
     escalation: Option<(Instant, i32)>,
+    /// The escalation timer was armed in this loop pass: it is due at the next wake-up
+    /// at the earliest (php-fpm's `process_control_timeout = 0` semantics).
+    escalation_fresh: bool,
 }
 
 const TOKEN_SIGNALS: u64 = 1;
+/// Tokens of ondemand pools' listening sockets: `TOKEN_LISTEN + pool index`.
+const TOKEN_LISTEN: u64 = 1 << 40;
 /// Tokens of worker output pipes: `TOKEN_OUTPUT + pid * 2 + stream`.
 const TOKEN_OUTPUT: u64 = 16;
 
@@ -90,12 +104,40 @@ impl Master {
             );
             return crate::cli::EX_SOFTWARE;
         }
+        let mut scoreboards = Vec::new();
+        for (i, p) in self.pools.iter().enumerate() {
+            match Scoreboard::new(p.max_children) {
+                Ok(sb) => scoreboards.push(sb),
+                Err(e) => {
+                    crate::error_sys!(
+                        e.raw_os_error().unwrap_or(0),
+                        "[pool {}] unable to allocate the scoreboard",
+                        p.name
+                    );
+                    return crate::cli::EX_SOFTWARE;
+                }
+            }
+            if p.pm == Pm::Ondemand {
+                if let Err(e) = epoll.add(self.listeners[i].raw(), TOKEN_LISTEN + i as u64, true) {
+                    crate::error_sys!(
+                        e.raw_os_error().unwrap_or(0),
+                        "[pool {}] unable to watch the listening socket",
+                        p.name
+                    );
+                    return crate::cli::EX_SOFTWARE;
+                }
+            }
+        }
+        let pm_memory = vec![PmMemory::default(); self.pools.len()];
         let mut rt = Runtime {
             m: self,
             epoll,
+            scoreboards,
+            pm_memory,
             children: Vec::new(),
             state: State::Normal,
             escalation: None,
+            escalation_fresh: false,
         };
         for p in 0..rt.m.pools.len() {
             for _ in 0..rt.m.pools[p].initial_workers() {
@@ -108,20 +150,37 @@ impl Master {
         crate::notice!("ready to handle connections");
         let mut ready = Vec::new();
         let mut sigs = Vec::new();
+        let mut next_tick = Instant::now() + Duration::from_secs(1);
         loop {
             let timeout = match rt.escalation {
+                // Just armed: due at the next wake-up, whatever wakes us (≤ 1 s).
+                Some(_) if rt.escalation_fresh => 1000,
                 Some((at, _)) => at
                     .saturating_duration_since(Instant::now())
                     .as_millis()
                     .min(1000) as i32,
-                None => 1000,
+                None => {
+                    next_tick
+                        .saturating_duration_since(Instant::now())
+                        .as_millis() as i32
+                        + 1
+                }
             };
             if let Err(e) = rt.epoll.wait(timeout, &mut ready) {
                 crate::error_sys!(e.raw_os_error().unwrap_or(0), "epoll_wait() failed");
             }
+            rt.escalation_fresh = false;
             for &token in &ready {
-                if token >= TOKEN_OUTPUT {
+                if token >= TOKEN_LISTEN {
+                    rt.on_connection((token - TOKEN_LISTEN) as usize);
+                } else if token >= TOKEN_OUTPUT {
                     rt.on_output(token);
+                }
+            }
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + Duration::from_secs(1);
+                if rt.state == State::Normal {
+                    rt.maintenance();
                 }
             }
             signals::pending(&rt.m.signal_pipe, &mut sigs);
@@ -138,6 +197,17 @@ impl Master {
 
 impl Runtime {
     fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), ()> {
+        // A free scoreboard slot, by the master's own records.
+        let Some(slot) = (0..self.scoreboards[pool].len())
+            .find(|i| !self.children.iter().any(|c| c.pool == pool && c.slot == *i))
+        else {
+            return Err(());
+        };
+        if let Some(s) = self.scoreboards[pool].slot(slot) {
+            s.pid.store(0, std::sync::atomic::Ordering::Relaxed);
+            s.requests.store(0, std::sync::atomic::Ordering::Relaxed);
+            s.set_state(WorkerState::Idle);
+        }
         let pipes = if self.m.pools[pool].catch_workers_output {
             match (os::capture_pipe(), os::capture_pipe()) {
                 (Ok(o), Ok(e)) => Some((o, e)),
@@ -172,7 +242,7 @@ impl Runtime {
                     }
                 }
                 os::close(self.m.signal_pipe.as_raw_fd());
-                worker::main(&self.m.pools[pool], listener)
+                worker::main(&self.m.pools[pool], listener, &self.scoreboards[pool], slot)
             }
             Ok(Fork::Parent(pid)) => {
                 let output = pipes.map(|((out_r, _), (err_r, _))| {
@@ -192,7 +262,10 @@ impl Runtime {
                 self.children.push(Child {
                     pid,
                     pool,
+                    slot,
                     started: Instant::now(),
+                    started_wall: now_us() / 1_000_000,
+                    asked_to_stop: false,
                     output,
                 });
                 let name = &self.m.pools[pool].name;
@@ -206,6 +279,82 @@ impl Runtime {
             Err(e) => {
                 crate::error_sys!(e.raw_os_error().unwrap_or(0), "fork() failed");
                 Err(())
+            }
+        }
+    }
+
+    /// The workers of a pool as the process manager sees them.
+    fn views(&self, pool: usize) -> Vec<WorkerView> {
+        let sb = &self.scoreboards[pool];
+        self.children
+            .iter()
+            .filter(|c| c.pool == pool)
+            .map(|c| {
+                let (idle, last_change) = match sb.slot(c.slot) {
+                    Some(s) => (
+                        s.state() == WorkerState::Idle,
+                        s.last_change_us.load(std::sync::atomic::Ordering::Relaxed) / 1_000_000,
+                    ),
+                    None => (false, 0),
+                };
+                WorkerView {
+                    pid: c.pid,
+                    idle,
+                    started: c.started_wall,
+                    last_change,
+                    asked_to_stop: c.asked_to_stop,
+                }
+            })
+            .collect()
+    }
+
+    /// The 1-second pass of every pool (dynamic and ondemand).
+    fn maintenance(&mut self) {
+        let now = now_us() / 1_000_000;
+        for pool in 0..self.m.pools.len() {
+            let conf = self.m.pools[pool].pm_conf();
+            let views = self.views(pool);
+            let actions = pm::tick(&conf, &mut self.pm_memory[pool], &views, now);
+            self.apply(pool, actions);
+        }
+    }
+
+    /// An ondemand pool's socket has a waiting connection.
+    fn on_connection(&mut self, pool: usize) {
+        if self.state != State::Normal || pool >= self.m.pools.len() {
+            return;
+        }
+        let conf = self.m.pools[pool].pm_conf();
+        let views = self.views(pool);
+        let actions = pm::on_connection(&conf, &mut self.pm_memory[pool], &views);
+        self.apply(pool, actions);
+    }
+
+    fn apply(&mut self, pool: usize, actions: Vec<pm::Action>) {
+        let name = self.m.pools[pool].name.clone();
+        let max = self.m.pools[pool].max_children;
+        for a in actions {
+            match a {
+                pm::Action::Spawn(n) => {
+                    for _ in 0..n {
+                        if self.spawn(pool, false).is_err() {
+                            break;
+                        }
+                    }
+                }
+                pm::Action::Stop { pid, kill } => {
+                    if let Some(c) = self.children.iter_mut().find(|c| c.pid == pid) {
+                        c.asked_to_stop = true;
+                        let _ = os::kill(pid, if kill { libc::SIGKILL } else { libc::SIGQUIT });
+                    }
+                }
+                pm::Action::WarnMaxChildren { with_pm_prefix } => {
+                    let pm_prefix = if with_pm_prefix { "pm." } else { "" };
+                    crate::warning!("[pool {name}] server reached {pm_prefix}max_children setting ({max}), consider raising it");
+                }
+                pm::Action::WarnBusy { rate, idle, total } => {
+                    crate::warning!("[pool {name}] seems busy (you may need to increase pm.start_servers, or pm.min/max_spare_servers), spawning {rate} children, there are {idle} idle, and {total} total children");
+                }
             }
         }
     }
@@ -325,6 +474,7 @@ impl Runtime {
         crate::notice!("{msg}");
         self.signal_children(sig);
         self.escalation = Some((Instant::now() + self.m.process_control_timeout, sig));
+        self.escalation_fresh = true;
     }
 
     fn signal_children(&self, sig: i32) {
@@ -338,6 +488,9 @@ impl Runtime {
         let Some((at, last)) = self.escalation else {
             return;
         };
+        if self.escalation_fresh {
+            return;
+        }
         if self.children.is_empty() || Instant::now() < at {
             return;
         }
@@ -367,6 +520,16 @@ impl Runtime {
             let name = self.m.pools[pool].name.clone();
             let elapsed = child.started.elapsed();
             let after = format!("{}.{:06}", elapsed.as_secs(), elapsed.subsec_micros());
+            if child.asked_to_stop
+                && exit
+                    != (Exit::Signal {
+                        sig: libc::SIGKILL,
+                        core: false,
+                    })
+            {
+                crate::debug!("[pool {name}] child {pid} has been killed by the process management after {after} seconds from start");
+                continue;
+            }
             let level = if self.state != State::Normal {
                 Level::Debug
             } else {

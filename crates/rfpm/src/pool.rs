@@ -31,6 +31,10 @@ pub struct Pool {
     pub pm: Pm,
     pub max_children: usize,
     pub start_servers: usize,
+    pub min_spare: usize,
+    pub max_spare: usize,
+    pub max_spawn_rate: usize,
+    pub idle_timeout: u64,
     pub max_requests: u64,
     pub identity: Option<Identity>,
     pub clear_env: bool,
@@ -162,6 +166,10 @@ impl Pool {
             pm,
             max_children: c.pm_max_children.max(0) as usize,
             start_servers: c.pm_start_servers.max(0) as usize,
+            min_spare: c.pm_min_spare_servers.max(0) as usize,
+            max_spare: c.pm_max_spare_servers.max(0) as usize,
+            max_spawn_rate: c.pm_max_spawn_rate.max(1) as usize,
+            idle_timeout: c.pm_process_idle_timeout.max(1) as u64,
             max_requests: c.pm_max_requests.max(0) as u64,
             identity,
             clear_env: c.clear_env,
@@ -172,6 +180,17 @@ impl Pool {
             catch_workers_output: c.catch_workers_output,
             decorate_workers_output: c.decorate_workers_output,
         })
+    }
+
+    pub fn pm_conf(&self) -> crate::pm::PmConf {
+        crate::pm::PmConf {
+            pm: self.pm,
+            max_children: self.max_children,
+            min_spare: self.min_spare,
+            max_spare: self.max_spare,
+            max_spawn_rate: self.max_spawn_rate,
+            idle_timeout: self.idle_timeout,
+        }
     }
 
     /// How many workers to start at boot.

@@ -4,6 +4,7 @@ use crate::listen::Listener;
 use crate::log::Level;
 use crate::paths::{self, Kind, PathIni};
 use crate::pool::Pool;
+use crate::scoreboard::{Scoreboard, Slot, WorkerState};
 use crate::{os, signals};
 use fcgi::server::ServerConn;
 use std::ffi::CString;
@@ -12,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
 
 /// An accepted connection.
 pub enum Stream {
@@ -59,7 +61,7 @@ impl Write for Stream {
 const FIRST_BYTE_TIMEOUT_MS: i32 = 5000;
 
 /// Worker entry point after fork. Never returns.
-pub fn main(pool: &Pool, listener: &Listener) -> ! {
+pub fn main(pool: &Pool, listener: &Listener, sb: &Scoreboard, slot: usize) -> ! {
     signals::become_worker();
     crate::log::with(|l| l.worker_mode());
     if let Err(msg) = setup(pool) {
@@ -73,7 +75,15 @@ pub fn main(pool: &Pool, listener: &Listener) -> ! {
         );
         std::process::exit(crate::cli::EX_SOFTWARE);
     }
+    let Some(my_slot) = sb.slot(slot) else {
+        std::process::exit(crate::cli::EX_SOFTWARE);
+    };
+    my_slot
+        .pid
+        .store(os::getpid(), std::sync::atomic::Ordering::Relaxed);
     let mut w = Worker {
+        sb,
+        slot: my_slot,
         pool,
         served: 0,
         vars: sapi::Vars::new(),
@@ -133,6 +143,8 @@ fn setup(pool: &Pool) -> Result<(), String> {
 
 struct Worker<'p> {
     pool: &'p Pool,
+    sb: &'p Scoreboard,
+    slot: &'p Slot,
     served: u64,
     vars: sapi::Vars,
 }
@@ -143,6 +155,7 @@ impl Worker<'_> {
             if signals::worker_quit() {
                 return;
             }
+            self.slot.set_state(WorkerState::Idle);
             let fd = match os::accept(listen_fd) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -183,7 +196,14 @@ impl Worker<'_> {
             Stream::Tcp(TcpStream::from(fd))
         };
         let mut conn = ServerConn::new(stream);
-        while let Ok(Some(req)) = conn.read_request() {
+        loop {
+            self.slot.set_state(WorkerState::ReadingHeaders);
+            self.slot.requests.fetch_add(1, Ordering::Relaxed);
+            self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
+            let Ok(Some(req)) = conn.read_request() else {
+                break;
+            };
+            self.slot.set_state(WorkerState::GettingRequestInfo);
             self.served += 1;
             let keep = self.serve(&mut conn, req);
             if self.pool.catch_workers_output {
@@ -269,7 +289,9 @@ impl Worker<'_> {
             stderr_started: false,
             logging: fpm_ini.fastcgi_logging,
         };
+        self.slot.set_state(WorkerState::Running);
         let outcome = sapi::run(&mut io, &sreq);
+        self.slot.set_state(WorkerState::Finishing);
         let FcgiIo {
             finished,
             closed,
