@@ -198,7 +198,7 @@ impl Master {
 impl Runtime {
     fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), ()> {
         // A free scoreboard slot, by the master's own records.
-        let Some(slot) = (0..self.scoreboards[pool].len())
+        let Some(slot) = (0..self.scoreboards[pool].slot_count())
             .find(|i| !self.children.iter().any(|c| c.pool == pool && c.slot == *i))
         else {
             return Err(());

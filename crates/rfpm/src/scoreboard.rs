@@ -118,7 +118,7 @@ impl Scoreboard {
         unsafe { &*(self.base.as_ptr() as *const Header) }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn slot_count(&self) -> usize {
         self.slots
     }
 
