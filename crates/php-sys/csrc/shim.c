@@ -8,6 +8,7 @@
 #include "http_status_codes.h"
 #include "ext/standard/head.h"
 #include "php_ini_builder.h"
+#include "ext/standard/dl.h"
 #include "ext/standard/info.h"
 #include "zend_exceptions.h"
 #include "zend_extensions.h"
@@ -297,4 +298,53 @@ void rfpm_shim_cli_info(int what)
 		}
 		php_request_shutdown(NULL);
 	} zend_end_try();
+}
+
+bool rfpm_shim_ini_set_master(const char *name, size_t name_len, const char *value, size_t value_len, bool admin)
+{
+	zend_ini_entry *entry;
+	zend_string *v;
+
+	if (name_len == sizeof("extension") - 1 && memcmp(name, "extension", name_len) == 0) {
+		zval ret;
+		php_dl(value, MODULE_PERSISTENT, &ret, 1);
+		return Z_TYPE(ret) == IS_TRUE;
+	}
+	entry = zend_hash_str_find_ptr(EG(ini_directives), name, name_len);
+	if (entry == NULL) {
+		return false;
+	}
+	if (name_len == sizeof("disable_functions") - 1 && memcmp(name, "disable_functions", name_len) == 0) {
+		/* Disabled in addition to php.ini's; the entry shows the pool's value. */
+		zend_disable_functions(value);
+	} else if (name_len == sizeof("disable_classes") - 1 && memcmp(name, "disable_classes", name_len) == 0) {
+		char *list = estrndup(value, value_len), *s = list, *e;
+		while (*s) {
+			while (*s == ' ' || *s == ',' || *s == '\t') s++;
+			e = s;
+			while (*e && *e != ' ' && *e != ',' && *e != '\t') e++;
+			if (e > s) {
+				char saved = *e;
+				*e = '\0';
+				zend_disable_class(s, e - s);
+				*e = saved;
+			}
+			s = e;
+		}
+		efree(list);
+	}
+	v = zend_string_init(value, value_len, 1);
+	if (entry->on_modify &&
+	    entry->on_modify(entry, v, entry->mh_arg1, entry->mh_arg2, entry->mh_arg3, ZEND_INI_STAGE_ACTIVATE) != SUCCESS) {
+		zend_string_release_ex(v, 1);
+		return false;
+	}
+	if (entry->value) {
+		zend_string_release_ex(entry->value, 1);
+	}
+	entry->value = v;
+	if (admin) {
+		entry->modifiable = ZEND_INI_SYSTEM;
+	}
+	return true;
 }

@@ -58,6 +58,13 @@ int rfpm_shim_exit_status(void);
  * what: 0 = module list (php-fpm's -m format), 1 = phpinfo() as text. */
 void rfpm_shim_cli_info(int what);
 
+/* Pool php_value/php_admin_value (and per-request PHP_VALUE): changes the entry's
+ * master value, so it stays for every later request of this worker; admin also locks
+ * it against ini_set() and .user.ini. `extension` loads the extension,
+ * `disable_functions`/`disable_classes` disable in addition. false: unknown entry or
+ * rejected value. */
+bool rfpm_shim_ini_set_master(const char *name, size_t name_len, const char *value, size_t value_len, bool admin);
+
 /* Reason phrase of an HTTP status from PHP's table, or NULL. */
 const char *rfpm_shim_status_reason(int code);
 

@@ -44,6 +44,10 @@ pub struct Pool {
     pub ping: Option<(Vec<u8>, Vec<u8>)>,
     pub catch_workers_output: bool,
     pub decorate_workers_output: bool,
+    /// `php_value`/`php_flag` then `php_admin_value`/`php_admin_flag`, in the order
+    /// they are applied (the first definition in the file is applied last and wins).
+    pub php_values: Vec<(String, String)>,
+    pub php_admin_values: Vec<(String, String)>,
 }
 
 fn lookup_uid(v: &str) -> Option<(u32, Option<os::User>)> {
@@ -179,6 +183,16 @@ impl Pool {
             ping,
             catch_workers_output: c.catch_workers_output,
             decorate_workers_output: c.decorate_workers_output,
+            php_values: c
+                .php_values
+                .iter()
+                .map(|kv| (kv.key.clone(), kv.value.clone()))
+                .collect(),
+            php_admin_values: c
+                .php_admin_values
+                .iter()
+                .map(|kv| (kv.key.clone(), kv.value.clone()))
+                .collect(),
         })
     }
 

@@ -138,6 +138,28 @@ fn setup(pool: &Pool) -> Result<(), String> {
             std::env::set_var("HOME", h);
         }
     }
+    for (k, v) in &pool.php_values {
+        if !sapi::set_ini(k, v, false) {
+            crate::log::log(
+                Level::Error,
+                "fpm_php_apply_defaults",
+                line!(),
+                &format!("Unable to set php_value '{k}'"),
+                None,
+            );
+        }
+    }
+    for (k, v) in &pool.php_admin_values {
+        if !sapi::set_ini(k, v, true) {
+            crate::log::log(
+                Level::Error,
+                "fpm_php_apply_defaults",
+                line!(),
+                &format!("Unable to set php_admin_value '{k}'"),
+                None,
+            );
+        }
+    }
     Ok(())
 }
 

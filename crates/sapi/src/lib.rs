@@ -263,6 +263,25 @@ pub fn print_info() {
     unsafe { sys::rfpm_shim_cli_info(1) }
 }
 
+/// Sets an INI entry for the rest of this worker's life (pool `php_value` and
+/// `php_admin_value`, reference §7.9); `admin` also locks it. `false` when PHP does not
+/// know the entry or refuses the value.
+pub fn set_ini(name: &str, value: &str, admin: bool) -> bool {
+    let Ok(v) = CString::new(value) else {
+        return false;
+    };
+    // SAFETY: valid pointers and lengths for the call; PHP copies what it keeps.
+    unsafe {
+        sys::rfpm_shim_ini_set_master(
+            name.as_ptr() as *const c_char,
+            name.len(),
+            v.as_ptr(),
+            value.len(),
+            admin,
+        )
+    }
+}
+
 /// Values of our INI entries that the worker's path logic needs.
 #[derive(Debug, Clone, Default)]
 pub struct FpmIni {
