@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn long_status_line_is_capped() {
         let mut line = b"HTTP/1.1 201 ".to_vec();
-        line.extend(std::iter::repeat(b'A').take(1014));
+        line.extend(std::iter::repeat_n(b'A', 1014));
         let out = build(&head(201, Some(&line), vec![]), reason);
         let first = out.split(|&b| b == b'\r').next().unwrap_or_default();
         assert_eq!(first.len(), 1023);
