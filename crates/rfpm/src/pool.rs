@@ -47,6 +47,8 @@ pub struct Pool {
     /// `php_value`/`php_flag` then `php_admin_value`/`php_admin_flag`, in the order
     /// they are applied (the first definition in the file is applied last and wins).
     pub php_values: Vec<(String, String)>,
+    /// `listen.allowed_clients` as written (parsed by each worker, TCP pools only).
+    pub allowed_clients: Option<String>,
     pub php_admin_values: Vec<(String, String)>,
 }
 
@@ -183,6 +185,7 @@ impl Pool {
             ping,
             catch_workers_output: c.catch_workers_output,
             decorate_workers_output: c.decorate_workers_output,
+            allowed_clients: c.listen_allowed_clients.clone().filter(|s| !s.is_empty()),
             php_values: c
                 .php_values
                 .iter()

@@ -10,7 +10,7 @@ use fcgi::server::ServerConn;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
@@ -81,7 +81,12 @@ pub fn main(pool: &Pool, listener: &Listener, sb: &Scoreboard, slot: usize) -> !
     my_slot
         .pid
         .store(os::getpid(), std::sync::atomic::Ordering::Relaxed);
+    let allowed = match (&pool.allowed_clients, pool.is_unix) {
+        (Some(list), false) => Some(parse_allowed_clients(list)),
+        _ => None,
+    };
     let mut w = Worker {
+        allowed,
         sb,
         slot: my_slot,
         pool,
@@ -163,8 +168,35 @@ fn setup(pool: &Pool) -> Result<(), String> {
     Ok(())
 }
 
+/// `listen.allowed_clients` (reference §6.3): split at `,` without trimming, literal
+/// addresses only. `None`: everybody is allowed. Logs php-fpm's errors.
+fn parse_allowed_clients(list: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for entry in list.split(',') {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => out.push(ip),
+            Err(_) => crate::error!("Wrong IP address '{entry}' in listen.allowed_clients"),
+        }
+    }
+    if out.is_empty() {
+        crate::error!("There are no allowed addresses");
+    }
+    out
+}
+
+/// Whether a TCP peer may talk to this pool: IPv4 against IPv4 entries (also when it
+/// arrives IPv4-mapped on a `[::]` socket), IPv6 against IPv6 entries, all 16 bytes.
+fn client_allowed(allowed: &[IpAddr], peer: IpAddr) -> bool {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    allowed.contains(&peer)
+}
+
 struct Worker<'p> {
     pool: &'p Pool,
+    allowed: Option<Vec<IpAddr>>,
     sb: &'p Scoreboard,
     slot: &'p Slot,
     served: u64,
@@ -209,14 +241,37 @@ impl Worker<'_> {
 
     /// Serves one connection; `false` when the worker must exit (max_requests).
     fn connection(&mut self, fd: OwnedFd) -> bool {
-        if !wait_readable(fd.as_raw_fd(), FIRST_BYTE_TIMEOUT_MS) {
-            return true;
+        if let Some(allowed) = &self.allowed {
+            let peer = TcpStream::from(fd);
+            let ip = peer.peer_addr().map(|a| a.ip());
+            match ip {
+                Ok(ip) if client_allowed(allowed, ip) => {
+                    return self.serve_connection(Stream::Tcp(peer));
+                }
+                Ok(ip) => {
+                    let shown = match ip {
+                        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                        v4 => v4,
+                    };
+                    crate::error!("Connection disallowed: IP address '{shown}' has been dropped.");
+                    return true;
+                }
+                Err(_) => return true,
+            }
         }
         let stream = if self.pool.is_unix {
             Stream::Unix(UnixStream::from(fd))
         } else {
             Stream::Tcp(TcpStream::from(fd))
         };
+        self.serve_connection(stream)
+    }
+
+    /// Serves the requests of an accepted connection; `false` when the worker must exit.
+    fn serve_connection(&mut self, stream: Stream) -> bool {
+        if !wait_readable(stream.raw(), FIRST_BYTE_TIMEOUT_MS) {
+            return true;
+        }
         let mut conn = ServerConn::new(stream);
         loop {
             self.slot.set_state(WorkerState::ReadingHeaders);
@@ -550,5 +605,36 @@ impl sapi::Conn for FcgiIo<'_> {
         };
         let to_fcgi = self.logging && !self.finished && !self.broken;
         log_request(self.conn, level, msg, &mut self.stderr_started, to_fcgi);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_clients_match_like_php_fpm() {
+        let list = parse_allowed_clients("127.0.0.1,::1");
+        assert!(client_allowed(
+            &list,
+            "127.0.0.1".parse().unwrap_or(IpAddr::V4([0; 4].into()))
+        ));
+        assert!(client_allowed(
+            &list,
+            "::ffff:127.0.0.1"
+                .parse()
+                .unwrap_or(IpAddr::V4([0; 4].into()))
+        ));
+        assert!(client_allowed(
+            &list,
+            "::1".parse().unwrap_or(IpAddr::V4([0; 4].into()))
+        ));
+        assert!(!client_allowed(
+            &list,
+            "::2".parse().unwrap_or(IpAddr::V4([0; 4].into()))
+        ));
+        // No trimming: " ::1" is not an address.
+        assert_eq!(parse_allowed_clients("127.0.0.1, ::1").len(), 1);
+        assert!(parse_allowed_clients("xxx").is_empty());
     }
 }
