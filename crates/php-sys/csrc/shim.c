@@ -104,6 +104,8 @@ rfpm_shim_result rfpm_shim_module_startup(void *module)
 rfpm_shim_result rfpm_shim_request_startup(void)
 {
 	rfpm_shim_result r = RFPM_SHIM_OK;
+	/* The exit status of the previous request must not leak into this one (GH-9981). */
+	EG(exit_status) = 0;
 	zend_try {
 		if (php_request_startup() == FAILURE) {
 			r = RFPM_SHIM_FAILED;

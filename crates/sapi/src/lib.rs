@@ -140,6 +140,7 @@ static SAPI_PRETTY: &CStr = c"FPM/FastCGI";
 
 type ImportEnv = unsafe extern "C" fn(*mut sys::zval);
 static mut ORIGINAL_IMPORT_ENV: Option<ImportEnv> = None;
+static mut ORIGINAL_LOAD_ENV: Option<ImportEnv> = None;
 
 /// Starts PHP once (module start-up: php.ini, extensions, OPcache's shared memory).
 /// Call in the master before forking, after installing every signal handler the
@@ -201,6 +202,8 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
         }
         ORIGINAL_IMPORT_ENV = sys::php_import_environment_variables;
         sys::php_import_environment_variables = Some(cb_import_env);
+        ORIGINAL_LOAD_ENV = sys::php_load_environment_variables;
+        sys::php_load_environment_variables = Some(cb_load_env);
     }
     Ok(())
 }
@@ -680,6 +683,28 @@ unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
                 continue;
             }
             register(&mut ctx.scratch, name, value, arr);
+        }
+    })
+}
+
+/// `getenv()` without arguments: the real environment, then every param, unfiltered.
+unsafe extern "C" fn cb_load_env(arr: *mut sys::zval) {
+    guard(|| {
+        if let Some(orig) = ORIGINAL_LOAD_ENV {
+            orig(arr);
+        }
+        let Some(ctx) = ctx() else { return };
+        let req = &*ctx.req;
+        for (name, value) in req.vars.params_cstr() {
+            ctx.scratch.clear();
+            ctx.scratch.extend_from_slice(value);
+            ctx.scratch.push(0);
+            sys::php_register_variable_safe(
+                name.as_ptr(),
+                ctx.scratch.as_ptr() as *const c_char,
+                value.len(),
+                arr,
+            );
         }
     })
 }
