@@ -184,6 +184,13 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
     let mut loaded = loaded.map_err(|f| fail(&f.diags))?;
     print_diags(&loaded.diags);
 
+    // php-fpm applies log_level first thing in post-processing: validation's own
+    // notices are already filtered by it.
+    if let Some(level) = loaded.config.global.log_level {
+        if let Some(lv) = Level::parse(level.name()) {
+            log::with(|l| l.set_level(lv));
+        }
+    }
     let daemonize = c.daemonize.unwrap_or(loaded.config.global.daemonize);
     let use_stderr = builtin_default || (!daemonize && (os::isatty(2) || c.force_stderr));
     let sys = OsSys {
@@ -198,11 +205,6 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
 
     let g = &loaded.config.global;
     log::with(|l| {
-        if let Some(level) = g.log_level {
-            if let Some(lv) = Level::parse(&format!("{level:?}")) {
-                l.set_level(lv);
-            }
-        }
         l.set_limit(g.log_limit.max(0) as usize);
         if g.error_log
             .as_deref()

@@ -357,9 +357,11 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
         ri.request_uri = req
             .request_uri
             .map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
+        // PHP efree()s path_translated when the script cannot be opened: it must live
+        // on PHP's request heap (which request shutdown resets).
         ri.path_translated = req
             .path_translated
-            .map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
+            .map_or(ptr::null_mut(), |s| sys::_estrdup(s.as_ptr()));
         sg.sapi_headers.http_response_code = 200;
         if let Some(auth) = req.auth {
             sys::php_handle_auth_data(auth.as_ptr());
@@ -367,6 +369,7 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
 
         if sys::rfpm_shim_request_startup() != sys::rfpm_shim_result::RFPM_SHIM_OK {
             outcome.startup_failed = true;
+            sg.request_info.path_translated = ptr::null_mut();
             sg.server_context = ptr::null_mut();
             return outcome;
         }
@@ -393,7 +396,13 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
             .sapi_headers
             .http_response_code;
         sys::rfpm_shim_request_shutdown();
-        (*ptr::addr_of_mut!(sys::sapi_globals)).server_context = ptr::null_mut();
+        let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
+        sg.server_context = ptr::null_mut();
+        // Released with the request heap; nothing may point there any more.
+        sg.request_info.path_translated = ptr::null_mut();
+        sg.request_info.auth_user = ptr::null_mut();
+        sg.request_info.auth_password = ptr::null_mut();
+        sg.request_info.auth_digest = ptr::null_mut();
     }
     outcome
 }
