@@ -61,3 +61,11 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     out.sort_unstable();
     out
 }
+
+/// The process title as `ps` shows it: `/proc/<pid>/cmdline` up to the first NUL (a title set
+/// by rewriting the argv area is NUL-padded). Empty if the process is gone.
+pub fn process_title(pid: u32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let first = raw.split(|&b| b == 0).next().unwrap_or(&[]);
+    String::from_utf8_lossy(first).into_owned()
+}

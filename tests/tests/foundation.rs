@@ -411,6 +411,23 @@ fn master_log_and_stop(kind: Kind, sig: i32, announce: &str) {
     assert!(announce_at < bye_at, "{log}");
 }
 
+both!(process_titles, |kind| {
+    let fpm = start(kind);
+    assert_eq!(
+        integration::process_title(fpm.master_pid()),
+        format!("php-fpm: master process ({})", fpm.conf_path().display())
+    );
+    let workers = fpm.worker_pids();
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        // A worker renames itself right after fork, maybe after the master said "ready".
+        let renamed = integration::wait_until(DEADLINE, || {
+            integration::process_title(w) == "php-fpm: pool www"
+        });
+        assert!(renamed, "worker {w}: {:?}", integration::process_title(w));
+    }
+});
+
 both!(master_log_sigquit, |kind| {
     master_log_and_stop(kind, libc::SIGQUIT, "NOTICE: Finishing ...");
 });
