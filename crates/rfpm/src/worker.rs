@@ -61,8 +61,9 @@ impl Write for Stream {
 const FIRST_BYTE_TIMEOUT_MS: i32 = 5000;
 
 /// Worker entry point after fork. Never returns.
+/// The caller has already switched the signal handler to worker mode
+/// ([`signals::become_worker`]) while signals were blocked around `fork()`.
 pub fn main(pool: &Pool, listener: &Listener, sb: &Scoreboard, slot: usize) -> ! {
-    signals::become_worker();
     crate::log::with(|l| l.worker_mode());
     if let Err(msg) = setup(pool) {
         crate::log::log(Level::Error, "main", line!(), &msg, None);
