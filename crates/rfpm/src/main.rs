@@ -17,6 +17,7 @@ mod pool;
 mod request_cmd;
 mod scoreboard;
 mod signals;
+mod title;
 mod worker;
 
 use cli::{Cli, Parsed, EX_CONFIG, EX_OK, EX_SOFTWARE, EX_USAGE};
@@ -136,6 +137,15 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     };
     os::setsid();
 
+    // 7. The master's title.
+    let title_area = title::init();
+    if let Some(area) = title_area {
+        title::set(
+            area,
+            &format!("php-fpm: master process ({})", loaded.path_shown),
+        );
+    }
+
     // 9. Sockets: those the previous image handed over first.
     let mut inherited = listen::take_inherited();
     let mut listeners = Vec::new();
@@ -183,6 +193,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
 
     let master = master::Master {
         argv,
+        title_area,
         pools: loaded.pools,
         listeners,
         pid_file: loaded.pid_file,

@@ -56,6 +56,8 @@ pub const REEXEC_ENV: &str = "RFPM_REEXEC";
 pub struct Master {
     /// The command line, re-executed on reload.
     pub argv: Vec<String>,
+    /// Where the process title lives (workers set theirs there).
+    pub title_area: Option<crate::title::Area>,
     pub pools: Vec<Pool>,
     pub listeners: Vec<Listener>,
     pub pid_file: Option<String>,
@@ -250,6 +252,9 @@ impl Runtime {
                     }
                 }
                 os::close(self.m.signal_pipe.as_raw_fd());
+                if let Some(area) = self.m.title_area {
+                    crate::title::set(area, &format!("php-fpm: pool {}", self.m.pools[pool].name));
+                }
                 worker::main(&self.m.pools[pool], listener, &self.scoreboards[pool], slot)
             }
             Ok(Fork::Parent(pid)) => {
