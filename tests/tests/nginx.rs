@@ -1,6 +1,6 @@
 //! End to end: Debian's nginx in front of the FPM (Unix socket), driven by curl.
 
-use integration::{both, Fpm, HarnessError, Nginx};
+use integration::{both, wait_until, Fpm, HarnessError, Nginx, DEADLINE};
 
 fn ok<T>(r: Result<T, HarnessError>) -> T {
     match r {
@@ -54,13 +54,19 @@ both!(nginx_end_to_end, |kind| {
         nginx.log()
     );
 
-    let access = nginx.access_log();
-    for path in [
+    // nginx writes its access-log line after the response: wait for it with a deadline.
+    let expected = [
         "GET /hello.php ",
         "GET /query.php?a=1&b=two%20words ",
         "POST /post.php ",
         "GET /no-such-script.php ",
-    ] {
+    ];
+    wait_until(DEADLINE, || {
+        let log = nginx.access_log();
+        expected.iter().all(|p| log.contains(p))
+    });
+    let access = nginx.access_log();
+    for path in expected {
         assert!(
             access.contains(path),
             "{path:?} not in access log:\n{access}"
