@@ -9,6 +9,7 @@
 #include "ext/standard/head.h"
 #include "php_ini_builder.h"
 #include "ext/standard/dl.h"
+#include <time.h>
 #include "ext/standard/info.h"
 #include "zend_exceptions.h"
 #include "zend_extensions.h"
@@ -349,4 +350,100 @@ bool rfpm_shim_ini_set_master(const char *name, size_t name_len, const char *val
 		entry->modifiable = ZEND_INI_SYSTEM;
 	}
 	return true;
+}
+
+typedef struct {
+	time_t expires;
+	HashTable config;
+} rfpm_user_ini_t;
+
+/* Directory -> parsed user INI entries (persistent memory, lives as long as the worker). */
+static HashTable *user_ini_cache;
+
+static void user_ini_entry_dtor(zval *zv)
+{
+	rfpm_user_ini_t *e = Z_PTR_P(zv);
+	zend_hash_destroy(&e->config);
+	free(e);
+}
+
+/* Parses the user INI file of every directory from doc_root down to dir (or of dir
+ * alone when dir is not below doc_root) into target; deeper files come later and win. */
+static void parse_user_ini_chain(const char *dir, size_t dir_len, const char *doc_root, size_t doc_root_len,
+                                 HashTable *target)
+{
+	char *path = estrndup(dir, dir_len);
+	const char *fname = PG(user_ini_filename);
+
+	while (doc_root_len > 1 && doc_root[doc_root_len - 1] == '/') {
+		doc_root_len--;
+	}
+	if (doc_root_len > 0 && dir_len >= doc_root_len && memcmp(dir, doc_root, doc_root_len) == 0
+	    && (dir_len == doc_root_len || dir[doc_root_len] == '/')) {
+		size_t i = doc_root_len;
+		for (;;) {
+			char saved = path[i];
+			path[i] = '\0';
+			php_parse_user_ini_file(path, fname, target);
+			path[i] = saved;
+			if (i >= dir_len) {
+				break;
+			}
+			i++;
+			while (i < dir_len && path[i] != '/') {
+				i++;
+			}
+		}
+	} else {
+		php_parse_user_ini_file(path, fname, target);
+	}
+	efree(path);
+}
+
+void rfpm_shim_activate_dir_config(const char *dir, size_t dir_len, const char *doc_root, size_t doc_root_len,
+                                   const char *host, size_t host_len)
+{
+	if (dir_len > 0 && php_ini_has_per_dir_config()) {
+		/* With a trailing slash, so the script's own directory is matched too. */
+		char *p = emalloc(dir_len + 2);
+		memcpy(p, dir, dir_len);
+		size_t n = dir_len;
+		if (p[n - 1] != '/') {
+			p[n++] = '/';
+		}
+		p[n] = '\0';
+		php_ini_activate_per_dir_config(p, n);
+		efree(p);
+	}
+	if (host_len > 0 && php_ini_has_per_host_config()) {
+		char *h = zend_str_tolower_dup(host, host_len);
+		php_ini_activate_per_host_config(h, host_len);
+		efree(h);
+	}
+	if (dir_len == 0 || PG(user_ini_filename) == NULL || *PG(user_ini_filename) == '\0') {
+		return;
+	}
+	if (user_ini_cache == NULL) {
+		user_ini_cache = malloc(sizeof(HashTable));
+		if (user_ini_cache == NULL) {
+			return;
+		}
+		zend_hash_init(user_ini_cache, 8, NULL, user_ini_entry_dtor, 1);
+	}
+	time_t now = time(NULL);
+	rfpm_user_ini_t *entry = zend_hash_str_find_ptr(user_ini_cache, dir, dir_len);
+	if (entry == NULL || entry->expires <= now) {
+		if (entry != NULL) {
+			zend_hash_str_del(user_ini_cache, dir, dir_len);
+		}
+		entry = malloc(sizeof(*entry));
+		if (entry == NULL) {
+			return;
+		}
+		zend_hash_init(&entry->config, 8, NULL, config_zval_dtor, 1);
+		parse_user_ini_chain(dir, dir_len, doc_root, doc_root_len, &entry->config);
+		entry->expires = now + PG(user_ini_cache_ttl);
+		zend_hash_str_update_ptr(user_ini_cache, dir, dir_len, entry);
+	}
+	php_ini_activate_config(&entry->config, PHP_INI_PERDIR, PHP_INI_STAGE_HTACCESS);
 }

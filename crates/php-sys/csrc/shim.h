@@ -65,6 +65,14 @@ void rfpm_shim_cli_info(int what);
  * rejected value. */
 bool rfpm_shim_ini_set_master(const char *name, size_t name_len, const char *value, size_t value_len, bool admin);
 
+/* Per-directory configuration at request activation (reference §7.12): php.ini
+ * [PATH=] sections for the script's directory, [HOST=] for the host (lower-cased
+ * here), and the user INI files (user_ini.filename) from the document root down to
+ * the script's directory (only that directory when the script is outside the
+ * document root), cached per directory for user_ini.cache_ttl seconds. */
+void rfpm_shim_activate_dir_config(const char *dir, size_t dir_len, const char *doc_root, size_t doc_root_len,
+                                   const char *host, size_t host_len);
+
 /* Reason phrase of an HTTP status from PHP's table, or NULL. */
 const char *rfpm_shim_status_reason(int code);
 

@@ -154,6 +154,7 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
         let module: &'static mut sys::sapi_module_struct = Box::leak(Box::default());
         module.name = SAPI_NAME.as_ptr() as *mut c_char;
         module.pretty_name = SAPI_PRETTY.as_ptr() as *mut c_char;
+        module.activate = Some(cb_activate);
         module.ub_write = Some(sys::rfpm_shim_ub_write);
         module.flush = Some(sys::rfpm_shim_flush);
         module.getenv = Some(cb_getenv);
@@ -558,6 +559,35 @@ extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
                 );
             }
         }
+    })
+}
+
+/// Request activation: php.ini `[PATH=]`/`[HOST=]` sections and `.user.ini` files for
+/// the script's directory (reference §7.12).
+unsafe extern "C" fn cb_activate() -> c_int {
+    guard(|| {
+        let Some(ctx) = ctx() else { return 0 };
+        let req = &*ctx.req;
+        let Some(script) = req.path_translated else {
+            return 0;
+        };
+        let script = script.to_bytes();
+        let dir = match script.iter().rposition(|&b| b == b'/') {
+            Some(0) => &script[..1],
+            Some(i) => &script[..i],
+            None => return 0,
+        };
+        let doc_root = req.vars.get(b"DOCUMENT_ROOT").unwrap_or_default();
+        let host = req.vars.get(b"SERVER_NAME").unwrap_or_default();
+        sys::rfpm_shim_activate_dir_config(
+            dir.as_ptr() as *const c_char,
+            dir.len(),
+            doc_root.as_ptr() as *const c_char,
+            doc_root.len(),
+            host.as_ptr() as *const c_char,
+            host.len(),
+        );
+        0
     })
 }
 
