@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:/usr/local/cargo/bin:$(PATH)
 CARGO ?= cargo
+# Honour CARGO_TARGET_DIR (parallel checkouts build into their own directories).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+export RFPM_BIN ?= $(abspath $(TARGET_DIR))/debug/rfpm
 
 # Debian packages: the PHP embed library and headers (build), php-fpm8.2 and php-cli
 # (the reference for differential tests and the php-src harness), nginx and curl
@@ -32,7 +35,7 @@ release: deps
 
 # rfpm in the foreground on its built-in default configuration (pool www on 127.0.0.1:9000).
 run: release
-	./target/release/rfpm -F
+	$(TARGET_DIR)/release/rfpm -F
 
 lint: deps
 	$(CARGO) fmt --all -- --check
@@ -46,11 +49,11 @@ integration: build
 
 # php-src's own FPM test suite: the listed tests must pass.
 conformance-check: build
-	tests/php-src/run check target/debug/rfpm tests/php-src/expected-pass.txt
+	tests/php-src/run check $(TARGET_DIR)/debug/rfpm tests/php-src/expected-pass.txt
 
 # The full table for all 122 tests, rfpm beside php-fpm8.2.
 conformance: release
-	tests/php-src/run table target/release/rfpm
+	tests/php-src/run table $(TARGET_DIR)/release/rfpm
 
 test: lint unit integration conformance-check
 	@echo "make test: all passed"
