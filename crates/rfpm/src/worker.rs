@@ -129,10 +129,13 @@ fn setup(pool: &Pool) -> Result<(), String> {
     }
     let (user, home) = match &pool.identity {
         Some(id) => (Some(id.user.clone()), Some(id.home.clone())),
-        None => match os::user_by_uid(os::geteuid()) {
+        // Without a pool user php-fpm only knows the current user when it is not root
+        // (as root without `user` it sets neither USER nor HOME, reference §3.9).
+        None if os::geteuid() != 0 => match os::user_by_uid(os::geteuid()) {
             Some(u) => (Some(u.name), Some(u.home)),
             None => (None, None),
         },
+        None => (None, None),
     };
     if !pool.env.iter().any(|(k, _)| k == "USER") {
         if let Some(u) = user {
@@ -279,7 +282,9 @@ impl Worker<'_> {
             self.slot.requests.fetch_add(1, Ordering::Relaxed);
             self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
             let Ok(Some(req)) = conn.read_request() else {
-                break;
+                // End of stream or a malformed request: php-fpm closes at once, without
+                // the graceful shutdown (the peer may see a reset).
+                return true;
             };
             self.slot.set_state(WorkerState::GettingRequestInfo);
             self.served += 1;
@@ -365,8 +370,16 @@ impl Worker<'_> {
             broken: false,
             keep: req.keep_conn,
             stderr_started: false,
-            logging: fpm_ini.fastcgi_logging,
         };
+        // PHP_VALUE, then PHP_ADMIN_VALUE: applied to the worker's master values before
+        // PHP starts the request, so they persist (reference §7.8).
+        for (name, admin) in [("PHP_VALUE", false), ("PHP_ADMIN_VALUE", true)] {
+            if let Some(value) = req.params.get(name) {
+                sapi::apply_request_ini(value, admin, &mut |msg| {
+                    sapi::Conn::log(&mut io, sapi::Level::Error, msg.as_bytes());
+                });
+            }
+        }
         self.slot.set_state(WorkerState::Running);
         let outcome = sapi::run(&mut io, &sreq);
         self.slot.set_state(WorkerState::Finishing);
@@ -537,7 +550,6 @@ struct FcgiIo<'c> {
     broken: bool,
     keep: bool,
     stderr_started: bool,
-    logging: bool,
 }
 
 impl sapi::Conn for FcgiIo<'_> {
@@ -604,7 +616,7 @@ impl sapi::Conn for FcgiIo<'_> {
             sapi::Level::Error => Level::Error,
             sapi::Level::Alert => Level::Alert,
         };
-        let to_fcgi = self.logging && !self.finished && !self.broken;
+        let to_fcgi = sapi::fastcgi_logging() && !self.finished && !self.broken;
         log_request(self.conn, level, msg, &mut self.stderr_started, to_fcgi);
     }
 }
