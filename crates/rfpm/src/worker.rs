@@ -333,7 +333,9 @@ impl Worker<'_> {
             self.slot.requests.fetch_add(1, Ordering::Relaxed);
             self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
             let Ok(Some(req)) = conn.read_request() else {
-                break;
+                // End of stream or a malformed request: php-fpm closes at once, without
+                // the graceful shutdown (the peer may see a reset).
+                return true;
             };
             self.slot.set_state(WorkerState::GettingRequestInfo);
             self.served += 1;
@@ -419,8 +421,16 @@ impl Worker<'_> {
             broken: false,
             keep: req.keep_conn,
             stderr_started: false,
-            logging: fpm_ini.fastcgi_logging,
         };
+        // PHP_VALUE, then PHP_ADMIN_VALUE: applied to the worker's master values before
+        // PHP starts the request, so they persist (reference §7.8).
+        for (name, admin) in [("PHP_VALUE", false), ("PHP_ADMIN_VALUE", true)] {
+            if let Some(value) = req.params.get(name) {
+                sapi::apply_request_ini(value, admin, &mut |msg| {
+                    sapi::Conn::log(&mut io, sapi::Level::Error, msg.as_bytes());
+                });
+            }
+        }
         self.slot.set_state(WorkerState::Running);
         let outcome = sapi::run(&mut io, &sreq);
         self.slot.set_state(WorkerState::Finishing);
@@ -591,7 +601,6 @@ struct FcgiIo<'c> {
     broken: bool,
     keep: bool,
     stderr_started: bool,
-    logging: bool,
 }
 
 impl sapi::Conn for FcgiIo<'_> {
@@ -658,7 +667,7 @@ impl sapi::Conn for FcgiIo<'_> {
             sapi::Level::Error => Level::Error,
             sapi::Level::Alert => Level::Alert,
         };
-        let to_fcgi = self.logging && !self.finished && !self.broken;
+        let to_fcgi = sapi::fastcgi_logging() && !self.finished && !self.broken;
         log_request(self.conn, level, msg, &mut self.stderr_started, to_fcgi);
     }
 }
