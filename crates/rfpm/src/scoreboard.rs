@@ -427,4 +427,48 @@ mod tests {
             _ => panic!("fork failed"),
         }
     }
+
+    #[test]
+    fn request_fields_are_bounded_and_reset() {
+        let sb = Scoreboard::new(2).expect("mmap");
+        let s = sb.slot(1).expect("slot");
+        s.reset(5_000_000);
+        s.pid.store(42, Ordering::Relaxed);
+        s.begin_request(6_000_000);
+        let long = vec![b'u'; 1000];
+        s.request_info(&RequestInfo {
+            method: b"GETXXXXXXXXXXXXXXXXXXXX",
+            uri: &long,
+            query: &long,
+            content_length: 7,
+        });
+        s.set_user(&long);
+        s.set_script(&long);
+        let v = s.view();
+        assert_eq!(v.state, WorkerState::GettingRequestInfo);
+        assert_eq!(
+            (
+                v.method.len(),
+                v.uri.len(),
+                v.query.len(),
+                v.user.len(),
+                v.script.len()
+            ),
+            (METHOD_MAX, URI_MAX, QUERY_MAX, USER_MAX, SCRIPT_MAX)
+        );
+        assert_eq!(
+            (v.requests, v.content_length, v.request_start_us),
+            (1, 7, 6_000_000)
+        );
+        s.end_request(10, 1, 2, 3);
+        assert_eq!(s.state(), WorkerState::Finishing);
+        s.begin_request(7_000_000);
+        let v = s.view();
+        assert!(v.uri.is_empty() && v.script.is_empty() && v.user.is_empty());
+        assert_eq!((v.duration_us, v.memory, v.requests), (10, 3, 2));
+        // Only slots with a pid are listed; the non-idle one counts as active.
+        assert_eq!(sb.views().len(), 1);
+        assert_eq!(sb.count_active(), 1);
+        assert_eq!(sb.header().max_active.load(Ordering::Relaxed), 1);
+    }
 }

@@ -677,3 +677,379 @@ pub fn to_array(s: &PoolStatus) -> Vec<(&'static str, StatusValue)> {
         ("procs", List(procs)),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state the issue asks about: one request running, one worker idle, and the
+    /// worker answering the status request.
+    fn snapshot() -> PoolStatus {
+        let p = |pid, state, requests, duration, uri: &str, query: &str| ProcStatus {
+            pid,
+            state,
+            start_time: 1_795_490_005,
+            start_since: 3,
+            requests,
+            duration,
+            method: b"GET".to_vec(),
+            uri: uri.as_bytes().to_vec(),
+            query: query.as_bytes().to_vec(),
+            content_length: 0,
+            user: Vec::new(),
+            script: Vec::new(),
+            cpu: 0.0,
+            memory: 0,
+        };
+        PoolStatus {
+            pool: "www".into(),
+            pm: "static",
+            start_time: 1_795_490_005,
+            start_since: 3,
+            accepted: 5,
+            listen_queue: 0,
+            max_listen_queue: 0,
+            listen_queue_len: 4096,
+            idle: 1,
+            active: 2,
+            max_active: 2,
+            max_children_reached: 0,
+            slow_requests: 0,
+            procs: vec![
+                p(26379, "Running", 3, 104, "/status", "json&full"),
+                ProcStatus {
+                    script: b"/srv/www/<x>.php".to_vec(),
+                    user: b"foo".to_vec(),
+                    ..p(
+                        26380,
+                        "Running",
+                        1,
+                        2_000_000,
+                        "/<script>",
+                        "a=b\"c&d=\u{e9}/",
+                    )
+                },
+                ProcStatus {
+                    cpu: 12.5,
+                    memory: 2_097_152,
+                    ..p(26381, "Idle", 2, 350, "/hello.php", "")
+                },
+            ],
+        }
+    }
+
+    fn utc(t: u64) -> String {
+        assert_eq!(t, 1_795_490_005);
+        "24/Nov/2026:03:13:25 +0000".into()
+    }
+
+    fn text(f: Format, full: bool) -> String {
+        String::from_utf8(render(&snapshot(), f, full, &utc)).unwrap_or_default()
+    }
+
+    const POOL_PLAIN: &str = "pool:                 www
+process manager:      static
+start time:           24/Nov/2026:03:13:25 +0000
+start since:          3
+accepted conn:        5
+listen queue:         0
+max listen queue:     0
+listen queue len:     4096
+idle processes:       1
+active processes:     2
+total processes:      3
+max active processes: 2
+max children reached: 0
+slow requests:        0
+";
+
+    #[test]
+    fn plain() {
+        assert_eq!(text(Format::Plain, false), POOL_PLAIN);
+        let full = text(Format::Plain, true);
+        assert!(full.starts_with(POOL_PLAIN));
+        assert_eq!(
+            &full[POOL_PLAIN.len()..],
+            "
+************************
+pid:                  26379
+state:                Running
+start time:           24/Nov/2026:03:13:25 +0000
+start since:          3
+requests:             3
+request duration:     104
+request method:       GET
+request URI:          /status?json&full
+content length:       0
+user:                 -
+script:               -
+last request cpu:     0.00
+last request memory:  0
+
+************************
+pid:                  26380
+state:                Running
+start time:           24/Nov/2026:03:13:25 +0000
+start since:          3
+requests:             1
+request duration:     2000000
+request method:       GET
+request URI:          /<script>?a=b\"c&d=\u{e9}/
+content length:       0
+user:                 foo
+script:               /srv/www/<x>.php
+last request cpu:     0.00
+last request memory:  0
+
+************************
+pid:                  26381
+state:                Idle
+start time:           24/Nov/2026:03:13:25 +0000
+start since:          3
+requests:             2
+request duration:     350
+request method:       GET
+request URI:          /hello.php
+content length:       0
+user:                 -
+script:               -
+last request cpu:     12.50
+last request memory:  2097152
+"
+        );
+    }
+
+    #[test]
+    fn json() {
+        let pool = r#"{"pool":"www","process manager":"static","start time":1795490005,"start since":3,"accepted conn":5,"listen queue":0,"max listen queue":0,"listen queue len":4096,"idle processes":1,"active processes":2,"total processes":3,"max active processes":2,"max children reached":0,"slow requests":0"#;
+        assert_eq!(text(Format::Json, false), format!("{pool}}}"));
+        assert_eq!(
+            text(Format::Json, true),
+            format!(
+                "{pool}, \"processes\":[{},{},{}]}}",
+                r#"{"pid":26379,"state":"Running","start time":1795490005,"start since":3,"requests":3,"request duration":104,"request method":"GET","request uri":"\/status?json&full","content length":0,"user":"-","script":"-","last request cpu":0.00,"last request memory":0}"#,
+                r#"{"pid":26380,"state":"Running","start time":1795490005,"start since":3,"requests":1,"request duration":2000000,"request method":"GET","request uri":"\/<script>?a=b\"c&d=\u00e9\/","content length":0,"user":"foo","script":"\/srv\/www\/<x>.php","last request cpu":0.00,"last request memory":0}"#,
+                r#"{"pid":26381,"state":"Idle","start time":1795490005,"start since":3,"requests":2,"request duration":350,"request method":"GET","request uri":"\/hello.php","content length":0,"user":"-","script":"-","last request cpu":12.50,"last request memory":2097152}"#,
+            )
+        );
+    }
+
+    #[test]
+    fn json_escaping() {
+        let mut o = Vec::new();
+        escape_json(b"a\x01\n\t\\\xff\xf0\x9f\x98\x80", &mut o);
+        assert_eq!(String::from_utf8_lossy(&o), r"a\u0001\n\t\\\ud83d\ude00");
+    }
+
+    #[test]
+    fn xml() {
+        let pool = "<?xml version=\"1.0\" ?>
+<status>
+<pool>www</pool>
+<process-manager>static</process-manager>
+<start-time>1795490005</start-time>
+<start-since>3</start-since>
+<accepted-conn>5</accepted-conn>
+<listen-queue>0</listen-queue>
+<max-listen-queue>0</max-listen-queue>
+<listen-queue-len>4096</listen-queue-len>
+<idle-processes>1</idle-processes>
+<active-processes>2</active-processes>
+<total-processes>3</total-processes>
+<max-active-processes>2</max-active-processes>
+<max-children-reached>0</max-children-reached>
+<slow-requests>0</slow-requests>
+";
+        assert_eq!(text(Format::Xml, false), format!("{pool}</status>"));
+        let full = text(Format::Xml, true);
+        assert_eq!(
+            &full[pool.len()..],
+            "<processes>
+<process><pid>26379</pid><state>Running</state><start-time>1795490005</start-time><start-since>3</start-since><requests>3</requests><request-duration>104</request-duration><request-method>GET</request-method><request-uri>/status?json&amp;full</request-uri><content-length>0</content-length><user>-</user><script>-</script><last-request-cpu>0.00</last-request-cpu><last-request-memory>0</last-request-memory></process>
+<process><pid>26380</pid><state>Running</state><start-time>1795490005</start-time><start-since>3</start-since><requests>1</requests><request-duration>2000000</request-duration><request-method>GET</request-method><request-uri>/&lt;script&gt;?a=b&quot;c&amp;d=\u{e9}/</request-uri><content-length>0</content-length><user>foo</user><script>/srv/www/&lt;x&gt;.php</script><last-request-cpu>0.00</last-request-cpu><last-request-memory>0</last-request-memory></process>
+<process><pid>26381</pid><state>Idle</state><start-time>1795490005</start-time><start-since>3</start-since><requests>2</requests><request-duration>350</request-duration><request-method>GET</request-method><request-uri>/hello.php</request-uri><content-length>0</content-length><user>-</user><script>-</script><last-request-cpu>12.50</last-request-cpu><last-request-memory>2097152</last-request-memory></process>
+</processes>
+</status>"
+        );
+    }
+
+    #[test]
+    fn html() {
+        let head = "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\">
+<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">
+<head><title>PHP-FPM Status Page</title></head>
+<body>
+<table>
+<tr><th>pool</th><td>www</td></tr>
+<tr><th>process manager</th><td>static</td></tr>
+<tr><th>start time</th><td>24/Nov/2026:03:13:25 +0000</td></tr>
+<tr><th>start since</th><td>3</td></tr>
+<tr><th>accepted conn</th><td>5</td></tr>
+<tr><th>listen queue</th><td>0</td></tr>
+<tr><th>max listen queue</th><td>0</td></tr>
+<tr><th>listen queue len</th><td>4096</td></tr>
+<tr><th>idle processes</th><td>1</td></tr>
+<tr><th>active processes</th><td>2</td></tr>
+<tr><th>total processes</th><td>3</td></tr>
+<tr><th>max active processes</th><td>2</td></tr>
+<tr><th>max children reached</th><td>0</td></tr>
+<tr><th>slow requests</th><td>0</td></tr>
+</table>
+";
+        assert_eq!(text(Format::Html, false), format!("{head}</body></html>"));
+        let full = text(Format::Html, true);
+        assert_eq!(
+            &full[head.len()..],
+            "<table border=\"1\">
+<tr><th>pid</th><th>state</th><th>start time</th><th>start since</th><th>requests</th><th>request duration</th><th>request method</th><th>request uri</th><th>content length</th><th>user</th><th>script</th><th>last request cpu</th><th>last request memory</th></tr>
+<tr><td>26379</td><td>Running</td><td>24/Nov/2026:03:13:25 +0000</td><td>3</td><td>3</td><td>104</td><td>GET</td><td>/status?json&amp;full</td><td>0</td><td>-</td><td>-</td><td>0.00</td><td>0</td></tr>
+<tr><td>26380</td><td>Running</td><td>24/Nov/2026:03:13:25 +0000</td><td>3</td><td>1</td><td>2000000</td><td>GET</td><td>/&lt;script&gt;?a=b&quot;c&amp;d=\u{e9}/</td><td>0</td><td>foo</td><td>/srv/www/&lt;x&gt;.php</td><td>0.00</td><td>0</td></tr>
+<tr><td>26381</td><td>Idle</td><td>24/Nov/2026:03:13:25 +0000</td><td>3</td><td>2</td><td>350</td><td>GET</td><td>/hello.php</td><td>0</td><td>-</td><td>-</td><td>12.50</td><td>2097152</td></tr>
+</table></body></html>"
+        );
+        assert!(!full.contains("<script>"));
+    }
+
+    #[test]
+    fn openmetrics() {
+        let expected = "# HELP phpfpm_up Could pool www using a static PM on PHP-FPM be reached?
+# TYPE phpfpm_up gauge
+phpfpm_up 1
+# HELP phpfpm_start_since The number of seconds since FPM has started.
+# TYPE phpfpm_start_since counter
+phpfpm_start_since 3
+# HELP phpfpm_accepted_connections The number of requests accepted by the pool.
+# TYPE phpfpm_accepted_connections counter
+phpfpm_accepted_connections 5
+# HELP phpfpm_listen_queue The number of requests in the queue of pending connections.
+# TYPE phpfpm_listen_queue gauge
+phpfpm_listen_queue 0
+# HELP phpfpm_max_listen_queue The maximum number of requests in the queue of pending connections since FPM has started.
+# TYPE phpfpm_max_listen_queue counter
+phpfpm_max_listen_queue 0
+# TYPE phpfpm_listen_queue_length gauge
+# HELP phpfpm_listen_queue_length The size of the socket queue of pending connections.
+phpfpm_listen_queue_length 4096
+# HELP phpfpm_idle_processes The number of idle processes.
+# TYPE phpfpm_idle_processes gauge
+phpfpm_idle_processes 1
+# HELP phpfpm_active_processes The number of active processes.
+# TYPE phpfpm_active_processes gauge
+phpfpm_active_processes 2
+# HELP phpfpm_total_processes The number of idle + active processes.
+# TYPE phpfpm_total_processes gauge
+phpfpm_total_processes 3
+# HELP phpfpm_max_active_processes The maximum number of active processes since FPM has started.
+# TYPE phpfpm_max_active_processes counter
+phpfpm_max_active_processes 2
+# HELP phpfpm_max_children_reached The number of times, the process limit has been reached, when pm tries to start more children (works only for pm 'dynamic' and 'ondemand').
+# TYPE phpfpm_max_children_reached counter
+phpfpm_max_children_reached 0
+# HELP phpfpm_slow_requests The number of requests that exceeded your 'request_slowlog_timeout' value.
+# TYPE phpfpm_slow_requests counter
+phpfpm_slow_requests 0
+# EOF
+";
+        assert_eq!(text(Format::OpenMetrics, false), expected);
+        assert_eq!(text(Format::OpenMetrics, true), expected);
+    }
+
+    #[test]
+    fn query_selects_format() {
+        assert_eq!(select(b""), (Format::Plain, false));
+        assert_eq!(select(b"full"), (Format::Plain, true));
+        assert_eq!(select(b"json&full"), (Format::Json, true));
+        assert_eq!(select(b"full&json"), (Format::Json, true));
+        assert_eq!(select(b"json&html"), (Format::Html, false));
+        assert_eq!(select(b"xml&openmetrics"), (Format::Xml, false));
+        assert_eq!(select(b"openmetrics"), (Format::OpenMetrics, false));
+        assert_eq!(select(b"j&f"), (Format::Json, true));
+        assert_eq!(select(b"jsonx"), (Format::Plain, false));
+        assert_eq!(select(b"%6Aso=1"), (Format::Json, false));
+        assert_eq!(select(b"=json"), (Format::Plain, false));
+    }
+
+    #[test]
+    fn snapshot_from_scoreboard_views() {
+        let idle = SlotView {
+            pid: 10,
+            state: WorkerState::Idle,
+            requests: 4,
+            start_us: 1_000_000_000,
+            request_start_us: 1_000_500_000,
+            duration_us: 200_000,
+            cpu_user_us: 10_000,
+            cpu_system_us: 40_000,
+            memory: 2_097_152,
+            method: b"POST".to_vec(),
+            ..SlotView::default()
+        };
+        let running = SlotView {
+            pid: 11,
+            state: WorkerState::ReadingHeaders,
+            request_start_us: 1_002_000_000,
+            duration_us: 99,
+            memory: 5,
+            ..idle.clone()
+        };
+        let c = Counters {
+            start_us: 999_000_000,
+            accepted: 9,
+            max_active: 0,
+            ..Counters::default()
+        };
+        let s = PoolStatus::build("www", "dynamic", &c, &[idle, running], 1_003_500_000);
+        assert_eq!((s.idle, s.active, s.total(), s.max_active), (1, 1, 2, 1));
+        assert_eq!((s.start_time, s.start_since), (999, 4));
+        assert_eq!(s.procs[0].duration, 200_000);
+        assert!((s.procs[0].cpu - 25.0).abs() < 1e-9);
+        assert_eq!(s.procs[0].memory, 2_097_152);
+        assert_eq!(s.procs[1].state, "Reading headers");
+        assert_eq!(
+            (s.procs[1].duration, s.procs[1].cpu, s.procs[1].memory),
+            (1_500_000, 0.0, 0)
+        );
+    }
+
+    #[test]
+    fn fpm_get_status_array() {
+        let a = to_array(&snapshot());
+        let keys: Vec<&str> = a.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "pool",
+                "process-manager",
+                "start-time",
+                "start-since",
+                "accepted-conn",
+                "listen-queue",
+                "max-listen-queue",
+                "listen-queue-len",
+                "idle-processes",
+                "active-processes",
+                "total-processes",
+                "max-active-processes",
+                "max-children-reached",
+                "slow-requests",
+                "procs"
+            ]
+        );
+        let Some((_, StatusValue::List(procs))) = a.last() else {
+            panic!("procs missing");
+        };
+        assert_eq!(procs.len(), 3);
+        assert_eq!(
+            procs[1][7],
+            ("request-uri", StatusValue::Str(b"/<script>".to_vec()))
+        );
+        assert_eq!(
+            procs[1][8],
+            (
+                "query-string",
+                StatusValue::Str("a=b\"c&d=\u{e9}/".as_bytes().to_vec())
+            )
+        );
+        assert_eq!(procs[0][10], ("user", StatusValue::Str(b"-".to_vec())));
+    }
+}
