@@ -70,6 +70,29 @@ PHP_FUNCTION(apache_request_headers)
 	rfpm_rs_request_headers(return_value);
 }
 
+PHP_FUNCTION(fpm_get_status)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	array_init(return_value);
+	if (!rfpm_rs_status(return_value)) {
+		zval_ptr_dtor(return_value);
+		RETURN_FALSE;
+	}
+}
+
+void rfpm_shim_array_init(void *zv)
+{
+	array_init((zval *) zv);
+}
+
+void rfpm_shim_add_next_zval(void *arr, void *zv)
+{
+	add_next_index_zval((zval *) arr, (zval *) zv);
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_MASK_EX(arginfo_fpm_get_status, 0, 0, MAY_BE_ARRAY|MAY_BE_FALSE)
+ZEND_END_ARG_INFO()
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_fastcgi_finish_request, 0, 0, _IS_BOOL, 0)
 ZEND_END_ARG_INFO()
 
@@ -79,6 +102,7 @@ ZEND_END_ARG_INFO()
 static const zend_function_entry rfpm_functions[] = {
 	ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
 	ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
+	ZEND_FE(fpm_get_status, arginfo_fpm_get_status)
 	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
 	ZEND_FE_END
 };

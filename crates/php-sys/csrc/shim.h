@@ -104,6 +104,10 @@ size_t rfpm_shim_read_post(char *buf, size_t count);
 /* The -d definitions as an INI string (php_ini_builder), malloc'ed; NULL if n == 0. */
 char *rfpm_shim_ini_entries(const char *const *defines, size_t n);
 
+/* fpm_get_status(): array_init() of a zval, and appending a zval to a list (moved). */
+void rfpm_shim_array_init(void *zv);
+void rfpm_shim_add_next_zval(void *arr, void *zv);
+
 /* Implemented in Rust (crate sapi). */
 extern bool rfpm_rs_write(const char *str, size_t len);
 extern bool rfpm_rs_flush(void);
@@ -111,5 +115,7 @@ extern size_t rfpm_rs_read_post(char *buf, size_t count, const char **warning);
 extern bool rfpm_rs_finish_request(void);
 extern bool rfpm_rs_connection_open(void);
 extern void rfpm_rs_request_headers(void *return_value_zval);
+/* Fills fpm_get_status()'s (initialised) array; false: no status available. */
+extern bool rfpm_rs_status(void *return_value_zval);
 
 #endif

@@ -64,6 +64,37 @@ pub trait Conn {
     /// A message of the worker (also PHP's `PHP message: ...`), for the worker log and
     /// the FastCGI stderr stream.
     fn log(&mut self, level: Level, msg: &[u8]);
+    /// PHP started the request; `auth_user` is the user of the Authorization header.
+    fn started(&mut self, _auth_user: Option<&[u8]>) {}
+    /// The script (and its `fastcgi_finish_request()` tail work) is done, shutdown
+    /// functions have not run yet: where php-fpm ends the request and writes the
+    /// access log.
+    fn ended(&mut self, _end: &RequestEnd<'_>) {}
+    /// `fpm_get_status()`: the pool's status array, `None` for `false`.
+    fn status(&mut self) -> Option<Vec<(&'static str, StatusValue)>> {
+        None
+    }
+}
+
+/// A value of `fpm_get_status()`'s array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusValue {
+    Int(i64),
+    Float(f64),
+    Str(Vec<u8>),
+    /// A list of string-keyed arrays (`procs`).
+    List(Vec<Vec<(&'static str, StatusValue)>>),
+}
+
+/// What is known when a request ends (for the scoreboard and the access log).
+#[derive(Debug, Clone)]
+pub struct RequestEnd<'a> {
+    /// HTTP status code.
+    pub status: i32,
+    /// Peak memory of the request (PHP's real peak usage), bytes.
+    pub memory: u64,
+    /// The response header lines as PHP holds them (`Name: value`).
+    pub headers: Vec<&'a [u8]>,
 }
 
 /// What the worker decided to do with the request before PHP sees it.
@@ -456,6 +487,8 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
             return outcome;
         }
 
+        let auth = cstr_opt(sg.request_info.auth_user).map(CStr::to_bytes);
+        (*ctx.conn).started(auth);
         if req.method.is_some() {
             run_action(&mut ctx, req);
             if let Some(h) = fpm_ini().error_header {
@@ -477,6 +510,16 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
         outcome.status = (*ptr::addr_of!(sys::sapi_globals))
             .sapi_headers
             .http_response_code;
+        if req.method.is_some() {
+            let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
+            let headers = header_lines(&mut sg.sapi_headers);
+            let end = RequestEnd {
+                status: outcome.status,
+                memory: sys::zend_memory_peak_usage(true) as u64,
+                headers,
+            };
+            (*ctx.conn).ended(&end);
+        }
         sys::rfpm_shim_request_shutdown();
         let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
         sg.server_context = ptr::null_mut();
@@ -643,6 +686,56 @@ extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
     })
 }
 
+/// `fpm_get_status()`: fills the initialised array, `false` when there is no status.
+#[no_mangle]
+extern "C" fn rfpm_rs_status(arr: *mut c_void) -> bool {
+    guard(|| {
+        // SAFETY: `arr` is the initialised return-value array of fpm_get_status(); the
+        // context is valid during run().
+        unsafe {
+            let Some(ctx) = ctx() else { return false };
+            let Some(fields) = (*ctx.conn).status() else {
+                return false;
+            };
+            fill_array(arr as *mut sys::zval, &fields);
+            true
+        }
+    })
+}
+
+/// # Safety
+/// `arr` is an initialised PHP array zval.
+unsafe fn fill_array(arr: *mut sys::zval, fields: &[(&'static str, StatusValue)]) {
+    for (key, v) in fields {
+        let k = key.as_ptr() as *const c_char;
+        match v {
+            StatusValue::Int(n) => {
+                sys::add_assoc_long_ex(arr, k, key.len(), *n as sys::zend_long);
+            }
+            StatusValue::Float(f) => {
+                sys::add_assoc_double_ex(arr, k, key.len(), *f);
+            }
+            StatusValue::Str(s) => {
+                sys::add_assoc_stringl_ex(arr, k, key.len(), s.as_ptr() as *const c_char, s.len());
+            }
+            StatusValue::List(items) => {
+                let mut list: sys::zval = std::mem::zeroed();
+                sys::rfpm_shim_array_init(&mut list as *mut sys::zval as *mut c_void);
+                for item in items {
+                    let mut one: sys::zval = std::mem::zeroed();
+                    sys::rfpm_shim_array_init(&mut one as *mut sys::zval as *mut c_void);
+                    fill_array(&mut one, item);
+                    sys::rfpm_shim_add_next_zval(
+                        &mut list as *mut sys::zval as *mut c_void,
+                        &mut one as *mut sys::zval as *mut c_void,
+                    );
+                }
+                sys::add_assoc_zval_ex(arr, k, key.len(), &mut list);
+            }
+        }
+    }
+}
+
 /// Request activation: php.ini `[PATH=]`/`[HOST=]` sections and `.user.ini` files for
 /// the script's directory (reference §7.12).
 unsafe extern "C" fn cb_activate() -> c_int {
@@ -692,27 +785,37 @@ unsafe extern "C" fn cb_getenv(name: *const c_char, len: usize) -> *mut c_char {
     })
 }
 
+/// The header lines PHP holds for the response.
+///
+/// # Safety
+/// `sh` is PHP's live header structure; the lines borrow PHP's memory and must not
+/// outlive the next change to the headers.
+unsafe fn header_lines<'a>(sh: &mut sys::sapi_headers_struct) -> Vec<&'a [u8]> {
+    let mut lines: Vec<&[u8]> = Vec::new();
+    let mut pos: sys::zend_llist_position = ptr::null_mut();
+    let mut h =
+        sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos) as *const sys::sapi_header_struct;
+    while !h.is_null() {
+        let hs = &*h;
+        if !hs.header.is_null() {
+            lines.push(std::slice::from_raw_parts(
+                hs.header as *const u8,
+                hs.header_len,
+            ));
+        }
+        h = sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos)
+            as *const sys::sapi_header_struct;
+    }
+    lines
+}
+
 unsafe extern "C" fn cb_send_headers(sh: *mut sys::sapi_headers_struct) -> c_int {
     guard(|| {
         let Some(ctx) = ctx() else {
             return sys::SAPI_HEADER_SENT_SUCCESSFULLY as c_int;
         };
         let sh = &mut *sh;
-        let mut lines: Vec<&[u8]> = Vec::new();
-        let mut pos: sys::zend_llist_position = ptr::null_mut();
-        let mut h = sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos)
-            as *const sys::sapi_header_struct;
-        while !h.is_null() {
-            let hs = &*h;
-            if !hs.header.is_null() {
-                lines.push(std::slice::from_raw_parts(
-                    hs.header as *const u8,
-                    hs.header_len,
-                ));
-            }
-            h = sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos)
-                as *const sys::sapi_header_struct;
-        }
+        let lines = header_lines(sh);
         let ini = &*ptr::addr_of!(sys::rfpm_shim_ini);
         let head = headers::Head {
             code: sh.http_response_code,
