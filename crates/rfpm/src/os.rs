@@ -400,24 +400,33 @@ pub fn group_by_name(name: &str) -> Option<u32> {
     }
 }
 
-/// setgid + initgroups + setuid, in that order (reference §3.8).
-pub fn switch_user(name: &str, uid: u32, gid: u32) -> Result<(), String> {
-    // SAFETY: plain syscalls with valid arguments.
-    unsafe {
-        if libc::setgid(gid) < 0 {
+/// setgid (when `gid` is not 0) + initgroups (when a user name is known) + setuid (when
+/// `uid` is not 0), in that order, like php-fpm's worker (reference §3.8). `Err` is
+/// php-fpm's message with the SYSERR suffix.
+pub fn switch_user(initgroups_user: Option<&str>, uid: u32, gid: u32) -> Result<(), String> {
+    if gid != 0 {
+        // SAFETY: plain syscall.
+        if unsafe { libc::setgid(gid) } < 0 {
             return Err(format!(
                 "failed to setgid({gid}){}",
                 syserr(&io::Error::last_os_error())
             ));
         }
-        let cname = CString::new(name).unwrap_or_default();
-        if !name.is_empty() && libc::initgroups(cname.as_ptr(), gid) < 0 {
+    }
+    if let Some(name) = initgroups_user {
+        let cname =
+            CString::new(name).map_err(|_| format!("failed to initgroups({name}, {gid})"))?;
+        // SAFETY: NUL-terminated name; initgroups reads the group database.
+        if unsafe { libc::initgroups(cname.as_ptr(), gid) } < 0 {
             return Err(format!(
                 "failed to initgroups({name}, {gid}){}",
                 syserr(&io::Error::last_os_error())
             ));
         }
-        if libc::setuid(uid) < 0 {
+    }
+    if uid != 0 {
+        // SAFETY: plain syscall.
+        if unsafe { libc::setuid(uid) } < 0 {
             return Err(format!(
                 "failed to setuid({uid}){}",
                 syserr(&io::Error::last_os_error())
@@ -425,6 +434,67 @@ pub fn switch_user(name: &str, uid: u32, gid: u32) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Which limit [`set_rlimit`] sets.
+#[derive(Debug, Clone, Copy)]
+pub enum Rlimit {
+    Files,
+    Core,
+}
+
+/// setrlimit with soft = hard = `value` (`-1` = unlimited, for `rlimit_core`).
+pub fn set_rlimit(which: Rlimit, value: i32) -> io::Result<()> {
+    let v = if value < 0 {
+        libc::RLIM_INFINITY
+    } else {
+        value as libc::rlim_t
+    };
+    let lim = libc::rlimit {
+        rlim_cur: v,
+        rlim_max: v,
+    };
+    let res = match which {
+        Rlimit::Files => libc::RLIMIT_NOFILE,
+        Rlimit::Core => libc::RLIMIT_CORE,
+    };
+    // SAFETY: a valid rlimit struct.
+    cvt(unsafe { libc::setrlimit(res, &lim) }).map(drop)
+}
+
+/// setpriority(PRIO_PROCESS, 0, prio): the nice value of this process.
+pub fn set_priority(prio: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on ourselves.
+    cvt(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, prio) }).map(drop)
+}
+
+pub fn chroot(path: &str) -> io::Result<()> {
+    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: NUL-terminated path.
+    cvt(unsafe { libc::chroot(c.as_ptr()) }).map(drop)
+}
+
+/// prctl(PR_SET_DUMPABLE, 1).
+pub fn set_dumpable() -> io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Writes the access ACL of a file (the `system.posix_acl_access` attribute, the
+/// kernel's own format; see [`crate::acl`]).
+pub fn set_access_acl(path: &str, xattr: &[u8]) -> io::Result<()> {
+    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: NUL-terminated path and name, a buffer with its length.
+    cvt(unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            xattr.as_ptr().cast(),
+            xattr.len(),
+            0,
+        )
+    })
+    .map(drop)
 }
 
 pub fn umask(mask: u32) -> u32 {

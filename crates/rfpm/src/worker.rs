@@ -126,20 +126,7 @@ fn setup(pool: &Pool) -> Result<(), String> {
         let _ = os::devnull_onto(1, true);
         let _ = os::devnull_onto(2, true);
     }
-    if let Some(dir) = &pool.chdir {
-        std::env::set_current_dir(dir).map_err(|e| {
-            format!(
-                "[pool {}] failed to chdir({}){}",
-                pool.name,
-                dir,
-                os::syserr(&e)
-            )
-        })?;
-    }
-    if let Some(id) = &pool.identity {
-        os::switch_user(&id.user, id.uid, id.gid)
-            .map_err(|m| format!("[pool {}] {}", pool.name, m))?;
-    }
+    identity(pool)?;
     if pool.clear_env {
         for (k, _) in std::env::vars_os() {
             std::env::remove_var(k);
@@ -148,20 +135,13 @@ fn setup(pool: &Pool) -> Result<(), String> {
     for (k, v) in &pool.env {
         std::env::set_var(k, v);
     }
-    let (user, home) = match &pool.identity {
-        Some(id) => (Some(id.user.clone()), Some(id.home.clone())),
-        None => match os::user_by_uid(os::geteuid()) {
-            Some(u) => (Some(u.name), Some(u.home)),
-            None => (None, None),
-        },
-    };
     if !pool.env.iter().any(|(k, _)| k == "USER") {
-        if let Some(u) = user {
+        if let Some(u) = &pool.identity.user {
             std::env::set_var("USER", u);
         }
     }
     if !pool.env.iter().any(|(k, _)| k == "HOME") {
-        if let Some(h) = home {
+        if let Some(h) = &pool.identity.home {
             std::env::set_var("HOME", h);
         }
     }
@@ -186,6 +166,80 @@ fn setup(pool: &Pool) -> Result<(), String> {
                 None,
             );
         }
+    }
+    Ok(())
+}
+
+/// Limits, root directory, working directory, priority, user and dumpability, in
+/// php-fpm's order (reference §3.8). `Err` is a fatal message.
+fn identity(pool: &Pool) -> Result<(), String> {
+    let name = &pool.name;
+    for (which, value, what, res) in [
+        (
+            os::Rlimit::Files,
+            pool.rlimit_files,
+            "rlimit_files",
+            "RLIMIT_NOFILE",
+        ),
+        (
+            os::Rlimit::Core,
+            pool.rlimit_core,
+            "rlimit_core",
+            "RLIMIT_CORE",
+        ),
+    ] {
+        if value == 0 {
+            continue;
+        }
+        if let Err(e) = os::set_rlimit(which, value) {
+            // Only logged: the worker carries on with the inherited limit.
+            crate::log::log(
+                Level::Error,
+                "fpm_unix_init_child",
+                line!(),
+                &format!("[pool {name}] failed to set {what} for this pool. Please check your system limits or decrease {what}. setrlimit({res}, {value})"),
+                e.raw_os_error(),
+            );
+        }
+    }
+    if let Some(root) = &pool.chroot {
+        os::chroot(root)
+            .map_err(|e| format!("[pool {name}] failed to chroot({root}){}", os::syserr(&e)))?;
+    }
+    if let Some(dir) = &pool.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|e| format!("[pool {name}] failed to chdir({dir}){}", os::syserr(&e)))?;
+    } else if pool.chroot.is_some() {
+        if let Err(e) = std::env::set_current_dir("/") {
+            crate::log::log(
+                Level::Warning,
+                "fpm_unix_init_child",
+                line!(),
+                &format!("[pool {name}] failed to chdir(/)"),
+                e.raw_os_error(),
+            );
+        }
+    }
+    if let Some(prio) = pool.priority {
+        os::set_priority(prio).map_err(|e| {
+            format!(
+                "[pool {name}] Unable to set priority for this new process{}",
+                os::syserr(&e)
+            )
+        })?;
+    }
+    if let Some(uid) = pool.identity.uid {
+        let gid = pool.identity.gid.unwrap_or(0);
+        os::switch_user(pool.identity.initgroups_user.as_deref(), uid, gid)
+            .map_err(|m| format!("[pool {name}] {m}"))?;
+    }
+    if pool.dumpable {
+        os::set_dumpable().map_err(|e| {
+            format!(
+                "[pool {name}] failed to prctl(PR_SET_DUMPABLE){}",
+                os::syserr(&e)
+            )
+        })?;
     }
     Ok(())
 }
@@ -312,7 +366,9 @@ impl Worker<'_> {
             self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
             self.sb.count_active();
             let Ok(Some(req)) = conn.read_request() else {
-                break;
+                // End of stream or a malformed request: php-fpm closes at once, without
+                // the graceful shutdown (the peer may see a reset).
+                return true;
             };
             self.served += 1;
             let keep = self.serve(&mut conn, req);
@@ -422,8 +478,16 @@ impl Worker<'_> {
             broken: false,
             keep: req.keep_conn,
             stderr_started: false,
-            logging: fpm_ini.fastcgi_logging,
         };
+        // PHP_VALUE, then PHP_ADMIN_VALUE: applied to the worker's master values before
+        // PHP starts the request, so they persist (reference §7.8).
+        for (name, admin) in [("PHP_VALUE", false), ("PHP_ADMIN_VALUE", true)] {
+            if let Some(value) = req.params.get(name) {
+                sapi::apply_request_ini(value, admin, &mut |msg| {
+                    sapi::Conn::log(&mut io, sapi::Level::Error, msg.as_bytes());
+                });
+            }
+        }
         let outcome = sapi::run(&mut io, &sreq);
         if self.slot.state() != WorkerState::Finishing {
             // No PHP request end (start-up failed, or no method): still Finishing.
@@ -705,7 +769,6 @@ struct FcgiIo<'c> {
     broken: bool,
     keep: bool,
     stderr_started: bool,
-    logging: bool,
 }
 
 impl sapi::Conn for FcgiIo<'_> {
@@ -772,7 +835,7 @@ impl sapi::Conn for FcgiIo<'_> {
             sapi::Level::Error => Level::Error,
             sapi::Level::Alert => Level::Alert,
         };
-        let to_fcgi = self.logging && !self.finished && !self.broken;
+        let to_fcgi = sapi::fastcgi_logging() && !self.finished && !self.broken;
         log_request(self.conn, level, msg, &mut self.stderr_started, to_fcgi);
     }
 

@@ -171,7 +171,6 @@ static SAPI_PRETTY: &CStr = c"FPM/FastCGI";
 
 type ImportEnv = unsafe extern "C" fn(*mut sys::zval);
 static mut ORIGINAL_IMPORT_ENV: Option<ImportEnv> = None;
-static mut ORIGINAL_LOAD_ENV: Option<ImportEnv> = None;
 
 /// Starts PHP once (module start-up: php.ini, extensions, OPcache's shared memory).
 /// Call in the master before forking, after installing every signal handler the
@@ -234,7 +233,6 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
         }
         ORIGINAL_IMPORT_ENV = sys::php_import_environment_variables;
         sys::php_import_environment_variables = Some(cb_import_env);
-        ORIGINAL_LOAD_ENV = sys::php_load_environment_variables;
         sys::php_load_environment_variables = Some(cb_load_env);
     }
     Ok(())
@@ -317,6 +315,78 @@ pub fn set_ini(name: &str, value: &str, admin: bool) -> bool {
     }
 }
 
+/// `PHP_VALUE` / `PHP_ADMIN_VALUE` of a request (reference §7.8): `value` plus a newline
+/// through PHP's INI parser; every `name=value` entry changes the worker's master value
+/// (it persists for the worker's later requests), `admin` also locks it. Each problem is
+/// handed to `on_error` with php-fpm's wording; a syntax error (printed by PHP on the
+/// worker's stderr) ends the parse.
+pub fn apply_request_ini(value: &[u8], admin: bool, on_error: &mut dyn FnMut(String)) {
+    let mut text = Vec::with_capacity(value.len() + 2);
+    text.extend(value.iter().copied().take_while(|&b| b != 0));
+    text.push(b'\n');
+    let Ok(text) = CString::new(text) else {
+        return;
+    };
+    let mut state = IniApply { admin, on_error };
+    // SAFETY: `text` is NUL-terminated and outlives the call; the callback gets `state`
+    // back as its context and only runs during the call.
+    unsafe {
+        sys::rfpm_shim_parse_ini_string(
+            text.as_ptr(),
+            Some(cb_request_ini_entry),
+            &mut state as *mut IniApply<'_> as *mut c_void,
+        );
+    }
+}
+
+struct IniApply<'a> {
+    admin: bool,
+    on_error: &'a mut dyn FnMut(String),
+}
+
+unsafe extern "C" fn cb_request_ini_entry(
+    ctx: *mut c_void,
+    classic: bool,
+    key: *const c_char,
+    key_len: usize,
+    value: *const c_char,
+    value_len: usize,
+    has_value: bool,
+) {
+    guard(|| {
+        let st = &mut *(ctx as *mut IniApply<'_>);
+        const PREFIX: &str = "Passing INI directive through FastCGI: ";
+        if !classic {
+            (st.on_error)(format!("{PREFIX}only classic entries are allowed"));
+            return;
+        }
+        let key = if key.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(key as *const u8, key_len)
+        };
+        let shown = String::from_utf8_lossy(key);
+        if key.is_empty() {
+            (st.on_error)(format!("{PREFIX}empty key"));
+            return;
+        }
+        if !has_value || value.is_null() {
+            (st.on_error)(format!("{PREFIX}empty value for key '{shown}'"));
+            return;
+        }
+        let ok = sys::rfpm_shim_ini_set_master(
+            key.as_ptr() as *const c_char,
+            key.len(),
+            value,
+            value_len,
+            st.admin,
+        );
+        if !ok {
+            (st.on_error)(format!("{PREFIX}unable to set '{shown}'"));
+        }
+    })
+}
+
 /// Values of our INI entries that the worker's path logic needs.
 #[derive(Debug, Clone, Default)]
 pub struct FpmIni {
@@ -339,6 +409,13 @@ pub fn fpm_ini() -> FpmIni {
             error_header: cstr_opt(ini.error_header).map(|s| s.to_string_lossy().into_owned()),
         }
     }
+}
+
+/// `fastcgi.logging`: whether worker messages also go to FastCGI stderr (read at each
+/// message, as a request's `PHP_VALUE` may change it).
+pub fn fastcgi_logging() -> bool {
+    // SAFETY: plain data written by PHP's INI handlers on this thread.
+    unsafe { (*ptr::addr_of!(sys::rfpm_shim_ini)).fastcgi_logging }
 }
 
 /// php.ini's `doc_root`, if set.
@@ -815,6 +892,10 @@ unsafe extern "C" fn cb_log_message(msg: *const c_char, _syslog_type: c_int) {
 /// `$_SERVER` (and `$_ENV`): the worker's environment, then every FastCGI param.
 unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
     guard(|| {
+        // The other array of $_SERVER/$_ENV is already built: this one is its copy.
+        if sys::rfpm_shim_import_env_copy(arr as *mut c_void) {
+            return;
+        }
         if let Some(orig) = ORIGINAL_IMPORT_ENV {
             orig(arr);
         }
@@ -832,7 +913,8 @@ unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
 /// `getenv()` without arguments: the real environment, then every param, unfiltered.
 unsafe extern "C" fn cb_load_env(arr: *mut sys::zval) {
     guard(|| {
-        if let Some(orig) = ORIGINAL_LOAD_ENV {
+        // The real environment only (PHP's own import, not ours: no copy of $_SERVER).
+        if let Some(orig) = ORIGINAL_IMPORT_ENV {
             orig(arr);
         }
         let Some(ctx) = ctx() else { return };
