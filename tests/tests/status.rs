@@ -510,3 +510,84 @@ both!(fpm_get_status_array, |kind| {
         r.stdout_str()
     );
 });
+
+/// Debian's chromium, headless, as the issue asks.
+fn chromium(profile: &Path, args: &[&str], url: &str) -> std::process::Output {
+    let mut cmd = Command::new("/usr/bin/chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--virtual-time-budget=5000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .arg(url)
+    .stdin(std::process::Stdio::null());
+    match cmd.output() {
+        Ok(o) => o,
+        Err(e) => panic!("/usr/bin/chromium (install it: make deps): {e}"),
+    }
+}
+
+both!(status_html_in_chromium, |kind| {
+    // nginx passes `*.php` to the FPM: the status page lives at /fpm-status.php.
+    let fpm = ok(Fpm::builder(kind)
+        .pool_line("pm.status_path = /fpm-status.php")
+        .start());
+    let site = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("{e}"),
+    };
+    let page = integration::workspace_dir().join("share/status.html");
+    if let Err(e) = std::fs::copy(&page, site.path().join("status.html")) {
+        panic!("{}: {e}", page.display());
+    }
+    let nginx = ok(integration::Nginx::start(&fpm.addr(), site.path()));
+    let url = nginx.url("/status.html?url=/fpm-status.php&refresh=0");
+    let profile = site.path().join("profile");
+
+    let dom = chromium(&profile, &["--dump-dom"], &url);
+    let html = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        html.contains("data-loaded=\"1\""),
+        "the page did not load the JSON:\n{html}\n{}\n{}",
+        String::from_utf8_lossy(&dom.stderr),
+        nginx.log()
+    );
+    assert!(html.contains("<th>pool</th><td>www</td>"), "{html}");
+    assert!(
+        html.contains("<th>process manager</th><td>static</td>"),
+        "{html}"
+    );
+    // The worker answering the JSON shows itself Running, the other one Idle.
+    assert!(
+        html.contains("Active processes (<span id=\"n-active\">1</span>)"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Idle processes (<span id=\"n-idle\">1</span>)"),
+        "{html}"
+    );
+
+    let shot =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("status-html-{}.png", kind.name()));
+    let _ = std::fs::remove_file(&shot);
+    let out = chromium(
+        &profile,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,900",
+        ],
+        &url,
+    );
+    assert!(
+        wait_for_file(&shot, DEADLINE),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("status.html screenshot: {}", shot.display());
+});
