@@ -493,16 +493,7 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
             run_action(&mut ctx, req);
             if let Some(h) = fpm_ini().error_header {
                 if sys::rfpm_shim_exit_status() == 255 && sg.headers_sent == 0 {
-                    let h = CString::new(h).unwrap_or_default();
-                    let line = sys::sapi_header_line {
-                        line: h.as_ptr(),
-                        line_len: h.as_bytes().len(),
-                        response_code: 0,
-                    };
-                    sys::sapi_header_op(
-                        sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
-                        &line as *const _ as *mut c_void,
-                    );
+                    set_header(&h);
                 }
             }
         }
@@ -556,18 +547,7 @@ unsafe fn run_action(ctx: &mut Ctx<'_>, req: &Request<'_>) {
         }
         Action::Respond { headers, body } => {
             for h in headers {
-                let Ok(h) = CString::new(h.as_str()) else {
-                    continue;
-                };
-                let line = sys::sapi_header_line {
-                    line: h.as_ptr(),
-                    line_len: h.as_bytes().len(),
-                    response_code: 0,
-                };
-                sys::sapi_header_op(
-                    sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
-                    &line as *const _ as *mut c_void,
-                );
+                set_header(h);
             }
             if !sg.request_info.headers_only {
                 output(body);
@@ -597,6 +577,24 @@ unsafe fn run_action(ctx: &mut Ctx<'_>, req: &Request<'_>) {
             }
         }
     }
+}
+
+/// `header($line)` as a script would call it (replacing a header of the same name;
+/// an `HTTP/x.y NNN` line sets the status).
+///
+/// # Safety
+/// Inside an active PHP request.
+unsafe fn set_header(h: &str) {
+    let Ok(h) = CString::new(h) else { return };
+    let line = sys::sapi_header_line {
+        line: h.as_ptr(),
+        line_len: h.as_bytes().len(),
+        response_code: 0,
+    };
+    sys::sapi_header_op(
+        sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
+        &line as *const _ as *mut c_void,
+    );
 }
 
 /// Writes through PHP's output layer (guarded: output handlers may bail out).
