@@ -17,6 +17,8 @@ mod pool;
 mod request_cmd;
 mod scoreboard;
 mod signals;
+mod systemd;
+mod timeouts;
 mod title;
 mod worker;
 
@@ -198,6 +200,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         listeners,
         pid_file: loaded.pid_file,
         process_control_timeout: Duration::from_secs(loaded.process_control_timeout),
+        global: loaded.config.global.clone(),
         signal_pipe,
     };
     let code = master.run();

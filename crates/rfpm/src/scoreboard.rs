@@ -5,7 +5,7 @@
 //! indexes and pids from its own records, not from the scoreboard.
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Worker states (reference §3.2), as stored in a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,8 @@ impl WorkerState {
 pub struct Header {
     /// Requests read by the pool (`accepted conn`).
     pub accepted: AtomicU64,
+    /// Requests the master logged as slow (`slow requests`); written by the master.
+    pub slow_requests: AtomicU64,
 }
 
 /// One worker's slot.
@@ -50,6 +52,51 @@ pub struct Slot {
     pub requests: AtomicU64,
     /// Microseconds since the epoch of the last state change.
     pub last_change_us: AtomicU64,
+    /// Microseconds since the epoch when the current request started being read.
+    pub request_start_us: AtomicU64,
+    /// The current request as php-fpm's status area stores it (reference §3.7:
+    /// script 255, URI 127, query 511, method 15 bytes).
+    pub method: Text<16>,
+    pub request_uri: Text<128>,
+    pub query: Text<512>,
+    pub script: Text<256>,
+}
+
+/// A short byte string in the shared area: a length and bytes, all atomics. A reader
+/// may see a torn value while the worker writes; it never reads out of bounds.
+#[repr(C)]
+pub struct Text<const N: usize> {
+    len: AtomicU32,
+    bytes: [AtomicU8; N],
+}
+
+impl<const N: usize> Default for Text<N> {
+    fn default() -> Self {
+        Text {
+            len: AtomicU32::new(0),
+            bytes: std::array::from_fn(|_| AtomicU8::new(0)),
+        }
+    }
+}
+
+impl<const N: usize> Text<N> {
+    /// Stores at most `N - 1` bytes of `v` (php-fpm keeps a terminating NUL).
+    pub fn store(&self, v: &[u8]) {
+        let n = v.len().min(N.saturating_sub(1));
+        for (dst, &b) in self.bytes.iter().zip(&v[..n]) {
+            dst.store(b, Ordering::Relaxed);
+        }
+        self.len.store(n as u32, Ordering::Release);
+    }
+
+    /// The bytes, bounded by `N - 1` whatever the length field says.
+    pub fn load(&self) -> Vec<u8> {
+        let n = (self.len.load(Ordering::Acquire) as usize).min(N.saturating_sub(1));
+        self.bytes[..n]
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
 }
 
 /// Microseconds since the Unix epoch.
@@ -146,6 +193,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn text_is_bounded() {
+        let t: Text<4> = Text::default();
+        t.store(b"abcdef");
+        assert_eq!(t.load(), b"abc");
+        // A hostile length is clamped.
+        t.len.store(u32::MAX, Ordering::Relaxed);
+        assert_eq!(t.load(), b"abc");
+        t.store(b"");
+        assert_eq!(t.load(), b"");
+    }
+
+    #[test]
     fn shared_across_fork() {
         let sb = Scoreboard::new(3).expect("mmap");
         assert!(sb.slot(3).is_none());
@@ -154,6 +213,7 @@ mod tests {
         match unsafe { libc::fork() } {
             0 => {
                 s.set_state(WorkerState::Running);
+                s.method.store(b"GET");
                 sb.header().accepted.fetch_add(5, Ordering::Relaxed);
                 // SAFETY: terminate the forked child without running the test harness.
                 unsafe { libc::_exit(0) }
@@ -164,6 +224,7 @@ mod tests {
                 unsafe { libc::waitpid(pid, &mut st, 0) };
                 assert_eq!(s.state(), WorkerState::Running);
                 assert_eq!(sb.header().accepted.load(Ordering::Relaxed), 5);
+                assert_eq!(s.method.load(), b"GET");
             }
             _ => panic!("fork failed"),
         }

@@ -276,6 +276,9 @@ impl Worker<'_> {
         let mut conn = ServerConn::new(stream);
         loop {
             self.slot.set_state(WorkerState::ReadingHeaders);
+            self.slot
+                .request_start_us
+                .store(crate::scoreboard::now_us(), Ordering::Relaxed);
             self.slot.requests.fetch_add(1, Ordering::Relaxed);
             self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
             let Ok(Some(req)) = conn.read_request() else {
@@ -334,6 +337,17 @@ impl Worker<'_> {
         let php_self = CString::new(trim_nul(&resolved.php_self)).unwrap_or_default();
 
         let action = self.action(method.is_some(), has_script_param, &resolved);
+        // What the master shows in timeout and slow-log lines (reference §3.7).
+        self.slot
+            .method
+            .store(method.as_ref().map_or(&b""[..], |m| m.as_bytes()));
+        self.slot
+            .request_uri
+            .store(uri.as_ref().map_or(&b""[..], |u| u.as_bytes()));
+        self.slot.query.store(query.as_bytes());
+        self.slot
+            .script
+            .store(script.as_ref().map_or(&b""[..], |u| u.as_bytes()));
 
         self.vars.clear();
         for (n, v) in req.params.iter_lifo() {
