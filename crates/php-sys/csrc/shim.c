@@ -228,6 +228,11 @@ bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
 		OFF(2, sapi_globals_struct, sapi_headers); OFF(3, sapi_globals_struct, headers_sent);
 		OFF(4, sapi_globals_struct, options);
 		return true;
+	case 7:
+		LAYOUT(sapi_header_line);
+		OFF(0, sapi_header_line, line); OFF(1, sapi_header_line, line_len);
+		OFF(2, sapi_header_line, response_code);
+		return true;
 	default:
 		return false;
 	}

@@ -37,7 +37,8 @@ typedef struct {
 	size_t offsets[16];
 } rfpm_shim_layout_t;
 /* which: 0 sapi_module_struct, 1 sapi_request_info, 2 sapi_headers_struct,
- * 3 sapi_header_struct, 4 zend_file_handle, 5 rfpm_shim_ini_t, 6 sapi_globals_struct.
+ * 3 sapi_header_struct, 4 zend_file_handle, 5 rfpm_shim_ini_t, 6 sapi_globals_struct,
+ * 7 sapi_header_line.
  * Returns false for an unknown id. */
 bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out);
 
