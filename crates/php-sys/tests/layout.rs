@@ -149,7 +149,11 @@ fn sapi_header_line_matches_c() {
         7,
         size_of::<T>(),
         align_of::<T>(),
-        &[offset_of!(T, line), offset_of!(T, line_len), offset_of!(T, response_code)],
+        &[
+            offset_of!(T, line),
+            offset_of!(T, line_len),
+            offset_of!(T, response_code),
+        ],
     );
 }
 

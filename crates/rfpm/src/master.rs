@@ -293,12 +293,12 @@ impl Runtime {
         // The master never starts threads (DESIGN.md §4.1): fork is safe here.
         // Signals wait while we fork: a new child must never run the master's handler
         // (it would write into the master's self-pipe).
-        os::mask_signals(&signals::MASTER_SIGNALS, true);
+        os::mask_signals(&signals::FORK_SIGNALS, true);
         let forked = os::fork();
         if let Ok(Fork::Child) = forked {
             signals::become_worker();
         }
-        os::mask_signals(&signals::MASTER_SIGNALS, false);
+        os::mask_signals(&signals::FORK_SIGNALS, false);
         match forked {
             Ok(Fork::Child) => {
                 if let Some(((_, out_w), (_, err_w))) = &pipes {
