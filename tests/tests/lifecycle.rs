@@ -487,3 +487,44 @@ fn daemon(kind: Kind) {
 both!(daemon_mode_and_pid_file, |kind| {
     daemon(kind);
 });
+
+/// As root without `-R` (reference §10.4): a pool without `user` and a pool running as
+/// root are both refused, exit 78. Skipped (with a message) when not run as root.
+fn refuse_root(kind: Kind) {
+    // SAFETY: a plain query.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = ok(tempfile::tempdir());
+    let base = format!(
+        "[global]\nerror_log = {}/fpm.log\ndaemonize = no\n[www]\nlisten = {}/fpm.sock\npm = static\npm.max_children = 1\n",
+        dir.path().display(),
+        dir.path().display()
+    );
+    let cases = [
+        ("", "ALERT: [pool www] user has not been defined"),
+        (
+            "user = root\n",
+            "ERROR: [pool www] please specify user and group other than root",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let conf = dir.path().join("php-fpm.conf");
+        ok(std::fs::write(&conf, format!("{base}{extra}")));
+        let out = ok(std::process::Command::new(kind.binary())
+            .args(["-n", "-F", "-O", "-y"])
+            .arg(&conf)
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .output());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{err}");
+        assert!(err.contains(expected), "{err}");
+        assert!(err.contains("ERROR: FPM initialization failed"), "{err}");
+    }
+}
+
+both!(root_is_refused_without_allow_to_run_as_root, |kind| {
+    refuse_root(kind);
+});
