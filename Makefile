@@ -8,9 +8,10 @@ export RFPM_BIN ?= $(abspath $(TARGET_DIR))/debug/rfpm
 
 # Debian packages: the PHP embed library and headers (build), php-fpm8.2 and php-cli
 # (the reference for differential tests and the php-src harness), nginx and curl
-# (end-to-end tests), libclang (bindgen), dpkg-dev/xz-utils (php-src suite download).
+# (end-to-end tests), libclang (bindgen), dpkg-dev/xz-utils (php-src suite download), acl
+# (getfacl, for the listen.acl_* tests).
 DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
-                libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates
+                libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl
 
 .PHONY: all deps build release run test unit integration conformance conformance-check lint clean bench
 
@@ -58,8 +59,14 @@ conformance: release
 test: lint unit integration conformance-check
 	@echo "make test: all passed"
 
-bench: release
-	@echo "bench: see bench/ (not yet built)"
+# Side-by-side benchmarks against php-fpm8.2 (bench/README.md); bounded, about 4 minutes.
+# Writes bench/RESULTS.md and the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
+DEB_PACKAGES += php8.2-cgi wrk
+BENCH_ARGS ?=
+bench: deps
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

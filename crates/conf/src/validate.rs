@@ -788,29 +788,48 @@ pub fn resolve_identity(
     Ok((id, diags))
 }
 
-/// Owner, group and mode for a pool's Unix socket (`listen.owner`,
-/// `listen.group`, `listen.mode`), resolved like php-fpm (errors carry the
-/// SYSERR suffix). `None` = leave as created.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Owner, group, mode and POSIX ACL entries for a pool's Unix socket
+/// (`listen.owner`, `listen.group`, `listen.mode`, `listen.acl_users`,
+/// `listen.acl_groups`), resolved like php-fpm (errors carry the SYSERR
+/// suffix).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SocketPerms {
+    /// `None` = leave as created.
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     /// `listen.mode` parsed as octal (strtoul base 8), default 0o660.
     pub mode: u32,
+    /// Users and groups that get an `rw` ACL entry (§6.2); when either list
+    /// is non-empty, `uid`/`gid` stay `None`.
+    pub acl_users: Vec<u32>,
+    pub acl_groups: Vec<u32>,
 }
 
-pub fn socket_permissions(pool: &PoolConf, sys: &dyn Sys) -> Result<SocketPerms, Failure> {
+impl SocketPerms {
+    /// Whether POSIX ACL entries are to be written.
+    pub fn has_acl(&self) -> bool {
+        !self.acl_users.is_empty() || !self.acl_groups.is_empty()
+    }
+}
+
+/// Resolves [`SocketPerms`]; the `Vec` holds php-fpm's warnings (owner/group
+/// ignored because ACLs are set).
+pub fn socket_permissions(
+    pool: &PoolConf,
+    sys: &dyn Sys,
+) -> Result<(SocketPerms, Vec<Diag>), Failure> {
     let name = &pool.name;
     let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
     let fail = |t: String| Failure {
         diags: vec![Diag::error(format!("[pool {name}] {t}"))],
     };
+    let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let mut warnings = Vec::new();
     let mut perms = SocketPerms {
-        uid: None,
-        gid: None,
         mode: 0o660,
+        ..SocketPerms::default()
     };
-    if let Some(m) = pool.listen_mode.as_ref().filter(|s| !s.is_empty()) {
+    if let Some(m) = set(&pool.listen_mode) {
         let digits: String = m
             .trim_start()
             .chars()
@@ -818,28 +837,53 @@ pub fn socket_permissions(pool: &PoolConf, sys: &dyn Sys) -> Result<SocketPerms,
             .collect();
         perms.mode = u32::from_str_radix(&digits, 8).unwrap_or(0);
     }
-    if let Some(o) = pool.listen_owner.as_ref().filter(|s| !s.is_empty()) {
-        if is_id(o) {
+    let acl_users = set(&pool.listen_acl_users);
+    let acl_groups = set(&pool.listen_acl_groups);
+    if acl_users.is_some() || acl_groups.is_some() {
+        // ACLs replace ownership; every entry is a name (split at ',', no trimming).
+        for (what, v) in [("owner", &pool.listen_owner), ("group", &pool.listen_group)] {
+            if let Some(v) = set(v) {
+                warnings.push(Diag::warning(format!(
+                    "[pool {name}] ACL set, listen.{what} = '{v}' is ignored"
+                )));
+            }
+        }
+        for u in acl_users.iter().flat_map(|l| l.split(',')) {
+            let pw = sys
+                .user_by_name(u)
+                .map_err(|e| fail(format!("cannot get uid for user '{u}'{}", e.suffix())))?;
+            perms.acl_users.push(pw.uid);
+        }
+        for g in acl_groups.iter().flat_map(|l| l.split(',')) {
+            let gid = sys
+                .group_by_name(g)
+                .map_err(|e| fail(format!("cannot get gid for group '{g}'{}", e.suffix())))?;
+            perms.acl_groups.push(gid);
+        }
+        return Ok((perms, warnings));
+    }
+    if let Some(o) = set(&pool.listen_owner) {
+        if is_id(&o) {
             perms.uid = Some(o.parse().unwrap_or(u32::MAX));
         } else {
             let pw = sys
-                .user_by_name(o)
+                .user_by_name(&o)
                 .map_err(|e| fail(format!("cannot get uid for user '{o}'{}", e.suffix())))?;
             perms.uid = Some(pw.uid);
             perms.gid = Some(pw.gid);
         }
     }
-    if let Some(g) = pool.listen_group.as_ref().filter(|s| !s.is_empty()) {
-        if is_id(g) {
+    if let Some(g) = set(&pool.listen_group) {
+        if is_id(&g) {
             perms.gid = Some(g.parse().unwrap_or(u32::MAX));
         } else {
             perms.gid = Some(
-                sys.group_by_name(g)
+                sys.group_by_name(&g)
                     .map_err(|e| fail(format!("cannot get gid for group '{g}'{}", e.suffix())))?,
             );
         }
     }
-    Ok(perms)
+    Ok((perms, warnings))
 }
 
 /// The master-level notice for a global `process.priority` when not root.
@@ -936,11 +980,32 @@ mod tests {
         let sp = socket_permissions(&p, &NoSys).ok();
         assert_eq!(
             sp,
-            Some(SocketPerms {
-                uid: Some(33),
-                gid: Some(33),
-                mode: 0o666
-            })
+            Some((
+                SocketPerms {
+                    uid: Some(33),
+                    gid: Some(33),
+                    mode: 0o666,
+                    ..SocketPerms::default()
+                },
+                vec![]
+            ))
+        );
+        // ACLs: owner/group ignored with a warning; names only, split without trimming.
+        p.listen_acl_users = Some("www-data".into());
+        let (sp, w) = socket_permissions(&p, &NoSys).unwrap_or_default();
+        assert_eq!((sp.uid, sp.has_acl()), (None, true));
+        assert_eq!(sp.acl_users, vec![33]);
+        assert_eq!(
+            w.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            ["WARNING: [pool www] ACL set, listen.owner = 'www-data' is ignored"]
+        );
+        p.listen_acl_users = Some("www-data, www-data".into());
+        let e = socket_permissions(&p, &NoSys)
+            .err()
+            .map(|f| f.diags[0].text.clone());
+        assert_eq!(
+            e.as_deref(),
+            Some("[pool www] cannot get uid for user ' www-data': Success (0)")
         );
     }
 

@@ -17,7 +17,6 @@ pub struct Loaded {
     /// The path as php-fpm shows it in `test is successful`.
     pub path_shown: String,
     pub daemonize: bool,
-    pub pools: Vec<Pool>,
     pub pid_file: Option<String>,
     pub process_control_timeout: u64,
 }
@@ -138,18 +137,23 @@ impl conf::Sys for OsSys {
     }
 }
 
-/// Loads, validates and prepares the configuration. `Err` is the exit code (the
-/// messages were logged).
-pub fn load(c: &Cli) -> Result<Loaded, i32> {
-    let is_root = os::geteuid() == 0;
-    let opts = conf::LoadOptions {
+/// The command line's part of the configuration stage.
+fn options(c: &Cli) -> conf::LoadOptions {
+    conf::LoadOptions {
         prefix: c.prefix.as_ref().map(PathBuf::from),
         pid_override: c.pid.clone(),
         daemonize_override: c.daemonize,
-        is_root,
+        is_root: os::geteuid() == 0,
         allow_root: c.allow_root,
         ..conf::LoadOptions::default()
-    };
+    }
+}
+
+/// Loads, validates and prepares the configuration. `Err` is the exit code (the
+/// messages were logged).
+pub fn load(c: &Cli) -> Result<Loaded, i32> {
+    let opts = options(c);
+    let is_root = opts.is_root;
     if let Some(p) = &c.prefix {
         if !Path::new(p).is_dir() {
             return Err(fail(&[conf::Diag::error(format!(
@@ -216,25 +220,100 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
         }
     });
 
-    let env = |n: &str| std::env::var(n).ok();
-    let mut pools = Vec::new();
-    for pc in &loaded.config.pools {
-        match Pool::from_conf(pc, is_root, c.allow_root, &env) {
-            Ok(p) => pools.push(p),
-            Err(msg) => {
-                crate::error!("{msg}");
-                crate::error!("FPM initialization failed");
-                return Err(EX_CONFIG);
-            }
-        }
-    }
     let g = &loaded.config.global;
     Ok(Loaded {
         path_shown: path,
         daemonize: g.daemonize,
         pid_file: g.pid.clone(),
         process_control_timeout: g.process_control_timeout.max(0) as u64,
-        pools,
         config: loaded.config,
     })
+}
+
+/// The global `rlimit_files` / `rlimit_core`, set on the master before it daemonises
+/// (reference §2.7); a failure is fatal (exit 78).
+pub fn apply_global_limits(g: &conf::GlobalConf) -> Result<(), i32> {
+    for (which, value, name, res) in [
+        (
+            os::Rlimit::Files,
+            g.rlimit_files,
+            "rlimit_files",
+            "RLIMIT_NOFILE",
+        ),
+        (
+            os::Rlimit::Core,
+            g.rlimit_core,
+            "rlimit_core",
+            "RLIMIT_CORE",
+        ),
+    ] {
+        if value == 0 {
+            continue;
+        }
+        if let Err(e) = os::set_rlimit(which, value) {
+            crate::error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "failed to set {name} for this pool. Please check your system limits or decrease {name}. setrlimit({res}, {value})"
+            );
+            crate::error!("FPM initialization failed");
+            return Err(EX_CONFIG);
+        }
+    }
+    Ok(())
+}
+
+/// The global `process.priority` (after daemonising): set when root, else php-fpm's
+/// notice. `Err` is the exit code (messages logged).
+pub fn apply_global_priority(config: &conf::Config, c: &Cli) -> Result<(), i32> {
+    let opts = options(c);
+    if let Some(d) = conf::global_priority_notice(config, &opts) {
+        print_diags(&[d]);
+        return Ok(());
+    }
+    let prio = config.global.process_priority;
+    if opts.is_root && prio != conf::model::PRIORITY_UNSET {
+        if let Err(e) = os::set_priority(prio) {
+            crate::error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "Unable to set priority for the master process"
+            );
+            crate::error!("FPM initialization failed");
+            return Err(EX_CONFIG);
+        }
+    }
+    Ok(())
+}
+
+/// The pools ready to run: every pool's identity first (with the non-root notices),
+/// then every pool's socket permissions, as php-fpm resolves them after daemonising.
+/// `Err` is the exit code (messages logged).
+pub fn pools(config: &conf::Config, c: &Cli) -> Result<Vec<Pool>, i32> {
+    let opts = options(c);
+    let sys = OsSys {
+        use_stderr: true,
+        opened_error_log: Cell::new(false),
+    };
+    let mut identities = Vec::new();
+    for pc in &config.pools {
+        match conf::resolve_identity(pc, &sys, &opts) {
+            Ok((id, diags)) => {
+                print_diags(&diags);
+                identities.push(id);
+            }
+            Err(f) => return Err(fail(&f.diags)),
+        }
+    }
+    let env = |n: &str| std::env::var(n).ok();
+    let mut pools = Vec::new();
+    for (pc, id) in config.pools.iter().zip(identities) {
+        let perms = match conf::socket_permissions(pc, &sys) {
+            Ok((perms, diags)) => {
+                print_diags(&diags);
+                perms
+            }
+            Err(f) => return Err(fail(&f.diags)),
+        };
+        pools.push(Pool::from_conf(pc, id, perms, opts.is_root, &env));
+    }
+    Ok(pools)
 }

@@ -61,9 +61,15 @@ impl Listener {
 /// Ownership and mode of a Unix socket file.
 #[derive(Debug, Clone, Default)]
 pub struct UnixPerms {
+    /// The pool, for the messages.
+    pub pool: String,
     pub mode: u32,
     pub owner: Option<u32>,
     pub group: Option<u32>,
+    /// `listen.acl_users` / `listen.acl_groups` resolved (reference §6.2); when either is
+    /// non-empty an ACL is written instead of changing the owner.
+    pub acl_users: Vec<u32>,
+    pub acl_groups: Vec<u32>,
 }
 
 /// Log lines produced while binding (non-fatal notices).
@@ -291,9 +297,22 @@ fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, St
             os::syserr(&e)
         )
     })?;
-    if perms.owner.is_some() || perms.group.is_some() {
-        os::chown(path, perms.owner, perms.group)
-            .map_err(|e| format!("failed to chown() the socket '{path}'{}", os::syserr(&e)))?;
+    let pool = &perms.pool;
+    if !perms.acl_users.is_empty() || !perms.acl_groups.is_empty() {
+        let acl = crate::acl::encode(perms.mode & 0o777, &perms.acl_users, &perms.acl_groups);
+        os::set_access_acl(path, &acl).map_err(|e| {
+            format!(
+                "[pool {pool}] failed to write the ACL of the socket '{path}'{}",
+                os::syserr(&e)
+            )
+        })?;
+    } else if perms.owner.is_some() || perms.group.is_some() {
+        os::chown(path, perms.owner, perms.group).map_err(|e| {
+            format!(
+                "[pool {pool}] failed to chown() the socket '{path}'{}",
+                os::syserr(&e)
+            )
+        })?;
     }
     s.listen(backlog)
         .map_err(|e| format!("failed to listen to address '{path}'{}", os::syserr(&e)))?;
@@ -366,8 +385,7 @@ mod tests {
             16,
             &UnixPerms {
                 mode: 0o660,
-                owner: None,
-                group: None,
+                ..UnixPerms::default()
             },
             &mut Vec::new(),
             &mut n,
@@ -380,8 +398,7 @@ mod tests {
             16,
             &UnixPerms {
                 mode: 0o660,
-                owner: None,
-                group: None,
+                ..UnixPerms::default()
             },
             &mut Vec::new(),
             &mut n,

@@ -3,6 +3,8 @@
 //! `main` follows php-fpm's start-up order (reference §3.1): signals, PHP module
 //! start-up, configuration, daemonisation, sockets, PID file, workers.
 
+mod access;
+mod acl;
 mod capture;
 mod cli;
 mod config;
@@ -17,6 +19,7 @@ mod pool;
 mod request_cmd;
 mod scoreboard;
 mod signals;
+mod status;
 mod systemd;
 mod timeouts;
 mod title;
@@ -125,7 +128,12 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         return EX_OK;
     }
 
-    // 5. Daemonise (after the configuration was read, so its errors reach the terminal);
+    // 5. The master's resource limits (before daemonising: a failure exits 78).
+    if let Err(code) = config::apply_global_limits(&loaded.config.global) {
+        return code;
+    }
+
+    // 6. Daemonise (after the configuration was read, so its errors reach the terminal);
     // an image re-executed by a reload already is the daemon and keeps its PID.
     let reexec = std::env::var_os(master::REEXEC_ENV).is_some();
     std::env::remove_var(master::REEXEC_ENV);
@@ -138,8 +146,16 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         None
     };
     os::setsid();
+    if let Err(code) = config::apply_global_priority(&loaded.config, &c) {
+        return daemon_failed(daemon_pipe, code);
+    }
+    // 7. The pools: identities and socket permissions.
+    let pools = match config::pools(&loaded.config, &c) {
+        Ok(p) => p,
+        Err(code) => return daemon_failed(daemon_pipe, code),
+    };
 
-    // 7. The master's title.
+    // 8. The master's title.
     let title_area = title::init();
     if let Some(area) = title_area {
         title::set(
@@ -151,12 +167,15 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     // 9. Sockets: those the previous image handed over first.
     let mut inherited = listen::take_inherited();
     let mut listeners = Vec::new();
-    for p in &loaded.pools {
+    for p in &pools {
         let mut notices = Vec::new();
         let perms = listen::UnixPerms {
-            mode: p.listen_mode,
-            owner: p.listen_owner,
-            group: p.listen_group,
+            pool: p.name.clone(),
+            mode: p.socket.mode,
+            owner: p.socket.uid,
+            group: p.socket.gid,
+            acl_users: p.socket.acl_users.clone(),
+            acl_groups: p.socket.acl_groups.clone(),
         };
         let res = listen::open(&p.listen, p.backlog, &perms, &mut inherited, &mut notices);
         for n in notices {
@@ -173,6 +192,23 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     }
 
     listen::close_unused(inherited);
+
+    // Access logs: opened by the master now, written by the workers (reference §5.5).
+    let mut access_logs = Vec::new();
+    for p in &pools {
+        match p.access_log.as_deref().map(os::open_append) {
+            None => access_logs.push(None),
+            Some(Ok(fd)) => access_logs.push(Some(fd)),
+            Some(Err(e)) => {
+                error_sys!(
+                    e.raw_os_error().unwrap_or(0),
+                    "failed to open access log ({})",
+                    p.access_log.as_deref().unwrap_or_default()
+                );
+                return daemon_failed(daemon_pipe, EX_CONFIG);
+            }
+        }
+    }
 
     // 10. PID file.
     if let Some(pid) = &loaded.pid_file {
@@ -196,12 +232,13 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     let master = master::Master {
         argv,
         title_area,
-        pools: loaded.pools,
+        pools,
         listeners,
         pid_file: loaded.pid_file,
         process_control_timeout: Duration::from_secs(loaded.process_control_timeout),
         global: loaded.config.global.clone(),
         signal_pipe,
+        access_logs,
     };
     let code = master.run();
     sapi::shutdown();

@@ -400,24 +400,33 @@ pub fn group_by_name(name: &str) -> Option<u32> {
     }
 }
 
-/// setgid + initgroups + setuid, in that order (reference §3.8).
-pub fn switch_user(name: &str, uid: u32, gid: u32) -> Result<(), String> {
-    // SAFETY: plain syscalls with valid arguments.
-    unsafe {
-        if libc::setgid(gid) < 0 {
+/// setgid (when `gid` is not 0) + initgroups (when a user name is known) + setuid (when
+/// `uid` is not 0), in that order, like php-fpm's worker (reference §3.8). `Err` is
+/// php-fpm's message with the SYSERR suffix.
+pub fn switch_user(initgroups_user: Option<&str>, uid: u32, gid: u32) -> Result<(), String> {
+    if gid != 0 {
+        // SAFETY: plain syscall.
+        if unsafe { libc::setgid(gid) } < 0 {
             return Err(format!(
                 "failed to setgid({gid}){}",
                 syserr(&io::Error::last_os_error())
             ));
         }
-        let cname = CString::new(name).unwrap_or_default();
-        if !name.is_empty() && libc::initgroups(cname.as_ptr(), gid) < 0 {
+    }
+    if let Some(name) = initgroups_user {
+        let cname =
+            CString::new(name).map_err(|_| format!("failed to initgroups({name}, {gid})"))?;
+        // SAFETY: NUL-terminated name; initgroups reads the group database.
+        if unsafe { libc::initgroups(cname.as_ptr(), gid) } < 0 {
             return Err(format!(
                 "failed to initgroups({name}, {gid}){}",
                 syserr(&io::Error::last_os_error())
             ));
         }
-        if libc::setuid(uid) < 0 {
+    }
+    if uid != 0 {
+        // SAFETY: plain syscall.
+        if unsafe { libc::setuid(uid) } < 0 {
             return Err(format!(
                 "failed to setuid({uid}){}",
                 syserr(&io::Error::last_os_error())
@@ -425,6 +434,67 @@ pub fn switch_user(name: &str, uid: u32, gid: u32) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Which limit [`set_rlimit`] sets.
+#[derive(Debug, Clone, Copy)]
+pub enum Rlimit {
+    Files,
+    Core,
+}
+
+/// setrlimit with soft = hard = `value` (`-1` = unlimited, for `rlimit_core`).
+pub fn set_rlimit(which: Rlimit, value: i32) -> io::Result<()> {
+    let v = if value < 0 {
+        libc::RLIM_INFINITY
+    } else {
+        value as libc::rlim_t
+    };
+    let lim = libc::rlimit {
+        rlim_cur: v,
+        rlim_max: v,
+    };
+    let res = match which {
+        Rlimit::Files => libc::RLIMIT_NOFILE,
+        Rlimit::Core => libc::RLIMIT_CORE,
+    };
+    // SAFETY: a valid rlimit struct.
+    cvt(unsafe { libc::setrlimit(res, &lim) }).map(drop)
+}
+
+/// setpriority(PRIO_PROCESS, 0, prio): the nice value of this process.
+pub fn set_priority(prio: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on ourselves.
+    cvt(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, prio) }).map(drop)
+}
+
+pub fn chroot(path: &str) -> io::Result<()> {
+    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: NUL-terminated path.
+    cvt(unsafe { libc::chroot(c.as_ptr()) }).map(drop)
+}
+
+/// prctl(PR_SET_DUMPABLE, 1).
+pub fn set_dumpable() -> io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) }).map(drop)
+}
+
+/// Writes the access ACL of a file (the `system.posix_acl_access` attribute, the
+/// kernel's own format; see [`crate::acl`]).
+pub fn set_access_acl(path: &str, xattr: &[u8]) -> io::Result<()> {
+    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: NUL-terminated path and name, a buffer with its length.
+    cvt(unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            xattr.as_ptr().cast(),
+            xattr.len(),
+            0,
+        )
+    })
+    .map(drop)
 }
 
 pub fn umask(mask: u32) -> u32 {
@@ -445,4 +515,86 @@ pub fn shutdown_write(fd: RawFd) {
     unsafe {
         libc::shutdown(fd, libc::SHUT_WR);
     }
+}
+
+/// `strftime(fmt)` of a Unix time in local time (`TZ`, `/etc/localtime`); at most 256
+/// bytes of output, empty when the format produces nothing or more.
+pub fn strftime_local(secs: i64, fmt: &str) -> String {
+    let Ok(cfmt) = CString::new(fmt) else {
+        return String::new();
+    };
+    let t = secs as libc::time_t;
+    let mut buf = [0u8; 256];
+    // SAFETY: `tm` is plain data for which zero bytes are valid; localtime_r writes only
+    // into it; strftime writes at most buf.len() bytes into buf and returns the count.
+    let n = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return String::new();
+        }
+        libc::strftime(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            cfmt.as_ptr(),
+            &tm,
+        )
+    };
+    String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned()
+}
+
+/// CPU time used by this process and its reaped children, µs: (user, system), at the
+/// clock-tick resolution of times(2) (as php-fpm measures it).
+pub fn cpu_times_us() -> (u64, u64) {
+    // SAFETY: `tms` is plain data; times() only writes into it; sysconf is a query.
+    let (tms, tick) = unsafe {
+        let mut tms: libc::tms = std::mem::zeroed();
+        libc::times(&mut tms);
+        (tms, libc::sysconf(libc::_SC_CLK_TCK))
+    };
+    let tick = if tick > 0 { tick as u64 } else { 100 };
+    let us = |t: libc::clock_t| (t.max(0) as u64).saturating_mul(1_000_000) / tick;
+    (
+        us(tms.tms_utime) + us(tms.tms_cutime),
+        us(tms.tms_stime) + us(tms.tms_cstime),
+    )
+}
+
+/// A listening TCP socket's accept queue: (waiting connections, capacity), from
+/// `TCP_INFO` (Linux reports them in `tcpi_unacked` and `tcpi_sacked` for a socket in
+/// LISTEN state). `None` for other sockets.
+pub fn listen_queue(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: `tcp_info` is plain data; getsockopt writes at most `len` bytes into it.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut libc::tcp_info as *mut libc::c_void,
+            &mut len,
+        );
+        // TCP_LISTEN is state 10 in the kernel's numbering.
+        if r != 0 || info.tcpi_state != 10 {
+            return None;
+        }
+        Some((u64::from(info.tcpi_unacked), u64::from(info.tcpi_sacked)))
+    }
+}
+
+/// The parent's pid.
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: plain query.
+    unsafe { libc::getppid() }
+}
+
+/// Opens an access log (append, create with mode 0600, close-on-exec).
+pub fn open_append(path: &str) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    Ok(OwnedFd::from(f))
 }

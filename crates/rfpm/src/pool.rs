@@ -1,16 +1,7 @@
 //! A pool as the master and its workers use it: the validated configuration turned
-//! into ready-to-use values (uids resolved, lists split).
-use crate::os;
+//! into ready-to-use values (identity and socket permissions resolved by `conf`, lists
+//! split, the worker environment computed).
 use conf::PoolConf;
-
-/// The pool's user after lookup.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub user: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: String,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pm {
@@ -25,9 +16,8 @@ pub struct Pool {
     pub listen: String,
     pub is_unix: bool,
     pub backlog: i32,
-    pub listen_mode: u32,
-    pub listen_owner: Option<u32>,
-    pub listen_group: Option<u32>,
+    /// `listen.mode`, `listen.owner`/`listen.group`, `listen.acl_*` resolved.
+    pub socket: conf::SocketPerms,
     pub pm: Pm,
     pub max_children: usize,
     pub start_servers: usize,
@@ -36,10 +26,21 @@ pub struct Pool {
     pub max_spawn_rate: usize,
     pub idle_timeout: u64,
     pub max_requests: u64,
-    pub identity: Option<Identity>,
-    pub clear_env: bool,
-    pub env: Vec<(String, String)>,
+    /// What the worker switches to (uid/gid only when the master is root) and its
+    /// `USER`/`HOME`.
+    pub identity: conf::Identity,
+    /// `rlimit_files` / `rlimit_core` for each worker (0 = inherit, core -1 = unlimited).
+    pub rlimit_files: i32,
+    pub rlimit_core: i32,
+    /// `chroot` (root master only; `$prefix` already resolved).
+    pub chroot: Option<String>,
     pub chdir: Option<String>,
+    /// `process.priority` (root master only).
+    pub priority: Option<i32>,
+    pub dumpable: bool,
+    pub clear_env: bool,
+    /// `env[]` in application order, `$VAR` values already taken from the master.
+    pub env: Vec<(String, String)>,
     pub limit_extensions: Vec<Vec<u8>>,
     pub ping: Option<(Vec<u8>, Vec<u8>)>,
     pub catch_workers_output: bool,
@@ -55,95 +56,38 @@ pub struct Pool {
     /// The slow-log file and `request_slowlog_trace_depth`.
     pub slowlog: Option<String>,
     pub slowlog_depth: usize,
-}
-
-fn lookup_uid(v: &str) -> Option<(u32, Option<os::User>)> {
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        let uid: u32 = v.parse().ok()?;
-        return Some((uid, os::user_by_uid(uid)));
-    }
-    os::user_by_name(v).map(|u| (u.uid, Some(u)))
-}
-
-fn lookup_gid(v: &str) -> Option<u32> {
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        return v.parse().ok();
-    }
-    os::group_by_name(v)
+    /// `pm.status_path` (reference §9).
+    pub status_path: Option<Vec<u8>>,
+    /// A hidden `pm.status_listen` pool: index of the pool whose status it shows.
+    pub shared: Option<usize>,
+    /// `access.log` (resolved path) and `access.format`.
+    pub access_log: Option<String>,
+    pub access_format: Vec<u8>,
+    /// `access.suppress_path[]`.
+    pub suppress_paths: Vec<Vec<u8>>,
 }
 
 impl Pool {
-    /// Builds the runtime pool; `Err` is php-fpm's message for an unknown user/group or
-    /// a root pool without `-R`.
+    /// Builds the runtime pool from its configuration and what the master resolved at
+    /// start (`conf::resolve_identity`, `conf::socket_permissions`).
     pub fn from_conf(
         c: &PoolConf,
+        identity: conf::Identity,
+        socket: conf::SocketPerms,
         is_root: bool,
-        allow_root: bool,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Pool, String> {
-        let name = c.name.clone();
-        let mut identity = None;
-        if is_root {
-            if let Some(user) = c.user.as_deref().filter(|u| !u.is_empty()) {
-                let (uid, pw) = lookup_uid(user)
-                    .ok_or_else(|| format!("[pool {name}] cannot get uid for user '{user}'"))?;
-                let (mut gid, uname, home) = match pw {
-                    Some(p) => (p.gid, p.name, p.home),
-                    None => (0, String::new(), String::new()),
-                };
-                if let Some(group) = c.group.as_deref().filter(|g| !g.is_empty()) {
-                    gid = lookup_gid(group).ok_or_else(|| {
-                        format!("[pool {name}] cannot get gid for group '{group}'")
-                    })?;
-                }
-                if !allow_root && (uid == 0 || gid == 0) {
-                    return Err(format!(
-                        "[pool {name}] please specify user and group other than root"
-                    ));
-                }
-                identity = Some(Identity {
-                    user: uname,
-                    uid,
-                    gid,
-                    home,
-                });
-            }
-        }
+    ) -> Pool {
         let listen = c.listen.clone().unwrap_or_default();
         let is_unix = conf::model::address_is_unix(&listen);
-        let listen_owner = match c.listen_owner.as_deref().filter(|s| !s.is_empty()) {
-            Some(o) => Some(
-                lookup_uid(o)
-                    .map(|(u, _)| u)
-                    .ok_or_else(|| format!("[pool {name}] cannot get uid for user '{o}'"))?,
-            ),
-            None => None,
-        };
-        let listen_group = match c.listen_group.as_deref().filter(|s| !s.is_empty()) {
-            Some(g) => Some(
-                lookup_gid(g)
-                    .ok_or_else(|| format!("[pool {name}] cannot get gid for group '{g}'"))?,
-            ),
-            None => None,
-        };
-        let listen_mode = c
-            .listen_mode
-            .as_deref()
-            .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
-            .unwrap_or(0o660);
         let pm = match c.pm {
             Some(conf::Pm::Dynamic) => Pm::Dynamic,
             Some(conf::Pm::Ondemand) => Pm::Ondemand,
             _ => Pm::Static,
         };
-        let exts = c
-            .security_limit_extensions
-            .clone()
-            .unwrap_or_else(|| ".php .phar".to_string());
-        let limit_extensions = exts
-            .split([' ', '\t'])
-            .filter(|s| !s.is_empty())
-            .map(|s| s.as_bytes().to_vec())
+        let limit_extensions = c
+            .limit_extensions()
+            .into_iter()
+            .map(String::into_bytes)
             .collect();
         let ping = c.ping_path.as_deref().filter(|p| !p.is_empty()).map(|p| {
             (
@@ -154,26 +98,14 @@ impl Pool {
                     .into_bytes(),
             )
         });
-        // env[X] = $Y takes the master's variable Y; the first definition wins.
-        let mut envs: Vec<(String, String)> = Vec::new();
-        for kv in &c.env {
-            if envs.iter().any(|(k, _)| *k == kv.key) {
-                continue;
-            }
-            let value = match kv.value.strip_prefix('$') {
-                Some(var) => env(var).unwrap_or_default(),
-                None => kv.value.clone(),
-            };
-            envs.push((kv.key.clone(), value));
-        }
-        Ok(Pool {
-            name,
+        let priority = (is_root && c.process_priority != conf::model::PRIORITY_UNSET)
+            .then_some(c.process_priority);
+        Pool {
+            name: c.name.clone(),
             listen,
             is_unix,
             backlog: c.listen_backlog,
-            listen_mode,
-            listen_owner,
-            listen_group,
+            socket,
             pm,
             max_children: c.pm_max_children.max(0) as usize,
             start_servers: c.pm_start_servers.max(0) as usize,
@@ -183,9 +115,14 @@ impl Pool {
             idle_timeout: c.pm_process_idle_timeout.max(1) as u64,
             max_requests: c.pm_max_requests.max(0) as u64,
             identity,
-            clear_env: c.clear_env,
-            env: envs,
+            rlimit_files: c.rlimit_files,
+            rlimit_core: c.rlimit_core,
+            chroot: c.chroot.clone().filter(|d| is_root && !d.is_empty()),
             chdir: c.chdir.clone().filter(|d| !d.is_empty()),
+            priority,
+            dumpable: c.process_dumpable,
+            clear_env: c.clear_env,
+            env: c.worker_env(env),
             limit_extensions,
             ping,
             catch_workers_output: c.catch_workers_output,
@@ -212,7 +149,24 @@ impl Pool {
                 d if d > 0 => d as usize,
                 _ => 20,
             },
-        })
+            status_path: c
+                .pm_status_path
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(|p| p.as_bytes().to_vec()),
+            shared: c.shared,
+            access_log: c.access_log.clone().filter(|s| !s.is_empty()),
+            access_format: c
+                .access_format
+                .clone()
+                .unwrap_or_else(|| conf::model::DEFAULT_ACCESS_FORMAT.into())
+                .into_bytes(),
+            suppress_paths: c
+                .access_suppress_path
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect(),
+        }
     }
 
     pub fn pm_conf(&self) -> crate::pm::PmConf {
@@ -223,6 +177,15 @@ impl Pool {
             max_spare: self.max_spare,
             max_spawn_rate: self.max_spawn_rate,
             idle_timeout: self.idle_timeout,
+        }
+    }
+
+    /// The process manager's name on the status page.
+    pub fn pm_name(&self) -> &'static str {
+        match self.pm {
+            Pm::Static => "static",
+            Pm::Dynamic => "dynamic",
+            Pm::Ondemand => "ondemand",
         }
     }
 

@@ -1,0 +1,208 @@
+//! `-t` / `-tt` (reference §1.5, §2): rfpm and php-fpm8.2 run on the same configurations
+//! and must print the same lines (after the timestamp) with the same exit code.
+//!
+//! The configurations are the corpus of crate `conf` (`crates/conf/tests/corpus/*`:
+//! valid files and one per error message; `@DIR@` stands for the temp dir a case is
+//! copied to, an optional `args` file holds extra options). Each case runs as root with
+//! `-R`, as root without it, and as `nobody` (non-root), with a fixed environment.
+//! Debian's stock `/etc/php/8.2/fpm/php-fpm.conf` (with `pool.d/www.conf`) is compared
+//! in place.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use integration::{rfpm_bin, workspace_dir, PHP_FPM_BIN};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// root, `-R`
+    RootR,
+    /// root, no `-R`
+    Root,
+    /// uid/gid 65534 (nobody/nogroup)
+    Nobody,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::RootR => "root -R",
+            Mode::Root => "root",
+            Mode::Nobody => "nobody",
+        }
+    }
+}
+
+/// Removes the `[dd-Mon-yyyy hh:mm:ss] ` prefix of a log line.
+fn strip_time(line: &str) -> &str {
+    let b = line.as_bytes();
+    if b.len() >= 23 && b[0] == b'[' && b[21] == b']' && b[22] == b' ' {
+        &line[23..]
+    } else {
+        line
+    }
+}
+
+fn copy_case(from: &Path, to: &Path, dir: &str) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    for e in std::fs::read_dir(from).expect("read case") {
+        let e = e.expect("entry");
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        if src.is_dir() {
+            copy_case(&src, &dst, dir);
+        } else if !e.file_name().to_string_lossy().starts_with("expected-") {
+            let text = std::fs::read(&src).expect("read");
+            let text = String::from_utf8_lossy(&text).replace("@DIR@", dir);
+            std::fs::write(&dst, text).expect("write");
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+    }
+}
+
+/// Runs `bin -n -tt` on a fresh copy of `case`; returns the normalised output and exit code.
+fn run(bin: &Path, case: &Path, mode: Mode) -> String {
+    let tmp = tempfile::Builder::new()
+        .prefix("itest-conf-")
+        .tempdir()
+        .expect("tempdir");
+    let dir = tmp.path().to_string_lossy().into_owned();
+    copy_case(case, tmp.path(), &dir);
+    let mut args: Vec<String> = std::fs::read_to_string(tmp.path().join("args"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if mode == Mode::RootR {
+        args.push("-R".into());
+    }
+    let conf = tmp.path().join("php-fpm.conf");
+    let mut cmd = if mode == Mode::Nobody {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        c.arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.arg("-n")
+        .arg("-tt")
+        .args(&args)
+        .arg("-y")
+        .arg(&conf)
+        .current_dir(tmp.path())
+        .env_clear()
+        .envs([
+            ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            ("HOME", "/root"),
+            ("TESTVAR", "hello"),
+            ("TESTNUM", "7"),
+            ("TESTBOOL", "on"),
+            ("TMPDIR", "/tmp"),
+        ])
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("run");
+    // Both streams: php-fpm writes its log lines to stderr, PHP's own parse errors too.
+    let mut text = String::new();
+    for stream in [&out.stdout, &out.stderr] {
+        for line in String::from_utf8_lossy(stream).lines() {
+            text.push_str(&strip_time(line).replace(&dir, "@DIR@"));
+            text.push('\n');
+        }
+    }
+    text.push_str(&format!("rc={}\n", out.status.code().unwrap_or(-1)));
+    text
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let root = workspace_dir().join("crates/conf/tests/corpus");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("corpus dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    cases
+}
+
+fn compare(modes: &[Mode]) {
+    let rfpm = rfpm_bin();
+    assert!(
+        rfpm.exists(),
+        "{} missing (cargo build -p rfpm)",
+        rfpm.display()
+    );
+    let cases = corpus();
+    assert!(cases.len() >= 40, "corpus too small: {}", cases.len());
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for case in &cases {
+        for &mode in modes {
+            let expected = run(Path::new(PHP_FPM_BIN), case, mode);
+            let actual = run(&rfpm, case, mode);
+            compared += 1;
+            if actual != expected {
+                failures.push(format!(
+                    "=== {} ({})\n--- php-fpm8.2\n{expected}--- rfpm\n{actual}",
+                    case.display(),
+                    mode.name()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} runs differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn corpus_as_root_with_r() {
+    compare(&[Mode::RootR]);
+}
+
+#[test]
+fn corpus_as_root() {
+    compare(&[Mode::Root]);
+}
+
+#[test]
+fn corpus_as_nobody() {
+    compare(&[Mode::Nobody]);
+}
+
+/// `-t` (not `-tt`) on the stock Debian configuration, and `-tt`: identical output.
+#[test]
+fn debian_stock_config() {
+    let conf = "/etc/php/8.2/fpm/php-fpm.conf";
+    if !Path::new(conf).exists() {
+        panic!("{conf} missing (package php8.2-fpm: make deps)");
+    }
+    let run = |bin: &Path, t: &str| {
+        let out = Command::new(bin)
+            .args(["-n", t, "-y", conf])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let text: String = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| format!("{}\n", strip_time(l)))
+            .collect();
+        (text, out.status.code(), out.stdout)
+    };
+    for t in ["-t", "-tt"] {
+        let expected = run(Path::new(PHP_FPM_BIN), t);
+        let actual = run(&rfpm_bin(), t);
+        assert_eq!(actual, expected, "{t}");
+        assert_eq!(expected.1, Some(0), "{t}");
+        if t == "-tt" {
+            assert!(expected
+                .0
+                .contains("NOTICE: \tlisten = /run/php/php8.2-fpm.sock\n"));
+        }
+    }
+}
