@@ -106,7 +106,8 @@ both!(ondemand_spawns_and_reaps, |kind| {
         Fpm::builder(kind)
             .pool_line("pm = ondemand")
             .pool_line("pm.max_children = 2")
-            .pool_line("pm.process_idle_timeout = 1s"),
+            .pool_line("pm.process_idle_timeout = 1s")
+            .global("log_level = debug"),
     );
     assert!(fpm.worker_pids().is_empty());
     let r = ok(fpm.request("pid.php", &[]));
@@ -119,6 +120,12 @@ both!(ondemand_spawns_and_reaps, |kind| {
         "{}",
         fpm.log()
     );
+    // Reaped by the master (DEBUG line): until then it still counts as an idle worker, and
+    // php-fpm would leave a new connection waiting for the next readiness edge.
+    ok(fpm.wait_log(
+        &format!("[pool www] child {pid} has been killed by the process management after "),
+        DEADLINE,
+    ));
     assert!(!fpm.log_contains(&format!("child {pid} exited")));
     // And spawned again on demand.
     let r = ok(fpm.request("pid.php", &[]));
