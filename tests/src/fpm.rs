@@ -23,9 +23,17 @@ pub struct FpmBuilder {
     args: Vec<String>,
     with_config: bool,
     env: Vec<(String, String)>,
+    log_to_file: bool,
 }
 
 impl FpmBuilder {
+    /// Runs without `-O`: the master logs into the configured `error_log` file
+    /// (`<tmp>/fpm.log`), which [`Fpm::log`] then reads.
+    pub fn log_to_file(mut self) -> Self {
+        self.log_to_file = true;
+        self
+    }
+
     /// Adds a line to the `[global]` section (after the harness' own lines).
     pub fn global(mut self, line: impl Into<String>) -> Self {
         self.global.push(line.into());
@@ -107,7 +115,10 @@ impl FpmBuilder {
         for d in &self.defines {
             cmd.arg("-d").arg(d);
         }
-        cmd.args(["-R", "-F", "-O"]);
+        cmd.args(["-R", "-F"]);
+        if !self.log_to_file {
+            cmd.arg("-O");
+        }
         if self.with_config {
             std::fs::write(&conf_path, self.config_text(&root))
                 .map_err(|e| HarnessError::io(format!("writing {}", conf_path.display()), e))?;
@@ -138,6 +149,11 @@ impl FpmBuilder {
             child: Mutex::new(Some(child)),
             conf_path,
             listen,
+            log_name: if self.log_to_file {
+                "fpm.log"
+            } else {
+                STDERR_LOG
+            },
             dir,
         })
     }
@@ -194,6 +210,8 @@ pub struct Fpm {
     child: Mutex<Option<Child>>,
     conf_path: PathBuf,
     listen: PathBuf,
+    /// The file the master log goes to (in the temp dir).
+    log_name: &'static str,
     // Declared last: removed after the processes are gone.
     dir: tempfile::TempDir,
 }
@@ -210,6 +228,7 @@ impl Fpm {
             args: Vec::new(),
             with_config: true,
             env: Vec::new(),
+            log_to_file: false,
         }
     }
 
@@ -245,9 +264,10 @@ impl Fpm {
         fixtures_dir()
     }
 
-    /// Everything the master wrote to its stderr so far.
+    /// Everything the master logged so far (its stderr, or the error log file with
+    /// [`FpmBuilder::log_to_file`]).
     pub fn log(&self) -> String {
-        read_lossy(&self.dir().join(STDERR_LOG))
+        read_lossy(&self.dir().join(self.log_name))
     }
 
     /// The configured `error_log` file (unused with `-O`, but created).

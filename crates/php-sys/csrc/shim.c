@@ -491,6 +491,25 @@ void rfpm_shim_activate_dir_config(const char *dir, size_t dir_len, const char *
 	php_ini_activate_config(&entry->config, PHP_INI_PERDIR, PHP_INI_STAGE_HTACCESS);
 }
 
+void rfpm_shim_stack_layout(rfpm_shim_stack_layout_t *out)
+{
+	out->eg_address = (uintptr_t) &executor_globals;
+	out->eg_current_execute_data = offsetof(zend_executor_globals, current_execute_data);
+	out->ex_opline = offsetof(zend_execute_data, opline);
+	out->ex_func = offsetof(zend_execute_data, func);
+	out->ex_this_type_info = offsetof(zend_execute_data, This) + offsetof(zval, u1.type_info);
+	out->ex_prev_execute_data = offsetof(zend_execute_data, prev_execute_data);
+	out->fn_type = offsetof(zend_function, type);
+	out->fn_common_function_name = offsetof(zend_function, common.function_name);
+	out->op_array_filename = offsetof(zend_function, op_array.filename);
+	out->op_lineno = offsetof(zend_op, lineno);
+	out->str_len = offsetof(zend_string, len);
+	out->str_val = offsetof(zend_string, val);
+	out->call_kind_mask = ZEND_CALL_CODE | ZEND_CALL_TOP;
+	out->call_top_code = ZEND_CALL_TOP_CODE;
+	out->call_nested_code = ZEND_CALL_NESTED_CODE;
+}
+
 typedef struct {
 	rfpm_shim_ini_entry_cb cb;
 	void *ctx;

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Outcome of a guarded call into PHP. */
 typedef enum {
@@ -103,6 +104,29 @@ size_t rfpm_shim_read_post(char *buf, size_t count);
 
 /* The -d definitions as an INI string (php_ini_builder), malloc'ed; NULL if n == 0. */
 char *rfpm_shim_ini_entries(const char *const *defines, size_t n);
+
+/* Where a worker's PHP stack lives, for the master's slow log (reference §3.7): the
+ * address of executor_globals (the same in every forked worker) and the offsets and
+ * constants the walk needs, as the C compiler lays them out. */
+typedef struct {
+	uintptr_t eg_address;
+	size_t eg_current_execute_data;
+	size_t ex_opline;
+	size_t ex_func;
+	size_t ex_this_type_info;
+	size_t ex_prev_execute_data;
+	size_t fn_type;
+	size_t fn_common_function_name;
+	size_t op_array_filename;
+	size_t op_lineno;
+	size_t str_len;
+	size_t str_val;
+	uint32_t call_kind_mask;
+	uint32_t call_top_code;
+	uint32_t call_nested_code;
+} rfpm_shim_stack_layout_t;
+
+void rfpm_shim_stack_layout(rfpm_shim_stack_layout_t *out);
 
 /* fpm_get_status(): array_init() of a zval, and appending a zval to a list (moved). */
 void rfpm_shim_array_init(void *zv);

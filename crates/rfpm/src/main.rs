@@ -20,6 +20,8 @@ mod request_cmd;
 mod scoreboard;
 mod signals;
 mod status;
+mod systemd;
+mod timeouts;
 mod title;
 mod worker;
 
@@ -234,6 +236,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         listeners,
         pid_file: loaded.pid_file,
         process_control_timeout: Duration::from_secs(loaded.process_control_timeout),
+        global: loaded.config.global.clone(),
         signal_pipe,
         access_logs,
     };

@@ -7,7 +7,8 @@ use crate::os::{self, Exit, Fork};
 use crate::pm::{self, PmMemory, WorkerView};
 use crate::pool::{Pm, Pool};
 use crate::scoreboard::{now_us, Scoreboard, WorkerState};
-use crate::{signals, worker};
+use crate::timeouts::{self, CrashWindow};
+use crate::{signals, systemd, worker};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ struct Child {
     asked_to_stop: bool,
     /// catch_workers_output: the read ends of the worker's stdout and stderr.
     output: Option<Output>,
+    /// Which of its requests were already logged as slow or terminated.
+    timeouts: timeouts::Memory,
 }
 
 struct Output {
@@ -62,9 +65,20 @@ pub struct Master {
     pub listeners: Vec<Listener>,
     pub pid_file: Option<String>,
     pub process_control_timeout: Duration,
+    /// `[global]`: process.max, emergency restart, systemd, log level.
+    pub global: conf::GlobalConf,
     pub signal_pipe: OwnedFd,
     /// Each pool's access log, opened at start (reference §5.5).
     pub access_logs: Vec<Option<OwnedFd>>,
+}
+
+/// Why a worker was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpawnError {
+    /// `process.max` (or the pool's slots) reached: not an error of the master.
+    Limit,
+    /// fork() failed.
+    Failed,
 }
 
 struct Runtime {
@@ -79,6 +93,13 @@ struct Runtime {
     /// The escalation timer was armed in this loop pass: it is due at the next wake-up
     /// at the earliest (php-fpm's `process_control_timeout = 0` semantics).
     escalation_fresh: bool,
+    /// Emergency restart: recent SIGSEGV/SIGBUS deaths.
+    crash: CrashWindow,
+    /// The process.max warning was given (re-armed by a successful spawn).
+    process_max_warned: bool,
+    /// systemd's notification socket, and the request count at the last report.
+    notifier: Option<systemd::Notifier>,
+    reported_requests: u64,
 }
 
 const TOKEN_SIGNALS: u64 = 1;
@@ -133,6 +154,14 @@ impl Master {
             }
         }
         let pm_memory = vec![PmMemory::default(); self.pools.len()];
+        let crash = CrashWindow::new(
+            self.global.emergency_restart_threshold,
+            self.global.emergency_restart_interval,
+        );
+        let check_period =
+            timeouts::timer_period_ms(&self.pools.iter().map(|p| p.timeouts).collect::<Vec<_>>())
+                .map(Duration::from_millis);
+        let systemd_interval = u64::try_from(self.global.systemd_interval).unwrap_or(0);
         let mut rt = Runtime {
             m: self,
             epoll,
@@ -142,33 +171,47 @@ impl Master {
             state: State::Normal,
             escalation: None,
             escalation_fresh: false,
+            crash,
+            process_max_warned: false,
+            notifier: systemd::Notifier::from_env(),
+            reported_requests: 0,
         };
-        for p in 0..rt.m.pools.len() {
+        'initial: for p in 0..rt.m.pools.len() {
             for _ in 0..rt.m.pools[p].initial_workers() {
-                if rt.spawn(p, false).is_err() {
-                    rt.switch_state(State::Terminating);
-                    break;
+                match rt.spawn(p, false) {
+                    Ok(()) => {}
+                    Err(SpawnError::Limit) => break,
+                    Err(SpawnError::Failed) => {
+                        rt.switch_state(State::Terminating);
+                        break 'initial;
+                    }
                 }
             }
         }
         crate::notice!("ready to handle connections");
+        rt.notify_ready(systemd_interval);
         let mut ready = Vec::new();
         let mut sigs = Vec::new();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
+        let mut next_check = check_period.map(|p| Instant::now() + p);
+        let systemd_period = (systemd_interval > 0 && rt.notifier.is_some())
+            .then(|| Duration::from_millis(systemd_interval));
+        let mut next_report = systemd_period.map(|p| Instant::now() + p);
         loop {
+            let mut due = next_tick;
+            for t in [next_check, next_report].into_iter().flatten() {
+                due = due.min(t);
+            }
+            let until = |t: Instant| {
+                let d = t.saturating_duration_since(Instant::now());
+                // Round up: waking a little early would only loop.
+                d.as_micros().div_ceil(1000).min(1000) as i32
+            };
             let timeout = match rt.escalation {
                 // Just armed: due at the next wake-up, whatever wakes us (≤ 1 s).
-                Some(_) if rt.escalation_fresh => 1000,
-                Some((at, _)) => at
-                    .saturating_duration_since(Instant::now())
-                    .as_millis()
-                    .min(1000) as i32,
-                None => {
-                    next_tick
-                        .saturating_duration_since(Instant::now())
-                        .as_millis() as i32
-                        + 1
-                }
+                Some(_) if rt.escalation_fresh => until(due),
+                Some((at, _)) => until(due.min(at)),
+                None => until(due),
             };
             if let Err(e) = rt.epoll.wait(timeout, &mut ready) {
                 crate::error_sys!(e.raw_os_error().unwrap_or(0), "epoll_wait() failed");
@@ -188,6 +231,18 @@ impl Master {
                     rt.maintenance();
                 }
             }
+            if let (Some(at), Some(period)) = (next_check, check_period) {
+                if Instant::now() >= at {
+                    next_check = Some(Instant::now() + period);
+                    rt.check_timeouts();
+                }
+            }
+            if let (Some(at), Some(period)) = (next_report, systemd_period) {
+                if Instant::now() >= at {
+                    next_report = Some(Instant::now() + period);
+                    rt.report_to_systemd(systemd_interval);
+                }
+            }
             signals::pending(&rt.m.signal_pipe, &mut sigs);
             for &s in &sigs {
                 rt.on_signal(s);
@@ -201,12 +256,21 @@ impl Master {
 }
 
 impl Runtime {
-    fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), ()> {
+    fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), SpawnError> {
+        // process.max counts the workers of all pools (reference §3.4).
+        let process_max = usize::try_from(self.m.global.process_max).unwrap_or(0);
+        if process_max > 0 && self.children.len() >= process_max {
+            if !self.process_max_warned {
+                self.process_max_warned = true;
+                crate::warning!("The maximum number of processes has been reached. Please review your configuration and consider raising 'process.max'");
+            }
+            return Err(SpawnError::Limit);
+        }
         // A free scoreboard slot, by the master's own records.
         let Some(slot) = (0..self.scoreboards[pool].slot_count())
             .find(|i| !self.children.iter().any(|c| c.pool == pool && c.slot == *i))
         else {
-            return Err(());
+            return Err(SpawnError::Limit);
         };
         if let Some(s) = self.scoreboards[pool].slot(slot) {
             s.reset(now_us());
@@ -228,12 +292,12 @@ impl Runtime {
         // The master never starts threads (DESIGN.md §4.1): fork is safe here.
         // Signals wait while we fork: a new child must never run the master's handler
         // (it would write into the master's self-pipe).
-        os::mask_signals(&signals::MASTER_SIGNALS, true);
+        os::mask_signals(&signals::FORK_SIGNALS, true);
         let forked = os::fork();
         if let Ok(Fork::Child) = forked {
             signals::become_worker();
         }
-        os::mask_signals(&signals::MASTER_SIGNALS, false);
+        os::mask_signals(&signals::FORK_SIGNALS, false);
         match forked {
             Ok(Fork::Child) => {
                 if let Some(((_, out_w), (_, err_w))) = &pipes {
@@ -312,7 +376,9 @@ impl Runtime {
                     started_wall: now_us() / 1_000_000,
                     asked_to_stop: false,
                     output,
+                    timeouts: timeouts::Memory::default(),
                 });
+                self.process_max_warned = false;
                 let name = &self.m.pools[pool].name;
                 if announce {
                     crate::notice!("[pool {name}] child {pid} started");
@@ -323,7 +389,7 @@ impl Runtime {
             }
             Err(e) => {
                 crate::error_sys!(e.raw_os_error().unwrap_or(0), "fork() failed");
-                Err(())
+                Err(SpawnError::Failed)
             }
         }
     }
@@ -548,6 +614,11 @@ impl Runtime {
     }
 
     fn switch_state(&mut self, new: State) {
+        self.switch_state_as(new, true)
+    }
+
+    /// `announce = false`: the emergency restart's reload, without `Reloading in progress ...`.
+    fn switch_state_as(&mut self, new: State, announce: bool) {
         let allowed = match self.state {
             State::Normal => true,
             State::Reloading => matches!(new, State::Finishing | State::Terminating),
@@ -569,7 +640,16 @@ impl Runtime {
             State::Reloading => ("Reloading in progress ...", libc::SIGQUIT),
             State::Normal => return,
         };
-        crate::notice!("{msg}");
+        if announce {
+            crate::notice!("{msg}");
+        }
+        if let Some(n) = &self.notifier {
+            let _ = n.send(if new == State::Reloading {
+                "RELOADING=1"
+            } else {
+                "STOPPING=1"
+            });
+        }
         self.signal_children(sig);
         self.escalation = Some((Instant::now() + self.m.process_control_timeout, sig));
         self.escalation_fresh = true;
@@ -649,9 +729,171 @@ impl Runtime {
                 "[pool {name}] child {pid} exited {} after {after} seconds from start",
                 how(exit)
             );
+            let crashed = matches!(
+                exit,
+                Exit::Signal {
+                    sig: libc::SIGSEGV | libc::SIGBUS,
+                    ..
+                }
+            );
+            if self.state == State::Normal && crashed && self.crash.record(now_us() / 1_000_000) {
+                crate::warning!(
+                    "failed processes threshold ({} in {} sec) is reached, initiating reload",
+                    self.crash.threshold(),
+                    self.crash.interval()
+                );
+                self.switch_state_as(State::Reloading, false);
+            }
             if self.state == State::Normal {
                 let _ = self.spawn(pool, true);
             }
+        }
+    }
+
+    /// After `ready to handle connections` (reference §10.1): readiness to systemd, then
+    /// the monitor notice a systemd build of php-fpm always logs.
+    fn notify_ready(&mut self, interval_ms: u64) {
+        if let Some(n) = &self.notifier {
+            if n.send(&systemd::ready_message(os::getpid())).is_err() {
+                crate::warning!("failed to notify start to systemd");
+            }
+        }
+        if interval_ms > 0 {
+            crate::notice!("systemd monitor interval set to {interval_ms}ms");
+        } else {
+            crate::notice!("systemd monitor disabled");
+        }
+    }
+
+    /// The periodic STATUS report, counters summed over all pools.
+    fn report_to_systemd(&mut self, interval_ms: u64) {
+        let Some(n) = &self.notifier else {
+            return;
+        };
+        let (mut active, mut idle, mut requests, mut slow) = (0u64, 0u64, 0u64, 0u64);
+        for c in &self.children {
+            match self.scoreboards[c.pool].slot(c.slot).map(|s| s.state()) {
+                Some(WorkerState::Idle) => idle += 1,
+                _ => active += 1,
+            }
+        }
+        for sb in &self.scoreboards {
+            let h = sb.header();
+            requests += h.accepted.load(std::sync::atomic::Ordering::Relaxed);
+            slow += h.slow_requests.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        let since = requests.saturating_sub(self.reported_requests);
+        self.reported_requests = requests;
+        let msg = systemd::status_message(
+            self.m.global.systemd_watchdog,
+            active,
+            idle,
+            requests,
+            slow,
+            since,
+            interval_ms,
+        );
+        if n.send(&msg).is_err() {
+            crate::notice!("failed to notify status to systemd");
+        }
+    }
+
+    /// The request-timeout timer (reference §3.7): slow log, then terminate.
+    fn check_timeouts(&mut self) {
+        let now = now_us();
+        for i in 0..self.children.len() {
+            let (pool, slot, pid) = {
+                let c = &self.children[i];
+                (c.pool, c.slot, c.pid)
+            };
+            let conf = self.m.pools[pool].timeouts;
+            if conf.terminate == 0 && conf.slowlog == 0 {
+                continue;
+            }
+            let Some(s) = self.scoreboards[pool].slot(slot).map(|s| s.view()) else {
+                continue;
+            };
+            let view = timeouts::RequestView {
+                state: s.state,
+                start_us: s.request_start_us,
+                seq: s.requests,
+            };
+            let Some(verdict) = timeouts::check(&conf, &mut self.children[i].timeouts, &view, now)
+            else {
+                continue;
+            };
+            let what = timeouts::describe(&s.script, &s.method, &s.uri, &s.query);
+            let name = &self.m.pools[pool].name;
+            match verdict {
+                timeouts::Verdict::Slow { elapsed_us } => {
+                    crate::warning!(
+                        "[pool {name}] child {pid}, {what} executing too slow ({} sec), logging",
+                        timeouts::seconds(elapsed_us)
+                    );
+                    self.scoreboards[pool]
+                        .header()
+                        .slow_requests
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.write_slow_log(pool, slot, pid);
+                }
+                timeouts::Verdict::Terminate { elapsed_us } => {
+                    crate::warning!(
+                        "[pool {name}] child {pid}, {what} execution timed out ({} sec), terminating",
+                        timeouts::seconds(elapsed_us)
+                    );
+                    let _ = os::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+    }
+
+    /// Appends one entry to the pool's slow log: a blank line, the time and pool, the
+    /// script, then the worker's PHP stack read from its memory (reference §3.7).
+    fn write_slow_log(&mut self, pool: usize, slot: usize, pid: libc::pid_t) {
+        let p = &self.m.pools[pool];
+        let Some(path) = p.slowlog.as_deref() else {
+            return;
+        };
+        let script = self.scoreboards[pool]
+            .slot(slot)
+            .map(|s| s.view().script)
+            .unwrap_or_default();
+        let debug = crate::log::with(|l| l.level()) == Level::Debug;
+        let mut entry = format!(
+            "\n[{}]  [pool {}] pid {pid}\nscript_filename = ",
+            crate::log::format_time(&crate::log::now(), debug),
+            p.name
+        )
+        .into_bytes();
+        entry.extend_from_slice(&script);
+        entry.push(b'\n');
+        crate::notice!("about to trace {pid}");
+        match sapi::stack::trace_process(pid, p.slowlog_depth) {
+            Ok(frames) => {
+                for f in frames {
+                    entry.extend_from_slice(&f);
+                    entry.push(b'\n');
+                }
+            }
+            Err(e) => {
+                crate::error_sys!(
+                    e.raw_os_error().unwrap_or(0),
+                    "failed to read the PHP stack of child {pid}"
+                );
+                entry.extend_from_slice(b"+++ dump failed\n");
+            }
+        }
+        crate::notice!("finished trace of {pid}");
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &entry));
+        if let Err(e) = written {
+            crate::error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "unable to write to the slowlog ({path})"
+            );
         }
     }
 

@@ -51,6 +51,11 @@ pub struct Pool {
     /// `listen.allowed_clients` as written (parsed by each worker, TCP pools only).
     pub allowed_clients: Option<String>,
     pub php_admin_values: Vec<(String, String)>,
+    /// `request_terminate_timeout`(+`_track_finished`) and `request_slowlog_timeout`.
+    pub timeouts: crate::timeouts::TimeoutConf,
+    /// The slow-log file and `request_slowlog_trace_depth`.
+    pub slowlog: Option<String>,
+    pub slowlog_depth: usize,
     /// `pm.status_path` (reference §9).
     pub status_path: Option<Vec<u8>>,
     /// A hidden `pm.status_listen` pool: index of the pool whose status it shows.
@@ -133,6 +138,17 @@ impl Pool {
                 .iter()
                 .map(|kv| (kv.key.clone(), kv.value.clone()))
                 .collect(),
+            timeouts: crate::timeouts::TimeoutConf {
+                terminate: c.request_terminate_timeout.max(0) as u64,
+                track_finished: c.request_terminate_timeout_track_finished,
+                slowlog: c.request_slowlog_timeout.max(0) as u64,
+            },
+            slowlog: c.slowlog.clone().filter(|s| !s.is_empty()),
+            // php-fpm's default depth is 20.
+            slowlog_depth: match c.request_slowlog_trace_depth {
+                d if d > 0 => d as usize,
+                _ => 20,
+            },
             status_path: c
                 .pm_status_path
                 .as_deref()

@@ -22,6 +22,20 @@ pub const MASTER_SIGNALS: [i32; 7] = [
     libc::SIGHUP,
 ];
 
+/// Blocked around `fork()`: the master's signals, and SIGSEGV/SIGBUS, which a new
+/// worker must meet with the default action (see [`become_worker`]).
+pub const FORK_SIGNALS: [i32; 9] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGCHLD,
+    libc::SIGHUP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+];
+
 extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: only async-signal-safe calls (write, sigaction, raise, errno access).
     unsafe {
@@ -75,6 +89,11 @@ pub fn become_worker() {
         os::close(fd);
     }
     let _ = os::set_default(libc::SIGCHLD);
+    // Rust's runtime catches SIGSEGV/SIGBUS (stack-overflow report) and swallows one
+    // sent with kill(); a php-fpm worker dies of it, and the master counts it for the
+    // emergency restart.
+    let _ = os::set_default(libc::SIGSEGV);
+    let _ = os::set_default(libc::SIGBUS);
 }
 
 /// A worker was asked to stop gracefully (SIGQUIT).

@@ -7,6 +7,7 @@
 //! makes into Rust is wrapped in [`guard`], so no panic crosses into C.
 
 mod headers;
+pub mod stack;
 mod vars;
 
 pub use vars::Vars;

@@ -1,0 +1,138 @@
+//! systemd `Type=notify` (reference §10.1): datagrams to the socket named by
+//! `NOTIFY_SOCKET`, sent by the master itself (no libsystemd).
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// `READY=1\nSTATUS=Ready to handle connections\nMAINPID=<pid>`.
+pub fn ready_message(pid: i32) -> String {
+    format!("READY=1\nSTATUS=Ready to handle connections\nMAINPID={pid}")
+}
+
+/// The periodic report: counters summed over all pools; `traffic` is requests since
+/// the previous report × 1000 / interval in ms.
+pub fn status_message(
+    watchdog: bool,
+    active: u64,
+    idle: u64,
+    requests: u64,
+    slow: u64,
+    since_last: u64,
+    interval_ms: u64,
+) -> String {
+    let traffic = if interval_ms == 0 {
+        0.0
+    } else {
+        since_last as f64 * 1000.0 / interval_ms as f64
+    };
+    format!(
+        "READY=1\n{}STATUS=Processes active: {active}, idle: {idle}, Requests: {requests}, slow: {slow}, Traffic: {traffic:.2}req/sec",
+        if watchdog { "WATCHDOG=1\n" } else { "" }
+    )
+}
+
+/// An open notification socket.
+pub struct Notifier {
+    fd: OwnedFd,
+    addr: libc::sockaddr_un,
+    addr_len: libc::socklen_t,
+}
+
+impl Notifier {
+    /// From `NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace).
+    /// `None` when the variable is absent or unusable: nothing is sent then.
+    pub fn from_env() -> Option<Notifier> {
+        let path = std::env::var_os("NOTIFY_SOCKET")?;
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+        Notifier::new(&bytes).ok()
+    }
+
+    pub fn new(path: &[u8]) -> io::Result<Notifier> {
+        // SAFETY: all-zero is a valid sockaddr_un.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        if path.is_empty() || path.len() >= addr.sun_path.len() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let abstract_ns = path[0] == b'@';
+        for (dst, &b) in addr.sun_path.iter_mut().zip(path) {
+            *dst = b as libc::c_char;
+        }
+        if abstract_ns {
+            addr.sun_path[0] = 0;
+        }
+        let base = std::mem::size_of::<libc::sa_family_t>();
+        let addr_len = (base + path.len() + usize::from(!abstract_ns)) as libc::socklen_t;
+        // SAFETY: plain socket creation; the result is checked.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Notifier { fd, addr, addr_len })
+    }
+
+    /// One datagram.
+    pub fn send(&self, msg: &str) -> io::Result<()> {
+        // SAFETY: the buffer and the address are valid for the given lengths.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                msg.as_ptr() as *const libc::c_void,
+                msg.len(),
+                libc::MSG_NOSIGNAL,
+                &self.addr as *const libc::sockaddr_un as *const libc::sockaddr,
+                self.addr_len,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            ready_message(42),
+            "READY=1\nSTATUS=Ready to handle connections\nMAINPID=42"
+        );
+        assert_eq!(
+            status_message(false, 1, 2, 30, 0, 5, 10_000),
+            "READY=1\nSTATUS=Processes active: 1, idle: 2, Requests: 30, slow: 0, Traffic: 0.50req/sec"
+        );
+        assert_eq!(
+            status_message(true, 0, 0, 0, 0, 0, 2500),
+            "READY=1\nWATCHDOG=1\nSTATUS=Processes active: 0, idle: 0, Requests: 0, slow: 0, Traffic: 0.00req/sec"
+        );
+    }
+
+    #[test]
+    fn datagram_reaches_a_listener() {
+        let dir = std::env::temp_dir().join(format!("rfpm-notify-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let Ok(rx) = std::os::unix::net::UnixDatagram::bind(&path) else {
+            panic!("bind {}", path.display());
+        };
+        let n = Notifier::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
+        let Ok(n) = n else { panic!("notifier") };
+        assert!(n.send("READY=1").is_ok());
+        let mut buf = [0u8; 64];
+        let got = rx.recv(&mut buf).unwrap_or(0);
+        assert_eq!(&buf[..got], b"READY=1");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
