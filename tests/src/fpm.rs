@@ -23,6 +23,7 @@ pub struct FpmBuilder {
     args: Vec<String>,
     with_config: bool,
     env: Vec<(String, String)>,
+    run_as: Option<(u32, u32)>,
 }
 
 impl FpmBuilder {
@@ -75,6 +76,14 @@ impl FpmBuilder {
         self
     }
 
+    /// Starts the master as this uid/gid (no supplementary groups) instead of root, and
+    /// without `-R`; the temp dir is then world-writable so the master can create its log
+    /// and sockets there.
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.run_as = Some((uid, gid));
+        self
+    }
+
     /// Writes no configuration file and passes no `-y` (the binary's own default applies).
     pub fn no_config(mut self) -> Self {
         self.with_config = false;
@@ -107,7 +116,17 @@ impl FpmBuilder {
         for d in &self.defines {
             cmd.arg("-d").arg(d);
         }
-        cmd.args(["-R", "-F", "-O"]);
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::process::CommandExt;
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| HarnessError::io("chmod of the temp dir", e))?;
+            // std drops the supplementary groups when a root parent sets the uid.
+            cmd.uid(uid).gid(gid);
+        } else {
+            cmd.arg("-R");
+        }
+        cmd.args(["-F", "-O"]);
         if self.with_config {
             std::fs::write(&conf_path, self.config_text(&root))
                 .map_err(|e| HarnessError::io(format!("writing {}", conf_path.display()), e))?;
@@ -210,6 +229,7 @@ impl Fpm {
             args: Vec::new(),
             with_config: true,
             env: Vec::new(),
+            run_as: None,
         }
     }
 

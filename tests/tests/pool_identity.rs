@@ -263,3 +263,86 @@ fn which(cmd: &str) -> Option<PathBuf> {
             .find(|p| p.exists())
     })
 }
+
+// A master that is not root ignores user, group, chroot and both priorities, with
+// php-fpm's notices, in php-fpm's order (global first); workers keep its uid and get its
+// USER/HOME.
+both!(non_root_master_notices, |kind| {
+    let dir = open_dir("itest-docroot-");
+    write(&dir.path().join("id.php"), ID_PHP);
+    let fpm = Fpm::builder(kind)
+        .define("extension", "posix")
+        .run_as(65534, 65534)
+        .global("process.priority = 3")
+        .pool_line("user = www-data")
+        .pool_line("group = www-data")
+        .pool_line("chroot = /")
+        .pool_line("process.priority = 5")
+        .start()
+        .expect("start");
+    let notices: Vec<String> = fpm
+        .log()
+        .lines()
+        .filter(|l| l.contains("is ignored"))
+        .map(|l| l.split_once("] ").map_or(l, |(_, r)| r).to_string())
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            "NOTICE: 'process.priority' directive is ignored when FPM is not running as root",
+            "NOTICE: [pool www] 'user' directive is ignored when FPM is not running as root",
+            "NOTICE: [pool www] 'group' directive is ignored when FPM is not running as root",
+            "NOTICE: [pool www] 'chroot' directive is ignored when FPM is not running as root",
+            "NOTICE: [pool www] 'process.priority' directive is ignored when FPM is not running as root",
+        ],
+        "{}",
+        fpm.log()
+    );
+    let script = dir.path().join("id.php").display().to_string();
+    let req = Req::get("id.php").param("SCRIPT_FILENAME", &script);
+    let body = String::from_utf8_lossy(fpm.send(&req).expect("request").body()).into_owned();
+    assert!(
+        body.starts_with("uid=65534 euid=65534\ngid=65534 egid=65534\ngroups=\n"),
+        "{body}"
+    );
+    assert!(body.contains("getenv(USER)='nobody'\n"), "{body}");
+    assert!(body.contains("getenv(HOME)='/nonexistent'\n"), "{body}");
+});
+
+// The master's own rlimit_files is set before anything else; failing is fatal (78).
+both!(global_rlimit_failure_is_fatal, |kind| {
+    let fpm = Fpm::builder(kind)
+        .global("rlimit_files = 100000000")
+        .spawn()
+        .expect("spawn");
+    let status = fpm.wait_exit(integration::DEADLINE).expect("exit");
+    assert_eq!(status.code(), Some(78), "{}", fpm.log());
+    let lines: Vec<String> = fpm
+        .log()
+        .lines()
+        .map(|l| l.split_once("] ").map_or(l, |(_, r)| r).to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "ERROR: failed to set rlimit_files for this pool. Please check your system limits or decrease rlimit_files. setrlimit(RLIMIT_NOFILE, 100000000): Operation not permitted (1)",
+            "ERROR: FPM initialization failed",
+        ]
+    );
+});
+
+// A worker that cannot set the pool's rlimit_files says so and serves anyway.
+both!(worker_rlimit_failure_is_logged, |kind| {
+    let fpm = Fpm::builder(kind)
+        .pool_line("rlimit_files = 100000000")
+        .pool_line("catch_workers_output = yes")
+        .start()
+        .expect("start");
+    fpm.wait_log(
+        "said into stderr: \"ERROR: [pool www] failed to set rlimit_files for this pool. Please check your system limits or decrease rlimit_files. setrlimit(RLIMIT_NOFILE, 100000000): Operation not permitted (1)\"",
+        integration::DEADLINE,
+    )
+    .expect("rlimit error");
+    let resp = fpm.request("hello.php", &[]).expect("request");
+    assert_eq!(resp.body(), b"Hello, world!\n");
+});
