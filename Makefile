@@ -59,8 +59,14 @@ conformance: release
 test: lint unit integration conformance-check
 	@echo "make test: all passed"
 
-bench: release
-	@echo "bench: see bench/ (not yet built)"
+# Side-by-side benchmarks against php-fpm8.2 (bench/README.md); bounded, about 4 minutes.
+# Writes bench/RESULTS.md and the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
+DEB_PACKAGES += php8.2-cgi wrk
+BENCH_ARGS ?=
+bench: deps
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
 
 clean:
 	$(CARGO) clean

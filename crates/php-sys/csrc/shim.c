@@ -13,6 +13,7 @@
 #include "ext/standard/info.h"
 #include "zend_exceptions.h"
 #include "zend_extensions.h"
+#include "zend_ini_scanner.h"
 #include <errno.h>
 #include "shim.h"
 
@@ -69,6 +70,29 @@ PHP_FUNCTION(apache_request_headers)
 	rfpm_rs_request_headers(return_value);
 }
 
+PHP_FUNCTION(fpm_get_status)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	array_init(return_value);
+	if (!rfpm_rs_status(return_value)) {
+		zval_ptr_dtor(return_value);
+		RETURN_FALSE;
+	}
+}
+
+void rfpm_shim_array_init(void *zv)
+{
+	array_init((zval *) zv);
+}
+
+void rfpm_shim_add_next_zval(void *arr, void *zv)
+{
+	add_next_index_zval((zval *) arr, (zval *) zv);
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_MASK_EX(arginfo_fpm_get_status, 0, 0, MAY_BE_ARRAY|MAY_BE_FALSE)
+ZEND_END_ARG_INFO()
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_fastcgi_finish_request, 0, 0, _IS_BOOL, 0)
 ZEND_END_ARG_INFO()
 
@@ -78,6 +102,7 @@ ZEND_END_ARG_INFO()
 static const zend_function_entry rfpm_functions[] = {
 	ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
 	ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
+	ZEND_FE(fpm_get_status, arginfo_fpm_get_status)
 	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
 	ZEND_FE_END
 };
@@ -128,7 +153,8 @@ rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 	zend_try {
 		errno = 0;
 		if (php_fopen_primary_script(&fh) == FAILURE) {
-			*open_errno = errno ? errno : ENOENT;
+			/* 0 for a directory: php-fpm then logs "(Success)" and answers 404. */
+			*open_errno = errno;
 			r = RFPM_SHIM_FAILED;
 		} else {
 			opened = true;
@@ -227,6 +253,11 @@ bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
 		OFF(0, sapi_globals_struct, server_context); OFF(1, sapi_globals_struct, request_info);
 		OFF(2, sapi_globals_struct, sapi_headers); OFF(3, sapi_globals_struct, headers_sent);
 		OFF(4, sapi_globals_struct, options);
+		return true;
+	case 7:
+		LAYOUT(sapi_header_line);
+		OFF(0, sapi_header_line, line); OFF(1, sapi_header_line, line_len);
+		OFF(2, sapi_header_line, response_code);
 		return true;
 	default:
 		return false;
@@ -339,8 +370,10 @@ bool rfpm_shim_ini_set_master(const char *name, size_t name_len, const char *val
 	v = zend_string_init(value, value_len, 1);
 	if (entry->on_modify &&
 	    entry->on_modify(entry, v, entry->mh_arg1, entry->mh_arg2, entry->mh_arg3, ZEND_INI_STAGE_ACTIVATE) != SUCCESS) {
+		/* A value the directive refuses is dropped silently, like php-fpm does: only an
+		 * unknown directive is an error. */
 		zend_string_release_ex(v, 1);
-		return false;
+		return true;
 	}
 	if (entry->value) {
 		zend_string_release_ex(entry->value, 1);
@@ -446,4 +479,59 @@ void rfpm_shim_activate_dir_config(const char *dir, size_t dir_len, const char *
 		zend_hash_str_update_ptr(user_ini_cache, dir, dir_len, entry);
 	}
 	php_ini_activate_config(&entry->config, PHP_INI_PERDIR, PHP_INI_STAGE_HTACCESS);
+}
+
+typedef struct {
+	rfpm_shim_ini_entry_cb cb;
+	void *ctx;
+} rfpm_ini_parse_ctx;
+
+static void rfpm_ini_parser_cb(zval *arg1, zval *arg2, zval *arg3, int callback_type, void *arg)
+{
+	rfpm_ini_parse_ctx *c = arg;
+	(void) arg3;
+	if (arg1 == NULL) {
+		return;
+	}
+	if (callback_type != ZEND_INI_PARSER_ENTRY) {
+		c->cb(c->ctx, false, NULL, 0, NULL, 0, false);
+		return;
+	}
+	if (Z_TYPE_P(arg1) != IS_STRING || (arg2 != NULL && Z_TYPE_P(arg2) != IS_STRING)) {
+		c->cb(c->ctx, false, NULL, 0, NULL, 0, false);
+		return;
+	}
+	/* C strings, as FPM sees them: cut at the first NUL. */
+	c->cb(c->ctx, true, Z_STRVAL_P(arg1), strlen(Z_STRVAL_P(arg1)),
+	      arg2 ? Z_STRVAL_P(arg2) : NULL, arg2 ? strlen(Z_STRVAL_P(arg2)) : 0, arg2 != NULL);
+}
+
+rfpm_shim_result rfpm_shim_parse_ini_string(const char *str, rfpm_shim_ini_entry_cb cb, void *ctx)
+{
+	rfpm_shim_result r = RFPM_SHIM_OK;
+	rfpm_ini_parse_ctx c = { cb, ctx };
+	zend_try {
+		if (zend_parse_ini_string((char *) str, 1, ZEND_INI_SCANNER_NORMAL, rfpm_ini_parser_cb, &c) == FAILURE) {
+			r = RFPM_SHIM_FAILED;
+		}
+	} zend_catch {
+		r = RFPM_SHIM_BAILOUT;
+	} zend_end_try();
+	return r;
+}
+
+bool rfpm_shim_import_env_copy(void *arr_zval)
+{
+	zval *arr = arr_zval;
+	int tracks[2] = { TRACK_VARS_ENV, TRACK_VARS_SERVER };
+	for (int i = 0; i < 2; i++) {
+		zval *other = &PG(http_globals)[tracks[i]];
+		if (Z_TYPE_P(other) == IS_ARRAY && Z_TYPE_P(arr) == IS_ARRAY && Z_ARR_P(arr) != Z_ARR_P(other)
+		    && zend_hash_num_elements(Z_ARRVAL_P(other)) > 0) {
+			zend_array_destroy(Z_ARR_P(arr));
+			ZVAL_ARR(arr, zend_array_dup(Z_ARR_P(other)));
+			return true;
+		}
+	}
+	return false;
 }

@@ -36,7 +36,8 @@ typedef struct {
 	size_t offsets[16];
 } rfpm_shim_layout_t;
 /* which: 0 sapi_module_struct, 1 sapi_request_info, 2 sapi_headers_struct,
- * 3 sapi_header_struct, 4 zend_file_handle, 5 rfpm_shim_ini_t, 6 sapi_globals_struct.
+ * 3 sapi_header_struct, 4 zend_file_handle, 5 rfpm_shim_ini_t, 6 sapi_globals_struct,
+ * 7 sapi_header_line.
  * Returns false for an unknown id. */
 bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out);
 
@@ -61,9 +62,19 @@ void rfpm_shim_cli_info(int what);
 /* Pool php_value/php_admin_value (and per-request PHP_VALUE): changes the entry's
  * master value, so it stays for every later request of this worker; admin also locks
  * it against ini_set() and .user.ini. `extension` loads the extension,
- * `disable_functions`/`disable_classes` disable in addition. false: unknown entry or
- * rejected value. */
+ * `disable_functions`/`disable_classes` disable in addition. false: unknown entry (or an
+ * extension that does not load); a value the entry's handler refuses is dropped silently
+ * (true), as php-fpm does. */
 bool rfpm_shim_ini_set_master(const char *name, size_t name_len, const char *value, size_t value_len, bool admin);
+
+/* PHP_VALUE / PHP_ADMIN_VALUE (reference 7.8): str (NUL-terminated) goes through PHP's INI
+ * parser; cb is called for every entry in order: classic = a `name=value` or bare `name`
+ * entry (has_value false for the latter), otherwise a section or `name[]=` entry (key and
+ * value NULL). Syntax errors are printed by PHP on stderr ("PHP:  syntax error, ...") and end
+ * the parse (RFPM_SHIM_FAILED); entries before the error have been passed on already. */
+typedef void (*rfpm_shim_ini_entry_cb)(void *ctx, bool classic, const char *key, size_t key_len,
+                                       const char *value, size_t value_len, bool has_value);
+rfpm_shim_result rfpm_shim_parse_ini_string(const char *str, rfpm_shim_ini_entry_cb cb, void *ctx);
 
 /* Per-directory configuration at request activation (reference §7.12): php.ini
  * [PATH=] sections for the script's directory, [HOST=] for the host (lower-cased
@@ -72,6 +83,11 @@ bool rfpm_shim_ini_set_master(const char *name, size_t name_len, const char *val
  * document root), cached per directory for user_ini.cache_ttl seconds. */
 void rfpm_shim_activate_dir_config(const char *dir, size_t dir_len, const char *doc_root, size_t doc_root_len,
                                    const char *host, size_t host_len);
+
+/* $_SERVER/$_ENV import (reference 7.10): when the other of the two arrays ($_ENV first, then
+ * $_SERVER) is already built and not empty, arr (an initialised array) becomes a copy of it
+ * and true is returned; false: arr must be filled from the environment and the params. */
+bool rfpm_shim_import_env_copy(void *arr_zval);
 
 /* Reason phrase of an HTTP status from PHP's table, or NULL. */
 const char *rfpm_shim_status_reason(int code);
@@ -85,11 +101,17 @@ void rfpm_shim_flush(void *server_context);
 /* The -d definitions as an INI string (php_ini_builder), malloc'ed; NULL if n == 0. */
 char *rfpm_shim_ini_entries(const char *const *defines, size_t n);
 
+/* fpm_get_status(): array_init() of a zval, and appending a zval to a list (moved). */
+void rfpm_shim_array_init(void *zv);
+void rfpm_shim_add_next_zval(void *arr, void *zv);
+
 /* Implemented in Rust (crate sapi). */
 extern bool rfpm_rs_write(const char *str, size_t len);
 extern bool rfpm_rs_flush(void);
 extern bool rfpm_rs_finish_request(void);
 extern bool rfpm_rs_connection_open(void);
 extern void rfpm_rs_request_headers(void *return_value_zval);
+/* Fills fpm_get_status()'s (initialised) array; false: no status available. */
+extern bool rfpm_rs_status(void *return_value_zval);
 
 #endif

@@ -143,6 +143,21 @@ fn sapi_globals_match_c() {
 }
 
 #[test]
+fn sapi_header_line_matches_c() {
+    type T = sapi_header_line;
+    check(
+        7,
+        size_of::<T>(),
+        align_of::<T>(),
+        &[
+            offset_of!(T, line),
+            offset_of!(T, line_len),
+            offset_of!(T, response_code),
+        ],
+    );
+}
+
+#[test]
 fn unknown_layout_is_refused() {
     let mut out = rfpm_shim_layout_t::default();
     // SAFETY: valid out-pointer.

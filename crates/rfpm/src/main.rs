@@ -3,6 +3,7 @@
 //! `main` follows php-fpm's start-up order (reference §3.1): signals, PHP module
 //! start-up, configuration, daemonisation, sockets, PID file, workers.
 
+mod access;
 mod acl;
 mod capture;
 mod cli;
@@ -18,6 +19,7 @@ mod pool;
 mod request_cmd;
 mod scoreboard;
 mod signals;
+mod status;
 mod title;
 mod worker;
 
@@ -189,6 +191,23 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
 
     listen::close_unused(inherited);
 
+    // Access logs: opened by the master now, written by the workers (reference §5.5).
+    let mut access_logs = Vec::new();
+    for p in &pools {
+        match p.access_log.as_deref().map(os::open_append) {
+            None => access_logs.push(None),
+            Some(Ok(fd)) => access_logs.push(Some(fd)),
+            Some(Err(e)) => {
+                error_sys!(
+                    e.raw_os_error().unwrap_or(0),
+                    "failed to open access log ({})",
+                    p.access_log.as_deref().unwrap_or_default()
+                );
+                return daemon_failed(daemon_pipe, EX_CONFIG);
+            }
+        }
+    }
+
     // 10. PID file.
     if let Some(pid) = &loaded.pid_file {
         if let Err(code) = write_pid_file(pid) {
@@ -216,6 +235,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         pid_file: loaded.pid_file,
         process_control_timeout: Duration::from_secs(loaded.process_control_timeout),
         signal_pipe,
+        access_logs,
     };
     let code = master.run();
     sapi::shutdown();

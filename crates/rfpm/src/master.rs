@@ -63,6 +63,8 @@ pub struct Master {
     pub pid_file: Option<String>,
     pub process_control_timeout: Duration,
     pub signal_pipe: OwnedFd,
+    /// Each pool's access log, opened at start (reference §5.5).
+    pub access_logs: Vec<Option<OwnedFd>>,
 }
 
 struct Runtime {
@@ -181,6 +183,7 @@ impl Master {
             }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + Duration::from_secs(1);
+                rt.sample_status();
                 if rt.state == State::Normal {
                     rt.maintenance();
                 }
@@ -206,9 +209,7 @@ impl Runtime {
             return Err(());
         };
         if let Some(s) = self.scoreboards[pool].slot(slot) {
-            s.pid.store(0, std::sync::atomic::Ordering::Relaxed);
-            s.requests.store(0, std::sync::atomic::Ordering::Relaxed);
-            s.set_state(WorkerState::Idle);
+            s.reset(now_us());
         }
         let pipes = if self.m.pools[pool].catch_workers_output {
             match (os::capture_pipe(), os::capture_pipe()) {
@@ -252,12 +253,43 @@ impl Runtime {
                     }
                 }
                 os::close(self.m.signal_pipe.as_raw_fd());
+                // Keep only our own pool's access log (reference §3.2).
+                for (i, fd) in self.m.access_logs.iter().enumerate() {
+                    if let (true, Some(fd)) = (i != pool, fd) {
+                        os::close(fd.as_raw_fd());
+                    }
+                }
                 if let Some(area) = self.m.title_area {
                     crate::title::set(area, &format!("php-fpm: pool {}", self.m.pools[pool].name));
                 }
-                worker::main(&self.m.pools[pool], listener, &self.scoreboards[pool], slot)
+                let owner = self.m.pools[pool]
+                    .shared
+                    .filter(|&o| o < self.m.pools.len())
+                    .unwrap_or(pool);
+                let status = worker::StatusSource {
+                    sb: &self.scoreboards[owner],
+                    pool: &self.m.pools[owner].name,
+                    pm: self.m.pools[owner].pm_name(),
+                };
+                let access_fd = self
+                    .m
+                    .access_logs
+                    .get(pool)
+                    .and_then(|f| f.as_ref())
+                    .map(|f| f.as_raw_fd());
+                worker::main(
+                    &self.m.pools[pool],
+                    listener,
+                    &self.scoreboards[pool],
+                    slot,
+                    status,
+                    access_fd,
+                )
             }
             Ok(Fork::Parent(pid)) => {
+                if let Some(s) = self.scoreboards[pool].slot(slot) {
+                    s.pid.store(pid, std::sync::atomic::Ordering::Relaxed);
+                }
                 let output = pipes.map(|((out_r, _), (err_r, _))| {
                     let _ =
                         self.epoll
@@ -329,6 +361,29 @@ impl Runtime {
             let views = self.views(pool);
             let actions = pm::tick(&conf, &mut self.pm_memory[pool], &views, now);
             self.apply(pool, actions);
+        }
+    }
+
+    /// Once a second: the status figures only the master knows (reference §11).
+    fn sample_status(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (pool, sb) in self.scoreboards.iter().enumerate() {
+            let h = sb.header();
+            if let Some((queue, len)) = self
+                .m
+                .listeners
+                .get(pool)
+                .and_then(|l| os::listen_queue(l.raw()))
+            {
+                h.listen_queue.store(queue, Relaxed);
+                h.max_listen_queue.fetch_max(queue, Relaxed);
+                h.listen_queue_len.store(len, Relaxed);
+            }
+            if let Some(m) = self.pm_memory.get(pool) {
+                h.max_children_reached
+                    .store(m.max_children_reached, Relaxed);
+            }
+            sb.count_active();
         }
     }
 
@@ -460,6 +515,36 @@ impl Runtime {
                 "unable to re-opened error log file"
             ),
         }
+        if self.reopen_access_logs() {
+            // Workers hold the old files: they finish their request and are replaced.
+            self.signal_children(libc::SIGQUIT);
+        }
+    }
+
+    /// SIGUSR1: every access log opened again onto its descriptor (reference §4.1).
+    /// Returns whether some pool has one.
+    fn reopen_access_logs(&mut self) -> bool {
+        let mut any = false;
+        let mut failed = None;
+        for (pool, fd) in self.m.access_logs.iter().enumerate() {
+            let (Some(fd), Some(path)) = (fd, self.m.pools[pool].access_log.as_deref()) else {
+                continue;
+            };
+            any = true;
+            match os::open_append(path).and_then(|new| os::dup2(new.as_raw_fd(), fd.as_raw_fd())) {
+                Ok(()) => {}
+                Err(e) => failed = Some(e),
+            }
+        }
+        match (any, failed) {
+            (false, _) => {}
+            (true, None) => crate::notice!("access log file re-opened"),
+            (true, Some(e)) => crate::error_sys!(
+                e.raw_os_error().unwrap_or(0),
+                "unable to re-opened access log file"
+            ),
+        }
+        any
     }
 
     fn switch_state(&mut self, new: State) {
@@ -530,6 +615,11 @@ impl Runtime {
             self.drain_output(pid, Stream::Stderr);
             let child = self.children.swap_remove(i);
             let pool = child.pool;
+            // The slot is free: the status page no longer lists the worker.
+            if let Some(s) = self.scoreboards[pool].slot(child.slot) {
+                s.pid.store(0, std::sync::atomic::Ordering::Relaxed);
+                s.set_state(WorkerState::Idle);
+            }
             let name = self.m.pools[pool].name.clone();
             let elapsed = child.started.elapsed();
             let after = format!("{}.{:06}", elapsed.as_secs(), elapsed.subsec_micros());

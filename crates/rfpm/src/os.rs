@@ -516,3 +516,85 @@ pub fn shutdown_write(fd: RawFd) {
         libc::shutdown(fd, libc::SHUT_WR);
     }
 }
+
+/// `strftime(fmt)` of a Unix time in local time (`TZ`, `/etc/localtime`); at most 256
+/// bytes of output, empty when the format produces nothing or more.
+pub fn strftime_local(secs: i64, fmt: &str) -> String {
+    let Ok(cfmt) = CString::new(fmt) else {
+        return String::new();
+    };
+    let t = secs as libc::time_t;
+    let mut buf = [0u8; 256];
+    // SAFETY: `tm` is plain data for which zero bytes are valid; localtime_r writes only
+    // into it; strftime writes at most buf.len() bytes into buf and returns the count.
+    let n = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return String::new();
+        }
+        libc::strftime(
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+            cfmt.as_ptr(),
+            &tm,
+        )
+    };
+    String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned()
+}
+
+/// CPU time used by this process and its reaped children, µs: (user, system), at the
+/// clock-tick resolution of times(2) (as php-fpm measures it).
+pub fn cpu_times_us() -> (u64, u64) {
+    // SAFETY: `tms` is plain data; times() only writes into it; sysconf is a query.
+    let (tms, tick) = unsafe {
+        let mut tms: libc::tms = std::mem::zeroed();
+        libc::times(&mut tms);
+        (tms, libc::sysconf(libc::_SC_CLK_TCK))
+    };
+    let tick = if tick > 0 { tick as u64 } else { 100 };
+    let us = |t: libc::clock_t| (t.max(0) as u64).saturating_mul(1_000_000) / tick;
+    (
+        us(tms.tms_utime) + us(tms.tms_cutime),
+        us(tms.tms_stime) + us(tms.tms_cstime),
+    )
+}
+
+/// A listening TCP socket's accept queue: (waiting connections, capacity), from
+/// `TCP_INFO` (Linux reports them in `tcpi_unacked` and `tcpi_sacked` for a socket in
+/// LISTEN state). `None` for other sockets.
+pub fn listen_queue(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: `tcp_info` is plain data; getsockopt writes at most `len` bytes into it.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut libc::tcp_info as *mut libc::c_void,
+            &mut len,
+        );
+        // TCP_LISTEN is state 10 in the kernel's numbering.
+        if r != 0 || info.tcpi_state != 10 {
+            return None;
+        }
+        Some((u64::from(info.tcpi_unacked), u64::from(info.tcpi_sacked)))
+    }
+}
+
+/// The parent's pid.
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: plain query.
+    unsafe { libc::getppid() }
+}
+
+/// Opens an access log (append, create with mode 0600, close-on-exec).
+pub fn open_append(path: &str) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    Ok(OwnedFd::from(f))
+}

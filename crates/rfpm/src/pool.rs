@@ -51,6 +51,15 @@ pub struct Pool {
     /// `listen.allowed_clients` as written (parsed by each worker, TCP pools only).
     pub allowed_clients: Option<String>,
     pub php_admin_values: Vec<(String, String)>,
+    /// `pm.status_path` (reference §9).
+    pub status_path: Option<Vec<u8>>,
+    /// A hidden `pm.status_listen` pool: index of the pool whose status it shows.
+    pub shared: Option<usize>,
+    /// `access.log` (resolved path) and `access.format`.
+    pub access_log: Option<String>,
+    pub access_format: Vec<u8>,
+    /// `access.suppress_path[]`.
+    pub suppress_paths: Vec<Vec<u8>>,
 }
 
 impl Pool {
@@ -124,6 +133,23 @@ impl Pool {
                 .iter()
                 .map(|kv| (kv.key.clone(), kv.value.clone()))
                 .collect(),
+            status_path: c
+                .pm_status_path
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(|p| p.as_bytes().to_vec()),
+            shared: c.shared,
+            access_log: c.access_log.clone().filter(|s| !s.is_empty()),
+            access_format: c
+                .access_format
+                .clone()
+                .unwrap_or_else(|| conf::model::DEFAULT_ACCESS_FORMAT.into())
+                .into_bytes(),
+            suppress_paths: c
+                .access_suppress_path
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect(),
         }
     }
 
@@ -135,6 +161,15 @@ impl Pool {
             max_spare: self.max_spare,
             max_spawn_rate: self.max_spawn_rate,
             idle_timeout: self.idle_timeout,
+        }
+    }
+
+    /// The process manager's name on the status page.
+    pub fn pm_name(&self) -> &'static str {
+        match self.pm {
+            Pm::Static => "static",
+            Pm::Dynamic => "dynamic",
+            Pm::Ondemand => "ondemand",
         }
     }
 

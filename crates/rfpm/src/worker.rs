@@ -4,10 +4,10 @@ use crate::listen::Listener;
 use crate::log::Level;
 use crate::paths::{self, Kind, PathIni};
 use crate::pool::Pool;
-use crate::scoreboard::{Scoreboard, Slot, WorkerState};
-use crate::{os, signals};
+use crate::scoreboard::{now_us, RequestInfo, Scoreboard, Slot, WorkerState};
+use crate::{access, os, signals, status};
 use fcgi::server::ServerConn;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpStream};
@@ -60,10 +60,26 @@ impl Write for Stream {
 /// How long a fresh connection may stay silent before it is dropped (php-fpm: 5 s).
 const FIRST_BYTE_TIMEOUT_MS: i32 = 5000;
 
+/// Whose status a worker's status page and `fpm_get_status()` show: its own pool's, or
+/// for a hidden `pm.status_listen` pool the owner's (reference §9.4).
+pub struct StatusSource<'a> {
+    pub sb: &'a Scoreboard,
+    pub pool: &'a str,
+    pub pm: &'static str,
+}
+
 /// Worker entry point after fork. Never returns.
 /// The caller has already switched the signal handler to worker mode
 /// ([`signals::become_worker`]) while signals were blocked around `fork()`.
-pub fn main(pool: &Pool, listener: &Listener, sb: &Scoreboard, slot: usize) -> ! {
+/// `access_fd`: the pool's access log, opened by the master.
+pub fn main(
+    pool: &Pool,
+    listener: &Listener,
+    sb: &Scoreboard,
+    slot: usize,
+    status: StatusSource<'_>,
+    access_fd: Option<i32>,
+) -> ! {
     crate::log::with(|l| l.worker_mode());
     if let Err(msg) = setup(pool) {
         crate::log::log(Level::Error, "main", line!(), &msg, None);
@@ -93,6 +109,11 @@ pub fn main(pool: &Pool, listener: &Listener, sb: &Scoreboard, slot: usize) -> !
         pool,
         served: 0,
         vars: sapi::Vars::new(),
+        status,
+        access_fd,
+        peer: None,
+        ppid: os::getppid(),
+        cpu_start: (0, 0),
     };
     w.accept_loop(listener.raw());
     std::process::exit(0);
@@ -256,6 +277,13 @@ struct Worker<'p> {
     slot: &'p Slot,
     served: u64,
     vars: sapi::Vars,
+    status: StatusSource<'p>,
+    access_fd: Option<i32>,
+    /// The FastCGI peer of the current connection (TCP only).
+    peer: Option<IpAddr>,
+    ppid: i32,
+    /// CPU times when the current request started being read.
+    cpu_start: (u64, u64),
 }
 
 impl Worker<'_> {
@@ -301,6 +329,7 @@ impl Worker<'_> {
             let ip = peer.peer_addr().map(|a| a.ip());
             match ip {
                 Ok(ip) if client_allowed(allowed, ip) => {
+                    self.peer = Some(ip);
                     return self.serve_connection(Stream::Tcp(peer));
                 }
                 Ok(ip) => {
@@ -315,9 +344,12 @@ impl Worker<'_> {
             }
         }
         let stream = if self.pool.is_unix {
+            self.peer = None;
             Stream::Unix(UnixStream::from(fd))
         } else {
-            Stream::Tcp(TcpStream::from(fd))
+            let s = TcpStream::from(fd);
+            self.peer = s.peer_addr().ok().map(|a| a.ip());
+            Stream::Tcp(s)
         };
         self.serve_connection(stream)
     }
@@ -329,13 +361,15 @@ impl Worker<'_> {
         }
         let mut conn = ServerConn::new(stream);
         loop {
-            self.slot.set_state(WorkerState::ReadingHeaders);
-            self.slot.requests.fetch_add(1, Ordering::Relaxed);
+            self.cpu_start = os::cpu_times_us();
+            self.slot.begin_request(now_us());
             self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
+            self.sb.count_active();
             let Ok(Some(req)) = conn.read_request() else {
-                break;
+                // End of stream or a malformed request: php-fpm closes at once, without
+                // the graceful shutdown (the peer may see a reset).
+                return true;
             };
-            self.slot.set_state(WorkerState::GettingRequestInfo);
             self.served += 1;
             let keep = self.serve(&mut conn, req);
             if self.pool.catch_workers_output {
@@ -387,7 +421,21 @@ impl Worker<'_> {
         let cookie = cstr(p.get("HTTP_COOKIE"));
         let php_self = CString::new(trim_nul(&resolved.php_self)).unwrap_or_default();
 
-        let action = self.action(method.is_some(), has_script_param, &resolved);
+        self.slot.request_info(&RequestInfo {
+            method: method.as_deref().map_or(b"", CStr::to_bytes),
+            uri: uri.as_deref().map_or(b"", CStr::to_bytes),
+            query: query.to_bytes(),
+            content_length,
+        });
+        // The worker is Running while it produces its own status page (reference §9.1).
+        self.slot.set_state(WorkerState::Running);
+        let head = method.as_deref().is_some_and(|m| m.to_bytes() == b"HEAD");
+        let action = self.action(method.is_some(), has_script_param, &resolved, &query, head);
+        if action == sapi::Action::Execute {
+            if let Some(s) = &script {
+                self.slot.set_script(s.to_bytes());
+            }
+        }
 
         self.vars.clear();
         for (n, v) in req.params.iter_lifo() {
@@ -411,7 +459,18 @@ impl Worker<'_> {
             php_self: &php_self,
             action,
         };
+        let log = RequestLog {
+            slot: self.slot,
+            pool: self.pool,
+            status: &self.status,
+            access_fd: self.access_fd,
+            peer: self.peer,
+            ppid: self.ppid,
+            cpu_start: self.cpu_start,
+            vars: &self.vars,
+        };
         let mut io = FcgiIo {
+            log: &log,
             conn,
             body: body_file.map(|path| File::open(path).ok()),
             finished: false,
@@ -419,11 +478,21 @@ impl Worker<'_> {
             broken: false,
             keep: req.keep_conn,
             stderr_started: false,
-            logging: fpm_ini.fastcgi_logging,
         };
-        self.slot.set_state(WorkerState::Running);
+        // PHP_VALUE, then PHP_ADMIN_VALUE: applied to the worker's master values before
+        // PHP starts the request, so they persist (reference §7.8).
+        for (name, admin) in [("PHP_VALUE", false), ("PHP_ADMIN_VALUE", true)] {
+            if let Some(value) = req.params.get(name) {
+                sapi::apply_request_ini(value, admin, &mut |msg| {
+                    sapi::Conn::log(&mut io, sapi::Level::Error, msg.as_bytes());
+                });
+            }
+        }
         let outcome = sapi::run(&mut io, &sreq);
-        self.slot.set_state(WorkerState::Finishing);
+        if self.slot.state() != WorkerState::Finishing {
+            // No PHP request end (start-up failed, or no method): still Finishing.
+            self.slot.set_state(WorkerState::Finishing);
+        }
         let FcgiIo {
             finished,
             closed,
@@ -448,6 +517,8 @@ impl Worker<'_> {
         has_method: bool,
         has_script_param: bool,
         r: &paths::Resolved,
+        query: &CStr,
+        head: bool,
     ) -> sapi::Action {
         if !has_method {
             return sapi::Action::Execute;
@@ -465,6 +536,11 @@ impl Worker<'_> {
                     };
                 }
             }
+            if let (Some(uri), Some(path)) = (&r.uri, &self.pool.status_path) {
+                if uri == path {
+                    return self.status_page(query.to_bytes(), head);
+                }
+            }
         }
         let Some(script) = &r.script else {
             return sapi::Action::NotFound;
@@ -479,6 +555,107 @@ impl Worker<'_> {
             return sapi::Action::Denied;
         }
         sapi::Action::Execute
+    }
+}
+
+impl Worker<'_> {
+    /// The status page (reference §9.3) from the status source's scoreboard.
+    fn status_page(&self, query: &[u8], head: bool) -> sapi::Action {
+        let (format, full) = status::select(query);
+        let snapshot = pool_status(&self.status);
+        let body = status::render(&snapshot, format, full, &|t| {
+            os::strftime_local(t as i64, access::TIME_FORMAT)
+        });
+        let mut headers = vec![status::EXPIRES.to_string(), status::NO_CACHE.to_string()];
+        if !head {
+            headers.push(status::content_type(format).to_string());
+        }
+        sapi::Action::Respond { headers, body }
+    }
+}
+
+/// A snapshot of the status source's pool, now.
+fn pool_status(src: &StatusSource<'_>) -> status::PoolStatus {
+    let h = src.sb.header();
+    src.sb.count_active();
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let counters = status::Counters {
+        start_us: ld(&h.start_us),
+        accepted: ld(&h.accepted),
+        listen_queue: ld(&h.listen_queue),
+        max_listen_queue: ld(&h.max_listen_queue),
+        listen_queue_len: ld(&h.listen_queue_len),
+        max_active: ld(&h.max_active),
+        max_children_reached: ld(&h.max_children_reached),
+        slow_requests: ld(&h.slow_requests),
+    };
+    status::PoolStatus::build(src.pool, src.pm, &counters, &src.sb.views(), now_us())
+}
+
+/// What the end of a request needs: the scoreboard slot, the access log.
+struct RequestLog<'a> {
+    slot: &'a Slot,
+    pool: &'a Pool,
+    status: &'a StatusSource<'a>,
+    access_fd: Option<i32>,
+    peer: Option<IpAddr>,
+    ppid: i32,
+    cpu_start: (u64, u64),
+    vars: &'a sapi::Vars,
+}
+
+impl RequestLog<'_> {
+    /// Request end (reference §5.5): figures into the slot (state Finishing), then the
+    /// access-log line. Returns a notice to log when the line had to be cut.
+    fn end(&self, end: &sapi::RequestEnd<'_>) -> Option<String> {
+        let now = now_us();
+        let v = self.slot.view();
+        let duration = now.saturating_sub(v.request_start_us);
+        let (u1, s1) = os::cpu_times_us();
+        let cpu_user = u1.saturating_sub(self.cpu_start.0);
+        let cpu_system = s1.saturating_sub(self.cpu_start.1);
+        self.slot
+            .end_request(duration, cpu_user, cpu_system, end.memory);
+        let fd = self.access_fd?;
+        let param = |name: &[u8]| self.vars.get(name).map(<[u8]>::to_vec);
+        let entry = access::Entry {
+            remote: self.peer,
+            user: &v.user,
+            start_secs: (v.request_start_us / 1_000_000) as i64,
+            now_secs: (now / 1_000_000) as i64,
+            method: &v.method,
+            uri: &v.uri,
+            query: &v.query,
+            status: end.status,
+            script: &v.script,
+            content_length: v.content_length,
+            duration_us: duration,
+            memory: end.memory,
+            cpu_user_us: cpu_user,
+            cpu_system_us: cpu_system,
+            pool: &self.pool.name,
+            pid: v.pid,
+            ppid: self.ppid,
+            param: &param,
+            headers: &end.headers,
+        };
+        if access::suppressed(&self.pool.suppress_paths, &entry) {
+            return None;
+        }
+        let (mut line, cut) = access::format(&self.pool.access_format, &entry, &|t, f| {
+            os::strftime_local(t, f)
+        });
+        if line.is_empty() {
+            return None;
+        }
+        line.push(b'\n');
+        let _ = os::write_fd(fd, &line);
+        cut.then(|| {
+            format!(
+                "the log buffer is full ({}). The access log request has been truncated.",
+                access::LINE_MAX
+            )
+        })
     }
 }
 
@@ -583,6 +760,7 @@ fn log_request(
 
 /// The worker's side of a request, as the SAPI sees it.
 struct FcgiIo<'c> {
+    log: &'c RequestLog<'c>,
     conn: &'c mut ServerConn<Stream>,
     /// `REQUEST_BODY_FILE`: `Some(None)` when it could not be opened (empty body).
     body: Option<Option<File>>,
@@ -591,7 +769,6 @@ struct FcgiIo<'c> {
     broken: bool,
     keep: bool,
     stderr_started: bool,
-    logging: bool,
 }
 
 impl sapi::Conn for FcgiIo<'_> {
@@ -658,8 +835,24 @@ impl sapi::Conn for FcgiIo<'_> {
             sapi::Level::Error => Level::Error,
             sapi::Level::Alert => Level::Alert,
         };
-        let to_fcgi = self.logging && !self.finished && !self.broken;
+        let to_fcgi = sapi::fastcgi_logging() && !self.finished && !self.broken;
         log_request(self.conn, level, msg, &mut self.stderr_started, to_fcgi);
+    }
+
+    fn started(&mut self, auth_user: Option<&[u8]>) {
+        if let Some(u) = auth_user {
+            self.log.slot.set_user(u);
+        }
+    }
+
+    fn ended(&mut self, end: &sapi::RequestEnd<'_>) {
+        if let Some(notice) = self.log.end(end) {
+            sapi::Conn::log(self, sapi::Level::Notice, notice.as_bytes());
+        }
+    }
+
+    fn status(&mut self) -> Option<Vec<(&'static str, sapi::StatusValue)>> {
+        Some(status::to_array(&pool_status(self.log.status)))
     }
 }
 

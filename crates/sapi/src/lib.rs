@@ -63,6 +63,37 @@ pub trait Conn {
     /// A message of the worker (also PHP's `PHP message: ...`), for the worker log and
     /// the FastCGI stderr stream.
     fn log(&mut self, level: Level, msg: &[u8]);
+    /// PHP started the request; `auth_user` is the user of the Authorization header.
+    fn started(&mut self, _auth_user: Option<&[u8]>) {}
+    /// The script (and its `fastcgi_finish_request()` tail work) is done, shutdown
+    /// functions have not run yet: where php-fpm ends the request and writes the
+    /// access log.
+    fn ended(&mut self, _end: &RequestEnd<'_>) {}
+    /// `fpm_get_status()`: the pool's status array, `None` for `false`.
+    fn status(&mut self) -> Option<Vec<(&'static str, StatusValue)>> {
+        None
+    }
+}
+
+/// A value of `fpm_get_status()`'s array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusValue {
+    Int(i64),
+    Float(f64),
+    Str(Vec<u8>),
+    /// A list of string-keyed arrays (`procs`).
+    List(Vec<Vec<(&'static str, StatusValue)>>),
+}
+
+/// What is known when a request ends (for the scoreboard and the access log).
+#[derive(Debug, Clone)]
+pub struct RequestEnd<'a> {
+    /// HTTP status code.
+    pub status: i32,
+    /// Peak memory of the request (PHP's real peak usage), bytes.
+    pub memory: u64,
+    /// The response header lines as PHP holds them (`Name: value`).
+    pub headers: Vec<&'a [u8]>,
 }
 
 /// What the worker decided to do with the request before PHP sees it.
@@ -140,7 +171,6 @@ static SAPI_PRETTY: &CStr = c"FPM/FastCGI";
 
 type ImportEnv = unsafe extern "C" fn(*mut sys::zval);
 static mut ORIGINAL_IMPORT_ENV: Option<ImportEnv> = None;
-static mut ORIGINAL_LOAD_ENV: Option<ImportEnv> = None;
 
 /// Starts PHP once (module start-up: php.ini, extensions, OPcache's shared memory).
 /// Call in the master before forking, after installing every signal handler the
@@ -203,7 +233,6 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
         }
         ORIGINAL_IMPORT_ENV = sys::php_import_environment_variables;
         sys::php_import_environment_variables = Some(cb_import_env);
-        ORIGINAL_LOAD_ENV = sys::php_load_environment_variables;
         sys::php_load_environment_variables = Some(cb_load_env);
     }
     Ok(())
@@ -286,6 +315,78 @@ pub fn set_ini(name: &str, value: &str, admin: bool) -> bool {
     }
 }
 
+/// `PHP_VALUE` / `PHP_ADMIN_VALUE` of a request (reference §7.8): `value` plus a newline
+/// through PHP's INI parser; every `name=value` entry changes the worker's master value
+/// (it persists for the worker's later requests), `admin` also locks it. Each problem is
+/// handed to `on_error` with php-fpm's wording; a syntax error (printed by PHP on the
+/// worker's stderr) ends the parse.
+pub fn apply_request_ini(value: &[u8], admin: bool, on_error: &mut dyn FnMut(String)) {
+    let mut text = Vec::with_capacity(value.len() + 2);
+    text.extend(value.iter().copied().take_while(|&b| b != 0));
+    text.push(b'\n');
+    let Ok(text) = CString::new(text) else {
+        return;
+    };
+    let mut state = IniApply { admin, on_error };
+    // SAFETY: `text` is NUL-terminated and outlives the call; the callback gets `state`
+    // back as its context and only runs during the call.
+    unsafe {
+        sys::rfpm_shim_parse_ini_string(
+            text.as_ptr(),
+            Some(cb_request_ini_entry),
+            &mut state as *mut IniApply<'_> as *mut c_void,
+        );
+    }
+}
+
+struct IniApply<'a> {
+    admin: bool,
+    on_error: &'a mut dyn FnMut(String),
+}
+
+unsafe extern "C" fn cb_request_ini_entry(
+    ctx: *mut c_void,
+    classic: bool,
+    key: *const c_char,
+    key_len: usize,
+    value: *const c_char,
+    value_len: usize,
+    has_value: bool,
+) {
+    guard(|| {
+        let st = &mut *(ctx as *mut IniApply<'_>);
+        const PREFIX: &str = "Passing INI directive through FastCGI: ";
+        if !classic {
+            (st.on_error)(format!("{PREFIX}only classic entries are allowed"));
+            return;
+        }
+        let key = if key.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(key as *const u8, key_len)
+        };
+        let shown = String::from_utf8_lossy(key);
+        if key.is_empty() {
+            (st.on_error)(format!("{PREFIX}empty key"));
+            return;
+        }
+        if !has_value || value.is_null() {
+            (st.on_error)(format!("{PREFIX}empty value for key '{shown}'"));
+            return;
+        }
+        let ok = sys::rfpm_shim_ini_set_master(
+            key.as_ptr() as *const c_char,
+            key.len(),
+            value,
+            value_len,
+            st.admin,
+        );
+        if !ok {
+            (st.on_error)(format!("{PREFIX}unable to set '{shown}'"));
+        }
+    })
+}
+
 /// Values of our INI entries that the worker's path logic needs.
 #[derive(Debug, Clone, Default)]
 pub struct FpmIni {
@@ -308,6 +409,13 @@ pub fn fpm_ini() -> FpmIni {
             error_header: cstr_opt(ini.error_header).map(|s| s.to_string_lossy().into_owned()),
         }
     }
+}
+
+/// `fastcgi.logging`: whether worker messages also go to FastCGI stderr (read at each
+/// message, as a request's `PHP_VALUE` may change it).
+pub fn fastcgi_logging() -> bool {
+    // SAFETY: plain data written by PHP's INI handlers on this thread.
+    unsafe { (*ptr::addr_of!(sys::rfpm_shim_ini)).fastcgi_logging }
 }
 
 /// php.ini's `doc_root`, if set.
@@ -375,6 +483,8 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
             return outcome;
         }
 
+        let auth = cstr_opt(sg.request_info.auth_user).map(CStr::to_bytes);
+        (*ctx.conn).started(auth);
         if req.method.is_some() {
             run_action(&mut ctx, req);
             if let Some(h) = fpm_ini().error_header {
@@ -396,6 +506,16 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
         outcome.status = (*ptr::addr_of!(sys::sapi_globals))
             .sapi_headers
             .http_response_code;
+        if req.method.is_some() {
+            let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
+            let headers = header_lines(&mut sg.sapi_headers);
+            let end = RequestEnd {
+                status: outcome.status,
+                memory: sys::zend_memory_peak_usage(true) as u64,
+                headers,
+            };
+            (*ctx.conn).ended(&end);
+        }
         sys::rfpm_shim_request_shutdown();
         let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
         sg.server_context = ptr::null_mut();
@@ -562,6 +682,56 @@ extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
     })
 }
 
+/// `fpm_get_status()`: fills the initialised array, `false` when there is no status.
+#[no_mangle]
+extern "C" fn rfpm_rs_status(arr: *mut c_void) -> bool {
+    guard(|| {
+        // SAFETY: `arr` is the initialised return-value array of fpm_get_status(); the
+        // context is valid during run().
+        unsafe {
+            let Some(ctx) = ctx() else { return false };
+            let Some(fields) = (*ctx.conn).status() else {
+                return false;
+            };
+            fill_array(arr as *mut sys::zval, &fields);
+            true
+        }
+    })
+}
+
+/// # Safety
+/// `arr` is an initialised PHP array zval.
+unsafe fn fill_array(arr: *mut sys::zval, fields: &[(&'static str, StatusValue)]) {
+    for (key, v) in fields {
+        let k = key.as_ptr() as *const c_char;
+        match v {
+            StatusValue::Int(n) => {
+                sys::add_assoc_long_ex(arr, k, key.len(), *n as sys::zend_long);
+            }
+            StatusValue::Float(f) => {
+                sys::add_assoc_double_ex(arr, k, key.len(), *f);
+            }
+            StatusValue::Str(s) => {
+                sys::add_assoc_stringl_ex(arr, k, key.len(), s.as_ptr() as *const c_char, s.len());
+            }
+            StatusValue::List(items) => {
+                let mut list: sys::zval = std::mem::zeroed();
+                sys::rfpm_shim_array_init(&mut list as *mut sys::zval as *mut c_void);
+                for item in items {
+                    let mut one: sys::zval = std::mem::zeroed();
+                    sys::rfpm_shim_array_init(&mut one as *mut sys::zval as *mut c_void);
+                    fill_array(&mut one, item);
+                    sys::rfpm_shim_add_next_zval(
+                        &mut list as *mut sys::zval as *mut c_void,
+                        &mut one as *mut sys::zval as *mut c_void,
+                    );
+                }
+                sys::add_assoc_zval_ex(arr, k, key.len(), &mut list);
+            }
+        }
+    }
+}
+
 /// Request activation: php.ini `[PATH=]`/`[HOST=]` sections and `.user.ini` files for
 /// the script's directory (reference §7.12).
 unsafe extern "C" fn cb_activate() -> c_int {
@@ -611,27 +781,37 @@ unsafe extern "C" fn cb_getenv(name: *const c_char, len: usize) -> *mut c_char {
     })
 }
 
+/// The header lines PHP holds for the response.
+///
+/// # Safety
+/// `sh` is PHP's live header structure; the lines borrow PHP's memory and must not
+/// outlive the next change to the headers.
+unsafe fn header_lines<'a>(sh: &mut sys::sapi_headers_struct) -> Vec<&'a [u8]> {
+    let mut lines: Vec<&[u8]> = Vec::new();
+    let mut pos: sys::zend_llist_position = ptr::null_mut();
+    let mut h =
+        sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos) as *const sys::sapi_header_struct;
+    while !h.is_null() {
+        let hs = &*h;
+        if !hs.header.is_null() {
+            lines.push(std::slice::from_raw_parts(
+                hs.header as *const u8,
+                hs.header_len,
+            ));
+        }
+        h = sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos)
+            as *const sys::sapi_header_struct;
+    }
+    lines
+}
+
 unsafe extern "C" fn cb_send_headers(sh: *mut sys::sapi_headers_struct) -> c_int {
     guard(|| {
         let Some(ctx) = ctx() else {
             return sys::SAPI_HEADER_SENT_SUCCESSFULLY as c_int;
         };
         let sh = &mut *sh;
-        let mut lines: Vec<&[u8]> = Vec::new();
-        let mut pos: sys::zend_llist_position = ptr::null_mut();
-        let mut h = sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos)
-            as *const sys::sapi_header_struct;
-        while !h.is_null() {
-            let hs = &*h;
-            if !hs.header.is_null() {
-                lines.push(std::slice::from_raw_parts(
-                    hs.header as *const u8,
-                    hs.header_len,
-                ));
-            }
-            h = sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos)
-                as *const sys::sapi_header_struct;
-        }
+        let lines = header_lines(sh);
         let ini = &*ptr::addr_of!(sys::rfpm_shim_ini);
         let head = headers::Head {
             code: sh.http_response_code,
@@ -712,6 +892,10 @@ unsafe extern "C" fn cb_log_message(msg: *const c_char, _syslog_type: c_int) {
 /// `$_SERVER` (and `$_ENV`): the worker's environment, then every FastCGI param.
 unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
     guard(|| {
+        // The other array of $_SERVER/$_ENV is already built: this one is its copy.
+        if sys::rfpm_shim_import_env_copy(arr as *mut c_void) {
+            return;
+        }
         if let Some(orig) = ORIGINAL_IMPORT_ENV {
             orig(arr);
         }
@@ -729,7 +913,8 @@ unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
 /// `getenv()` without arguments: the real environment, then every param, unfiltered.
 unsafe extern "C" fn cb_load_env(arr: *mut sys::zval) {
     guard(|| {
-        if let Some(orig) = ORIGINAL_LOAD_ENV {
+        // The real environment only (PHP's own import, not ours: no copy of $_SERVER).
+        if let Some(orig) = ORIGINAL_IMPORT_ENV {
             orig(arr);
         }
         let Some(ctx) = ctx() else { return };

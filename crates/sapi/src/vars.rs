@@ -64,7 +64,8 @@ pub fn header_name(name: &[u8]) -> Option<Vec<u8>> {
         b"CONTENT_LENGTH" => return Some(b"Content-Length".to_vec()),
         _ => {}
     }
-    let rest = name.strip_prefix(b"HTTP_")?;
+    // `HTTP_` alone names no header (php-fpm skips it).
+    let rest = name.strip_prefix(b"HTTP_").filter(|r| !r.is_empty())?;
     let mut out = Vec::with_capacity(rest.len());
     let mut keep_next = true;
     for &c in rest {
@@ -97,6 +98,7 @@ mod tests {
             Some(&b"Content-Type"[..])
         );
         assert_eq!(header_name(b"SCRIPT_NAME"), None);
+        assert_eq!(header_name(b"HTTP_"), None);
     }
 
     #[test]
