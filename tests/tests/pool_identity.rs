@@ -346,3 +346,72 @@ both!(worker_rlimit_failure_is_logged, |kind| {
     let resp = fpm.request("hello.php", &[]).expect("request");
     assert_eq!(resp.body(), b"Hello, world!\n");
 });
+
+// `listen.backlog` reaches listen(2) (ss shows it as the listening socket's Send-Q) and the
+// global `process.priority` is the master's nice value, inherited by workers of a pool
+// without its own.
+both!(backlog_and_master_priority, |kind| {
+    let fpm = Fpm::builder(kind)
+        .global("process.priority = 4")
+        .pool_line("listen.backlog = 7")
+        .start()
+        .expect("start");
+    let nice = |pid: u32| -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 2..];
+        rest.split(' ').nth(16).map(str::to_string)
+    };
+    assert_eq!(
+        nice(fpm.master_pid()).as_deref(),
+        Some("4"),
+        "{}",
+        fpm.log()
+    );
+    let workers_ok = integration::wait_until(integration::DEADLINE, || {
+        let pids = fpm.worker_pids();
+        !pids.is_empty() && pids.iter().all(|&p| nice(p).as_deref() == Some("4"))
+    });
+    assert!(workers_ok, "worker nice values");
+    let out = std::process::Command::new("ss")
+        .args(["-xln"])
+        .output()
+        .expect("ss (package iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&fpm.addr()))
+        .unwrap_or_default();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.get(3), Some(&"7"), "{text}");
+});
+
+// `chroot = $prefix/...` takes the pool prefix (reference §2.11).
+both!(chroot_with_prefix, |kind| {
+    let base = open_dir("itest-prefix-");
+    let jail = base.path().join("jail");
+    std::fs::create_dir(&jail).expect("mkdir");
+    write(
+        &jail.join("id.php"),
+        "<?php echo file_exists('/id.php') ? 'in jail' : 'outside';",
+    );
+    let fpm = Fpm::builder(kind)
+        .pool_line(format!("prefix = {}", base.path().display()))
+        .pool_line("chroot = $prefix/jail")
+        .pool_line("user = www-data")
+        .start()
+        .expect("start");
+    assert_eq!(jail_request(&fpm, "id.php"), "in jail", "{}", fpm.log());
+    // php-fpm joins prefix and the rest with '/': `<prefix>//jail`, the same directory.
+    let want = jail.canonicalize().expect("canonical");
+    let settled = integration::wait_until(integration::DEADLINE, || {
+        let pids = fpm.worker_pids();
+        !pids.is_empty()
+            && pids.iter().all(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/root"))
+                    .ok()
+                    .and_then(|r| r.canonicalize().ok())
+                    == Some(want.clone())
+            })
+    });
+    assert!(settled, "workers not chrooted to {}", want.display());
+});
