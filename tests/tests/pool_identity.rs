@@ -415,3 +415,24 @@ both!(chroot_with_prefix, |kind| {
     });
     assert!(settled, "workers not chrooted to {}", want.display());
 });
+
+// `apparmor_hat` on a kernel without AppArmor: the worker cannot query its confinement and
+// fails to initialise (exit 70), as php-fpm8.2 (built with AppArmor support) does.
+both!(apparmor_hat_without_apparmor, |kind| {
+    if std::fs::read_to_string("/proc/self/attr/current").is_ok() {
+        eprintln!("SKIPPED apparmor_hat_without_apparmor: this kernel has an LSM attribute");
+        return;
+    }
+    let fpm = Fpm::builder(kind)
+        .pool_line("apparmor_hat = hat")
+        .pool_line("catch_workers_output = yes")
+        .start()
+        .expect("start");
+    fpm.wait_log(
+        "said into stderr: \"ERROR: [pool www] failed to query apparmor confinement. Please check if \"/proc/*/attr/current\" is read and writeable.: Invalid argument (22)\"",
+        integration::DEADLINE,
+    )
+    .expect("apparmor error");
+    fpm.wait_log("exited with code 70", integration::DEADLINE)
+        .expect("worker exit 70");
+});
