@@ -3,7 +3,8 @@
 //!
 //! The configurations are the corpus of crate `conf` (`crates/conf/tests/corpus/*`:
 //! valid files and one per error message; `@DIR@` stands for the temp dir a case is
-//! copied to, an optional `args` file holds extra options). Each case runs as root with
+//! copied to, an optional `args` file holds extra options); stderr, stdout, the exit code and
+//! the error log file are compared. Each case runs as root with
 //! `-R`, as root without it, and as `nobody` (non-root), with a fixed environment.
 //! Debian's stock `/etc/php/8.2/fpm/php-fpm.conf` (with `pool.d/www.conf`) is compared
 //! in place.
@@ -113,6 +114,14 @@ fn run(bin: &Path, case: &Path, mode: Mode) -> String {
         }
     }
     text.push_str(&format!("rc={}\n", out.status.code().unwrap_or(-1)));
+    // What landed in the error log file (most cases use `<dir>/err.log`): before the master
+    // is launched every line goes to the file and to stderr, the result line included.
+    if let Ok(log) = std::fs::read_to_string(tmp.path().join("err.log")) {
+        text.push_str("--- err.log\n");
+        for line in log.split_inclusive('\n') {
+            text.push_str(&strip_time(line).replace(&dir, "@DIR@"));
+        }
+    }
     text
 }
 
