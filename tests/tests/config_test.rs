@@ -215,3 +215,79 @@ fn debian_stock_config() {
         }
     }
 }
+
+/// Daemon mode (reference §5.1, §10.2): start-up errors after the fork (an unknown pool
+/// user) still reach the launcher's stderr, the launcher exits 70; a master that starts
+/// keeps nothing of the launcher's stderr open.
+#[test]
+fn daemon_start_errors_reach_the_launcher() {
+    for bin in [PathBuf::from(PHP_FPM_BIN), rfpm_bin()] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path().display().to_string();
+        let conf = tmp.path().join("php-fpm.conf");
+        let write_conf = |user: &str| {
+            std::fs::write(
+                &conf,
+                format!(
+                    "[global]\nerror_log = {d}/err.log\npid = {d}/fpm.pid\n[www]\nlisten = {d}/s.sock\npm = static\npm.max_children = 1\nuser = {user}\n"
+                ),
+            )
+            .expect("write conf");
+        };
+        write_conf("nosuchuser");
+        let out = Command::new(&bin)
+            .args(["-n", "-y"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let err: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| strip_time(l).to_string())
+            .collect();
+        assert_eq!(out.status.code(), Some(70), "{}: {err:?}", bin.display());
+        assert_eq!(
+            err,
+            [
+                "ERROR: [pool www] cannot get uid for user 'nosuchuser'",
+                "ERROR: FPM initialization failed"
+            ],
+            "{}",
+            bin.display()
+        );
+
+        write_conf("nobody");
+        let stderr_path = tmp.path().join("launcher.stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let status = Command::new(&bin)
+            .args(["-n", "-y"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stderr(stderr)
+            .status()
+            .expect("run");
+        assert_eq!(status.code(), Some(0), "{}", bin.display());
+        let pid: i32 = std::fs::read_to_string(tmp.path().join("fpm.pid"))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        let fd2 = std::fs::read_link(format!("/proc/{pid}/fd/2")).ok();
+        // SAFETY: plain kill of the daemon this test started (its pid from its pid file).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // Gone, or a zombie waiting for whoever adopted it.
+        let gone = integration::wait_until(integration::DEADLINE, || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(true)
+        });
+        assert!(gone, "daemon {pid} did not exit");
+        assert_ne!(fd2, Some(stderr_path.clone()), "{}", bin.display());
+        assert_eq!(
+            fd2,
+            Some(tmp.path().join("err.log")),
+            "{}: fd 2 of the daemon",
+            bin.display()
+        );
+    }
+}
