@@ -24,6 +24,7 @@ pub struct FpmBuilder {
     with_config: bool,
     env: Vec<(String, String)>,
     log_to_file: bool,
+    run_as: Option<(u32, u32)>,
 }
 
 impl FpmBuilder {
@@ -83,6 +84,14 @@ impl FpmBuilder {
         self
     }
 
+    /// Starts the master as this uid/gid (no supplementary groups) instead of root, and
+    /// without `-R`; the temp dir is then world-writable so the master can create its log
+    /// and sockets there.
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.run_as = Some((uid, gid));
+        self
+    }
+
     /// Writes no configuration file and passes no `-y` (the binary's own default applies).
     pub fn no_config(mut self) -> Self {
         self.with_config = false;
@@ -115,7 +124,17 @@ impl FpmBuilder {
         for d in &self.defines {
             cmd.arg("-d").arg(d);
         }
-        cmd.args(["-R", "-F"]);
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::process::CommandExt;
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| HarnessError::io("chmod of the temp dir", e))?;
+            // std drops the supplementary groups when a root parent sets the uid.
+            cmd.uid(uid).gid(gid);
+        } else {
+            cmd.arg("-R");
+        }
+        cmd.arg("-F");
         if !self.log_to_file {
             cmd.arg("-O");
         }
@@ -229,6 +248,7 @@ impl Fpm {
             with_config: true,
             env: Vec::new(),
             log_to_file: false,
+            run_as: None,
         }
     }
 

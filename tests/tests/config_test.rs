@@ -3,7 +3,8 @@
 //!
 //! The configurations are the corpus of crate `conf` (`crates/conf/tests/corpus/*`:
 //! valid files and one per error message; `@DIR@` stands for the temp dir a case is
-//! copied to, an optional `args` file holds extra options). Each case runs as root with
+//! copied to, an optional `args` file holds extra options); stderr, stdout, the exit code and
+//! the error log file are compared. Each case runs as root with
 //! `-R`, as root without it, and as `nobody` (non-root), with a fixed environment.
 //! Debian's stock `/etc/php/8.2/fpm/php-fpm.conf` (with `pool.d/www.conf`) is compared
 //! in place.
@@ -113,6 +114,14 @@ fn run(bin: &Path, case: &Path, mode: Mode) -> String {
         }
     }
     text.push_str(&format!("rc={}\n", out.status.code().unwrap_or(-1)));
+    // What landed in the error log file (most cases use `<dir>/err.log`): before the master
+    // is launched every line goes to the file and to stderr, the result line included.
+    if let Ok(log) = std::fs::read_to_string(tmp.path().join("err.log")) {
+        text.push_str("--- err.log\n");
+        for line in log.split_inclusive('\n') {
+            text.push_str(&strip_time(line).replace(&dir, "@DIR@"));
+        }
+    }
     text
 }
 
@@ -204,5 +213,81 @@ fn debian_stock_config() {
                 .0
                 .contains("NOTICE: \tlisten = /run/php/php8.2-fpm.sock\n"));
         }
+    }
+}
+
+/// Daemon mode (reference §5.1, §10.2): start-up errors after the fork (an unknown pool
+/// user) still reach the launcher's stderr, the launcher exits 70; a master that starts
+/// keeps nothing of the launcher's stderr open.
+#[test]
+fn daemon_start_errors_reach_the_launcher() {
+    for bin in [PathBuf::from(PHP_FPM_BIN), rfpm_bin()] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path().display().to_string();
+        let conf = tmp.path().join("php-fpm.conf");
+        let write_conf = |user: &str| {
+            std::fs::write(
+                &conf,
+                format!(
+                    "[global]\nerror_log = {d}/err.log\npid = {d}/fpm.pid\n[www]\nlisten = {d}/s.sock\npm = static\npm.max_children = 1\nuser = {user}\n"
+                ),
+            )
+            .expect("write conf");
+        };
+        write_conf("nosuchuser");
+        let out = Command::new(&bin)
+            .args(["-n", "-y"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let err: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| strip_time(l).to_string())
+            .collect();
+        assert_eq!(out.status.code(), Some(70), "{}: {err:?}", bin.display());
+        assert_eq!(
+            err,
+            [
+                "ERROR: [pool www] cannot get uid for user 'nosuchuser'",
+                "ERROR: FPM initialization failed"
+            ],
+            "{}",
+            bin.display()
+        );
+
+        write_conf("nobody");
+        let stderr_path = tmp.path().join("launcher.stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let status = Command::new(&bin)
+            .args(["-n", "-y"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stderr(stderr)
+            .status()
+            .expect("run");
+        assert_eq!(status.code(), Some(0), "{}", bin.display());
+        let pid: i32 = std::fs::read_to_string(tmp.path().join("fpm.pid"))
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        let fd2 = std::fs::read_link(format!("/proc/{pid}/fd/2")).ok();
+        // SAFETY: plain kill of the daemon this test started (its pid from its pid file).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // Gone, or a zombie waiting for whoever adopted it.
+        let gone = integration::wait_until(integration::DEADLINE, || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(true)
+        });
+        assert!(gone, "daemon {pid} did not exit");
+        assert_ne!(fd2, Some(stderr_path.clone()), "{}", bin.display());
+        assert_eq!(
+            fd2,
+            Some(tmp.path().join("err.log")),
+            "{}: fd 2 of the daemon",
+            bin.display()
+        );
     }
 }

@@ -263,3 +263,176 @@ fn which(cmd: &str) -> Option<PathBuf> {
             .find(|p| p.exists())
     })
 }
+
+// A master that is not root ignores user, group, chroot and both priorities, with
+// php-fpm's notices, in php-fpm's order (global first); workers keep its uid and get its
+// USER/HOME.
+both!(non_root_master_notices, |kind| {
+    let dir = open_dir("itest-docroot-");
+    write(&dir.path().join("id.php"), ID_PHP);
+    let fpm = Fpm::builder(kind)
+        .define("extension", "posix")
+        .run_as(65534, 65534)
+        .global("process.priority = 3")
+        .pool_line("user = www-data")
+        .pool_line("group = www-data")
+        .pool_line("chroot = /")
+        .pool_line("process.priority = 5")
+        .start()
+        .expect("start");
+    let notices: Vec<String> = fpm
+        .log()
+        .lines()
+        .filter(|l| l.contains("is ignored"))
+        .map(|l| l.split_once("] ").map_or(l, |(_, r)| r).to_string())
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            "NOTICE: 'process.priority' directive is ignored when FPM is not running as root",
+            "NOTICE: [pool www] 'user' directive is ignored when FPM is not running as root",
+            "NOTICE: [pool www] 'group' directive is ignored when FPM is not running as root",
+            "NOTICE: [pool www] 'chroot' directive is ignored when FPM is not running as root",
+            "NOTICE: [pool www] 'process.priority' directive is ignored when FPM is not running as root",
+        ],
+        "{}",
+        fpm.log()
+    );
+    let script = dir.path().join("id.php").display().to_string();
+    let req = Req::get("id.php").param("SCRIPT_FILENAME", &script);
+    let body = String::from_utf8_lossy(fpm.send(&req).expect("request").body()).into_owned();
+    assert!(
+        body.starts_with("uid=65534 euid=65534\ngid=65534 egid=65534\ngroups=\n"),
+        "{body}"
+    );
+    assert!(body.contains("getenv(USER)='nobody'\n"), "{body}");
+    assert!(body.contains("getenv(HOME)='/nonexistent'\n"), "{body}");
+});
+
+// The master's own rlimit_files is set before anything else; failing is fatal (78).
+both!(global_rlimit_failure_is_fatal, |kind| {
+    let fpm = Fpm::builder(kind)
+        .global("rlimit_files = 100000000")
+        .spawn()
+        .expect("spawn");
+    let status = fpm.wait_exit(integration::DEADLINE).expect("exit");
+    assert_eq!(status.code(), Some(78), "{}", fpm.log());
+    let lines: Vec<String> = fpm
+        .log()
+        .lines()
+        .map(|l| l.split_once("] ").map_or(l, |(_, r)| r).to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "ERROR: failed to set rlimit_files for this pool. Please check your system limits or decrease rlimit_files. setrlimit(RLIMIT_NOFILE, 100000000): Operation not permitted (1)",
+            "ERROR: FPM initialization failed",
+        ]
+    );
+});
+
+// A worker that cannot set the pool's rlimit_files says so and serves anyway.
+both!(worker_rlimit_failure_is_logged, |kind| {
+    let fpm = Fpm::builder(kind)
+        .pool_line("rlimit_files = 100000000")
+        .pool_line("catch_workers_output = yes")
+        .start()
+        .expect("start");
+    fpm.wait_log(
+        "said into stderr: \"ERROR: [pool www] failed to set rlimit_files for this pool. Please check your system limits or decrease rlimit_files. setrlimit(RLIMIT_NOFILE, 100000000): Operation not permitted (1)\"",
+        integration::DEADLINE,
+    )
+    .expect("rlimit error");
+    let resp = fpm.request("hello.php", &[]).expect("request");
+    assert_eq!(resp.body(), b"Hello, world!\n");
+});
+
+// `listen.backlog` reaches listen(2) (ss shows it as the listening socket's Send-Q) and the
+// global `process.priority` is the master's nice value, inherited by workers of a pool
+// without its own.
+both!(backlog_and_master_priority, |kind| {
+    let fpm = Fpm::builder(kind)
+        .global("process.priority = 4")
+        .pool_line("listen.backlog = 7")
+        .start()
+        .expect("start");
+    let nice = |pid: u32| -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 2..];
+        rest.split(' ').nth(16).map(str::to_string)
+    };
+    assert_eq!(
+        nice(fpm.master_pid()).as_deref(),
+        Some("4"),
+        "{}",
+        fpm.log()
+    );
+    let workers_ok = integration::wait_until(integration::DEADLINE, || {
+        let pids = fpm.worker_pids();
+        !pids.is_empty() && pids.iter().all(|&p| nice(p).as_deref() == Some("4"))
+    });
+    assert!(workers_ok, "worker nice values");
+    let out = std::process::Command::new("ss")
+        .args(["-xln"])
+        .output()
+        .expect("ss (package iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&fpm.addr()))
+        .unwrap_or_default();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.get(3), Some(&"7"), "{text}");
+});
+
+// `chroot = $prefix/...` takes the pool prefix (reference §2.11).
+both!(chroot_with_prefix, |kind| {
+    let base = open_dir("itest-prefix-");
+    let jail = base.path().join("jail");
+    std::fs::create_dir(&jail).expect("mkdir");
+    write(
+        &jail.join("id.php"),
+        "<?php echo file_exists('/id.php') ? 'in jail' : 'outside';",
+    );
+    let fpm = Fpm::builder(kind)
+        .pool_line(format!("prefix = {}", base.path().display()))
+        .pool_line("chroot = $prefix/jail")
+        .pool_line("user = www-data")
+        .start()
+        .expect("start");
+    assert_eq!(jail_request(&fpm, "id.php"), "in jail", "{}", fpm.log());
+    // php-fpm joins prefix and the rest with '/': `<prefix>//jail`, the same directory.
+    let want = jail.canonicalize().expect("canonical");
+    let settled = integration::wait_until(integration::DEADLINE, || {
+        let pids = fpm.worker_pids();
+        !pids.is_empty()
+            && pids.iter().all(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/root"))
+                    .ok()
+                    .and_then(|r| r.canonicalize().ok())
+                    == Some(want.clone())
+            })
+    });
+    assert!(settled, "workers not chrooted to {}", want.display());
+});
+
+// `apparmor_hat` on a kernel without AppArmor: the worker cannot query its confinement and
+// fails to initialise (exit 70), as php-fpm8.2 (built with AppArmor support) does.
+both!(apparmor_hat_without_apparmor, |kind| {
+    if std::fs::read_to_string("/proc/self/attr/current").is_ok() {
+        eprintln!("SKIPPED apparmor_hat_without_apparmor: this kernel has an LSM attribute");
+        return;
+    }
+    let fpm = Fpm::builder(kind)
+        .pool_line("apparmor_hat = hat")
+        .pool_line("catch_workers_output = yes")
+        .start()
+        .expect("start");
+    fpm.wait_log(
+        "said into stderr: \"ERROR: [pool www] failed to query apparmor confinement. Please check if \"/proc/*/attr/current\" is read and writeable.: Invalid argument (22)\"",
+        integration::DEADLINE,
+    )
+    .expect("apparmor error");
+    fpm.wait_log("exited with code 70", integration::DEADLINE)
+        .expect("worker exit 70");
+});

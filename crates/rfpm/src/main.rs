@@ -217,8 +217,13 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         }
     }
 
-    // 11. stderr tied to the error log; from now on the master is "launched".
+    // 11. stderr tied to the error log; from now on the master is "launched". A daemon
+    // keeps nothing of the launching terminal open (GH-9754).
+    let daemonized = daemon_pipe.is_some();
     log::with(|l| {
+        if daemonized && !matches!(l.dest(), log::Dest::Stderr) {
+            let _ = os::devnull_onto(2, true);
+        }
         let _ = l.tie_stderr();
         l.set_launched(true);
     });
@@ -266,11 +271,9 @@ fn daemonize() -> Result<Option<std::os::fd::OwnedFd>, i32> {
     match os::fork() {
         Ok(os::Fork::Child) => {
             drop(r);
-            // Nothing of the launching terminal stays open (GH-9754): stderr goes to the
-            // error log once launched; until then to /dev/null unless it is the log.
-            if !log::with(|l| matches!(l.dest(), log::Dest::Stderr)) {
-                let _ = os::devnull_onto(2, true);
-            }
+            // Until it is launched the master still writes every line to the launching
+            // stderr too, like php-fpm (start-up errors such as an unknown pool user reach
+            // the caller); at launch fd 2 is let go (GH-9754), see `run`.
             Ok(Some(w))
         }
         Ok(os::Fork::Parent(_)) => {

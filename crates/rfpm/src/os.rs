@@ -598,3 +598,55 @@ pub fn open_append(path: &str) -> io::Result<OwnedFd> {
         .open(path)?;
     Ok(OwnedFd::from(f))
 }
+
+/// This task's AppArmor attribute file (`current`): the AppArmor-specific one where the
+/// kernel has it, else the shared LSM one, like libapparmor.
+fn apparmor_attr(tid: libc::pid_t) -> io::Result<(String, String)> {
+    let specific = format!("/proc/{tid}/attr/apparmor/current");
+    match std::fs::read_to_string(&specific) {
+        Ok(text) => Ok((specific, text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let shared = format!("/proc/{tid}/attr/current");
+            std::fs::read_to_string(&shared).map(|text| (shared, text))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The current AppArmor label (without the ` (mode)` suffix) and the file to write a
+/// profile change to.
+pub fn apparmor_current() -> io::Result<(String, String)> {
+    // SAFETY: plain syscall.
+    let tid = unsafe { libc::gettid() };
+    let (path, text) = apparmor_attr(tid)?;
+    Ok((apparmor_label(&text).to_string(), path))
+}
+
+/// `profile (enforce)\n` → `profile`; `unconfined\n` → `unconfined`.
+fn apparmor_label(text: &str) -> &str {
+    let label = text.trim_end_matches(['\n', '\0']);
+    match label
+        .strip_suffix(')')
+        .and_then(|l| l.rfind(" (").map(|i| &l[..i]))
+    {
+        Some(l) => l,
+        None => label,
+    }
+}
+
+/// Asks AppArmor to move this task to `profile` (`changeprofile <profile>`).
+pub fn apparmor_change_profile(attr_path: &str, profile: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).open(attr_path)?;
+    f.write_all(format!("changeprofile {profile}").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn apparmor_labels() {
+        assert_eq!(super::apparmor_label("php-fpm (enforce)\n"), "php-fpm");
+        assert_eq!(super::apparmor_label("unconfined\n"), "unconfined");
+        assert_eq!(super::apparmor_label("a (b) (complain)"), "a (b)");
+    }
+}

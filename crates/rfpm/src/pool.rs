@@ -38,6 +38,8 @@ pub struct Pool {
     /// `process.priority` (root master only).
     pub priority: Option<i32>,
     pub dumpable: bool,
+    /// `apparmor_hat`: the worker changes to `<current profile>//<hat>`.
+    pub apparmor_hat: Option<String>,
     pub clear_env: bool,
     /// `env[]` in application order, `$VAR` values already taken from the master.
     pub env: Vec<(String, String)>,
@@ -121,6 +123,7 @@ impl Pool {
             chdir: c.chdir.clone().filter(|d| !d.is_empty()),
             priority,
             dumpable: c.process_dumpable,
+            apparmor_hat: c.apparmor_hat.clone().filter(|h| !h.is_empty()),
             clear_env: c.clear_env,
             env: c.worker_env(env),
             limit_extensions,

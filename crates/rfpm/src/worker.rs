@@ -241,6 +241,21 @@ fn identity(pool: &Pool) -> Result<(), String> {
             )
         })?;
     }
+    if let Some(hat) = &pool.apparmor_hat {
+        let (current, attr) = os::apparmor_current().map_err(|e| {
+            format!(
+                "[pool {name}] failed to query apparmor confinement. Please check if \"/proc/*/attr/current\" is read and writeable.{}",
+                os::syserr(&e)
+            )
+        })?;
+        let new = format!("{current}//{hat}");
+        os::apparmor_change_profile(&attr, &new).map_err(|e| {
+            format!(
+                "[pool {name}] failed to change to new confinement ({new}). Please check if \"/proc/*/attr/current\" is read and writeable and \"change_profile -> {current}//*\" is allowed.{}",
+                os::syserr(&e)
+            )
+        })?;
+    }
     Ok(())
 }
 
