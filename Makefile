@@ -9,9 +9,11 @@ export RFPM_BIN ?= $(abspath $(TARGET_DIR))/debug/rfpm
 # Debian packages: the PHP embed library and headers (build), php-fpm8.2 and php-cli
 # (the reference for differential tests and the php-src harness), nginx and curl
 # (end-to-end tests), libclang (bindgen), dpkg-dev/xz-utils (php-src suite download), acl
-# (getfacl, for the listen.acl_* tests).
+# (getfacl, for the listen.acl_* tests), python3-prometheus-client (parses the openmetrics
+# status page) and chromium (status.html).
 DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
-                libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl
+                libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl \
+                python3-prometheus-client chromium
 
 .PHONY: all deps build release run test unit integration conformance conformance-check lint clean bench
 

@@ -49,6 +49,12 @@ impl Nginx {
     /// Starts nginx on a free 127.0.0.1 port with `root <docroot>` and every `*.php` passed to
     /// `unix:<fpm_sock>`; returns once it accepts connections.
     pub fn start(fpm_sock: &str, docroot: &Path) -> Result<Nginx, HarnessError> {
+        Nginx::start_with(fpm_sock, docroot, "")
+    }
+
+    /// [`Nginx::start`] with `extra` lines inside the `server` block, before the PHP
+    /// location (e.g. another `location`; `{sock}` in it is replaced by `fpm_sock`).
+    pub fn start_with(fpm_sock: &str, docroot: &Path, extra: &str) -> Result<Nginx, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("itest-nginx-")
             .tempdir()
@@ -56,7 +62,13 @@ impl Nginx {
         let root = dir.path();
         let port = free_port()?;
         let conf = root.join("nginx.conf");
-        let text = config_text(root, port, fpm_sock, docroot);
+        let text = config_text(
+            root,
+            port,
+            fpm_sock,
+            docroot,
+            &extra.replace("{sock}", fpm_sock),
+        );
         std::fs::write(&conf, text)
             .map_err(|e| HarnessError::io(format!("writing {}", conf.display()), e))?;
         let stderr = File::create(root.join("stderr.log"))
@@ -188,7 +200,7 @@ impl Drop for Nginx {
     }
 }
 
-fn config_text(root: &Path, port: u16, fpm_sock: &str, docroot: &Path) -> String {
+fn config_text(root: &Path, port: u16, fpm_sock: &str, docroot: &Path, extra: &str) -> String {
     let r = root.display();
     format!(
         "daemon off;
@@ -209,6 +221,7 @@ http {{
         listen 127.0.0.1:{port};
         server_name localhost;
         root {docroot};
+{extra}
         location ~ \\.php$ {{
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;

@@ -785,6 +785,7 @@ fn request_shapes(shared: &Path) -> Vec<Shape> {
         shape("fatal error", n("errors.php", "m=fatal")),
         shape("fatal error displayed", n("errors.php", "m=fatal&display=1")),
         shape("fatal error, output buffered", n("errors.php", "m=fatal_buffered")),
+        shape("exit(3), output buffered", n("errors.php", "m=exit3")),
         shape("uncaught exception", n("errors.php", "m=exception")),
         shape("shutdown function", n("errors.php", "m=shutdown")),
         shape("memory limit", n("errors.php", "m=memory")),
@@ -864,7 +865,7 @@ fn request_shapes(shared: &Path) -> Vec<Shape> {
             "PHP_VALUE prepend persists; reset",
             with(
                 n("hello.php", ""),
-                &[("PHP_VALUE", "auto_prepend_file=")],
+                &[("PHP_VALUE", "auto_prepend_file=\ndisplay_errors=1")],
             ),
         ),
         // Bodies and uploads.
@@ -1178,6 +1179,11 @@ fn extra_shapes() -> Vec<Shape> {
     vec![
         shape("error_header on a fatal error", n("errors.php", "m=fatal")),
         shape(
+            "error_header on a buffered fatal error",
+            n("errors.php", "m=fatal_buffered"),
+        ),
+        shape("error_header not after exit(3)", n("errors.php", "m=exit3")),
+        shape(
             "error_header after output",
             n("errors.php", "m=fatal&display=1"),
         ),
@@ -1281,3 +1287,140 @@ fn differential_shape_count() {
         2 * path_shapes().len() + request_shapes(shared.path()).len() + extra_shapes().len();
     assert!(total >= 60, "{total}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Facts the differential tests cannot show by themselves (values seen inside the script
+// after the response, and a few checks that the shapes above mean what they say).
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+integration::both!(fastcgi_finish_request_semantics, |kind| {
+    let fpm = ok(builder(kind, &[], &[]).start());
+    let dir = ok(tempfile::tempdir());
+    // Without keep-alive: the second call returns false; output and headers after the
+    // first call are discarded; buffers are closed; the client did not "abort".
+    let out = dir.path().join("closed.json");
+    let q = format!("out={}", out.display());
+    let resp = ok(fpm.send(&integration::Req::get("finish2.php").query(&q)));
+    assert_eq!(text(resp.body()), "before\n");
+    assert_eq!(resp.header("X-Before").as_deref(), Some("1"));
+    assert_eq!(resp.header("X-After"), None);
+    assert_eq!(
+        resp.stderr, b"",
+        "log lines after the finish do not reach the client"
+    );
+    assert!(integration::wait_for_file(&out, integration::DEADLINE));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        "[true,false,true,0,0]"
+    );
+    // With keep-alive the connection stays open: the second call returns true again, and
+    // the next request on the connection is served.
+    let mut client = ok(fpm.client());
+    let out = dir.path().join("kept.json");
+    let q = format!("out={}", out.display());
+    let req = integration::Req::get("finish2.php")
+        .query(&q)
+        .keep_conn(true);
+    let resp = ok(integration::send_on(&mut client, &fpm.docroot(), &req));
+    assert_eq!(text(resp.body()), "before\n");
+    assert!(integration::wait_for_file(&out, integration::DEADLINE));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        "[true,true,true,0,0]"
+    );
+    let next = integration::Req::get("hello.php").keep_conn(true);
+    let resp = ok(integration::send_on(&mut client, &fpm.docroot(), &next));
+    assert_eq!(text(resp.body()), "Hello, world!\n");
+});
+
+integration::both!(php_value_facts, |kind| {
+    let fpm = ok(builder(kind, &[], &[]).start());
+    let ini = |extra: &[(&str, &str)], q: &str| {
+        let mut r = integration::Req::get("ini.php").query(q);
+        for (k, v) in extra {
+            r = r.param(k, v);
+        }
+        ok(fpm.send(&r))
+    };
+    let r = ini(
+        &[("PHP_VALUE", "memory_limit=77M\ndate.timezone=Europe/Paris")],
+        "n[]=memory_limit&n[]=date.timezone",
+    );
+    assert_eq!(
+        text(r.body()),
+        "memory_limit='77M'\ndate.timezone='Europe/Paris'\n"
+    );
+    // One worker: the next request without PHP_VALUE still sees the values.
+    let r = ini(&[], "n[]=memory_limit");
+    assert_eq!(text(r.body()), "memory_limit='77M'\n");
+    let r = ini(
+        &[("PHP_VALUE", "[s]\nx[]=1\nbare\nno.such=1\n=")],
+        "n[]=memory_limit",
+    );
+    assert_eq!(
+        text(&r.stderr),
+        "Passing INI directive through FastCGI: only classic entries are allowed; \
+         Passing INI directive through FastCGI: only classic entries are allowed; \
+         Passing INI directive through FastCGI: empty value for key 'bare'; \
+         Passing INI directive through FastCGI: unable to set 'no.such'"
+    );
+    let r = ini(
+        &[("PHP_ADMIN_VALUE", "precision=11")],
+        "set[precision]=5&n[]=precision",
+    );
+    assert_eq!(text(r.body()), "ini_set(precision)=false\nprecision='11'\n");
+});
+
+integration::both!(request_body_file_facts, |kind| {
+    let fpm = ok(builder(kind, &[], &[]).start());
+    let dir = ok(tempfile::tempdir());
+    let missing = dir.path().join("nope");
+    let r = ok(fpm.send(
+        &integration::Req::post("input.php", "application/octet-stream", b"abc".to_vec())
+            .param("REQUEST_BODY_FILE", &missing.display().to_string()),
+    ));
+    let body = text(r.body());
+    let warning = format!(
+        "REQUEST_BODY_FILE: open('{}') failed: No such file or directory (2)",
+        missing.display()
+    );
+    assert!(body.contains(&warning), "{body}");
+    assert!(
+        body.ends_with("0 d41d8cd98f00b204e9800998ecf8427e\n"),
+        "{body}"
+    );
+    let file = dir.path().join("body");
+    ok(std::fs::write(&file, b"0123456789"));
+    let r = ok(fpm.send(
+        &integration::Req::post("input.php", "application/octet-stream", b"abc".to_vec())
+            .param("REQUEST_BODY_FILE", &file.display().to_string()),
+    ));
+    // CONTENT_LENGTH (3) bounds what is read from the file.
+    assert_eq!(
+        text(r.body()),
+        format!("3 {}\n", ok(integration::md5_hex(b"012")))
+    );
+});
+
+integration::both!(error_header_facts, |kind| {
+    let fpm = ok(builder(
+        kind,
+        &[
+            ("fastcgi.error_header", "\"HTTP/1.1 550 PHP Error\""),
+            ("expose_php", "0"),
+        ],
+        &[],
+    )
+    .start());
+    // die.php buffers its output, so the headers are not sent when the fatal error hits.
+    let r = ok(fpm.send(&integration::Req::get("die.php").query("mode=fatal")));
+    assert_eq!(r.header("Status").as_deref(), Some("550 PHP Error"));
+    assert_eq!(r.header("X-Powered-By"), None);
+    let r = ok(fpm.send(&integration::Req::get("hello.php")));
+    assert_eq!(r.header("Status"), None);
+    let r = ok(fpm.send(&integration::Req::get("ping")));
+    assert_eq!(text(r.body()), "pong-ok");
+});

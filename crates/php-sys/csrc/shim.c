@@ -272,6 +272,16 @@ size_t rfpm_shim_ub_write(const char *str, size_t len)
 	return len;
 }
 
+size_t rfpm_shim_read_post(char *buf, size_t count)
+{
+	const char *warning = NULL;
+	size_t n = rfpm_rs_read_post(buf, count, &warning);
+	if (warning != NULL) {
+		zend_error(E_WARNING, "%s", warning);
+	}
+	return n;
+}
+
 void rfpm_shim_flush(void *server_context)
 {
 	(void) server_context;

@@ -97,6 +97,9 @@ const char *rfpm_shim_status_reason(int code);
  * Rust frame is ever jumped over. */
 size_t rfpm_shim_ub_write(const char *str, size_t len);
 void rfpm_shim_flush(void *server_context);
+/* SAPI read_post: the body from Rust; a warning Rust hands back (REQUEST_BODY_FILE that
+ * cannot be opened) is raised as a PHP warning here, after Rust has returned. */
+size_t rfpm_shim_read_post(char *buf, size_t count);
 
 /* The -d definitions as an INI string (php_ini_builder), malloc'ed; NULL if n == 0. */
 char *rfpm_shim_ini_entries(const char *const *defines, size_t n);
@@ -108,6 +111,7 @@ void rfpm_shim_add_next_zval(void *arr, void *zv);
 /* Implemented in Rust (crate sapi). */
 extern bool rfpm_rs_write(const char *str, size_t len);
 extern bool rfpm_rs_flush(void);
+extern size_t rfpm_rs_read_post(char *buf, size_t count, const char **warning);
 extern bool rfpm_rs_finish_request(void);
 extern bool rfpm_rs_connection_open(void);
 extern void rfpm_rs_request_headers(void *return_value_zval);

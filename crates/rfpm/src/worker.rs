@@ -472,7 +472,8 @@ impl Worker<'_> {
         let mut io = FcgiIo {
             log: &log,
             conn,
-            body: body_file.map(|path| File::open(path).ok()),
+            body_path: body_file,
+            body: None,
             finished: false,
             closed: false,
             broken: false,
@@ -762,8 +763,11 @@ fn log_request(
 struct FcgiIo<'c> {
     log: &'c RequestLog<'c>,
     conn: &'c mut ServerConn<Stream>,
-    /// `REQUEST_BODY_FILE`: `Some(None)` when it could not be opened (empty body).
-    body: Option<Option<File>>,
+    /// `REQUEST_BODY_FILE`, when the web server sent one: the body is read from it.
+    body_path: Option<String>,
+    /// That file, opened at the first read (php-fpm retries, and warns, at every read
+    /// until it opens).
+    body: Option<File>,
     finished: bool,
     closed: bool,
     broken: bool,
@@ -797,11 +801,25 @@ impl sapi::Conn for FcgiIo<'_> {
         true
     }
 
-    fn read_body(&mut self, buf: &mut [u8]) -> usize {
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+        let Some(path) = &self.body_path else {
+            return Ok(self.conn.fill_stdin(buf).unwrap_or(0));
+        };
+        if self.body.is_none() {
+            match File::open(path) {
+                Ok(f) => self.body = Some(f),
+                Err(e) => {
+                    let errno = e.raw_os_error().unwrap_or(0);
+                    return Err(format!(
+                        "REQUEST_BODY_FILE: open('{path}') failed: {} ({errno})",
+                        os::strerror(errno)
+                    ));
+                }
+            }
+        }
         match &mut self.body {
-            Some(Some(f)) => f.read(buf).unwrap_or(0),
-            Some(None) => 0,
-            None => self.conn.fill_stdin(buf).unwrap_or(0),
+            Some(f) => Ok(f.read(buf).unwrap_or(0)),
+            None => Ok(0),
         }
     }
 

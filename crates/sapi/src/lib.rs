@@ -54,7 +54,8 @@ pub trait Conn {
     /// Pushes buffered output to the web server. `false`: the client is gone.
     fn flush(&mut self) -> bool;
     /// Request body bytes (FastCGI STDIN or `REQUEST_BODY_FILE`); 0 at the end.
-    fn read_body(&mut self, buf: &mut [u8]) -> usize;
+    /// `Err(text)`: no body, and PHP warns with `text` (`REQUEST_BODY_FILE` not opened).
+    fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, String>;
     /// `fastcgi_finish_request()`: sends FCGI_END_REQUEST now (once) and closes the
     /// connection unless kept alive. `false` if the connection is already closed.
     fn finish(&mut self) -> bool;
@@ -142,6 +143,8 @@ struct Ctx<'a> {
     conn: *mut (dyn Conn + 'a),
     req: *const Request<'a>,
     scratch: Vec<u8>,
+    /// A warning for the C side to raise after a callback returned (NUL-terminated).
+    warning: Vec<u8>,
 }
 
 /// Runs `f`, aborting the process if it panics: no panic may unwind into C.
@@ -190,7 +193,7 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
         module.getenv = Some(cb_getenv);
         module.sapi_error = Some(sys::zend_error);
         module.send_headers = Some(cb_send_headers);
-        module.read_post = Some(cb_read_post);
+        module.read_post = Some(sys::rfpm_shim_read_post);
         module.read_cookies = Some(cb_read_cookies);
         module.register_server_variables = Some(cb_register_variables);
         module.log_message = Some(cb_log_message);
@@ -446,6 +449,7 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
         conn: conn as *mut dyn Conn,
         req: req as *const Request<'_>,
         scratch: Vec::new(),
+        warning: Vec::new(),
     };
     let mut outcome = Outcome {
         status: 200,
@@ -489,16 +493,7 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
             run_action(&mut ctx, req);
             if let Some(h) = fpm_ini().error_header {
                 if sys::rfpm_shim_exit_status() == 255 && sg.headers_sent == 0 {
-                    let h = CString::new(h).unwrap_or_default();
-                    let line = sys::sapi_header_line {
-                        line: h.as_ptr(),
-                        line_len: h.as_bytes().len(),
-                        response_code: 0,
-                    };
-                    sys::sapi_header_op(
-                        sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
-                        &line as *const _ as *mut c_void,
-                    );
+                    set_header(&h);
                 }
             }
         }
@@ -552,18 +547,7 @@ unsafe fn run_action(ctx: &mut Ctx<'_>, req: &Request<'_>) {
         }
         Action::Respond { headers, body } => {
             for h in headers {
-                let Ok(h) = CString::new(h.as_str()) else {
-                    continue;
-                };
-                let line = sys::sapi_header_line {
-                    line: h.as_ptr(),
-                    line_len: h.as_bytes().len(),
-                    response_code: 0,
-                };
-                sys::sapi_header_op(
-                    sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
-                    &line as *const _ as *mut c_void,
-                );
+                set_header(h);
             }
             if !sg.request_info.headers_only {
                 output(body);
@@ -593,6 +577,24 @@ unsafe fn run_action(ctx: &mut Ctx<'_>, req: &Request<'_>) {
             }
         }
     }
+}
+
+/// `header($line)` as a script would call it (replacing a header of the same name;
+/// an `HTTP/x.y NNN` line sets the status).
+///
+/// # Safety
+/// Inside an active PHP request.
+unsafe fn set_header(h: &str) {
+    let Ok(h) = CString::new(h) else { return };
+    let line = sys::sapi_header_line {
+        line: h.as_ptr(),
+        line_len: h.as_bytes().len(),
+        response_code: 0,
+    };
+    sys::sapi_header_op(
+        sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
+        &line as *const _ as *mut c_void,
+    );
 }
 
 /// Writes through PHP's output layer (guarded: output handlers may bail out).
@@ -834,27 +836,45 @@ pub fn status_reason(code: i32) -> Option<String> {
     }
 }
 
-unsafe extern "C" fn cb_read_post(buf: *mut c_char, count: usize) -> usize {
+/// SAPI read_post, through the shim (`rfpm_shim_read_post`), which raises the PHP
+/// warning handed back in `*warning` once this function has returned.
+#[no_mangle]
+extern "C" fn rfpm_rs_read_post(
+    buf: *mut c_char,
+    count: usize,
+    warning: *mut *const c_char,
+) -> usize {
     guard(|| {
-        let Some(ctx) = ctx() else { return 0 };
-        let req = &*ctx.req;
-        let sg = &*ptr::addr_of!(sys::sapi_globals);
-        // Never more than CONTENT_LENGTH.
-        let left = (req.content_length - sg.read_post_bytes).max(0) as usize;
-        let want = count.min(left);
-        if want == 0 {
-            return 0;
-        }
-        let out = std::slice::from_raw_parts_mut(buf as *mut u8, want);
-        let mut got = 0;
-        while got < want {
-            let n = (*ctx.conn).read_body(&mut out[got..]);
-            if n == 0 {
-                break;
+        // SAFETY: PHP passes a buffer of `count` bytes; the context is valid during run();
+        // `warning` is a valid out-pointer from the shim.
+        unsafe {
+            *warning = ptr::null();
+            let Some(ctx) = ctx() else { return 0 };
+            let req = &*ctx.req;
+            let sg = &*ptr::addr_of!(sys::sapi_globals);
+            // Never more than CONTENT_LENGTH.
+            let left = (req.content_length - sg.read_post_bytes).max(0) as usize;
+            let want = count.min(left);
+            if want == 0 {
+                return 0;
             }
-            got += n;
+            let out = std::slice::from_raw_parts_mut(buf as *mut u8, want);
+            let mut got = 0;
+            while got < want {
+                match (*ctx.conn).read_body(&mut out[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(text) => {
+                        ctx.warning.clear();
+                        ctx.warning.extend(text.bytes().filter(|&b| b != 0));
+                        ctx.warning.push(0);
+                        *warning = ctx.warning.as_ptr() as *const c_char;
+                        break;
+                    }
+                }
+            }
+            got
         }
-        got
     })
 }
 
