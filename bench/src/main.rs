@@ -1080,7 +1080,7 @@ fn summary(
     }
     let (a, b) = (loaded[0].pss_total_kib, loaded[1].pss_total_kib);
     s.push_str(&format!(
-        "\nPSS master + 4 workers: rfpm {}, php-fpm8.2 {}. Start-up to the first answer: rfpm {}, php-fpm8.2 {}.",
+        "\nPSS master + workers: rfpm {}, php-fpm8.2 {}. Start-up to the first answer: rfpm {}, php-fpm8.2 {}.",
         kib(a),
         kib(b),
         fmt_us(median(&startup[0])),

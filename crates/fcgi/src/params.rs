@@ -73,9 +73,17 @@ impl Params {
         if let Some(m) = &self.index {
             return m.get(name).copied();
         }
-        self.entries
-            .iter()
-            .position(|e| e.name.1 == name.len() && self.slice(e.name) == name)
+        // Many CGI names share a length (REMOTE_ADDR, SERVER_PORT, ...): comparing the
+        // last byte first spares most memcmp calls of the duplicate check on every set.
+        let last = name.last().copied();
+        self.entries.iter().position(|e| {
+            e.name.1 == name.len()
+                && match last {
+                    Some(b) => self.arena[e.name.0 + e.name.1 - 1] == b,
+                    None => true,
+                }
+                && self.slice(e.name) == name
+        })
     }
 
     fn push_bytes(&mut self, b: &[u8]) -> (usize, usize) {
