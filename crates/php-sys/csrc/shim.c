@@ -129,7 +129,8 @@ rfpm_shim_result rfpm_shim_module_startup(void *module)
 
 rfpm_shim_result rfpm_shim_request_startup(void)
 {
-	rfpm_shim_result r = RFPM_SHIM_OK;
+	/* volatile: set inside zend_try and read after a possible longjmp. */
+	volatile rfpm_shim_result r = RFPM_SHIM_OK;
 	/* The exit status of the previous request must not leak into this one (GH-9981). */
 	EG(exit_status) = 0;
 	zend_try {
@@ -144,9 +145,10 @@ rfpm_shim_result rfpm_shim_request_startup(void)
 
 rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 {
-	rfpm_shim_result r = RFPM_SHIM_OK;
+	/* volatile: set inside zend_try and read after a possible longjmp. */
+	volatile rfpm_shim_result r = RFPM_SHIM_OK;
 	zend_file_handle fh;
-	bool opened = false;
+	volatile bool opened = false;
 
 	*open_errno = 0;
 	zend_stream_init_filename(&fh, SG(request_info).path_translated);
@@ -170,7 +172,8 @@ rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 
 rfpm_shim_result rfpm_shim_output(const char *data, size_t len)
 {
-	rfpm_shim_result r = RFPM_SHIM_OK;
+	/* volatile: set inside zend_try and read after a possible longjmp. */
+	volatile rfpm_shim_result r = RFPM_SHIM_OK;
 	zend_try {
 		php_output_write(data, len);
 	} zend_catch {
@@ -537,7 +540,8 @@ static void rfpm_ini_parser_cb(zval *arg1, zval *arg2, zval *arg3, int callback_
 
 rfpm_shim_result rfpm_shim_parse_ini_string(const char *str, rfpm_shim_ini_entry_cb cb, void *ctx)
 {
-	rfpm_shim_result r = RFPM_SHIM_OK;
+	/* volatile: set inside zend_try and read after a possible longjmp. */
+	volatile rfpm_shim_result r = RFPM_SHIM_OK;
 	rfpm_ini_parse_ctx c = { cb, ctx };
 	zend_try {
 		if (zend_parse_ini_string((char *) str, 1, ZEND_INI_SCANNER_NORMAL, rfpm_ini_parser_cb, &c) == FAILURE) {

@@ -55,6 +55,10 @@ pub struct Header {
     pub start_us: AtomicU64,
     /// Most workers seen active at once (`max active processes`).
     pub max_active: AtomicU64,
+    /// Workers out of Idle now: adjusted by the workers as they leave and re-enter Idle
+    /// (O(1) per request), recounted from the slots by the master every second (which
+    /// also corrects it after a worker died mid-request).
+    pub active: AtomicU64,
     /// Connections waiting in the accept queue, sampled by the master each second.
     pub listen_queue: AtomicU64,
     /// Maximum of `listen_queue` seen.
@@ -377,8 +381,26 @@ impl Scoreboard {
             .filter_map(|i| self.slot(i))
             .filter(|s| s.pid.load(Ordering::Relaxed) > 0 && s.state() != WorkerState::Idle)
             .count() as u64;
+        self.header().active.store(n, Ordering::Relaxed);
         self.header().max_active.fetch_max(n, Ordering::Relaxed);
         n
+    }
+
+    /// Worker side: it leaves Idle for a request.
+    pub fn enter_active(&self) {
+        let h = self.header();
+        let n = h.active.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        h.max_active.fetch_max(n, Ordering::Relaxed);
+    }
+
+    /// Worker side: it is Idle again.
+    pub fn leave_active(&self) {
+        let _ = self
+            .header()
+            .active
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(1))
+            });
     }
 
     /// Slot `i`, if it exists.

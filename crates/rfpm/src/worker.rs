@@ -307,6 +307,9 @@ impl Worker<'_> {
             if signals::worker_quit() {
                 return;
             }
+            if self.slot.state() != WorkerState::Idle {
+                self.sb.leave_active();
+            }
             self.slot.set_state(WorkerState::Idle);
             let fd = match os::accept(listen_fd) {
                 Ok(fd) => fd,
@@ -377,9 +380,12 @@ impl Worker<'_> {
         let mut conn = ServerConn::new(stream);
         loop {
             self.cpu_start = os::cpu_times_us();
+            let was_idle = self.slot.state() == WorkerState::Idle;
             self.slot.begin_request(now_us());
             self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
-            self.sb.count_active();
+            if was_idle {
+                self.sb.enter_active();
+            }
             let Ok(Some(req)) = conn.read_request() else {
                 // End of stream or a malformed request: php-fpm closes at once, without
                 // the graceful shutdown (the peer may see a reset).
