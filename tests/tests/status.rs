@@ -267,6 +267,8 @@ fn normalise(fmt: &str, body: &str, dir: &Path) -> String {
                     l = blank_after(&l, &format!("<{k}>"), "<");
                     l = blank_after(&l, &format!("<{}>", k.replace(' ', "-")), "<");
                     l = blank_after(&l, &format!("{k} "), "\n");
+                    // html pool table: <tr><th>start since</th><td>3</td></tr>
+                    l = blank_after(&l, &format!("<th>{k}</th><td>"), "<");
                 }
                 if l.starts_with("<process>") || l.starts_with("<tr><td>") {
                     l = blank_cells(&l);
