@@ -436,6 +436,10 @@ pub fn ini_string(name: &str) -> Option<String> {
     }
 }
 
+/// A C string PHP owns, or `None` for NULL.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that outlives `'a`.
 unsafe fn cstr_opt<'a>(p: *const c_char) -> Option<&'a CStr> {
     if p.is_null() {
         None
@@ -966,6 +970,9 @@ unsafe extern "C" fn cb_register_variables(arr: *mut sys::zval) {
 }
 
 /// One variable through PHP's input filter into `arr`.
+///
+/// # Safety
+/// Inside an active request; `arr` is the array PHP is filling (`$_SERVER`/`$_ENV`).
 unsafe fn register(scratch: &mut Vec<u8>, name: &CStr, value: &[u8], arr: *mut sys::zval) {
     scratch.clear();
     scratch.extend_from_slice(value);
