@@ -22,6 +22,19 @@ pub struct Params {
     arena: Vec<u8>,
     entries: Vec<Entry>,
     index: Option<HashMap<Vec<u8>, usize>>,
+    /// One bit per name shape ([`fingerprint`]) of every name added: a name whose bit is
+    /// clear is absent without a scan (most lookups: every new param's duplicate check,
+    /// and the optional params a request does not carry).
+    seen: u64,
+}
+
+/// A bit standing for a name's length, first and last byte.
+fn fingerprint(name: &[u8]) -> u64 {
+    let (first, last) = match (name.first(), name.last()) {
+        (Some(&f), Some(&l)) => (usize::from(f), usize::from(l)),
+        _ => (0, 0),
+    };
+    1u64 << ((name.len().wrapping_mul(31) + first * 7 + last) % 64)
 }
 
 impl Params {
@@ -35,6 +48,7 @@ impl Params {
             arena: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(entries),
             index: None,
+            seen: 0,
         }
     }
 
@@ -72,6 +86,9 @@ impl Params {
     fn find(&self, name: &[u8]) -> Option<usize> {
         if let Some(m) = &self.index {
             return m.get(name).copied();
+        }
+        if self.seen & fingerprint(name) == 0 {
+            return None;
         }
         // Many CGI names share a length (REMOTE_ADDR, SERVER_PORT, ...): comparing the
         // last byte first spares most memcmp calls of the duplicate check on every set.
@@ -154,6 +171,7 @@ impl Params {
         if let Some(m) = &mut self.index {
             m.insert(name.to_vec(), self.entries.len());
         }
+        self.seen |= fingerprint(name);
         self.entries.push(Entry { name: n, value: v });
     }
 
@@ -170,6 +188,7 @@ impl Params {
         self.arena.clear();
         self.entries.clear();
         self.index = None;
+        self.seen = 0;
     }
 
     /// (name, value) in arrival order.

@@ -147,6 +147,22 @@ enum Got {
     Closed(CloseReason),
 }
 
+/// The input and output buffers of a connection, kept from one connection to the next.
+#[derive(Debug)]
+pub struct Buffers {
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Buffers {
+            rbuf: vec![0; IN_BUF_LEN],
+            wbuf: Vec::with_capacity(OUT_BUF_LEN + 32),
+        }
+    }
+}
+
 /// The server side of one FastCGI connection.
 pub struct ServerConn<S: Read + Write> {
     stream: S,
@@ -194,12 +210,24 @@ fn broken_pipe() -> io::Error {
 
 impl<S: Read + Write> ServerConn<S> {
     pub fn new(stream: S) -> Self {
+        Self::with_buffers(stream, Buffers::default())
+    }
+
+    /// Like [`ServerConn::new`], reusing the buffers of a finished connection
+    /// ([`ServerConn::into_parts`]): a worker serving one connection after another then
+    /// allocates (and zeroes) nothing per connection.
+    pub fn with_buffers(stream: S, bufs: Buffers) -> Self {
+        let Buffers { mut rbuf, mut wbuf } = bufs;
+        if rbuf.len() != IN_BUF_LEN {
+            rbuf = vec![0; IN_BUF_LEN];
+        }
+        wbuf.clear();
         ServerConn {
             stream,
-            rbuf: vec![0; IN_BUF_LEN],
+            rbuf,
             rpos: 0,
             rend: 0,
-            wbuf: Vec::with_capacity(OUT_BUF_LEN + 32),
+            wbuf,
             open: None,
             id: 0,
             keep: false,
@@ -224,6 +252,18 @@ impl<S: Read + Write> ServerConn<S> {
     /// The stream. Buffered but unread input and unflushed output are dropped.
     pub fn into_inner(self) -> S {
         self.stream
+    }
+
+    /// The stream and the buffers, for [`ServerConn::with_buffers`]. Unsent output is
+    /// dropped: flush or end the request first.
+    pub fn into_parts(self) -> (S, Buffers) {
+        (
+            self.stream,
+            Buffers {
+                rbuf: self.rbuf,
+                wbuf: self.wbuf,
+            },
+        )
     }
 
     /// Bound on the total size of a request's param names and values (php-fpm has

@@ -509,6 +509,24 @@ pub fn chown(path: &str, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         .map(drop)
 }
 
+/// recv(2) that never blocks (`MSG_DONTWAIT`); `WouldBlock` when nothing is there.
+pub fn recv_nowait(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: a valid, writable buffer of `buf.len()` bytes for the call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// Half-closes a connection (no more writes from us).
 pub fn shutdown_write(fd: RawFd) {
     // SAFETY: plain syscall on a socket we own.

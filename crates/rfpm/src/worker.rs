@@ -103,6 +103,8 @@ pub fn main(
         _ => None,
     };
     let mut w = Worker {
+        bufs: None,
+        drain: vec![0; 4096],
         allowed,
         sb,
         slot: my_slot,
@@ -299,6 +301,10 @@ struct Worker<'p> {
     ppid: i32,
     /// CPU times when the current request started being read.
     cpu_start: (u64, u64),
+    /// The previous connection's buffers, reused by the next one.
+    bufs: Option<fcgi::server::Buffers>,
+    /// Where close_gracefully discards what the peer still sends.
+    drain: Vec<u8>,
 }
 
 impl Worker<'_> {
@@ -377,7 +383,15 @@ impl Worker<'_> {
         if !wait_readable(stream.raw(), FIRST_BYTE_TIMEOUT_MS) {
             return true;
         }
-        let mut conn = ServerConn::new(stream);
+        let mut conn = ServerConn::with_buffers(stream, self.bufs.take().unwrap_or_default());
+        let go_on = self.serve_requests(&mut conn);
+        // The socket closes here (the stream is dropped); the buffers serve the next one.
+        self.bufs = Some(conn.into_parts().1);
+        go_on
+    }
+
+    /// The requests of one connection; `false` when the worker must exit.
+    fn serve_requests(&mut self, conn: &mut ServerConn<Stream>) -> bool {
         loop {
             self.cpu_start = os::cpu_times_us();
             let was_idle = self.slot.state() == WorkerState::Idle;
@@ -392,7 +406,7 @@ impl Worker<'_> {
                 return true;
             };
             self.served += 1;
-            let keep = self.serve(&mut conn, req);
+            let keep = self.serve(conn, req);
             if self.pool.catch_workers_output {
                 // End of request: the master ends any pending partial line here.
                 let _ = std::io::stdout().flush();
@@ -400,14 +414,14 @@ impl Worker<'_> {
             }
             let limit_reached = self.pool.max_requests > 0 && self.served >= self.pool.max_requests;
             if limit_reached {
-                close_gracefully(&mut conn);
+                close_gracefully(conn, &mut self.drain);
                 return false;
             }
             if !keep || signals::worker_quit() {
                 break;
             }
         }
-        close_gracefully(&mut conn);
+        close_gracefully(conn, &mut self.drain);
         true
     }
 
@@ -737,14 +751,22 @@ fn wait_readable(fd: i32, timeout_ms: i32) -> bool {
 
 /// After the last response: stop sending, then discard what the peer still sends until
 /// it closes (php-fpm's close), bounded so a silent peer cannot hold the worker.
-fn close_gracefully(conn: &mut ServerConn<Stream>) {
+fn close_gracefully(conn: &mut ServerConn<Stream>, buf: &mut [u8]) {
     let fd = conn.get_ref().raw();
     let _ = conn.flush();
     os::shutdown_write(fd);
-    let mut buf = [0u8; 4096];
     let mut budget = 64;
+    // The peer has often closed already: look before waiting (saves the poll).
+    while budget > 0 {
+        match os::recv_nowait(fd, buf) {
+            Ok(0) => return,
+            Ok(_) => budget -= 1,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return,
+        }
+    }
     while budget > 0 && wait_readable(fd, 1000) {
-        match conn.get_mut().read(&mut buf) {
+        match conn.get_mut().read(buf) {
             Ok(0) | Err(_) => break,
             Ok(_) => budget -= 1,
         }
