@@ -1336,6 +1336,19 @@ integration::both!(fastcgi_finish_request_semantics, |kind| {
     assert_eq!(text(resp.body()), "Hello, world!\n");
 });
 
+// With `E` in variables_order, $_ENV built first (named first in the script) holds the
+// params, and $_SERVER, copied from it, too (reference §7.10).
+integration::both!(env_built_before_server, |kind| {
+    let fpm = ok(builder(kind, &[("variables_order", "EGPCS")], &[]).start());
+    let r = ok(fpm.send(&integration::Req::get("env_first.php").query("a=1")));
+    assert_eq!(
+        text(r.body()),
+        "ENV[REQUEST_METHOD]=GET SERVER[REQUEST_METHOD]=GET\n\
+         ENV[SCRIPT_NAME]=/env_first.php SERVER[SCRIPT_NAME]=/env_first.php\n\
+         ENV[QUERY_STRING]=a=1 SERVER[QUERY_STRING]=a=1\n"
+    );
+});
+
 integration::both!(php_value_facts, |kind| {
     let fpm = ok(builder(kind, &[], &[]).start());
     let ini = |extra: &[(&str, &str)], q: &str| {

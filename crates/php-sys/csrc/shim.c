@@ -568,3 +568,10 @@ bool rfpm_shim_import_env_copy(void *arr_zval)
 	}
 	return false;
 }
+
+bool rfpm_shim_is_env_array(const void *arr_zval)
+{
+	const zval *arr = arr_zval;
+	const zval *env = &PG(http_globals)[TRACK_VARS_ENV];
+	return Z_TYPE_P(arr) == IS_ARRAY && Z_TYPE_P(env) == IS_ARRAY && Z_ARR_P(arr) == Z_ARR_P(env);
+}

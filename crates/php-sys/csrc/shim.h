@@ -90,6 +90,10 @@ void rfpm_shim_activate_dir_config(const char *dir, size_t dir_len, const char *
  * and true is returned; false: arr must be filled from the environment and the params. */
 bool rfpm_shim_import_env_copy(void *arr_zval);
 
+/* Whether arr is $_ENV's array being built (its params then go through the input filter as
+ * PARSE_ENV: with PARSE_SERVER, ext/filter would store them in $_SERVER's array instead). */
+bool rfpm_shim_is_env_array(const void *arr_zval);
+
 /* Reason phrase of an HTTP status from PHP's table, or NULL. */
 const char *rfpm_shim_status_reason(int code);
 

@@ -926,11 +926,18 @@ unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
         }
         let Some(ctx) = ctx() else { return };
         let req = &*ctx.req;
+        // $_ENV's params pass the input filter as PARSE_ENV: ext/filter stores what it
+        // is given under PARSE_SERVER in $_SERVER's array, not in `arr`.
+        let filter = if sys::rfpm_shim_is_env_array(arr as *const c_void) {
+            sys::PARSE_ENV
+        } else {
+            sys::PARSE_SERVER
+        };
         for (name, value) in req.vars.params_cstr() {
             if name.to_bytes() == b"HTTP_PROXY" {
                 continue;
             }
-            register(&mut ctx.scratch, name, value, arr);
+            register(&mut ctx.scratch, filter, name, value, arr);
         }
     })
 }
@@ -965,15 +972,28 @@ unsafe extern "C" fn cb_register_variables(arr: *mut sys::zval) {
         }
         let Some(ctx) = ctx() else { return };
         let req = &*ctx.req;
-        register(&mut ctx.scratch, c"PHP_SELF", req.php_self.to_bytes(), arr);
+        register(
+            &mut ctx.scratch,
+            sys::PARSE_SERVER,
+            c"PHP_SELF",
+            req.php_self.to_bytes(),
+            arr,
+        );
     })
 }
 
-/// One variable through PHP's input filter into `arr`.
+/// One variable through PHP's input filter (`filter`: `PARSE_SERVER` or `PARSE_ENV`,
+/// matching `arr`) into `arr`.
 ///
 /// # Safety
 /// Inside an active request; `arr` is the array PHP is filling (`$_SERVER`/`$_ENV`).
-unsafe fn register(scratch: &mut Vec<u8>, name: &CStr, value: &[u8], arr: *mut sys::zval) {
+unsafe fn register(
+    scratch: &mut Vec<u8>,
+    filter_arg: u32,
+    name: &CStr,
+    value: &[u8],
+    arr: *mut sys::zval,
+) {
     scratch.clear();
     scratch.extend_from_slice(value);
     scratch.push(0);
@@ -983,7 +1003,7 @@ unsafe fn register(scratch: &mut Vec<u8>, name: &CStr, value: &[u8], arr: *mut s
     let keep = match filter {
         Some(f) => {
             f(
-                sys::PARSE_SERVER as c_int,
+                filter_arg as c_int,
                 name.as_ptr(),
                 &mut val,
                 value.len(),
