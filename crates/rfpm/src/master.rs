@@ -108,6 +108,11 @@ const TOKEN_LISTEN: u64 = 1 << 40;
 /// Tokens of worker output pipes: `TOKEN_OUTPUT + pid * 2 + stream`.
 const TOKEN_OUTPUT: u64 = 16;
 
+/// Reads of 8 KiB from one worker pipe per wake-up of the event loop.
+const OUTPUT_READS_PER_WAKEUP: usize = 16;
+/// Reads left to a dead worker's pipe: what a pipe holds at most (`pipe-max-size`, 1 MiB).
+const OUTPUT_READS_AT_EXIT: usize = 128;
+
 fn output_token(pid: libc::pid_t, stream: Stream) -> u64 {
     TOKEN_OUTPUT + (pid as u64) * 2 + u64::from(stream == Stream::Stderr)
 }
@@ -515,14 +520,17 @@ impl Runtime {
         } else {
             Stream::Stdout
         };
-        self.drain_output(pid, stream);
+        self.drain_output(pid, stream, OUTPUT_READS_PER_WAKEUP);
     }
 
-    fn drain_output(&mut self, pid: libc::pid_t, stream: Stream) {
+    /// Reads what a worker wrote, at most `max_reads` reads of 8 KiB, and logs it read by
+    /// read: a worker that writes without pause can neither hold the master in this loop
+    /// nor make it buffer (the pipes are level-triggered: the rest comes at the next pass).
+    fn drain_output(&mut self, pid: libc::pid_t, stream: Stream, max_reads: usize) {
         let Some(child) = self.children.iter_mut().find(|c| c.pid == pid) else {
             return;
         };
-        let pool = child.pool;
+        let p = &self.m.pools[child.pool];
         let Some(out) = child.output.as_mut() else {
             return;
         };
@@ -535,16 +543,21 @@ impl Runtime {
         };
         let mut entries = Vec::new();
         let mut buf = [0u8; 8192];
-        loop {
-            match os::read_fd(fd, &mut buf) {
+        let mut reads = 0;
+        while reads < max_reads {
+            reads += 1;
+            let last = match os::read_fd(fd, &mut buf) {
                 Ok(0) => {
                     out.capture.close(stream, &mut entries);
                     *slot = None; // closing also removes it from epoll
-                    break;
+                    true
                 }
-                Ok(n) => out.capture.feed(stream, &buf[..n], &mut entries),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Ok(n) => {
+                    out.capture.feed(stream, &buf[..n], &mut entries);
+                    false
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => false,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
                 Err(e) => {
                     crate::error_sys!(
                         e.raw_os_error().unwrap_or(0),
@@ -552,13 +565,15 @@ impl Runtime {
                         stream.name()
                     );
                     *slot = None;
-                    break;
+                    true
                 }
+            };
+            for e in entries.drain(..) {
+                log_captured(&p.name, p.decorate_workers_output, pid, &e);
             }
-        }
-        let p = &self.m.pools[pool];
-        for e in entries {
-            log_captured(&p.name, p.decorate_workers_output, pid, &e);
+            if last {
+                break;
+            }
         }
     }
 
@@ -691,8 +706,8 @@ impl Runtime {
                 continue;
             };
             // What the worker said last comes before its exit line.
-            self.drain_output(pid, Stream::Stdout);
-            self.drain_output(pid, Stream::Stderr);
+            self.drain_output(pid, Stream::Stdout, OUTPUT_READS_AT_EXIT);
+            self.drain_output(pid, Stream::Stderr, OUTPUT_READS_AT_EXIT);
             let child = self.children.swap_remove(i);
             let pool = child.pool;
             // The slot is free: the status page no longer lists the worker.
