@@ -535,3 +535,44 @@ fn refuse_root(kind: Kind) {
 both!(root_is_refused_without_allow_to_run_as_root, |kind| {
     refuse_root(kind);
 });
+
+// A worker holds none of the master's own descriptors: no event loop (epoll) instance,
+// no signal pipe; a worker started by the event loop (after a crash) included.
+both!(worker_holds_no_master_descriptor, |kind| {
+    let fpm = start(Fpm::builder(kind).pool_line("pm.max_children = 1"));
+    assert!(wait_until(DEADLINE, || fpm.worker_pids().len() == 1));
+    let first = fpm.worker_pids()[0];
+    // SAFETY: signalling the test's own worker process.
+    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    assert!(wait_until(DEADLINE, || {
+        let w = fpm.worker_pids();
+        w.len() == 1 && w[0] != first
+    }));
+    let worker = fpm.worker_pids()[0];
+    let master_pipes: Vec<String> = fd_links(fpm.master_pid())
+        .into_iter()
+        .filter(|l| l.starts_with("pipe:"))
+        .collect();
+    let links = fd_links(worker);
+    assert!(!links.is_empty(), "no /proc/{worker}/fd");
+    assert!(
+        !links.iter().any(|l| l == "anon_inode:[eventpoll]"),
+        "{links:?}"
+    );
+    // The master's signal pipe (both ends in the master) is not in the worker.
+    for p in &master_pipes {
+        let ends = master_pipes.iter().filter(|q| *q == p).count();
+        assert!(ends < 2 || !links.contains(p), "{p} in {links:?}");
+    }
+});
+
+fn fd_links(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|l| l.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

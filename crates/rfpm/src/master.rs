@@ -322,6 +322,9 @@ impl Runtime {
                     }
                 }
                 os::close(self.m.signal_pipe.as_raw_fd());
+                // The master's event loop is not the worker's (php-fpm's workers do not
+                // hold it either).
+                os::close(self.epoll.raw());
                 // Keep only our own pool's access log (reference §3.2).
                 for (i, fd) in self.m.access_logs.iter().enumerate() {
                     if let (true, Some(fd)) = (i != pool, fd) {

@@ -298,6 +298,10 @@ impl Epoll {
             .map(drop)
     }
 
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
     /// Waits up to `timeout_ms`; returns the tokens that are ready (EINTR → none).
     pub fn wait(&self, timeout_ms: i32, out: &mut Vec<u64>) -> io::Result<()> {
         out.clear();
