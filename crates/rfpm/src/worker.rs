@@ -645,14 +645,15 @@ impl RequestLog<'_> {
     /// access-log line. Returns a notice to log when the line had to be cut.
     fn end(&self, end: &sapi::RequestEnd<'_>) -> Option<String> {
         let now = now_us();
-        let v = self.slot.view();
-        let duration = now.saturating_sub(v.request_start_us);
+        let duration = now.saturating_sub(self.slot.request_start_us());
         let (u1, s1) = os::cpu_times_us();
         let cpu_user = u1.saturating_sub(self.cpu_start.0);
         let cpu_system = s1.saturating_sub(self.cpu_start.1);
         self.slot
             .end_request(duration, cpu_user, cpu_system, end.memory);
         let fd = self.access_fd?;
+        // The slot's text fields (five copies) only when an access log line needs them.
+        let v = self.slot.view();
         let param = |name: &[u8]| self.vars.get(name).map(<[u8]>::to_vec);
         let entry = access::Entry {
             remote: self.peer,
