@@ -433,9 +433,14 @@ impl Worker<'_> {
         let path_ini = PathIni {
             fix_pathinfo: fpm_ini.fix_pathinfo,
             discard_path: fpm_ini.discard_path,
-            doc_root: sapi::ini_string("doc_root")
-                .filter(|s| !s.is_empty())
-                .map(String::into_bytes),
+            // Only read (a hash lookup and two allocations) when resolve would use it.
+            doc_root: if fpm_ini.fix_pathinfo && !req.params.contains("DOCUMENT_ROOT") {
+                sapi::ini_string("doc_root")
+                    .filter(|s| !s.is_empty())
+                    .map(String::into_bytes)
+            } else {
+                None
+            },
         };
         let resolved = paths::resolve(&mut req.params, &path_ini, &probe);
         let p = &req.params;
