@@ -372,6 +372,37 @@ both!(sigusr1_reopens_a_rotated_log, |kind| {
         .contains("bye-bye"));
 });
 
+// GH-8885: an access log on `/dev/stderr` still goes to the master's stderr after SIGUSR1,
+// although fd 2 of the master points at the error log file (reference §9, SIGUSR1).
+both!(
+    sigusr1_keeps_an_access_log_on_dev_stderr_on_stderr,
+    |kind| {
+        let fpm = start(
+            Fpm::builder(kind)
+                .log_to_file()
+                .pool_line("access.log = /dev/stderr")
+                .pool_line("access.format = \"access %m %r %s\""),
+        );
+        let stderr = || std::fs::read_to_string(fpm.dir().join("stderr.log")).unwrap_or_default();
+        let hits = |text: &str| text.matches("access GET /hello.php 200").count();
+        ok(fpm.request("hello.php", &[]));
+        assert!(
+            wait_until(DEADLINE, || hits(&stderr()) == 1),
+            "{}",
+            stderr()
+        );
+        ok(fpm.signal(libc::SIGUSR1));
+        ok(fpm.wait_log("NOTICE: access log file re-opened", DEADLINE));
+        ok(fpm.request("hello.php", &[]));
+        assert!(
+            wait_until(DEADLINE, || hits(&stderr()) == 2),
+            "{}",
+            stderr()
+        );
+        assert_eq!(hits(&fpm.log()), 0, "{}", fpm.log());
+    }
+);
+
 both!(worker_stderr_is_captured, |kind| {
     let fpm = start(
         Fpm::builder(kind)

@@ -489,22 +489,31 @@ impl Logger {
     /// the log, the original stderr is restored first (so a log path such as `/dev/stderr`
     /// resolves to the real stderr, GH-8885) and fd 2 is tied again afterwards. Nothing to
     /// do for stderr/syslog.
-    pub fn reopen(&mut self) -> io::Result<()> {
-        let Dest::File { file, path } = &self.dest else {
-            return Ok(());
-        };
-        let tied = self.stderr_tied;
+    ///
+    /// `others` (the access logs) runs after it, while the original stderr is still restored,
+    /// so that their `/dev/stderr` also means the real stderr (GH-8885); it must not log (the
+    /// logger is borrowed). Returns the error log's result and what `others` returned.
+    pub fn reopen_with<R>(&mut self, others: impl FnOnce() -> R) -> (io::Result<()>, R) {
+        // Only a log file is reopened; with syslog fd 2 stays on /dev/null throughout.
+        let tied = self.stderr_tied && matches!(self.dest, Dest::File { .. });
+        let mut result = Ok(());
         if tied {
             if let Some(saved) = &self.saved_stderr {
-                dup2(saved.as_raw_fd(), libc::STDERR_FILENO)?;
+                result = dup2(saved.as_raw_fd(), libc::STDERR_FILENO);
             }
         }
-        let reopened =
-            open_log_file(path).and_then(|fresh| dup2(fresh.as_raw_fd(), file.as_raw_fd()));
-        if tied {
-            dup2(file.as_raw_fd(), libc::STDERR_FILENO)?;
+        if let (Ok(()), Dest::File { file, path }) = (&result, &self.dest) {
+            result =
+                open_log_file(path).and_then(|fresh| dup2(fresh.as_raw_fd(), file.as_raw_fd()));
         }
-        reopened
+        let r = others();
+        if tied {
+            if let Dest::File { file, .. } = &self.dest {
+                let retied = dup2(file.as_raw_fd(), libc::STDERR_FILENO);
+                result = result.and(retied);
+            }
+        }
+        (result, r)
     }
 
     /// Switches a freshly forked worker to worker mode: the master's error log (and the
@@ -984,7 +993,7 @@ mod tests {
         std::fs::rename(&path, &rotated).unwrap_or_default();
         logger.write_entry(Level::Notice, b"after rotate\n");
         // fd 2 was never tied, so reopen leaves the test runner's stderr alone.
-        assert!(logger.reopen().is_ok());
+        assert!(logger.reopen_with(|| ()).0.is_ok());
         logger.write_entry(Level::Notice, b"two\n");
         let old = std::fs::read_to_string(&rotated).unwrap_or_default();
         let new = std::fs::read_to_string(&path).unwrap_or_default();
@@ -1007,7 +1016,9 @@ mod tests {
             logger.set_launched(true);
             write_stderr(b"engine says\n");
             assert!(std::fs::rename(dir.join("log"), dir.join("log.1")).is_ok());
-            assert!(logger.reopen().is_ok());
+            // While the logs are reopened fd 2 is the original stderr (GH-8885).
+            let (reopened, ()) = logger.reopen_with(|| write_stderr(b"during reopen\n"));
+            assert!(reopened.is_ok());
             write_stderr(b"after reopen\n");
             logger.log(&rec(Level::Notice, "entry"));
             assert!(logger.restore_stderr().is_ok());
@@ -1036,7 +1047,7 @@ mod tests {
         };
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
-        assert_eq!(stderr, "restored\n");
+        assert_eq!(stderr, "during reopen\nrestored\n");
         let old = std::fs::read_to_string(dir.join("log.1")).unwrap_or_default();
         let new = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
         assert_eq!(old, "engine says\n");

@@ -260,6 +260,25 @@ impl Master {
     }
 }
 
+/// SIGUSR1: every access log opened again onto its descriptor (reference §4.1). Returns
+/// whether some pool has one, and the last error; logs nothing (see `Logger::reopen_with`).
+fn reopen_access_logs(m: &Master) -> (bool, Option<std::io::Error>) {
+    let mut any = false;
+    let mut failed = None;
+    for (pool, fd) in m.access_logs.iter().enumerate() {
+        let (Some(fd), Some(path)) = (fd, m.pools[pool].access_log.as_deref()) else {
+            continue;
+        };
+        any = true;
+        if let Err(e) =
+            os::open_append(path).and_then(|new| os::dup2(new.as_raw_fd(), fd.as_raw_fd()))
+        {
+            failed = Some(e);
+        }
+    }
+    (any, failed)
+}
+
 impl Runtime {
     fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), SpawnError> {
         // process.max counts the workers of all pools (reference §3.4).
@@ -592,33 +611,17 @@ impl Runtime {
     }
 
     fn reopen_logs(&mut self) {
-        match crate::log::with(|l| l.reopen()) {
+        // The access logs are reopened while fd 2 is the original stderr again, so that
+        // `access.log = /dev/stderr` keeps meaning the real stderr (GH-8885).
+        let m = &self.m;
+        let (error_log, (any, failed)) =
+            crate::log::with(|l| l.reopen_with(|| reopen_access_logs(m)));
+        match error_log {
             Ok(()) => crate::notice!("error log file re-opened"),
             Err(e) => crate::error_sys!(
                 e.raw_os_error().unwrap_or(0),
                 "unable to re-opened error log file"
             ),
-        }
-        if self.reopen_access_logs() {
-            // Workers hold the old files: they finish their request and are replaced.
-            self.signal_children(libc::SIGQUIT);
-        }
-    }
-
-    /// SIGUSR1: every access log opened again onto its descriptor (reference §4.1).
-    /// Returns whether some pool has one.
-    fn reopen_access_logs(&mut self) -> bool {
-        let mut any = false;
-        let mut failed = None;
-        for (pool, fd) in self.m.access_logs.iter().enumerate() {
-            let (Some(fd), Some(path)) = (fd, self.m.pools[pool].access_log.as_deref()) else {
-                continue;
-            };
-            any = true;
-            match os::open_append(path).and_then(|new| os::dup2(new.as_raw_fd(), fd.as_raw_fd())) {
-                Ok(()) => {}
-                Err(e) => failed = Some(e),
-            }
         }
         match (any, failed) {
             (false, _) => {}
@@ -628,7 +631,10 @@ impl Runtime {
                 "unable to re-opened access log file"
             ),
         }
-        any
+        if any {
+            // Workers hold the old files: they finish their request and are replaced.
+            self.signal_children(libc::SIGQUIT);
+        }
     }
 
     fn switch_state(&mut self, new: State) {

@@ -17,7 +17,8 @@ pub enum Kind {
 pub struct PathIni {
     pub fix_pathinfo: bool,
     pub discard_path: bool,
-    /// php.ini `doc_root`, when set.
+    /// php.ini `doc_root`, when set (only read by `resolve` with `fix_pathinfo` and no
+    /// DOCUMENT_ROOT param, so a caller may leave it `None` otherwise).
     pub doc_root: Option<Vec<u8>>,
 }
 

@@ -234,6 +234,12 @@ impl Slot {
         self.write(|s| s.script.set(script));
     }
 
+    /// Worker side: when its current request started being read (the worker is the only
+    /// writer of this field, so no sequence check is needed).
+    pub fn request_start_us(&self) -> u64 {
+        self.request_start_us.load(Ordering::Relaxed)
+    }
+
     /// Worker side: the request is over (state Finishing) with these figures.
     pub fn end_request(&self, duration_us: u64, cpu_user_us: u64, cpu_system_us: u64, memory: u64) {
         self.write(|s| {

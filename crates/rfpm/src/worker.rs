@@ -433,9 +433,14 @@ impl Worker<'_> {
         let path_ini = PathIni {
             fix_pathinfo: fpm_ini.fix_pathinfo,
             discard_path: fpm_ini.discard_path,
-            doc_root: sapi::ini_string("doc_root")
-                .filter(|s| !s.is_empty())
-                .map(String::into_bytes),
+            // Only read (a hash lookup and two allocations) when resolve would use it.
+            doc_root: if fpm_ini.fix_pathinfo && !req.params.contains("DOCUMENT_ROOT") {
+                sapi::ini_string("doc_root")
+                    .filter(|s| !s.is_empty())
+                    .map(String::into_bytes)
+            } else {
+                None
+            },
         };
         let resolved = paths::resolve(&mut req.params, &path_ini, &probe);
         let p = &req.params;
@@ -645,14 +650,15 @@ impl RequestLog<'_> {
     /// access-log line. Returns a notice to log when the line had to be cut.
     fn end(&self, end: &sapi::RequestEnd<'_>) -> Option<String> {
         let now = now_us();
-        let v = self.slot.view();
-        let duration = now.saturating_sub(v.request_start_us);
+        let duration = now.saturating_sub(self.slot.request_start_us());
         let (u1, s1) = os::cpu_times_us();
         let cpu_user = u1.saturating_sub(self.cpu_start.0);
         let cpu_system = s1.saturating_sub(self.cpu_start.1);
         self.slot
             .end_request(duration, cpu_user, cpu_system, end.memory);
         let fd = self.access_fd?;
+        // The slot's text fields (five copies) only when an access log line needs them.
+        let v = self.slot.view();
         let param = |name: &[u8]| self.vars.get(name).map(<[u8]>::to_vec);
         let entry = access::Entry {
             remote: self.peer,
