@@ -91,6 +91,10 @@ impl Memory for Process {
 const MAX_STRING: u64 = 1023;
 /// How many frames the search for the calling user frame may skip.
 const MAX_HOPS: usize = 256;
+/// Reads one walk may make in all: `depth` frames of up to [`MAX_HOPS`] hops each would
+/// be unbounded in the configured depth (a forged cyclic chain costs depth × 256 reads,
+/// all in the master's event loop).
+const MAX_READS: usize = 16 * 1024;
 /// Top of the x86_64/aarch64 user address space.
 const USER_TOP: u64 = 1 << 47;
 
@@ -106,27 +110,35 @@ fn valid_ptr(p: u64) -> bool {
 struct Walker<'m, M: Memory> {
     mem: &'m M,
     l: &'m Layout,
+    /// Reads left ([`MAX_READS`]); the walk fails when they run out.
+    reads_left: std::cell::Cell<usize>,
 }
 
 impl<M: Memory> Walker<'_, M> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let left = self.reads_left.get().checked_sub(1).ok_or_else(bad)?;
+        self.reads_left.set(left);
+        self.mem.read(addr, buf)
+    }
+
     fn word(&self, base: u64, off: u64) -> std::io::Result<u64> {
         let addr = base.checked_add(off).ok_or_else(bad)?;
         let mut b = [0u8; 8];
-        self.mem.read(addr, &mut b)?;
+        self.read(addr, &mut b)?;
         Ok(u64::from_ne_bytes(b))
     }
 
     fn u32_at(&self, base: u64, off: u64) -> std::io::Result<u32> {
         let addr = base.checked_add(off).ok_or_else(bad)?;
         let mut b = [0u8; 4];
-        self.mem.read(addr, &mut b)?;
+        self.read(addr, &mut b)?;
         Ok(u32::from_ne_bytes(b))
     }
 
     fn byte(&self, base: u64, off: u64) -> std::io::Result<u8> {
         let addr = base.checked_add(off).ok_or_else(bad)?;
         let mut b = [0u8; 1];
-        self.mem.read(addr, &mut b)?;
+        self.read(addr, &mut b)?;
         Ok(b[0])
     }
 
@@ -146,8 +158,7 @@ impl<M: Memory> Walker<'_, M> {
         }
         let len = self.word(zs, self.l.str_len)?.min(MAX_STRING);
         let mut buf = vec![0u8; len as usize];
-        self.mem
-            .read(zs.checked_add(self.l.str_val).ok_or_else(bad)?, &mut buf)?;
+        self.read(zs.checked_add(self.l.str_val).ok_or_else(bad)?, &mut buf)?;
         Ok(buf)
     }
 
@@ -161,7 +172,11 @@ impl<M: Memory> Walker<'_, M> {
 /// `[0x<frame>] <function>() <file>:<line>` (reference §3.7). The top-level script
 /// frame is not printed.
 pub fn trace<M: Memory>(mem: &M, l: &Layout, depth: usize) -> std::io::Result<Vec<Vec<u8>>> {
-    let w = Walker { mem, l };
+    let w = Walker {
+        mem,
+        l,
+        reads_left: std::cell::Cell::new(MAX_READS),
+    };
     let mut out = Vec::new();
     if !valid_ptr(l.eg_address) {
         return Err(bad());
@@ -329,6 +344,16 @@ mod tests {
         m
     }
 
+    /// A fake memory that counts the reads made.
+    struct Counting(Fake, std::cell::Cell<usize>);
+
+    impl Memory for Counting {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+            self.1.set(self.1.get() + 1);
+            self.0.read(addr, buf)
+        }
+    }
+
     fn text(lines: &[Vec<u8>]) -> Vec<String> {
         lines
             .iter()
@@ -360,6 +385,11 @@ mod tests {
         let mut m = sample(&l);
         m.word(0x6000 + l.ex_prev_execute_data, 0x6000);
         assert!(trace(&m, &l, 5).map(|v| v.len() <= 5).unwrap_or(true));
+        // Whatever the configured depth, the walk of a cycle makes a bounded number of
+        // reads, then fails.
+        let counted = Counting(m, std::cell::Cell::new(0));
+        assert!(trace(&counted, &l, 1_000_000).is_err());
+        assert!(counted.1.get() <= MAX_READS, "{} reads", counted.1.get());
         // A misaligned or kernel-space pointer is refused, not followed.
         let mut m = sample(&l);
         m.word(0x6100 + l.ex_func, 0x5201);
