@@ -381,19 +381,27 @@ impl Runtime {
                 if let Some(s) = self.scoreboards[pool].slot(slot) {
                     s.pid.store(pid, std::sync::atomic::Ordering::Relaxed);
                 }
-                let output = pipes.map(|((out_r, _), (err_r, _))| {
-                    let _ =
-                        self.epoll
-                            .add(out_r.as_raw_fd(), output_token(pid, Stream::Stdout), false);
-                    let _ =
-                        self.epoll
-                            .add(err_r.as_raw_fd(), output_token(pid, Stream::Stderr), false);
-                    let max_text = self.max_captured_text(pool, pid);
-                    Output {
-                        stdout: Some(out_r),
-                        stderr: Some(err_r),
-                        capture: Capture::new(max_text),
+                // A pipe the loop cannot watch is closed at once: the worker's writes then
+                // fail (SIGPIPE is ignored) instead of blocking it when the pipe is full.
+                let watch = |epoll: &os::Epoll, fd: OwnedFd, stream: Stream| match epoll.add(
+                    fd.as_raw_fd(),
+                    output_token(pid, stream),
+                    false,
+                ) {
+                    Ok(()) => Some(fd),
+                    Err(e) => {
+                        crate::error_sys!(
+                            e.raw_os_error().unwrap_or(0),
+                            "unable to watch what child {pid} says into {}",
+                            stream.name()
+                        );
+                        None
                     }
+                };
+                let output = pipes.map(|((out_r, _), (err_r, _))| Output {
+                    stdout: watch(&self.epoll, out_r, Stream::Stdout),
+                    stderr: watch(&self.epoll, err_r, Stream::Stderr),
+                    capture: Capture::new(self.max_captured_text(pool, pid)),
                 });
                 self.children.push(Child {
                     pid,

@@ -143,9 +143,14 @@ pub struct Outcome {
 struct Ctx<'a> {
     conn: *mut (dyn Conn + 'a),
     req: *const Request<'a>,
-    scratch: Vec<u8>,
+    /// Buffer for a NUL-terminated value on its way to PHP. Taken out and put back
+    /// around each use, so a callback nested inside another (PHP may log while it
+    /// registers a variable) simply finds it empty.
+    scratch: std::cell::Cell<Vec<u8>>,
     /// A warning for the C side to raise after a callback returned (NUL-terminated).
-    warning: Vec<u8>,
+    /// Only `cb_read_post` touches it (PHP never re-enters that callback), and the C side
+    /// reads it right after the callback returned.
+    warning: std::cell::UnsafeCell<Vec<u8>>,
 }
 
 /// Runs `f`, aborting the process if it panics: no panic may unwind into C.
@@ -156,17 +161,19 @@ fn guard<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// The request being served, from `SG(server_context)`.
+/// The request being served, from `SG(server_context)`. Shared references only:
+/// callbacks nest (PHP logs while it registers a variable), and the context is
+/// changed only through its raw `conn` pointer and the `scratch` cell.
 ///
 /// # Safety
 /// Only called from PHP callbacks during [`run`], on the thread that called it; the
-/// context outlives those callbacks and nothing else holds a reference to it then.
-unsafe fn ctx<'a>() -> Option<&'a mut Ctx<'a>> {
-    let p = sys::sapi_globals.server_context as *mut Ctx<'a>;
+/// context outlives those callbacks, and `run` does not touch it while PHP runs.
+unsafe fn ctx<'a>() -> Option<&'a Ctx<'a>> {
+    let p = sys::sapi_globals.server_context as *const Ctx<'a>;
     if p.is_null() {
         None
     } else {
-        Some(&mut *p)
+        Some(&*p)
     }
 }
 
@@ -450,11 +457,11 @@ unsafe fn cstr_opt<'a>(p: *const c_char) -> Option<&'a CStr> {
 
 /// Runs one request through PHP: request start-up, the action, request shutdown.
 pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
-    let mut ctx = Ctx {
+    let ctx = Ctx {
         conn: conn as *mut dyn Conn,
         req: req as *const Request<'_>,
-        scratch: Vec::new(),
-        warning: Vec::new(),
+        scratch: std::cell::Cell::new(Vec::new()),
+        warning: std::cell::UnsafeCell::new(Vec::new()),
     };
     let mut outcome = Outcome {
         status: 200,
@@ -466,7 +473,8 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
     // returning); the request_info pointers are only read by PHP.
     unsafe {
         let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
-        sg.server_context = &mut ctx as *mut Ctx<'_> as *mut c_void;
+        // Callbacks only ever take shared references to it (see `ctx()`).
+        sg.server_context = &ctx as *const Ctx<'_> as *mut c_void;
         let ri = &mut sg.request_info;
         ri.request_method = req.method.map_or(ptr::null(), CStr::as_ptr);
         ri.query_string = req.query.as_ptr() as *mut c_char;
@@ -495,7 +503,7 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
         let auth = cstr_opt(sg.request_info.auth_user).map(CStr::to_bytes);
         (*ctx.conn).started(auth);
         if req.method.is_some() {
-            run_action(&mut ctx, req);
+            run_action(&ctx, req);
             if let Some(h) = fpm_ini().error_header {
                 if sys::rfpm_shim_exit_status() == 255 && sg.headers_sent == 0 {
                     set_header(&h);
@@ -530,7 +538,7 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
 
 /// # Safety
 /// Inside an active PHP request, from [`run`].
-unsafe fn run_action(ctx: &mut Ctx<'_>, req: &Request<'_>) {
+unsafe fn run_action(ctx: &Ctx<'_>, req: &Request<'_>) {
     let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
     match &req.action {
         Action::NotFound => {
@@ -870,10 +878,12 @@ extern "C" fn rfpm_rs_read_post(
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(text) => {
-                        ctx.warning.clear();
-                        ctx.warning.extend(text.bytes().filter(|&b| b != 0));
-                        ctx.warning.push(0);
-                        *warning = ctx.warning.as_ptr() as *const c_char;
+                        // SAFETY: see `Ctx::warning`: no other reference to it exists.
+                        let w = &mut *ctx.warning.get();
+                        w.clear();
+                        w.extend(text.bytes().filter(|&b| b != 0));
+                        w.push(0);
+                        *warning = w.as_ptr() as *const c_char;
                         break;
                     }
                 }
@@ -937,7 +947,7 @@ unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
             if name.to_bytes() == b"HTTP_PROXY" {
                 continue;
             }
-            register(&mut ctx.scratch, filter, name, value, arr);
+            register(&ctx.scratch, filter, name, value, arr);
         }
     })
 }
@@ -951,17 +961,19 @@ unsafe extern "C" fn cb_load_env(arr: *mut sys::zval) {
         }
         let Some(ctx) = ctx() else { return };
         let req = &*ctx.req;
+        let mut buf = ctx.scratch.take();
         for (name, value) in req.vars.params_cstr() {
-            ctx.scratch.clear();
-            ctx.scratch.extend_from_slice(value);
-            ctx.scratch.push(0);
+            buf.clear();
+            buf.extend_from_slice(value);
+            buf.push(0);
             sys::php_register_variable_safe(
                 name.as_ptr(),
-                ctx.scratch.as_ptr() as *const c_char,
+                buf.as_ptr() as *const c_char,
                 value.len(),
                 arr,
             );
         }
+        ctx.scratch.set(buf);
     })
 }
 
@@ -973,7 +985,7 @@ unsafe extern "C" fn cb_register_variables(arr: *mut sys::zval) {
         let Some(ctx) = ctx() else { return };
         let req = &*ctx.req;
         register(
-            &mut ctx.scratch,
+            &ctx.scratch,
             sys::PARSE_SERVER,
             c"PHP_SELF",
             req.php_self.to_bytes(),
@@ -988,16 +1000,17 @@ unsafe extern "C" fn cb_register_variables(arr: *mut sys::zval) {
 /// # Safety
 /// Inside an active request; `arr` is the array PHP is filling (`$_SERVER`/`$_ENV`).
 unsafe fn register(
-    scratch: &mut Vec<u8>,
+    scratch: &std::cell::Cell<Vec<u8>>,
     filter_arg: u32,
     name: &CStr,
     value: &[u8],
     arr: *mut sys::zval,
 ) {
-    scratch.clear();
-    scratch.extend_from_slice(value);
-    scratch.push(0);
-    let mut val = scratch.as_mut_ptr() as *mut c_char;
+    let mut buf = scratch.take();
+    buf.clear();
+    buf.extend_from_slice(value);
+    buf.push(0);
+    let mut val = buf.as_mut_ptr() as *mut c_char;
     let mut new_len: usize = 0;
     let filter = (*ptr::addr_of!(sys::sapi_module)).input_filter;
     let keep = match filter {
@@ -1018,4 +1031,5 @@ unsafe fn register(
     if keep {
         sys::php_register_variable_safe(name.as_ptr(), val, new_len, arr);
     }
+    scratch.set(buf);
 }
