@@ -575,3 +575,9 @@ bool rfpm_shim_is_env_array(const void *arr_zval)
 	const zval *env = &PG(http_globals)[TRACK_VARS_ENV];
 	return Z_TYPE_P(arr) == IS_ARRAY && Z_TYPE_P(env) == IS_ARRAY && Z_ARR_P(arr) == Z_ARR_P(env);
 }
+
+bool rfpm_shim_path_exists(const char *path)
+{
+	char real[MAXPATHLEN];
+	return tsrm_realpath(path, real) != NULL;
+}

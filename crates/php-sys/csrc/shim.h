@@ -94,6 +94,10 @@ bool rfpm_shim_import_env_copy(void *arr_zval);
  * PARSE_ENV: with PARSE_SERVER, ext/filter would store them in $_SERVER's array instead). */
 bool rfpm_shim_is_env_array(const void *arr_zval);
 
+/* Whether a path exists, asked through PHP's realpath cache (tsrm_realpath), as php-fpm
+ * checks SCRIPT_FILENAME before fixing PATH_INFO: no system call while cached. */
+bool rfpm_shim_path_exists(const char *path);
+
 /* Reason phrase of an HTTP status from PHP's table, or NULL. */
 const char *rfpm_shim_status_reason(int code);
 

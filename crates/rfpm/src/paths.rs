@@ -80,9 +80,17 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `exists` answers whether the script path exists at all (php-fpm asks PHP's realpath
+/// cache); `probe` tells what a prefix is while trailing components are stripped.
+///
 /// Applies php-fpm's path fixing to `p` (in place, as php-fpm does: `ORIG_*` entries,
 /// new `SCRIPT_NAME`/`PATH_INFO`/`PATH_TRANSLATED`/`SCRIPT_FILENAME`).
-pub fn resolve(p: &mut Params, ini: &PathIni, probe: &dyn Fn(&[u8]) -> Kind) -> Resolved {
+pub fn resolve(
+    p: &mut Params,
+    ini: &PathIni,
+    probe: &dyn Fn(&[u8]) -> Kind,
+    exists: &dyn Fn(&[u8]) -> bool,
+) -> Resolved {
     let mut sf = owned(p, "SCRIPT_FILENAME");
     let pt_param = owned(p, "PATH_TRANSLATED");
     let sn_orig = owned(p, "SCRIPT_NAME");
@@ -155,9 +163,7 @@ pub fn resolve(p: &mut Params, ini: &PathIni, probe: &dyn Fn(&[u8]) -> Kind) -> 
         }
 
         let mut chosen_uri: Option<Vec<u8>> = None;
-        if !candidate.is_empty()
-            && (candidate.ends_with(b"/") || probe(&candidate) == Kind::Missing)
-        {
+        if !candidate.is_empty() && (candidate.ends_with(b"/") || !exists(&candidate)) {
             // Strip trailing components until a regular file remains.
             let mut found: Option<usize> = None;
             let mut end = candidate.len();
@@ -344,7 +350,7 @@ mod tests {
             discard_path: false,
             doc_root: None,
         };
-        let r = resolve(&mut p, &ini, &fs);
+        let r = resolve(&mut p, &ini, &fs, &|p| fs(p) != Kind::Missing);
         (r, p)
     }
 

@@ -442,7 +442,7 @@ impl Worker<'_> {
                 None
             },
         };
-        let resolved = paths::resolve(&mut req.params, &path_ini, &probe);
+        let resolved = paths::resolve(&mut req.params, &path_ini, &probe, &sapi::path_exists);
         let p = &req.params;
         let cstr = |v: Option<&[u8]>| v.and_then(|v| CString::new(trim_nul(v)).ok());
         let method = cstr(p.get("REQUEST_METHOD"));

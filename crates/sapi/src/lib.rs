@@ -398,6 +398,16 @@ unsafe extern "C" fn cb_request_ini_entry(
     })
 }
 
+/// Whether `path` exists, through PHP's realpath cache (php-fpm's check of the script
+/// path before fixing PATH_INFO; no system call while the entry is cached).
+pub fn path_exists(path: &[u8]) -> bool {
+    let Ok(p) = CString::new(path) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path that lives for the call; the shim uses a stack buffer.
+    unsafe { sys::rfpm_shim_path_exists(p.as_ptr()) }
+}
+
 /// Values of our INI entries that the worker's path logic needs.
 #[derive(Debug, Clone, Default)]
 pub struct FpmIni {
