@@ -4,40 +4,8 @@
 //! validates to the same dump.
 #![no_main]
 
-use std::path::Path;
-
-use conf::{dump, load_str, render, validate, LoadOptions, LogFile, Sys, SysError, UserInfo};
+use conf::{dump, load_str, render, validate, AcceptAllSys, LoadOptions};
 use libfuzzer_sys::fuzz_target;
-
-struct OkSys;
-
-impl Sys for OkSys {
-    fn is_dir(&self, _p: &Path) -> bool {
-        true
-    }
-    fn user_by_name(&self, n: &str) -> Result<UserInfo, SysError> {
-        Ok(UserInfo {
-            name: n.into(),
-            uid: 1000,
-            gid: 1000,
-            home: "/home".into(),
-        })
-    }
-    fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError> {
-        Ok(UserInfo {
-            name: "u".into(),
-            uid,
-            gid: uid,
-            home: "/home".into(),
-        })
-    }
-    fn group_by_name(&self, _n: &str) -> Result<u32, SysError> {
-        Ok(1000)
-    }
-    fn open_log(&self, _w: &LogFile, _p: &str) -> Result<(), SysError> {
-        Ok(())
-    }
-}
 
 fn opts() -> LoadOptions {
     LoadOptions {
@@ -62,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut first) = load_str("fuzz.conf", data, &o) else {
         return;
     };
-    if validate(&mut first.config, &OkSys, &o).is_err() {
+    if validate(&mut first.config, &AcceptAllSys, &o).is_err() {
         return;
     }
     let d1 = dump(&first.config);
@@ -70,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut second) = load_str("rendered.conf", rendered.as_bytes(), &o) else {
         panic!("rendered configuration does not load:\n{rendered}");
     };
-    if validate(&mut second.config, &OkSys, &o).is_err() {
+    if validate(&mut second.config, &AcceptAllSys, &o).is_err() {
         panic!("rendered configuration does not validate:\n{rendered}");
     }
     assert_eq!(d1, dump(&second.config), "rendered:\n{rendered}");

@@ -26,7 +26,7 @@ pub use load::{load, load_str};
 pub use model::{dump, render, Config, GlobalConf, KeyValue, LogLevel, Pm, PoolConf};
 pub use validate::{
     global_priority_notice, resolve_identity, socket_permissions, test_identities, validate,
-    Identity, LogFile, SocketPerms, Sys, SysError, UserInfo,
+    AcceptAllSys, Identity, LogFile, SocketPerms, Sys, SysError, UserInfo,
 };
 
 /// Level of one diagnostic line.

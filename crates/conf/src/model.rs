@@ -430,7 +430,8 @@ macro_rules! set {
     };
 }
 
-pub(crate) const GLOBAL_DIRECTIVES: &[&str] = &[
+/// Every `[global]` directive, in `-tt` order.
+pub const GLOBAL_DIRECTIVES: &[&str] = &[
     "pid",
     "error_log",
     "syslog.ident",
@@ -488,7 +489,8 @@ pub(crate) fn set_global(g: &mut GlobalConf, name: &str, v: &str) -> SetResult {
     }
 }
 
-pub(crate) const POOL_DIRECTIVES: &[&str] = &[
+/// Every scalar pool directive, in `-tt` order (array directives are not listed).
+pub const POOL_DIRECTIVES: &[&str] = &[
     "prefix",
     "user",
     "group",

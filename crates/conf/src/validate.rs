@@ -53,6 +53,39 @@ pub enum LogFile {
     SlowLog { pool: String },
 }
 
+/// A [`Sys`] that says yes to everything and touches nothing (every path is a directory,
+/// every user and group exists, every log opens): for property tests and fuzzing, where
+/// only the configuration logic itself is under test.
+pub struct AcceptAllSys;
+
+impl Sys for AcceptAllSys {
+    fn is_dir(&self, _p: &Path) -> bool {
+        true
+    }
+    fn user_by_name(&self, n: &str) -> Result<UserInfo, SysError> {
+        Ok(UserInfo {
+            name: n.into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home".into(),
+        })
+    }
+    fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError> {
+        Ok(UserInfo {
+            name: "u".into(),
+            uid,
+            gid: uid,
+            home: "/home".into(),
+        })
+    }
+    fn group_by_name(&self, _n: &str) -> Result<u32, SysError> {
+        Ok(1000)
+    }
+    fn open_log(&self, _w: &LogFile, _p: &str) -> Result<(), SysError> {
+        Ok(())
+    }
+}
+
 /// The operating system as the configuration stage sees it.
 pub trait Sys {
     /// stat(2) says it is a directory.

@@ -2,40 +2,8 @@
 //! and validates renders (`conf::render`) to a file that loads and validates
 //! to the same `-tt` dump.
 
-use std::path::Path;
-
-use conf::{dump, load_str, render, validate, LoadOptions, LogFile, Sys, SysError, UserInfo};
+use conf::{dump, load_str, render, validate, AcceptAllSys, LoadOptions};
 use proptest::prelude::*;
-
-struct OkSys;
-
-impl Sys for OkSys {
-    fn is_dir(&self, _p: &Path) -> bool {
-        true
-    }
-    fn user_by_name(&self, n: &str) -> Result<UserInfo, SysError> {
-        Ok(UserInfo {
-            name: n.into(),
-            uid: 1000,
-            gid: 1000,
-            home: "/home".into(),
-        })
-    }
-    fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError> {
-        Ok(UserInfo {
-            name: "u".into(),
-            uid,
-            gid: uid,
-            home: "/home".into(),
-        })
-    }
-    fn group_by_name(&self, _n: &str) -> Result<u32, SysError> {
-        Ok(1000)
-    }
-    fn open_log(&self, _w: &LogFile, _p: &str) -> Result<(), SysError> {
-        Ok(())
-    }
-}
 
 fn opts() -> LoadOptions {
     LoadOptions {
@@ -48,62 +16,8 @@ fn opts() -> LoadOptions {
     }
 }
 
-const DIRECTIVES: &[&str] = &[
-    "pid",
-    "error_log",
-    "syslog.ident",
-    "syslog.facility",
-    "log_buffering",
-    "log_level",
-    "log_limit",
-    "emergency_restart_threshold",
-    "emergency_restart_interval",
-    "process_control_timeout",
-    "process.max",
-    "process.priority",
-    "daemonize",
-    "rlimit_files",
-    "rlimit_core",
-    "events.mechanism",
-    "systemd_interval",
-    "prefix",
-    "user",
-    "group",
-    "listen",
-    "listen.backlog",
-    "listen.acl_users",
-    "listen.acl_groups",
-    "listen.owner",
-    "listen.group",
-    "listen.mode",
-    "listen.allowed_clients",
-    "process.dumpable",
-    "pm",
-    "pm.max_children",
-    "pm.start_servers",
-    "pm.min_spare_servers",
-    "pm.max_spare_servers",
-    "pm.max_spawn_rate",
-    "pm.process_idle_timeout",
-    "pm.max_requests",
-    "pm.status_path",
-    "pm.status_listen",
-    "ping.path",
-    "ping.response",
-    "access.log",
-    "access.format",
-    "slowlog",
-    "request_slowlog_timeout",
-    "request_slowlog_trace_depth",
-    "request_terminate_timeout",
-    "request_terminate_timeout_track_finished",
-    "chroot",
-    "chdir",
-    "catch_workers_output",
-    "decorate_workers_output",
-    "clear_env",
-    "security.limit_extensions",
-    "apparmor_hat",
+/// Array directives and `include`, which the model's scalar lists do not hold.
+const EXTRA_DIRECTIVES: &[&str] = &[
     "env[K]",
     "php_value[k]",
     "php_flag[f]",
@@ -112,6 +26,14 @@ const DIRECTIVES: &[&str] = &[
     "access.suppress_path[]",
     "include",
 ];
+
+/// Every directive name a generated line may use.
+fn directives() -> Vec<&'static str> {
+    let m = conf::model::GLOBAL_DIRECTIVES
+        .iter()
+        .chain(conf::model::POOL_DIRECTIVES);
+    m.chain(EXTRA_DIRECTIVES).copied().collect()
+}
 
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -137,7 +59,7 @@ fn value() -> impl Strategy<Value = String> {
 
 fn line() -> impl Strategy<Value = String> {
     prop_oneof![
-        3 => (prop::sample::select(DIRECTIVES), value()).prop_map(|(d, v)| format!("{d} = {v}")),
+        3 => (prop::sample::select(directives()), value()).prop_map(|(d, v)| format!("{d} = {v}")),
         1 => "[a-c]{1,2}".prop_map(|s| format!("[{s}]")),
         1 => Just("[global]".to_string()),
         1 => "[ -~]{0,30}",
@@ -157,7 +79,7 @@ proptest! {
     fn no_panic_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         let o = opts();
         if let Ok(mut l) = load_str("fuzz.conf", &bytes, &o) {
-            let _ = validate(&mut l.config, &OkSys, &o);
+            let _ = validate(&mut l.config, &AcceptAllSys, &o);
             let _ = dump(&l.config);
             let _ = render(&l.config);
         }
@@ -168,7 +90,7 @@ proptest! {
         let text = lines.join("\n");
         let o = opts();
         if let Ok(mut l) = load_str("fuzz.conf", text.as_bytes(), &o) {
-            let _ = validate(&mut l.config, &OkSys, &o);
+            let _ = validate(&mut l.config, &AcceptAllSys, &o);
             let _ = dump(&l.config);
         }
     }
@@ -179,14 +101,14 @@ proptest! {
         let text = format!("{pool}{}\n", lines.join("\n"));
         let o = opts();
         let Ok(mut first) = load_str("a.conf", text.as_bytes(), &o) else { return Ok(()); };
-        if validate(&mut first.config, &OkSys, &o).is_err() {
+        if validate(&mut first.config, &AcceptAllSys, &o).is_err() {
             return Ok(());
         }
         let d1 = dump(&first.config);
         let rendered = render(&first.config);
         let mut second = load_str("b.conf", rendered.as_bytes(), &o)
             .map_err(|f| TestCaseError::fail(format!("{rendered}\n{:?}", f.diags)))?;
-        validate(&mut second.config, &OkSys, &o)
+        validate(&mut second.config, &AcceptAllSys, &o)
             .map_err(|f| TestCaseError::fail(format!("{rendered}\n{:?}", f.diags)))?;
         prop_assert_eq!(d1, dump(&second.config), "rendered:\n{}", rendered);
     }
