@@ -192,21 +192,26 @@ impl Slot {
             .store((s.wrapping_add(1) | 1).wrapping_add(1), Ordering::Release);
     }
 
+    /// Empties every request text field (inside a `write`).
+    fn clear_texts(&self) {
+        for t in [
+            &self.method as &dyn TextField,
+            &self.uri,
+            &self.query,
+            &self.script,
+            &self.user,
+        ] {
+            t.clear();
+        }
+    }
+
     /// Worker side: a new request starts being read (state Reading headers): the
     /// request fields of the previous one are cleared.
     pub fn begin_request(&self, now_us: u64) {
         self.write(|s| {
             s.request_start_us.store(now_us, Ordering::Relaxed);
             s.content_length.store(0, Ordering::Relaxed);
-            for t in [
-                &s.method as &dyn TextField,
-                &s.uri,
-                &s.query,
-                &s.script,
-                &s.user,
-            ] {
-                t.clear();
-            }
+            s.clear_texts();
         });
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.set_state(WorkerState::ReadingHeaders);
@@ -260,15 +265,7 @@ impl Slot {
             s.cpu_system_us.store(0, Ordering::Relaxed);
             s.memory.store(0, Ordering::Relaxed);
             s.content_length.store(0, Ordering::Relaxed);
-            for t in [
-                &s.method as &dyn TextField,
-                &s.uri,
-                &s.query,
-                &s.script,
-                &s.user,
-            ] {
-                t.clear();
-            }
+            s.clear_texts();
         });
         self.pid.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
