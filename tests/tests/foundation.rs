@@ -485,3 +485,53 @@ fn differential_responses_rfpm() {
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+// While a script runs, the end of the request it came in stays queued in the socket
+// (php-fpm reads record by record and leaves the empty STDIN record there). On a Unix
+// socket this is what keeps a web server that sent a whole request from being woken
+// for nothing: reading the last byte of the server's write frees that write and wakes
+// every thread sleeping on the server's end (bench/RESULTS.md, a context switch per
+// request). SIOCOUTQ on the client's end counts the bytes the FPM has not freed yet.
+both!(request_tail_queued_while_script_runs, |kind| {
+    use std::io::{Read, Write};
+    let fpm = start(kind);
+    let dir = fpm.dir().to_path_buf();
+    let (started, go) = (dir.join("tail-started"), dir.join("tail-go"));
+    let q = format!("started={}&go={}", started.display(), go.display());
+    let wire = match Req::get("wait.php")
+        .query(&q)
+        .build(&fpm.docroot())
+        .encode()
+    {
+        Ok(w) => w,
+        Err(e) => panic!("{e}"),
+    };
+    let mut s = ok(std::os::unix::net::UnixStream::connect(fpm.addr())
+        .map_err(|e| HarnessError::Other(e.to_string())));
+    ok(s.set_read_timeout(Some(DEADLINE))
+        .map_err(|e| HarnessError::Other(e.to_string())));
+    // One write: the whole request is one buffer in the kernel.
+    ok(s.write_all(&wire)
+        .map_err(|e| HarnessError::Other(e.to_string())));
+    let running = wait_for_file(&started, DEADLINE);
+    let mut unread: libc::c_int = -1;
+    // SAFETY: SIOCOUTQ writes one int.
+    let r = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            libc::TIOCOUTQ,
+            &mut unread as *mut libc::c_int,
+        )
+    };
+    // Release the script whatever happened.
+    ok(std::fs::write(&go, b"").map_err(|e| HarnessError::Other(e.to_string())));
+    assert!(running, "wait.php did not start");
+    assert_eq!(r, 0, "SIOCOUTQ: {}", std::io::Error::last_os_error());
+    assert!(
+        unread > 0,
+        "the FPM consumed the whole request before answering ({unread} bytes queued)"
+    );
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    assert!(text(&reply).contains("go=seen"), "{}", text(&reply));
+});

@@ -531,6 +531,14 @@ pub fn recv_nowait(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Bytes queued for reading on a socket (`FIONREAD`); `None` if the kernel cannot say.
+pub fn readable_bytes(fd: RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n as *mut libc::c_int) };
+    (r == 0).then(|| usize::try_from(n).ok()).flatten()
+}
+
 /// Half-closes a connection (no more writes from us).
 pub fn shutdown_write(fd: RawFd) {
     // SAFETY: plain syscall on a socket we own.
