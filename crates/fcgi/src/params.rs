@@ -1,10 +1,14 @@
 //! FastCGI params of one request: byte names and values in arrival order.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
 use std::fmt;
 
-/// Above this many entries, lookups go through a hash index instead of a linear scan.
-const INDEX_THRESHOLD: usize = 32;
+/// Slots of the small open-addressed index (a power of two).
+const SLOTS: usize = 128;
+/// Above this many entries, lookups go through a `HashMap` instead of the small index
+/// (kept at most half full, so probes stay short).
+const INDEX_THRESHOLD: usize = SLOTS / 2;
 
 #[derive(Clone, Copy)]
 struct Entry {
@@ -15,26 +19,47 @@ struct Entry {
 /// Params in arrival order. A name set again keeps its first position and takes the
 /// new value (php-fpm's rule); a removed name set again goes to the end.
 ///
-/// Names and values live in one byte arena, so decoding a request does not allocate per
-/// pair. [`Params::iter_lifo`] yields php-fpm's order (most recently added first, §7.10).
-#[derive(Clone, Default)]
+/// Names and values live in one byte arena, each followed by a NUL, so decoding a
+/// request does not allocate per pair and C code can borrow every name and value as a
+/// C string for as long as the params live ([`Params::get_cstr`],
+/// [`Params::iter_lifo_cstr`]). [`Params::iter_lifo`] yields php-fpm's order (most
+/// recently added first, §7.10).
+#[derive(Clone)]
 pub struct Params {
     arena: Vec<u8>,
     entries: Vec<Entry>,
+    /// Open addressing over [`hash`]: entry index + 1 per slot, 0 = free. Every name
+    /// check of a typical request (~30 params: one per param received, for duplicates,
+    /// and the lookups of path fixing) costs one hash and usually one comparison.
+    slots: [u16; SLOTS],
+    /// Beyond [`INDEX_THRESHOLD`] entries.
     index: Option<HashMap<Vec<u8>, usize>>,
-    /// One bit per name shape ([`fingerprint`]) of every name added: a name whose bit is
-    /// clear is absent without a scan (most lookups: every new param's duplicate check,
-    /// and the optional params a request does not carry).
-    seen: u64,
 }
 
-/// A bit standing for a name's length, first and last byte.
-fn fingerprint(name: &[u8]) -> u64 {
-    let (first, last) = match (name.first(), name.last()) {
-        (Some(&f), Some(&l)) => (usize::from(f), usize::from(l)),
-        _ => (0, 0),
-    };
-    1u64 << ((name.len().wrapping_mul(31) + first * 7 + last) % 64)
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            arena: Vec::new(),
+            entries: Vec::new(),
+            slots: [0; SLOTS],
+            index: None,
+        }
+    }
+}
+
+/// A cheap hash of a name: its length and a few of its bytes. CGI names share
+/// prefixes (`HTTP_`, `REQUEST_`, `SERVER_`), so the tail and the middle carry most of
+/// the difference.
+fn hash(name: &[u8]) -> usize {
+    let n = name.len();
+    let at = |i: usize| name.get(i).copied().map_or(0, usize::from);
+    let h = n
+        .wrapping_mul(0x9e37)
+        .wrapping_add(at(0).wrapping_mul(31))
+        .wrapping_add(at(n / 2).wrapping_mul(0x2f1))
+        .wrapping_add(at(n.wrapping_sub(2)).wrapping_mul(0x61))
+        .wrapping_add(at(n.wrapping_sub(1)).wrapping_mul(0x3b5));
+    (h ^ (h >> 7)) & (SLOTS - 1)
 }
 
 impl Params {
@@ -45,10 +70,9 @@ impl Params {
     /// Room for `entries` params totalling `bytes` bytes of names and values.
     pub fn with_capacity(entries: usize, bytes: usize) -> Params {
         Params {
-            arena: Vec::with_capacity(bytes),
+            arena: Vec::with_capacity(bytes + 2 * entries),
             entries: Vec::with_capacity(entries),
-            index: None,
-            seen: 0,
+            ..Params::default()
         }
     }
 
@@ -60,53 +84,88 @@ impl Params {
         self.entries.is_empty()
     }
 
-    /// Bytes of all names and values (including values replaced since).
+    /// Bytes of all names and values (including values replaced since and the NUL after
+    /// each).
     pub fn arena_len(&self) -> usize {
         self.arena.len()
+    }
+
+    /// Bytes the arena can hold without growing.
+    pub fn arena_capacity(&self) -> usize {
+        self.arena.capacity()
     }
 
     fn slice(&self, (start, len): (usize, usize)) -> &[u8] {
         &self.arena[start..start + len]
     }
 
-    fn position(&mut self, name: &[u8]) -> Option<usize> {
+    /// The bytes at `(start, len)` and the NUL after them.
+    fn with_nul(&self, (start, len): (usize, usize)) -> &[u8] {
+        &self.arena[start..=start + len]
+    }
+
+    /// Indexes every entry again: the small index up to [`INDEX_THRESHOLD`] entries,
+    /// a `HashMap` beyond.
+    fn reindex(&mut self) {
+        self.slots = [0; SLOTS];
+        self.index = None;
         if self.entries.len() > INDEX_THRESHOLD {
-            if self.index.is_none() {
-                let mut m = HashMap::with_capacity(self.entries.len() * 2);
-                for (i, e) in self.entries.iter().enumerate() {
-                    m.insert(self.slice(e.name).to_vec(), i);
-                }
-                self.index = Some(m);
+            let mut m = HashMap::with_capacity(self.entries.len() * 2);
+            for (i, e) in self.entries.iter().enumerate() {
+                m.insert(self.slice(e.name).to_vec(), i);
             }
-            return self.index.as_ref().and_then(|m| m.get(name).copied());
+            self.index = Some(m);
+            return;
         }
-        self.find(name)
+        for i in 0..self.entries.len() {
+            let (start, len) = self.entries[i].name;
+            let mut h = hash(&self.arena[start..start + len]);
+            while self.slots[h] != 0 {
+                h = (h + 1) & (SLOTS - 1);
+            }
+            // i < INDEX_THRESHOLD: fits in u16.
+            self.slots[h] = (i + 1) as u16;
+        }
     }
 
     fn find(&self, name: &[u8]) -> Option<usize> {
         if let Some(m) = &self.index {
             return m.get(name).copied();
         }
-        if self.seen & fingerprint(name) == 0 {
-            return None;
+        let mut h = hash(name);
+        loop {
+            let i = usize::from(self.slots[h]);
+            if i == 0 {
+                return None;
+            }
+            let e = self.entries[i - 1].name;
+            if e.1 == name.len() && self.slice(e) == name {
+                return Some(i - 1);
+            }
+            h = (h + 1) & (SLOTS - 1);
         }
-        // Many CGI names share a length (REMOTE_ADDR, SERVER_PORT, ...): comparing the
-        // last byte first spares most memcmp calls of the duplicate check on every set.
-        let last = name.last().copied();
-        self.entries.iter().position(|e| {
-            e.name.1 == name.len()
-                && match last {
-                    Some(b) => self.arena[e.name.0 + e.name.1 - 1] == b,
-                    None => true,
-                }
-                && self.slice(e.name) == name
-        })
     }
 
+    /// Appends `b` and a NUL; the range excludes the NUL.
     fn push_bytes(&mut self, b: &[u8]) -> (usize, usize) {
         let start = self.arena.len();
+        self.arena.reserve(b.len() + 1);
         self.arena.extend_from_slice(b);
+        self.arena.push(0);
         (start, b.len())
+    }
+
+    /// Entry `i` takes `value`: written over the old one when it fits (its NUL moves
+    /// up), appended otherwise.
+    fn replace_value(&mut self, i: usize, value: &[u8]) {
+        let old = self.entries[i].value;
+        if value.len() <= old.1 {
+            self.arena[old.0..old.0 + value.len()].copy_from_slice(value);
+            self.arena[old.0 + value.len()] = 0;
+            self.entries[i].value = (old.0, value.len());
+        } else {
+            self.entries[i].value = self.push_bytes(value);
+        }
     }
 
     /// The value of `name` (case-sensitive).
@@ -124,21 +183,30 @@ impl Params {
         self.find(name.as_ref()).is_some()
     }
 
+    /// The value of `name` as a C string: cut at its first NUL, as C code reads it.
+    pub fn get_cstr(&self, name: impl AsRef<[u8]>) -> Option<&CStr> {
+        let i = self.find(name.as_ref())?;
+        CStr::from_bytes_until_nul(self.with_nul(self.entries[i].value)).ok()
+    }
+
+    /// (name, value) in php-fpm's order like [`Params::iter_lifo`], the name as a C
+    /// string (a NUL also follows the value in memory). Names with a NUL inside cannot
+    /// be C strings and are left out.
+    pub fn iter_lifo_cstr(&self) -> impl Iterator<Item = (&CStr, &[u8])> {
+        self.entries.iter().rev().filter_map(|e| {
+            let name = CStr::from_bytes_with_nul(self.with_nul(e.name)).ok()?;
+            Some((name, self.slice(e.value)))
+        })
+    }
+
     /// Sets `name` to `value`: replaces the value in place (keeping the position) or
     /// appends a new entry. Returns the previous value.
     pub fn insert(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Option<Vec<u8>> {
         let (name, value) = (name.as_ref(), value.as_ref());
-        match self.position(name) {
+        match self.find(name) {
             Some(i) => {
-                let old_range = self.entries[i].value;
-                let old = self.slice(old_range).to_vec();
-                if value.len() <= old_range.1 {
-                    let start = old_range.0;
-                    self.arena[start..start + value.len()].copy_from_slice(value);
-                    self.entries[i].value = (start, value.len());
-                } else {
-                    self.entries[i].value = self.push_bytes(value);
-                }
+                let old = self.slice(self.entries[i].value).to_vec();
+                self.replace_value(i, value);
                 Some(old)
             }
             None => {
@@ -151,35 +219,38 @@ impl Params {
     /// Like [`Params::insert`], without returning the old value.
     pub fn set(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let (name, value) = (name.as_ref(), value.as_ref());
-        match self.position(name) {
-            Some(i) => {
-                let old = self.entries[i].value;
-                if value.len() <= old.1 {
-                    self.arena[old.0..old.0 + value.len()].copy_from_slice(value);
-                    self.entries[i].value = (old.0, value.len());
-                } else {
-                    self.entries[i].value = self.push_bytes(value);
-                }
-            }
+        match self.find(name) {
+            Some(i) => self.replace_value(i, value),
             None => self.append_new(name, value),
         }
     }
 
     fn append_new(&mut self, name: &[u8], value: &[u8]) {
+        self.arena.reserve(name.len() + value.len() + 2);
         let n = self.push_bytes(name);
         let v = self.push_bytes(value);
-        if let Some(m) = &mut self.index {
-            m.insert(name.to_vec(), self.entries.len());
-        }
-        self.seen |= fingerprint(name);
+        let i = self.entries.len();
         self.entries.push(Entry { name: n, value: v });
+        if let Some(m) = &mut self.index {
+            m.insert(name.to_vec(), i);
+        } else if i >= INDEX_THRESHOLD {
+            self.reindex();
+        } else {
+            let mut h = hash(name);
+            while self.slots[h] != 0 {
+                h = (h + 1) & (SLOTS - 1);
+            }
+            // i < INDEX_THRESHOLD: fits in u16.
+            self.slots[h] = (i + 1) as u16;
+        }
     }
 
     /// Removes `name`, returning its value.
     pub fn remove(&mut self, name: impl AsRef<[u8]>) -> Option<Vec<u8>> {
-        let i = self.position(name.as_ref())?;
+        let i = self.find(name.as_ref())?;
         let e = self.entries.remove(i);
-        self.index = None;
+        // Later entries moved down (rare: path fixing only).
+        self.reindex();
         Some(self.slice(e.value).to_vec())
     }
 
@@ -188,7 +259,7 @@ impl Params {
         self.arena.clear();
         self.entries.clear();
         self.index = None;
-        self.seen = 0;
+        self.slots = [0; SLOTS];
     }
 
     /// (name, value) in arrival order.
@@ -296,6 +367,69 @@ mod tests {
         assert_eq!(p.len(), 3);
         assert!(p.get("a").is_none(), "names are case-sensitive");
         assert_eq!(p.get_str("C"), Some("3"));
+    }
+
+    #[test]
+    fn c_strings_borrow_the_arena() {
+        let mut p = Params::new();
+        p.set("A", "long value");
+        p.set("B\0x", "hidden");
+        p.set("C", "v\0after");
+        p.set("", "");
+        assert_eq!(
+            p.get_cstr("A").map(CStr::to_bytes),
+            Some(&b"long value"[..])
+        );
+        // A shorter value written over a longer one ends at its own length.
+        p.set("A", "s");
+        assert_eq!(p.get_cstr("A").map(CStr::to_bytes), Some(&b"s"[..]));
+        assert_eq!(p.get("A"), Some(&b"s"[..]));
+        // C sees a value up to its first NUL; the byte API sees all of it.
+        assert_eq!(p.get_cstr("C").map(CStr::to_bytes), Some(&b"v"[..]));
+        assert_eq!(p.get("C"), Some(&b"v\0after"[..]));
+        assert_eq!(p.get_cstr(""), Some(c""));
+        assert_eq!(p.get_cstr("missing"), None);
+        let all: Vec<(Vec<u8>, Vec<u8>)> = p
+            .iter_lifo_cstr()
+            .map(|(n, v)| (n.to_bytes().to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                (b"".to_vec(), b"".to_vec()),
+                (b"C".to_vec(), b"v\0after".to_vec()),
+                (b"A".to_vec(), b"s".to_vec()),
+            ],
+            "the name with a NUL is left out"
+        );
+        p.clear();
+        assert!(p.is_empty());
+        assert_eq!(p.get("A"), None);
+        assert_eq!(p.iter_lifo_cstr().count(), 0);
+    }
+
+    #[test]
+    fn colliding_names_and_removal_keep_lookups_right() {
+        // Same length, same first, middle and last bytes: one hash slot for all.
+        let names: Vec<String> = (0..40).map(|i| format!("X{:02}QQZ", i)).collect();
+        let mut p = Params::new();
+        for (i, n) in names.iter().enumerate() {
+            p.set(n, i.to_string());
+        }
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(p.get_str(n), Some(i.to_string().as_str()), "{n}");
+        }
+        assert_eq!(p.remove(&names[3]), Some(b"3".to_vec()));
+        for (i, n) in names.iter().enumerate() {
+            let want = (i != 3).then(|| i.to_string());
+            assert_eq!(p.get_str(n).map(str::to_string), want, "{n}");
+        }
+        p.set(&names[3], "back");
+        assert_eq!(
+            p.iter().next_back(),
+            Some((names[3].as_bytes(), &b"back"[..]))
+        );
+        assert_eq!(p.len(), 40);
     }
 
     #[test]

@@ -152,6 +152,7 @@ enum Got {
 pub struct Buffers {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
+    params: Option<Params>,
 }
 
 impl Default for Buffers {
@@ -159,9 +160,13 @@ impl Default for Buffers {
         Buffers {
             rbuf: vec![0; IN_BUF_LEN],
             wbuf: Vec::with_capacity(OUT_BUF_LEN + 32),
+            params: None,
         }
     }
 }
+
+/// A recycled [`Params`] is kept only up to this many arena bytes.
+const SPARE_PARAMS_MAX: usize = 64 * 1024;
 
 /// The server side of one FastCGI connection.
 pub struct ServerConn<S: Read + Write> {
@@ -189,6 +194,8 @@ pub struct ServerConn<S: Read + Write> {
     broken: bool,
     close_reason: Option<CloseReason>,
     max_params_len: usize,
+    /// A finished request's params, for the next request to decode into.
+    spare_params: Option<Params>,
 }
 
 impl<S: Read + Write> fmt::Debug for ServerConn<S> {
@@ -217,7 +224,11 @@ impl<S: Read + Write> ServerConn<S> {
     /// ([`ServerConn::into_parts`]): a worker serving one connection after another then
     /// allocates (and zeroes) nothing per connection.
     pub fn with_buffers(stream: S, bufs: Buffers) -> Self {
-        let Buffers { mut rbuf, mut wbuf } = bufs;
+        let Buffers {
+            mut rbuf,
+            mut wbuf,
+            params,
+        } = bufs;
         if rbuf.len() != IN_BUF_LEN {
             rbuf = vec![0; IN_BUF_LEN];
         }
@@ -238,6 +249,7 @@ impl<S: Read + Write> ServerConn<S> {
             broken: false,
             close_reason: None,
             max_params_len: DEFAULT_MAX_PARAMS_LEN,
+            spare_params: params,
         }
     }
 
@@ -262,8 +274,17 @@ impl<S: Read + Write> ServerConn<S> {
             Buffers {
                 rbuf: self.rbuf,
                 wbuf: self.wbuf,
+                params: self.spare_params,
             },
         )
+    }
+
+    /// Hands a finished request's params back: the next request on this connection (or
+    /// on the next one, through [`ServerConn::into_parts`]) decodes into its allocations.
+    pub fn recycle_params(&mut self, params: Params) {
+        if params.arena_capacity() <= SPARE_PARAMS_MAX {
+            self.spare_params = Some(params);
+        }
     }
 
     /// Bound on the total size of a request's param names and values (php-fpm has
@@ -501,7 +522,13 @@ impl<S: Read + Write> ServerConn<S> {
             None => return self.close(CloseReason::UnknownRole(role_code)),
         };
         // Typical web-server params: ~30 pairs, 1-2 KiB.
-        let mut params = Params::with_capacity(40, 2048);
+        let mut params = match self.spare_params.take() {
+            Some(mut p) => {
+                p.clear();
+                p
+            }
+            None => Params::with_capacity(40, 2048),
+        };
         params.set("FCGI_ROLE", role.as_str());
         // Rule 7: PARAMS while type is PARAMS and length > 0; any other record ends them
         // (its header is consumed, its content is not).

@@ -1129,3 +1129,36 @@ fn client_reports_partial_output_when_the_server_closes() {
     assert_eq!(p.body(), b"partial");
     assert_eq!(p.status(), 500);
 }
+
+#[test]
+fn recycled_params_start_empty_on_the_next_request_and_connection() {
+    let mut first = begin(1, RESPONDER, KEEP_CONN);
+    first.extend(params(
+        1,
+        &[
+            (b"ONLY_FIRST", b"a long value of the first request"),
+            (b"A", b"1"),
+        ],
+    ));
+    first.extend(rec(PARAMS, 1, b""));
+    first.extend(rec(STDIN, 1, b""));
+    let mut input = first;
+    input.extend(simple_request(2, KEEP_CONN, b""));
+    let mut c = ServerConn::new(Duplex::new(input));
+    let r1 = c.read_request().unwrap().unwrap();
+    assert_eq!(names(&r1.params), ["FCGI_ROLE", "ONLY_FIRST", "A"]);
+    c.end_request(0, 0).unwrap();
+    c.recycle_params(r1.params);
+    let r2 = c.read_request().unwrap().unwrap();
+    assert_eq!(names(&r2.params), ["FCGI_ROLE", "SCRIPT_FILENAME", "A"]);
+    assert_eq!(r2.params.get("ONLY_FIRST"), None);
+    assert_eq!(r2.params.get_cstr("A"), Some(c"1"));
+    c.end_request(0, 0).unwrap();
+    c.recycle_params(r2.params);
+    // The spare params travel with the buffers to the next connection.
+    let (_, bufs) = c.into_parts();
+    let mut c = ServerConn::with_buffers(Duplex::new(simple_request(3, 0, b"")), bufs);
+    let r3 = c.read_request().unwrap().unwrap();
+    assert_eq!(names(&r3.params), ["FCGI_ROLE", "SCRIPT_FILENAME", "A"]);
+    assert_eq!(r3.id, 3);
+}
