@@ -91,6 +91,19 @@ pub fn resolve(
     probe: &dyn Fn(&[u8]) -> Kind,
     exists: &dyn Fn(&[u8]) -> bool,
 ) -> Resolved {
+    match resolve_plain(p, ini, exists) {
+        Some(r) => r,
+        None => resolve_general(p, ini, probe, exists),
+    }
+}
+
+/// [`resolve`] for every case.
+fn resolve_general(
+    p: &mut Params,
+    ini: &PathIni,
+    probe: &dyn Fn(&[u8]) -> Kind,
+    exists: &dyn Fn(&[u8]) -> bool,
+) -> Resolved {
     let mut sf = owned(p, "SCRIPT_FILENAME");
     let pt_param = owned(p, "PATH_TRANSLATED");
     let sn_orig = owned(p, "SCRIPT_NAME");
@@ -324,6 +337,51 @@ pub fn resolve(
     }
 }
 
+/// The common case, without a copy of every path param: `cgi.fix_pathinfo` on and a
+/// SCRIPT_FILENAME that names an existing file, with nothing for path fixing to do (no
+/// Apache proxy prefix, no IIS, no REDIRECT_URL, no doc_root to fill in). `None` when
+/// any of that does not hold: [`resolve`]'s general path then decides, and the result
+/// is the same as it would give (the tests check both on every case).
+fn resolve_plain(p: &Params, ini: &PathIni, exists: &dyn Fn(&[u8]) -> bool) -> Option<Resolved> {
+    if !ini.fix_pathinfo || p.contains("REDIRECT_URL") {
+        return None;
+    }
+    let sf = p.get("SCRIPT_FILENAME").filter(|sf| {
+        !sf.is_empty()
+            && !sf.ends_with(b"/")
+            && !sf
+                .get(..6)
+                .is_some_and(|h| h.eq_ignore_ascii_case(b"proxy:"))
+    })?;
+    if ini.doc_root.is_some() && !p.contains("DOCUMENT_ROOT") {
+        return None;
+    }
+    if p.get("SERVER_SOFTWARE")
+        .is_some_and(|s| s.starts_with(b"Microsoft-IIS"))
+    {
+        return None;
+    }
+    if !exists(sf) {
+        return None;
+    }
+    // One spare byte each: the worker turns these into C strings without growing them.
+    let owned = |v: &[u8]| {
+        let mut o = Vec::with_capacity(v.len() + 1);
+        o.extend_from_slice(v);
+        o
+    };
+    let sn = p.get("SCRIPT_NAME");
+    let pi = p.get("PATH_INFO").unwrap_or_default();
+    let mut php_self = Vec::with_capacity(sn.map_or(0, <[u8]>::len) + pi.len() + 1);
+    php_self.extend_from_slice(sn.unwrap_or_default());
+    php_self.extend_from_slice(pi);
+    Some(Resolved {
+        script: (!has_dotdot_segment(sf)).then(|| owned(sf)),
+        uri: sn.map(owned),
+        php_self,
+    })
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -341,21 +399,80 @@ mod tests {
     }
 
     fn run(params: &[(&str, &str)], fix: bool) -> (Resolved, Params) {
-        let mut p: Params = params
-            .iter()
-            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
-            .collect();
         let ini = PathIni {
             fix_pathinfo: fix,
             discard_path: false,
             doc_root: None,
         };
-        let r = resolve(&mut p, &ini, &fs, &|p| fs(p) != Kind::Missing);
+        run_ini(params, &ini)
+    }
+
+    fn run_ini(params: &[(&str, &str)], ini: &PathIni) -> (Resolved, Params) {
+        let ini = ini.clone();
+        let mut p: Params = params
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .collect();
+        let exists = |p: &[u8]| fs(p) != Kind::Missing;
+        // The shortcut, where it applies, must agree with the general path.
+        let mut general = p.clone();
+        let want = resolve_general(&mut general, &ini, &fs, &exists);
+        let r = resolve(&mut p, &ini, &fs, &exists);
+        assert_eq!(r, want, "resolve vs the general path: {params:?}");
+        assert_eq!(p, general, "params after resolve vs the general path");
         (r, p)
     }
 
     fn get(p: &Params, k: &str) -> Option<String> {
         p.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    #[test]
+    fn shortcut_agrees_with_the_general_path() {
+        let base = [
+            ("SCRIPT_FILENAME", "/w/env.php"),
+            ("SCRIPT_NAME", "/env.php"),
+            ("DOCUMENT_ROOT", "/w"),
+        ];
+        let extras: [&[(&str, &str)]; 10] = [
+            &[],
+            &[("PATH_INFO", "/x/y")],
+            &[("PATH_TRANSLATED", "/w/x/y")],
+            &[("REDIRECT_URL", "/r.php")],
+            &[("PATH_TRANSLATED", "/w/hello.php"), ("REDIRECT_URL", "/r")],
+            &[
+                ("SERVER_SOFTWARE", "Microsoft-IIS/10"),
+                ("PATH_INFO", "/env.php/a"),
+            ],
+            &[("SCRIPT_FILENAME", "PROXY:fcgi://h:9000/w/env.php")],
+            &[("SCRIPT_FILENAME", "/w/../w/env.php")],
+            &[("SCRIPT_FILENAME", "/w/env.php\0junk")],
+            &[("SCRIPT_NAME", "")],
+        ];
+        for extra in extras {
+            for drop_docroot in [false, true] {
+                for doc_root in [None, Some(b"/w".to_vec())] {
+                    for fix_pathinfo in [true, false] {
+                        let mut params: Vec<(&str, &str)> = base
+                            .iter()
+                            .filter(|(k, _)| !(drop_docroot && *k == "DOCUMENT_ROOT"))
+                            .copied()
+                            .collect();
+                        for &(k, v) in extra {
+                            params.retain(|(n, _)| *n != k);
+                            params.push((k, v));
+                        }
+                        let ini = PathIni {
+                            fix_pathinfo,
+                            discard_path: false,
+                            doc_root: doc_root.clone(),
+                        };
+                        // run_ini compares resolve with the general path.
+                        run_ini(&params, &ini);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -124,7 +124,6 @@ pub fn main(
         slot: my_slot,
         pool,
         served: 0,
-        vars: sapi::Vars::new(),
         status,
         access_fd,
         peer: None,
@@ -307,7 +306,6 @@ struct Worker<'p> {
     sb: &'p Scoreboard,
     slot: &'p Slot,
     served: u64,
-    vars: sapi::Vars,
     status: StatusSource<'p>,
     access_fd: Option<i32>,
     /// The FastCGI peer of the current connection (TCP only).
@@ -414,13 +412,15 @@ impl Worker<'_> {
             if was_idle {
                 self.sb.enter_active();
             }
-            let Ok(Some(req)) = conn.read_request() else {
+            let Ok(Some(mut req)) = conn.read_request() else {
                 // End of stream or a malformed request: php-fpm closes at once, without
                 // the graceful shutdown (the peer may see a reset).
                 return true;
             };
             self.served += 1;
-            let keep = self.serve(conn, req);
+            let keep = self.serve(conn, &mut req);
+            // The next request decodes into these params' allocations.
+            conn.recycle_params(std::mem::take(&mut req.params));
             if self.pool.catch_workers_output {
                 // End of request: the master ends any pending partial line here.
                 let _ = std::io::stdout().flush();
@@ -440,7 +440,7 @@ impl Worker<'_> {
     }
 
     /// One request; returns whether the connection stays open for another.
-    fn serve(&mut self, conn: &mut ServerConn<Stream>, mut req: fcgi::server::Request) -> bool {
+    fn serve(&mut self, conn: &mut ServerConn<Stream>, req: &mut fcgi::server::Request) -> bool {
         let fpm_ini = sapi::fpm_ini();
         let has_script_param =
             req.params.contains("SCRIPT_FILENAME") || req.params.contains("PATH_TRANSLATED");
@@ -457,59 +457,63 @@ impl Worker<'_> {
             },
         };
         let resolved = paths::resolve(&mut req.params, &path_ini, &probe, &sapi::path_exists);
+        // The request's strings as PHP reads them: borrowed from the params (their
+        // arena keeps a NUL after every value) or made from the resolved paths.
         let p = &req.params;
-        let cstr = |v: Option<&[u8]>| v.and_then(|v| CString::new(trim_nul(v)).ok());
-        let method = cstr(p.get("REQUEST_METHOD"));
+        let method = p.get_cstr("REQUEST_METHOD");
         let (query, content_type, content_length, auth) = if has_script_param {
             (
-                cstr(p.get("QUERY_STRING")).unwrap_or_default(),
-                cstr(p.get("CONTENT_TYPE")).unwrap_or_default(),
+                p.get_cstr("QUERY_STRING").unwrap_or_default(),
+                p.get_cstr("CONTENT_TYPE").unwrap_or_default(),
                 p.get_str("CONTENT_LENGTH").map(atol).unwrap_or(0),
-                cstr(p.get("HTTP_AUTHORIZATION")),
+                p.get_cstr("HTTP_AUTHORIZATION"),
             )
         } else {
-            (CString::default(), CString::default(), 0, None)
+            (c"", c"", 0, None)
         };
-        let uri = cstr(resolved.uri.as_deref());
-        let script = cstr(resolved.script.as_deref());
-        let cookie = cstr(p.get("HTTP_COOKIE"));
-        let php_self = CString::new(trim_nul(&resolved.php_self)).unwrap_or_default();
+        let uri = resolved.uri.map(c_string);
+        let script = resolved.script.map(c_string);
+        let cookie = p.get_cstr("HTTP_COOKIE");
+        let php_self = c_string(resolved.php_self);
 
         self.slot.request_info(&RequestInfo {
-            method: method.as_deref().map_or(b"", CStr::to_bytes),
+            method: method.map_or(b"", CStr::to_bytes),
             uri: uri.as_deref().map_or(b"", CStr::to_bytes),
             query: query.to_bytes(),
             content_length,
         });
         // The worker is Running while it produces its own status page (reference §9.1).
         self.slot.set_state(WorkerState::Running);
-        let head = method.as_deref().is_some_and(|m| m.to_bytes() == b"HEAD");
-        let action = self.action(method.is_some(), has_script_param, &resolved, &query, head);
+        let head = method.is_some_and(|m| m.to_bytes() == b"HEAD");
+        let action = self.action(
+            method.is_some(),
+            has_script_param,
+            uri.as_deref(),
+            script.as_deref(),
+            query,
+            head,
+        );
         if action == sapi::Action::Execute {
             if let Some(s) = &script {
                 self.slot.set_script(s.to_bytes());
             }
         }
 
-        self.vars.clear();
-        for (n, v) in req.params.iter_lifo() {
-            self.vars.push(n, v);
-        }
-        let body_file = req
-            .params
+        let vars = ParamVars(p);
+        let body_file = p
             .get("REQUEST_BODY_FILE")
             .filter(|f| !f.is_empty())
             .map(|f| String::from_utf8_lossy(f).into_owned());
         let sreq = sapi::Request {
-            vars: &self.vars,
-            method: method.as_deref(),
-            query: &query,
-            content_type: &content_type,
+            vars: &vars,
+            method,
+            query,
+            content_type,
             content_length,
             request_uri: uri.as_deref(),
             path_translated: script.as_deref(),
-            auth: auth.as_deref(),
-            cookie: cookie.as_deref(),
+            auth,
+            cookie,
             php_self: &php_self,
             action,
         };
@@ -521,7 +525,7 @@ impl Worker<'_> {
             peer: self.peer,
             ppid: self.ppid,
             cpu_start: self.cpu_start,
-            vars: &self.vars,
+            params: p,
         };
         let mut io = FcgiIo {
             log: &log,
@@ -571,16 +575,18 @@ impl Worker<'_> {
         &self,
         has_method: bool,
         has_script_param: bool,
-        r: &paths::Resolved,
+        uri: Option<&CStr>,
+        script: Option<&CStr>,
         query: &CStr,
         head: bool,
     ) -> sapi::Action {
+        let uri = uri.map(CStr::to_bytes);
         if !has_method {
             return sapi::Action::Execute;
         }
         if has_script_param {
-            if let (Some(uri), Some((path, response))) = (&r.uri, &self.pool.ping) {
-                if uri == path {
+            if let (Some(uri), Some((path, response))) = (uri, &self.pool.ping) {
+                if uri == &path[..] {
                     return sapi::Action::Respond {
                         headers: vec![
                             "Content-Type: text/plain".into(),
@@ -591,13 +597,13 @@ impl Worker<'_> {
                     };
                 }
             }
-            if let (Some(uri), Some(path)) = (&r.uri, &self.pool.status_path) {
-                if uri == path {
+            if let (Some(uri), Some(path)) = (uri, &self.pool.status_path) {
+                if uri == &path[..] {
                     return self.status_page(query.to_bytes(), head);
                 }
             }
         }
-        let Some(script) = &r.script else {
+        let Some(script) = script.map(CStr::to_bytes) else {
             return sapi::Action::NotFound;
         };
         if !self.pool.limit_extensions.is_empty()
@@ -656,7 +662,7 @@ struct RequestLog<'a> {
     peer: Option<IpAddr>,
     ppid: i32,
     cpu_start: (u64, u64),
-    vars: &'a sapi::Vars,
+    params: &'a fcgi::params::Params,
 }
 
 impl RequestLog<'_> {
@@ -673,7 +679,7 @@ impl RequestLog<'_> {
         let fd = self.access_fd?;
         // The slot's text fields (five copies) only when an access log line needs them.
         let v = self.slot.view();
-        let param = |name: &[u8]| self.vars.get(name).map(<[u8]>::to_vec);
+        let param = |name: &[u8]| self.params.get(name).map(<[u8]>::to_vec);
         let entry = access::Entry {
             remote: self.peer,
             user: &v.user,
@@ -715,10 +721,28 @@ impl RequestLog<'_> {
     }
 }
 
-fn trim_nul(v: &[u8]) -> &[u8] {
-    match v.iter().position(|&b| b == 0) {
-        Some(i) => &v[..i],
-        None => v,
+/// A C string of `v` up to its first NUL (as C would read it), without copying it.
+fn c_string(mut v: Vec<u8>) -> CString {
+    if let Some(i) = v.iter().position(|&b| b == 0) {
+        v.truncate(i);
+    }
+    CString::new(v).unwrap_or_default()
+}
+
+/// The request's params as the SAPI reads them.
+struct ParamVars<'a>(&'a fcgi::params::Params);
+
+impl sapi::Vars for ParamVars<'_> {
+    fn each(&self, f: &mut dyn FnMut(&CStr, &[u8])) {
+        for (name, value) in self.0.iter_lifo_cstr() {
+            f(name, value);
+        }
+    }
+    fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.0.get(name)
+    }
+    fn get_cstr(&self, name: &[u8]) -> Option<&CStr> {
+        self.0.get_cstr(name)
     }
 }
 

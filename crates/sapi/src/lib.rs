@@ -114,7 +114,7 @@ pub enum Action {
 /// One request as PHP will see it. The strings must live until [`run`] returns.
 pub struct Request<'a> {
     /// Every variable for `$_SERVER`/`$_ENV`/`getenv()`, in php-fpm's order.
-    pub vars: &'a Vars,
+    pub vars: &'a dyn Vars,
     pub method: Option<&'a CStr>,
     pub query: &'a CStr,
     pub content_type: &'a CStr,
@@ -691,9 +691,9 @@ extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
         unsafe {
             let Some(ctx) = ctx() else { return };
             let req = &*ctx.req;
-            for (name, value) in req.vars.params() {
-                let Some(header) = vars::header_name(name) else {
-                    continue;
+            req.vars.each(&mut |name, value| {
+                let Some(header) = vars::header_name(name.to_bytes()) else {
+                    return;
                 };
                 sys::add_assoc_stringl_ex(
                     arr as *mut sys::zval,
@@ -702,7 +702,7 @@ extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
                     value.as_ptr() as *const c_char,
                     value.len(),
                 );
-            }
+            });
         }
     })
 }
@@ -801,7 +801,7 @@ unsafe extern "C" fn cb_getenv(name: *const c_char, len: usize) -> *mut c_char {
         }
         (*ctx.req)
             .vars
-            .get_param_cstr(name)
+            .get_cstr(name)
             .map_or(ptr::null_mut(), |v| v.as_ptr() as *mut c_char)
     })
 }
@@ -953,12 +953,11 @@ unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
         } else {
             sys::PARSE_SERVER
         };
-        for (name, value) in req.vars.params_cstr() {
-            if name.to_bytes() == b"HTTP_PROXY" {
-                continue;
+        req.vars.each(&mut |name, value| {
+            if name.to_bytes() != b"HTTP_PROXY" {
+                register(&ctx.scratch, filter, name, value, arr);
             }
-            register(&ctx.scratch, filter, name, value, arr);
-        }
+        });
     })
 }
 
@@ -972,7 +971,7 @@ unsafe extern "C" fn cb_load_env(arr: *mut sys::zval) {
         let Some(ctx) = ctx() else { return };
         let req = &*ctx.req;
         let mut buf = ctx.scratch.take();
-        for (name, value) in req.vars.params_cstr() {
+        req.vars.each(&mut |name, value| {
             buf.clear();
             buf.extend_from_slice(value);
             buf.push(0);
@@ -982,7 +981,7 @@ unsafe extern "C" fn cb_load_env(arr: *mut sys::zval) {
                 value.len(),
                 arr,
             );
-        }
+        });
         ctx.scratch.set(buf);
     })
 }

@@ -1,93 +1,18 @@
-//! The request's variables (FastCGI params after FPM's own adjustments), stored
-//! NUL-terminated so PHP can borrow them for the whole request.
+//! The request's variables (FastCGI params after FPM's own adjustments), as PHP reads
+//! them: `$_SERVER`, `$_ENV`, `getenv()`, `apache_request_headers()`.
 use std::ffi::CStr;
 
-/// One variable: byte offsets and lengths of its name and value in [`Vars::buf`].
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
-/// All names and values live in one buffer, each followed by a NUL, so a request costs
-/// no allocation per variable and the buffer's capacity is reused by the next request
-/// (two heap allocations per param per request showed up in the hello-world profile,
-/// bench/RESULTS.md). PHP borrows into the buffer while the request runs; it is only
-/// appended to before the request and cleared after it.
-#[derive(Debug, Default, Clone)]
-pub struct Vars {
-    buf: Vec<u8>,
-    /// In php-fpm's iteration order.
-    entries: Vec<Entry>,
-}
-
-impl Vars {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Forgets every variable, keeping the allocations.
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.entries.clear();
-    }
-
-    /// Appends a variable; names containing NUL cannot reach PHP and are dropped.
-    pub fn push(&mut self, name: &[u8], value: &[u8]) {
-        if name.contains(&0) {
-            return;
-        }
-        let n = self.buf.len();
-        self.buf.extend_from_slice(name);
-        self.buf.push(0);
-        let v = self.buf.len();
-        self.buf.extend_from_slice(value);
-        self.buf.push(0);
-        self.entries.push(Entry {
-            name: (n, name.len()),
-            value: (v, value.len()),
-        });
-    }
-
-    /// The bytes at `(start, len)`, without the NUL that follows them.
-    fn slice(&self, (start, len): (usize, usize)) -> &[u8] {
-        self.buf.get(start..start + len).unwrap_or_default()
-    }
-
-    /// The bytes at `(start, len)` and the NUL that follows them.
-    fn with_nul(&self, (start, len): (usize, usize)) -> &[u8] {
-        self.buf.get(start..=start + len).unwrap_or_default()
-    }
-
-    /// (name, value) pairs in order, values without the trailing NUL.
-    pub fn params(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries
-            .iter()
-            .map(|e| (self.slice(e.name), self.slice(e.value)))
-    }
-
-    pub(crate) fn params_cstr(&self) -> impl Iterator<Item = (&CStr, &[u8])> {
-        self.entries.iter().filter_map(|e| {
-            let name = CStr::from_bytes_with_nul(self.with_nul(e.name)).ok()?;
-            Some((name, self.slice(e.value)))
-        })
-    }
-
-    fn find(&self, name: &[u8]) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| e.name.1 == name.len() && self.slice(e.name) == name)
-    }
-
-    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.find(name).map(|e| self.slice(e.value))
-    }
-
-    /// The value as a C string (cut at an embedded NUL, as C would see it).
-    pub fn get_param_cstr(&self, name: &[u8]) -> Option<&CStr> {
-        self.find(name)
-            .and_then(|e| CStr::from_bytes_until_nul(self.with_nul(e.value)).ok())
-    }
+/// The request's variables, borrowed by PHP for the whole request: the worker hands
+/// over the decoded params themselves (no copy per request; copying every param showed
+/// up in the hello-world profile, bench/RESULTS.md).
+pub trait Vars {
+    /// Every variable in php-fpm's order (most recently set first), the name as a C
+    /// string. Names that cannot be C strings are left out.
+    fn each(&self, f: &mut dyn FnMut(&CStr, &[u8]));
+    /// The value of `name` (case-sensitive).
+    fn get(&self, name: &[u8]) -> Option<&[u8]>;
+    /// The value of `name` as C reads it (cut at its first NUL).
+    fn get_cstr(&self, name: &[u8]) -> Option<&CStr>;
 }
 
 /// `apache_request_headers()` name of a param (reference §8.3): `HTTP_X_FOO_BAR` →
@@ -134,28 +59,5 @@ mod tests {
         );
         assert_eq!(header_name(b"SCRIPT_NAME"), None);
         assert_eq!(header_name(b"HTTP_"), None);
-    }
-
-    #[test]
-    fn values_keep_order_and_nul() {
-        let mut v = Vars::new();
-        v.push(b"B", b"2");
-        v.push(b"A", b"1\0x");
-        v.push(b"BAD\0", b"z");
-        let all: Vec<_> = v.params().collect();
-        assert_eq!(all, vec![(&b"B"[..], &b"2"[..]), (&b"A"[..], &b"1\0x"[..])]);
-        assert_eq!(v.get_param_cstr(b"A").map(CStr::to_bytes), Some(&b"1"[..]));
-        assert_eq!(v.get(b"B"), Some(&b"2"[..]));
-        assert_eq!(v.get(b"BAD"), None);
-        let names: Vec<_> = v
-            .params_cstr()
-            .map(|(n, _)| n.to_bytes().to_vec())
-            .collect();
-        assert_eq!(names, vec![b"B".to_vec(), b"A".to_vec()]);
-        v.clear();
-        assert_eq!(v.params().count(), 0);
-        v.push(b"", b"");
-        assert_eq!(v.params().collect::<Vec<_>>(), vec![(&b""[..], &b""[..])]);
-        assert_eq!(v.get_param_cstr(b"").map(CStr::to_bytes), Some(&b""[..]));
     }
 }
