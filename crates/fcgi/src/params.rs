@@ -52,13 +52,17 @@ impl Default for Params {
 /// the difference.
 fn hash(name: &[u8]) -> usize {
     let n = name.len();
-    let at = |i: usize| name.get(i).copied().map_or(0, usize::from);
+    let (first, mid, last2, last) = match name {
+        [] => (0, 0, 0, 0),
+        [only] => (*only, 0, 0, *only),
+        [first, .., last] => (*first, name[n / 2], name[n - 2], *last),
+    };
     let h = n
         .wrapping_mul(0x9e37)
-        .wrapping_add(at(0).wrapping_mul(31))
-        .wrapping_add(at(n / 2).wrapping_mul(0x2f1))
-        .wrapping_add(at(n.wrapping_sub(2)).wrapping_mul(0x61))
-        .wrapping_add(at(n.wrapping_sub(1)).wrapping_mul(0x3b5));
+        .wrapping_add(usize::from(first) * 31)
+        .wrapping_add(usize::from(mid) * 0x2f1)
+        .wrapping_add(usize::from(last2) * 0x61)
+        .wrapping_add(usize::from(last) * 0x3b5);
     (h ^ (h >> 7)) & (SLOTS - 1)
 }
 
@@ -219,18 +223,55 @@ impl Params {
     /// Like [`Params::insert`], without returning the old value.
     pub fn set(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         let (name, value) = (name.as_ref(), value.as_ref());
-        match self.find(name) {
-            Some(i) => self.replace_value(i, value),
-            None => self.append_new(name, value),
+        if self.index.is_some() {
+            match self.find(name) {
+                Some(i) => self.replace_value(i, value),
+                None => self.append_new(name, value),
+            }
+            return;
+        }
+        // One probe sequence finds the name or the free slot it goes to (every param
+        // of a request is set once while it is decoded).
+        let mut h = hash(name);
+        loop {
+            let i = usize::from(self.slots[h]);
+            if i == 0 {
+                break;
+            }
+            let e = self.entries[i - 1].name;
+            if e.1 == name.len() && self.slice(e) == name {
+                self.replace_value(i - 1, value);
+                return;
+            }
+            h = (h + 1) & (SLOTS - 1);
+        }
+        let i = self.push_entry(name, value);
+        if i < INDEX_THRESHOLD {
+            // i < INDEX_THRESHOLD: fits in u16.
+            self.slots[h] = (i + 1) as u16;
+        } else {
+            self.reindex();
         }
     }
 
-    fn append_new(&mut self, name: &[u8], value: &[u8]) {
+    /// Appends the entry's bytes (each followed by a NUL) and the entry; its index.
+    fn push_entry(&mut self, name: &[u8], value: &[u8]) -> usize {
+        let start = self.arena.len();
         self.arena.reserve(name.len() + value.len() + 2);
-        let n = self.push_bytes(name);
-        let v = self.push_bytes(value);
+        self.arena.extend_from_slice(name);
+        self.arena.push(0);
+        self.arena.extend_from_slice(value);
+        self.arena.push(0);
         let i = self.entries.len();
-        self.entries.push(Entry { name: n, value: v });
+        self.entries.push(Entry {
+            name: (start, name.len()),
+            value: (start + name.len() + 1, value.len()),
+        });
+        i
+    }
+
+    fn append_new(&mut self, name: &[u8], value: &[u8]) {
+        let i = self.push_entry(name, value);
         if let Some(m) = &mut self.index {
             m.insert(name.to_vec(), i);
         } else if i >= INDEX_THRESHOLD {
