@@ -303,6 +303,57 @@ both!(sigquit_lets_the_running_request_finish, |kind| {
     assert!(fpm.log_contains("NOTICE: exiting, bye-bye!"));
 });
 
+// A script that replaced signal handlers (pcntl_signal, where the SAPI has pcntl) must
+// not change how the worker reacts to signals in later requests: SIGQUIT still lets the
+// running request finish, SIGTERM still ends the worker at once.
+both!(signals_after_a_script_replaced_handlers, |kind| {
+    let fpm = start(
+        Fpm::builder(kind)
+            .pool_line("pm.max_children = 1")
+            .global("process_control_timeout = 10"),
+    );
+    for _ in 0..3 {
+        let r = ok(fpm.request("signals.php", &[]));
+        let t = text_of(&r);
+        let want = if kind == Kind::Rfpm {
+            "pcntl=yes"
+        } else {
+            "pcntl=no"
+        };
+        assert!(t.contains(want), "{t}");
+    }
+    // SIGTERM straight to the worker: it dies of it, and the master replaces it.
+    let w = fpm.worker_pids();
+    assert_eq!(w.len(), 1);
+    // SAFETY: kill(2) on a worker pid of ours.
+    unsafe { libc::kill(w[0] as i32, libc::SIGTERM) };
+    ok(fpm.wait_log(
+        &format!("child {} exited on signal 15 (SIGTERM)", w[0]),
+        DEADLINE,
+    ));
+    assert!(wait_until(DEADLINE, || {
+        let now = fpm.worker_pids();
+        now.len() == 1 && now[0] != w[0]
+    }));
+    for _ in 0..3 {
+        let r = ok(fpm.request("signals.php", &[]));
+        assert!(pid_of(&r) > 0);
+    }
+    // SIGQUIT to the master while a request runs: the request finishes.
+    let dir = ok(tempfile::tempdir());
+    let go = dir.path().join("go");
+    std::thread::scope(|s| {
+        let h = blocked_request(s, &fpm, dir.path(), 0, &go);
+        ok(fpm.signal(libc::SIGQUIT));
+        ok(fpm.wait_log("NOTICE: Finishing ...", DEADLINE));
+        ok(std::fs::write(&go, b"go"));
+        let r = h.join().unwrap_or_else(|_| Err("panicked".into()));
+        assert!(ok(r).contains("go=seen"), "{}", fpm.log());
+    });
+    let status = ok(fpm.wait_exit(DEADLINE));
+    assert_eq!(status.code(), Some(0));
+});
+
 both!(sigusr2_under_load_loses_no_request, |kind| {
     let fpm = start(
         Fpm::builder(kind)
