@@ -196,6 +196,8 @@ pub struct ServerConn<S: Read + Write> {
     max_params_len: usize,
     /// A finished request's params, for the next request to decode into.
     spare_params: Option<Params>,
+    /// See [`ServerConn::set_queued_probe`].
+    queued: Option<fn(&S) -> Option<usize>>,
 }
 
 impl<S: Read + Write> fmt::Debug for ServerConn<S> {
@@ -250,6 +252,7 @@ impl<S: Read + Write> ServerConn<S> {
             close_reason: None,
             max_params_len: DEFAULT_MAX_PARAMS_LEN,
             spare_params: params,
+            queued: None,
         }
     }
 
@@ -277,6 +280,29 @@ impl<S: Read + Write> ServerConn<S> {
                 params: self.spare_params,
             },
         )
+    }
+
+    /// Reads into the connection's own buffer leave the last byte the peer sent in the
+    /// stream unless it is all there is; `probe` tells how many bytes are queued.
+    ///
+    /// For a Unix socket: reading the last byte of a peer's write frees it, and the
+    /// kernel then wakes every thread sleeping on the peer's socket, including one that
+    /// sent a whole request and waits in `recv()` for the answer. Holding one byte back
+    /// leaves the request's final record queued until it is needed (php-fpm reads record
+    /// by record and leaves the empty STDIN record unread for the same effect). Reads of
+    /// body bytes straight into the caller's buffer never go past the current record, so
+    /// they need no probe.
+    pub fn set_queued_probe(&mut self, probe: fn(&S) -> Option<usize>) {
+        self.queued = Some(probe);
+    }
+
+    /// Where a read into the connection's buffer starting at `from` may end.
+    fn read_ahead_end(&self, from: usize) -> usize {
+        let cap = self.rbuf.len();
+        match self.queued.and_then(|probe| probe(&self.stream)) {
+            Some(avail) if avail > 1 => cap.min(from + avail - 1),
+            _ => cap,
+        }
     }
 
     /// Hands a finished request's params back: the next request on this connection (or
@@ -350,7 +376,8 @@ impl<S: Read + Write> ServerConn<S> {
             self.rpos = 0;
         }
         while self.rend - self.rpos < n {
-            match self.stream.read(&mut self.rbuf[self.rend..]) {
+            let end = self.read_ahead_end(self.rend);
+            match self.stream.read(&mut self.rbuf[self.rend..end]) {
                 Ok(0) => break,
                 Ok(k) => self.rend += k.min(self.rbuf.len() - self.rend),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -367,10 +394,10 @@ impl<S: Read + Write> ServerConn<S> {
             if self.rpos == self.rend {
                 self.rpos = 0;
                 self.rend = 0;
-                let cap = self.rbuf.len();
-                match self.stream.read(&mut self.rbuf[..cap]) {
+                let end = self.read_ahead_end(0);
+                match self.stream.read(&mut self.rbuf[..end]) {
                     Ok(0) => return Ok(total - n),
-                    Ok(k) => self.rend = k.min(cap),
+                    Ok(k) => self.rend = k.min(end),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }

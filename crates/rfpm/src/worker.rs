@@ -33,21 +33,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Stream::Unix(s) => {
-                // Leave the last queued byte in the socket unless it is all there is.
-                // A Unix socket wakes every thread sleeping on its peer end when the
-                // peer's sent data is freed, i.e. when we read the last byte of the
-                // peer's write: a web server that sent a whole request and waits for the
-                // answer would be woken for nothing while the script runs (a context
-                // switch on both sides per request: hello went from 0.86 to ~0.95 of
-                // php-fpm8.2 without it; bench/RESULTS.md). php-fpm reads record by
-                // record and leaves the empty STDIN record queued until it closes.
-                let n = match os::readable_bytes(s.as_raw_fd()) {
-                    Some(avail) if avail > 1 => buf.len().min(avail - 1),
-                    _ => buf.len(),
-                };
-                s.read(&mut buf[..n])
-            }
+            Stream::Unix(s) => s.read(buf),
             Stream::Tcp(s) => s.read(buf),
         }
     }
@@ -395,7 +381,15 @@ impl Worker<'_> {
         if !wait_readable(stream.raw(), FIRST_BYTE_TIMEOUT_MS) {
             return true;
         }
+        let unix = matches!(stream, Stream::Unix(_));
         let mut conn = ServerConn::with_buffers(stream, self.bufs.take().unwrap_or_default());
+        if unix {
+            // Keeps the request's last record queued while the script runs, so the web
+            // server waiting for the answer is not woken for nothing (a context switch
+            // on both sides per request: hello went from 0.86 to ~1.0 of php-fpm8.2;
+            // bench/RESULTS.md).
+            conn.set_queued_probe(|s| os::readable_bytes(s.raw()));
+        }
         let go_on = self.serve_requests(&mut conn);
         // The socket closes here (the stream is dropped); the buffers serve the next one.
         self.bufs = Some(conn.into_parts().1);

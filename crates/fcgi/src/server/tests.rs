@@ -1162,3 +1162,46 @@ fn recycled_params_start_empty_on_the_next_request_and_connection() {
     assert_eq!(names(&r3.params), ["FCGI_ROLE", "SCRIPT_FILENAME", "A"]);
     assert_eq!(r3.id, 3);
 }
+
+fn queued(d: &Duplex) -> Option<usize> {
+    let total = d.input.get_ref().len() as u64;
+    usize::try_from(total - d.input.position()).ok()
+}
+
+#[test]
+fn queued_probe_leaves_the_last_byte_until_it_is_needed() {
+    // A GET: its head is read without taking the last byte of the empty STDIN record.
+    let input = simple_request(1, 0, b"");
+    let len = input.len();
+    let mut c = ServerConn::new(Duplex::new(input));
+    c.set_queued_probe(queued);
+    let r = c.read_request().unwrap().unwrap();
+    assert_eq!(r.params.get("A"), Some(&b"1"[..]));
+    assert_eq!(queued(c.get_ref()), Some(1), "of {len} bytes");
+    // The body read takes it when it needs it: the empty STDIN record ends the body.
+    assert_eq!(read_all_stdin(&mut c), b"");
+    assert!(c.stdin_ended());
+    assert_eq!(queued(c.get_ref()), Some(0));
+
+    // Bodies of every size and read pattern come out whole, and keep-alive still works.
+    for body_len in [0, 1, 7, 4095, 4096, 70_000] {
+        let body: Vec<u8> = (0..body_len).map(|i| (i * 7 % 251) as u8).collect();
+        let mut input = simple_request(1, KEEP_CONN, &body);
+        input.extend(simple_request(2, 0, b"second"));
+        for chunk in [1, 5, 8, 1000, usize::MAX] {
+            let mut c = ServerConn::new(Duplex::chunked(input.clone(), chunk));
+            c.set_queued_probe(queued);
+            let r = c.read_request().unwrap().unwrap();
+            assert_eq!(r.id, 1);
+            assert_eq!(
+                read_all_stdin(&mut c),
+                body,
+                "body {body_len}, chunk {chunk}"
+            );
+            c.end_request(0, 0).unwrap();
+            let r2 = c.read_request().unwrap().unwrap();
+            assert_eq!(r2.id, 2);
+            assert_eq!(read_all_stdin(&mut c), b"second");
+        }
+    }
+}
