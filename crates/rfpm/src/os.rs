@@ -353,55 +353,86 @@ fn passwd_from(p: *const libc::passwd) -> Option<User> {
     }
 }
 
-pub fn user_by_name(name: &str) -> Option<User> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0 as libc::c_char; 16384];
-    // SAFETY: zeroed passwd and a buffer we own, sizes passed correctly.
-    unsafe {
-        let mut pw: libc::passwd = std::mem::zeroed();
-        let mut res: *mut libc::passwd = std::ptr::null_mut();
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut res,
-        );
-        passwd_from(res)
+/// Initial buffer for the reentrant passwd/group lookups; it grows on ERANGE (a group
+/// with thousands of members does not fit in 16 KiB).
+const NSS_BUF: usize = 16 * 1024;
+/// The buffer stops growing here: an entry this large is treated as missing.
+const NSS_BUF_MAX: usize = 16 * 1024 * 1024;
+
+/// Runs a reentrant NSS lookup with a buffer that doubles while the call answers
+/// ERANGE. `lookup` returns the call's error number (0 on success, found or not).
+fn nss_lookup<T>(
+    initial: usize,
+    mut lookup: impl FnMut(&mut [libc::c_char]) -> (libc::c_int, Option<T>),
+) -> Option<T> {
+    let mut len = initial.max(1);
+    loop {
+        let mut buf = vec![0 as libc::c_char; len];
+        match lookup(&mut buf) {
+            (libc::ERANGE, _) if len < NSS_BUF_MAX => len *= 2,
+            (0, found) => return found,
+            _ => return None,
+        }
     }
+}
+
+fn user_by_name_buf(name: &str, initial: usize) -> Option<User> {
+    let cname = CString::new(name).ok()?;
+    nss_lookup(initial, |buf| {
+        // SAFETY: zeroed passwd and a buffer we own, sizes passed correctly; the result
+        // points into `buf`, read before it goes away.
+        unsafe {
+            let mut pw: libc::passwd = std::mem::zeroed();
+            let mut res: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut res,
+            );
+            (rc, passwd_from(res))
+        }
+    })
+}
+
+pub fn user_by_name(name: &str) -> Option<User> {
+    user_by_name_buf(name, NSS_BUF)
 }
 
 pub fn user_by_uid(uid: u32) -> Option<User> {
-    let mut buf = vec![0 as libc::c_char; 16384];
-    // SAFETY: as above.
-    unsafe {
-        let mut pw: libc::passwd = std::mem::zeroed();
-        let mut res: *mut libc::passwd = std::ptr::null_mut();
-        libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res);
-        passwd_from(res)
-    }
+    nss_lookup(NSS_BUF, |buf| {
+        // SAFETY: as above.
+        unsafe {
+            let mut pw: libc::passwd = std::mem::zeroed();
+            let mut res: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res);
+            (rc, passwd_from(res))
+        }
+    })
+}
+
+fn group_by_name_buf(name: &str, initial: usize) -> Option<u32> {
+    let cname = CString::new(name).ok()?;
+    nss_lookup(initial, |buf| {
+        // SAFETY: zeroed group struct and our buffer; only the gid is read.
+        unsafe {
+            let mut gr: libc::group = std::mem::zeroed();
+            let mut res: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut gr,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut res,
+            );
+            (rc, (!res.is_null()).then(|| (*res).gr_gid))
+        }
+    })
 }
 
 pub fn group_by_name(name: &str) -> Option<u32> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0 as libc::c_char; 16384];
-    // SAFETY: zeroed group struct and our buffer.
-    unsafe {
-        let mut gr: libc::group = std::mem::zeroed();
-        let mut res: *mut libc::group = std::ptr::null_mut();
-        libc::getgrnam_r(
-            cname.as_ptr(),
-            &mut gr,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut res,
-        );
-        if res.is_null() {
-            None
-        } else {
-            Some((*res).gr_gid)
-        }
-    }
+    group_by_name_buf(name, NSS_BUF)
 }
 
 /// setgid (when `gid` is not 0) + initgroups (when a user name is known) + setuid (when
@@ -678,5 +709,19 @@ mod tests {
         assert_eq!(super::apparmor_label("php-fpm (enforce)\n"), "php-fpm");
         assert_eq!(super::apparmor_label("unconfined\n"), "unconfined");
         assert_eq!(super::apparmor_label("a (b) (complain)"), "a (b)");
+    }
+
+    #[test]
+    fn lookups_grow_their_buffer_on_erange() {
+        // A 1-byte buffer cannot hold any entry: the lookup must retry with a larger one.
+        let root = super::user_by_name_buf("root", 1);
+        assert_eq!(root.as_ref().map(|u| u.uid), Some(0), "{root:?}");
+        assert_eq!(super::group_by_name_buf("root", 1), Some(0));
+        assert!(super::user_by_name_buf("no-such-user-rfpm", 1).is_none());
+        assert!(super::group_by_name_buf("no-such-group-rfpm", 1).is_none());
+        assert_eq!(
+            super::user_by_uid(0).map(|u| u.name),
+            Some("root".to_string())
+        );
     }
 }
