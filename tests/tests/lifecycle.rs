@@ -354,6 +354,36 @@ both!(signals_after_a_script_replaced_handlers, |kind| {
     assert_eq!(status.code(), Some(0));
 });
 
+// The same with the worker idle when the graceful stop comes: it exits cleanly (code 0),
+// it is not killed by SIGQUIT's default action.
+both!(
+    idle_worker_stops_cleanly_after_a_script_replaced_handlers,
+    |kind| {
+        let fpm = start(
+            Fpm::builder(kind)
+                .pool_line("pm.max_children = 1")
+                .global("log_level = debug")
+                // Without it the master sends SIGTERM right after SIGQUIT.
+                .global("process_control_timeout = 10"),
+        );
+        for _ in 0..2 {
+            let r = ok(fpm.request("signals.php", &[]));
+            assert!(pid_of(&r) > 0);
+        }
+        let w = fpm.worker_pids();
+        assert_eq!(w.len(), 1);
+        ok(fpm.signal(libc::SIGQUIT));
+        let status = ok(fpm.wait_exit(DEADLINE));
+        assert_eq!(status.code(), Some(0));
+        let log = fpm.log();
+        assert!(
+            log.contains(&format!("child {} exited with code 0", w[0])),
+            "{log}"
+        );
+        assert!(!log.contains("exited on signal"), "{log}");
+    }
+);
+
 both!(sigusr2_under_load_loses_no_request, |kind| {
     let fpm = start(
         Fpm::builder(kind)

@@ -127,6 +127,12 @@ rfpm_shim_result rfpm_shim_module_startup(void *module)
 		? RFPM_SHIM_OK : RFPM_SHIM_FAILED;
 }
 
+#ifdef ZEND_SIGNALS
+/* A worker's own signal handlers as Zend recorded them at its first request start. */
+static __typeof__(SIGG(handlers)) rfpm_worker_handlers;
+static bool rfpm_worker_handlers_saved = false;
+#endif
+
 rfpm_shim_result rfpm_shim_request_startup(void)
 {
 	/* volatile: set inside zend_try and read after a possible longjmp. */
@@ -150,6 +156,10 @@ rfpm_shim_result rfpm_shim_request_startup(void)
 	 * a quarter of a hello request's system calls (bench/RESULTS.md). */
 	if (r == RFPM_SHIM_OK) {
 		SIGG(reset) = 0;
+		if (!rfpm_worker_handlers_saved) {
+			memcpy(&rfpm_worker_handlers, &SIGG(handlers), sizeof(rfpm_worker_handlers));
+			rfpm_worker_handlers_saved = true;
+		}
 	}
 #endif
 	return r;
@@ -199,6 +209,16 @@ void rfpm_shim_request_shutdown(void)
 	zend_try {
 		php_request_shutdown(NULL);
 	} zend_end_try();
+#ifdef ZEND_SIGNALS
+	/* Between requests Zend's deferring handler calls the handlers it recorded. A script
+	 * that used pcntl_signal() leaves SIG_DFL there (pcntl's request end resets the
+	 * signals it touched), so a graceful stop (SIGQUIT) of an idle worker would kill it
+	 * by the default action until the next request start. Give the worker its own
+	 * handlers back now. */
+	if (rfpm_worker_handlers_saved) {
+		memcpy(&SIGG(handlers), &rfpm_worker_handlers, sizeof(rfpm_worker_handlers));
+	}
+#endif
 }
 
 int rfpm_shim_exit_status(void)
