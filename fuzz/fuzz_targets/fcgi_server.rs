@@ -42,11 +42,22 @@ fuzz_target!(|data: &[u8]| {
         chunk,
         written: 0,
     });
+    // Half of the inputs read with the hold-back of the last queued byte (as on a Unix
+    // socket in the worker).
+    if ctl & 1 == 1 {
+        c.set_queued_probe(|m: &Mem| {
+            let len = m.input.get_ref().len() as u64;
+            usize::try_from(len.saturating_sub(m.input.position())).ok()
+        });
+    }
     let mut buf = vec![0u8; 1 + (ctl as usize * 37) % 9000];
     for _ in 0..16 {
         match c.read_request() {
             Ok(Some(req)) => {
                 let _ = req.params.iter_lifo().count();
+                let _ = req.params.iter_lifo_cstr().count();
+                let _ = req.params.get_cstr("SCRIPT_FILENAME");
+                c.recycle_params(req.params);
                 let mut total = 0usize;
                 loop {
                     let n = match mode {
