@@ -384,6 +384,42 @@ both!(
     }
 );
 
+// A graceful stop that reaches a worker between accept() and the request's first byte
+// must not drop the connection: the request is served, then the worker exits (php-fpm
+// retries its wait for the first byte). Dropping it lost requests during reloads.
+both!(graceful_stop_serves_an_accepted_connection, |kind| {
+    let fpm = start(
+        Fpm::builder(kind)
+            .pool_line("pm.max_children = 1")
+            .global("process_control_timeout = 10"),
+    );
+    let w = fpm.worker_pids();
+    assert_eq!(w.len(), 1);
+    let sockets = |pid: u32| {
+        fd_links(pid)
+            .iter()
+            .filter(|l| l.starts_with("socket:"))
+            .count()
+    };
+    let before = sockets(w[0]);
+    // Connected, nothing sent yet: the worker accepts and waits for the first byte.
+    let mut client = ok(fpm.client());
+    assert!(
+        wait_until(DEADLINE, || sockets(w[0]) > before),
+        "the worker never accepted the connection"
+    );
+    ok(fpm.signal(libc::SIGQUIT));
+    ok(fpm.wait_log("NOTICE: Finishing ...", DEADLINE));
+    let req = Req::get("pid.php").query("n=late").build(&fpm.docroot());
+    let resp = ok(client.request(&req));
+    assert!(text_of(&resp).contains("n=late"), "{}", text_of(&resp));
+    assert_eq!(pid_of(&resp), w[0]);
+    // The worker drains until the client closes (php-fpm: without a time limit).
+    drop(client);
+    let status = ok(fpm.wait_exit(DEADLINE));
+    assert_eq!(status.code(), Some(0));
+});
+
 both!(sigusr2_under_load_loses_no_request, |kind| {
     let fpm = start(
         Fpm::builder(kind)

@@ -378,7 +378,7 @@ impl Worker<'_> {
 
     /// Serves the requests of an accepted connection; `false` when the worker must exit.
     fn serve_connection(&mut self, stream: Stream) -> bool {
-        if !wait_readable(stream.raw(), FIRST_BYTE_TIMEOUT_MS) {
+        if !wait_readable(stream.raw(), FIRST_BYTE_TIMEOUT_MS, Quit::KeepWaiting) {
             return true;
         }
         let unix = matches!(stream, Stream::Unix(_));
@@ -768,23 +768,38 @@ fn probe(path: &[u8]) -> Kind {
     }
 }
 
-fn wait_readable(fd: i32, timeout_ms: i32) -> bool {
+/// Waits until `fd` is readable (or at end of stream), at most `timeout_ms` in all.
+fn wait_readable(fd: i32, timeout_ms: i32, on_quit: Quit) -> bool {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
+    let mut wait = timeout_ms;
     loop {
         // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        let r = unsafe { libc::poll(&mut pfd, 1, wait) };
         if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            if signals::worker_quit() {
+            if on_quit == Quit::GiveUp && signals::worker_quit() {
                 return false;
             }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            wait = left.as_millis().min(i32::MAX as u128) as i32;
             continue;
         }
         return r > 0;
     }
+}
+
+/// What [`wait_readable`] does when a graceful stop (SIGQUIT) interrupts it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quit {
+    /// Stop waiting.
+    GiveUp,
+    /// Keep waiting: an accepted connection is served even during a graceful stop or a
+    /// reload (php-fpm retries its poll too); dropping it would lose the request.
+    KeepWaiting,
 }
 
 /// After the last response: stop sending, then discard what the peer still sends until
@@ -803,7 +818,7 @@ fn close_gracefully(conn: &mut ServerConn<Stream>, buf: &mut [u8]) {
             Err(_) => return,
         }
     }
-    while budget > 0 && wait_readable(fd, 1000) {
+    while budget > 0 && wait_readable(fd, 1000, Quit::GiveUp) {
         match conn.get_mut().read(buf) {
             Ok(0) | Err(_) => break,
             Ok(_) => budget -= 1,
