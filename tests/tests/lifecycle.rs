@@ -420,6 +420,30 @@ both!(graceful_stop_serves_an_accepted_connection, |kind| {
     assert_eq!(status.code(), Some(0));
 });
 
+// max_execution_time (Zend's SIGPROF timer) stops a busy script on every request of a
+// worker, not only on its first (rfpm stops re-registering Zend's signal handlers after
+// the first request).
+both!(max_execution_time_fires_on_every_request, |kind| {
+    let fpm = start(
+        Fpm::builder(kind)
+            .pool_line("pm.max_children = 1")
+            .pool_line("php_admin_value[max_execution_time] = 1"),
+    );
+    let mut pids = Vec::new();
+    for i in 0..3 {
+        let r = ok(fpm.request("busy.php", &[("QUERY_STRING", "secs=8")]));
+        let t = text_of(&r);
+        assert!(
+            t.contains("Maximum execution time of 1 second exceeded"),
+            "request {i}: {t}"
+        );
+        assert!(!t.contains("not stopped"), "request {i}: {t}");
+        pids.push(fpm.worker_pids());
+    }
+    // The same worker served all three.
+    assert!(pids.windows(2).all(|w| w[0] == w[1]), "{pids:?}");
+});
+
 both!(sigusr2_under_load_loses_no_request, |kind| {
     let fpm = start(
         Fpm::builder(kind)
