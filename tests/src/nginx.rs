@@ -55,6 +55,22 @@ impl Nginx {
     /// [`Nginx::start`] with `extra` lines inside the `server` block, before the PHP
     /// location (e.g. another `location`; `{sock}` in it is replaced by `fpm_sock`).
     pub fn start_with(fpm_sock: &str, docroot: &Path, extra: &str) -> Result<Nginx, HarnessError> {
+        Nginx::start_conf(fpm_sock, docroot, extra, false)
+    }
+
+    /// [`Nginx::start`] with FastCGI keep-alive to the FPM, as production setups have it:
+    /// an `upstream` with a `keepalive` connection cache and `fastcgi_keep_conn on`, so
+    /// nginx sends request after request on the same FPM connection.
+    pub fn start_keepalive(fpm_sock: &str, docroot: &Path) -> Result<Nginx, HarnessError> {
+        Nginx::start_conf(fpm_sock, docroot, "", true)
+    }
+
+    fn start_conf(
+        fpm_sock: &str,
+        docroot: &Path,
+        extra: &str,
+        keepalive: bool,
+    ) -> Result<Nginx, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("itest-nginx-")
             .tempdir()
@@ -68,6 +84,7 @@ impl Nginx {
             fpm_sock,
             docroot,
             &extra.replace("{sock}", fpm_sock),
+            keepalive,
         );
         std::fs::write(&conf, text)
             .map_err(|e| HarnessError::io(format!("writing {}", conf.display()), e))?;
@@ -200,8 +217,24 @@ impl Drop for Nginx {
     }
 }
 
-fn config_text(root: &Path, port: u16, fpm_sock: &str, docroot: &Path, extra: &str) -> String {
+fn config_text(
+    root: &Path,
+    port: u16,
+    fpm_sock: &str,
+    docroot: &Path,
+    extra: &str,
+    keepalive: bool,
+) -> String {
     let r = root.display();
+    let (upstream, pass, keep_conn) = if keepalive {
+        (
+            format!("    upstream fpm {{\n        server unix:{fpm_sock};\n        keepalive 4;\n    }}\n"),
+            "fpm".to_string(),
+            "            fastcgi_keep_conn on;\n",
+        )
+    } else {
+        (String::new(), format!("unix:{fpm_sock}"), "")
+    };
     format!(
         "daemon off;
 master_process off;
@@ -217,7 +250,7 @@ http {{
     proxy_temp_path {r}/proxy_temp;
     uwsgi_temp_path {r}/uwsgi_temp;
     scgi_temp_path {r}/scgi_temp;
-    server {{
+{upstream}    server {{
         listen 127.0.0.1:{port};
         server_name localhost;
         root {docroot};
@@ -225,7 +258,7 @@ http {{
         location ~ \\.php$ {{
             include /etc/nginx/fastcgi_params;
             fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
-            fastcgi_pass unix:{fpm_sock};
+{keep_conn}            fastcgi_pass {pass};
         }}
     }}
 }}

@@ -132,3 +132,70 @@ both!(nginx_client_hangs_up_mid_response, |kind| {
         assert_eq!(hello.body_str(), "Hello, world!\n");
     }
 });
+
+/// Sockets open in the FPM's workers (accepted connections and the listening socket).
+fn worker_sockets(fpm: &Fpm) -> usize {
+    fpm.worker_pids()
+        .iter()
+        .map(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| std::fs::read_link(e.path()).ok())
+                        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+                        .count()
+                })
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+// nginx with FastCGI keep-alive (upstream `keepalive`, `fastcgi_keep_conn on`), as
+// production setups run it: request after request on the same FPM connections, GETs,
+// POSTs whose body the script reads and POSTs whose body it never reads (the FPM must
+// skip it to find the next request) — every answer right, no upstream error in nginx's
+// log, and the connections stay open in the workers between requests.
+both!(nginx_fastcgi_keepalive_serves_mixed_requests, |kind| {
+    let fpm = ok(Fpm::builder(kind).pool_line("pm.max_children = 4").start());
+    let before = worker_sockets(&fpm);
+    let nginx = ok(Nginx::start_keepalive(&fpm.addr(), &fpm.docroot()));
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("{e}"),
+    };
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = dir.path().join("body.bin");
+    if let Err(e) = std::fs::write(&file, &data) {
+        panic!("{e}");
+    }
+    let arg = format!("@{}", file.display());
+    let post = [
+        "--data-binary",
+        &arg,
+        "-H",
+        "Content-Type: application/octet-stream",
+        "-H",
+        "Expect:",
+    ];
+    let want_input = format!("{} {}\n", data.len(), ok(md5_hex(&data)));
+    for i in 0..24 {
+        let (path, args, want): (String, &[&str], String) = match i % 3 {
+            0 => (
+                format!("/query.php?i={i}"),
+                &[],
+                format!("QUERY_STRING=i={i}\ni={i}\n"),
+            ),
+            1 => ("/input.php".into(), &post, want_input.clone()),
+            _ => ("/hello.php".into(), &post, "Hello, world!\n".into()),
+        };
+        let r = ok(nginx.curl(&path, args));
+        assert_eq!(r.status, 200, "#{i} {path}: {}", nginx.log());
+        assert_eq!(r.body_str(), want, "#{i} {path}");
+    }
+    let log = nginx.log();
+    assert!(!log.contains("upstream"), "{log}");
+    assert!(
+        worker_sockets(&fpm) > before,
+        "no FPM connection kept open between requests"
+    );
+});
