@@ -721,6 +721,10 @@ both!(worker_holds_no_master_descriptor, |kind| {
         w.len() == 1 && w[0] != first
     }));
     let worker = fpm.worker_pids()[0];
+    // A request served by the new worker: it has finished starting up (a child fresh
+    // from fork still holds the master's descriptors for a moment; php-fpm8.2's does).
+    let r = ok(fpm.request("pid.php", &[]));
+    assert_eq!(pid_of(&r), worker);
     let master_pipes: Vec<String> = fd_links(fpm.master_pid())
         .into_iter()
         .filter(|l| l.starts_with("pipe:"))
