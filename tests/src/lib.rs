@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use client::{connect, nginx_params, send_on, Req};
 pub use fpm::{Fpm, FpmBuilder};
 pub use nginx::{HttpResponse, Nginx};
-pub use proc::{children_of, process_alive, process_title};
+pub use proc::{children_of, fd_links, process_alive, process_title};
 pub use util::{free_port, md5_hex, wait_for_file, wait_until};
 
 /// Re-export so tests only depend on this crate.

@@ -69,3 +69,16 @@ pub fn process_title(pid: u32) -> String {
     let first = raw.split(|&b| b == 0).next().unwrap_or(&[]);
     String::from_utf8_lossy(first).into_owned()
 }
+
+/// Where each of a process's open descriptors points (`/proc/PID/fd` links:
+/// `socket:[inode]`, `pipe:[inode]`, paths); empty if the process is gone.
+pub fn fd_links(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|l| l.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

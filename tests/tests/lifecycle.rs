@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use integration::{both, wait_for_file, wait_until, Fpm, FpmBuilder, Kind, Req, DEADLINE};
+use integration::{
+    both, fd_links, wait_for_file, wait_until, Fpm, FpmBuilder, Kind, Req, DEADLINE,
+};
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     match r {
@@ -53,6 +55,38 @@ fn blocked_request<'s>(
         fpm.log()
     );
     h
+}
+
+/// SIGQUIT to the master while a request runs: the request finishes (its script sees
+/// the go file written after the stop began), then the FPM exits with code 0.
+fn stop_during_a_request(fpm: &Fpm) {
+    let dir = ok(tempfile::tempdir());
+    let go = dir.path().join("go");
+    std::thread::scope(|s| {
+        let h = blocked_request(s, fpm, dir.path(), 0, &go);
+        ok(fpm.signal(libc::SIGQUIT));
+        ok(fpm.wait_log("NOTICE: Finishing ...", DEADLINE));
+        ok(std::fs::write(&go, b"go"));
+        let r = h.join().unwrap_or_else(|_| Err("panicked".into()));
+        assert!(ok(r).contains("go=seen"), "{}", fpm.log());
+    });
+    let status = ok(fpm.wait_exit(DEADLINE));
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Sends `sig` to the pool's only worker, waits until the master logs its death by
+/// `sig` (`what`: e.g. `15 (SIGTERM)`) and a new worker has taken its place; the old pid.
+fn kill_the_worker(fpm: &Fpm, sig: i32, what: &str) -> u32 {
+    let w = fpm.worker_pids();
+    assert_eq!(w.len(), 1);
+    // SAFETY: kill(2) on a worker pid of ours.
+    unsafe { libc::kill(w[0] as i32, sig) };
+    ok(fpm.wait_log(&format!("child {} exited on signal {what}", w[0]), DEADLINE));
+    assert!(wait_until(DEADLINE, || {
+        let now = fpm.worker_pids();
+        now.len() == 1 && now[0] != w[0]
+    }));
+    w[0]
 }
 
 both!(static_keeps_max_children, |kind| {
@@ -236,22 +270,11 @@ both!(slowlog_has_the_php_stack, |kind| {
 
 both!(sigsegv_is_logged_and_replaced, |kind| {
     let fpm = start(Fpm::builder(kind).pool_line("pm.max_children = 1"));
-    let w = fpm.worker_pids();
-    assert_eq!(w.len(), 1);
-    // SAFETY: kill(2) on a worker pid of ours.
-    unsafe { libc::kill(w[0] as i32, libc::SIGSEGV) };
-    ok(fpm.wait_log(
-        &format!(
-            "WARNING: [pool www] child {} exited on signal 11 (SIGSEGV",
-            w[0]
-        ),
-        DEADLINE,
-    ));
+    let old = kill_the_worker(&fpm, libc::SIGSEGV, "11 (SIGSEGV");
+    assert!(fpm.log_contains(&format!(
+        "WARNING: [pool www] child {old} exited on signal 11 (SIGSEGV"
+    )));
     ok(fpm.wait_log("NOTICE: [pool www] child ", DEADLINE));
-    assert!(wait_until(DEADLINE, || {
-        let now = fpm.worker_pids();
-        now.len() == 1 && now[0] != w[0]
-    }));
     let r = ok(fpm.request("pid.php", &[]));
     assert!(pid_of(&r) > 0);
 });
@@ -288,18 +311,7 @@ both!(sigquit_lets_the_running_request_finish, |kind| {
             .pool_line("pm.max_children = 1")
             .global("process_control_timeout = 10"),
     );
-    let dir = ok(tempfile::tempdir());
-    let go = dir.path().join("go");
-    std::thread::scope(|s| {
-        let h = blocked_request(s, &fpm, dir.path(), 0, &go);
-        ok(fpm.signal(libc::SIGQUIT));
-        ok(fpm.wait_log("NOTICE: Finishing ...", DEADLINE));
-        ok(std::fs::write(&go, b"go"));
-        let r = h.join().unwrap_or_else(|_| Err("panicked".into()));
-        assert!(ok(r).contains("go=seen"), "{}", fpm.log());
-    });
-    let status = ok(fpm.wait_exit(DEADLINE));
-    assert_eq!(status.code(), Some(0));
+    stop_during_a_request(&fpm);
     assert!(fpm.log_contains("NOTICE: exiting, bye-bye!"));
 });
 
@@ -323,35 +335,13 @@ both!(signals_after_a_script_replaced_handlers, |kind| {
         assert!(t.contains(want), "{t}");
     }
     // SIGTERM straight to the worker: it dies of it, and the master replaces it.
-    let w = fpm.worker_pids();
-    assert_eq!(w.len(), 1);
-    // SAFETY: kill(2) on a worker pid of ours.
-    unsafe { libc::kill(w[0] as i32, libc::SIGTERM) };
-    ok(fpm.wait_log(
-        &format!("child {} exited on signal 15 (SIGTERM)", w[0]),
-        DEADLINE,
-    ));
-    assert!(wait_until(DEADLINE, || {
-        let now = fpm.worker_pids();
-        now.len() == 1 && now[0] != w[0]
-    }));
+    kill_the_worker(&fpm, libc::SIGTERM, "15 (SIGTERM)");
     for _ in 0..3 {
         let r = ok(fpm.request("signals.php", &[]));
         assert!(pid_of(&r) > 0);
     }
     // SIGQUIT to the master while a request runs: the request finishes.
-    let dir = ok(tempfile::tempdir());
-    let go = dir.path().join("go");
-    std::thread::scope(|s| {
-        let h = blocked_request(s, &fpm, dir.path(), 0, &go);
-        ok(fpm.signal(libc::SIGQUIT));
-        ok(fpm.wait_log("NOTICE: Finishing ...", DEADLINE));
-        ok(std::fs::write(&go, b"go"));
-        let r = h.join().unwrap_or_else(|_| Err("panicked".into()));
-        assert!(ok(r).contains("go=seen"), "{}", fpm.log());
-    });
-    let status = ok(fpm.wait_exit(DEADLINE));
-    assert_eq!(status.code(), Some(0));
+    stop_during_a_request(&fpm);
 });
 
 // The same with the worker idle when the graceful stop comes: it exits cleanly (code 0),
@@ -741,14 +731,3 @@ both!(worker_holds_no_master_descriptor, |kind| {
         assert!(ends < 2 || !links.contains(p), "{p} in {links:?}");
     }
 });
-
-fn fd_links(pid: u32) -> Vec<String> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| std::fs::read_link(e.path()).ok())
-                .map(|l| l.to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use integration::{both, md5_hex, wait_for_file, Fpm, HarnessError, Nginx, DEADLINE};
+use integration::{both, fd_links, md5_hex, wait_for_file, Fpm, HarnessError, Nginx, DEADLINE};
 
 fn ok<T>(r: Result<T, HarnessError>) -> T {
     match r {
@@ -136,18 +136,9 @@ both!(nginx_client_hangs_up_mid_response, |kind| {
 /// The sockets open in the FPM's workers (`socket:[inode]`).
 fn worker_sockets(fpm: &Fpm) -> std::collections::BTreeSet<String> {
     fpm.worker_pids()
-        .iter()
-        .flat_map(|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd"))
-                .map(|d| {
-                    d.flatten()
-                        .filter_map(|e| std::fs::read_link(e.path()).ok())
-                        .map(|l| l.to_string_lossy().into_owned())
-                        .filter(|l| l.starts_with("socket:"))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
+        .into_iter()
+        .flat_map(fd_links)
+        .filter(|l| l.starts_with("socket:"))
         .collect()
 }
 
