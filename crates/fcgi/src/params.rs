@@ -122,29 +122,33 @@ impl Params {
             return;
         }
         for i in 0..self.entries.len() {
-            let (start, len) = self.entries[i].name;
-            let mut h = hash(&self.arena[start..start + len]);
-            while self.slots[h] != 0 {
-                h = (h + 1) & (SLOTS - 1);
+            // Names are unique: the probe ends at a free slot.
+            if let Err(slot) = self.probe(self.slice(self.entries[i].name)) {
+                // i < INDEX_THRESHOLD: fits in u16.
+                self.slots[slot] = (i + 1) as u16;
             }
-            // i < INDEX_THRESHOLD: fits in u16.
-            self.slots[h] = (i + 1) as u16;
         }
     }
 
     fn find(&self, name: &[u8]) -> Option<usize> {
-        if let Some(m) = &self.index {
-            return m.get(name).copied();
+        match &self.index {
+            Some(m) => m.get(name).copied(),
+            None => self.probe(name).ok(),
         }
+    }
+
+    /// The small index's probe sequence for `name`: `Ok(entry)` where it is, or
+    /// `Err(slot)`, the free slot it would go to.
+    fn probe(&self, name: &[u8]) -> Result<usize, usize> {
         let mut h = hash(name);
         loop {
             let i = usize::from(self.slots[h]);
             if i == 0 {
-                return None;
+                return Err(h);
             }
             let e = self.entries[i - 1].name;
             if e.1 == name.len() && self.slice(e) == name {
-                return Some(i - 1);
+                return Ok(i - 1);
             }
             h = (h + 1) & (SLOTS - 1);
         }
@@ -206,18 +210,12 @@ impl Params {
     /// Sets `name` to `value`: replaces the value in place (keeping the position) or
     /// appends a new entry. Returns the previous value.
     pub fn insert(&mut self, name: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Option<Vec<u8>> {
-        let (name, value) = (name.as_ref(), value.as_ref());
-        match self.find(name) {
-            Some(i) => {
-                let old = self.slice(self.entries[i].value).to_vec();
-                self.replace_value(i, value);
-                Some(old)
-            }
-            None => {
-                self.append_new(name, value);
-                None
-            }
-        }
+        let name = name.as_ref();
+        let old = self
+            .find(name)
+            .map(|i| self.slice(self.entries[i].value).to_vec());
+        self.set(name, value);
+        old
     }
 
     /// Like [`Params::insert`], without returning the old value.
@@ -226,31 +224,28 @@ impl Params {
         if self.index.is_some() {
             match self.find(name) {
                 Some(i) => self.replace_value(i, value),
-                None => self.append_new(name, value),
+                None => {
+                    let i = self.push_entry(name, value);
+                    if let Some(m) = &mut self.index {
+                        m.insert(name.to_vec(), i);
+                    }
+                }
             }
             return;
         }
         // One probe sequence finds the name or the free slot it goes to (every param
         // of a request is set once while it is decoded).
-        let mut h = hash(name);
-        loop {
-            let i = usize::from(self.slots[h]);
-            if i == 0 {
-                break;
+        match self.probe(name) {
+            Ok(i) => self.replace_value(i, value),
+            Err(slot) => {
+                let i = self.push_entry(name, value);
+                if i < INDEX_THRESHOLD {
+                    // i < INDEX_THRESHOLD: fits in u16.
+                    self.slots[slot] = (i + 1) as u16;
+                } else {
+                    self.reindex();
+                }
             }
-            let e = self.entries[i - 1].name;
-            if e.1 == name.len() && self.slice(e) == name {
-                self.replace_value(i - 1, value);
-                return;
-            }
-            h = (h + 1) & (SLOTS - 1);
-        }
-        let i = self.push_entry(name, value);
-        if i < INDEX_THRESHOLD {
-            // i < INDEX_THRESHOLD: fits in u16.
-            self.slots[h] = (i + 1) as u16;
-        } else {
-            self.reindex();
         }
     }
 
@@ -268,22 +263,6 @@ impl Params {
             value: (start + name.len() + 1, value.len()),
         });
         i
-    }
-
-    fn append_new(&mut self, name: &[u8], value: &[u8]) {
-        let i = self.push_entry(name, value);
-        if let Some(m) = &mut self.index {
-            m.insert(name.to_vec(), i);
-        } else if i >= INDEX_THRESHOLD {
-            self.reindex();
-        } else {
-            let mut h = hash(name);
-            while self.slots[h] != 0 {
-                h = (h + 1) & (SLOTS - 1);
-            }
-            // i < INDEX_THRESHOLD: fits in u16.
-            self.slots[h] = (i + 1) as u16;
-        }
     }
 
     /// Removes `name`, returning its value.

@@ -365,7 +365,7 @@ fn resolve_plain(p: &Params, ini: &PathIni, exists: &dyn Fn(&[u8]) -> bool) -> O
         return None;
     }
     // One spare byte each: the worker turns these into C strings without growing them.
-    let owned = |v: &[u8]| {
+    let with_room = |v: &[u8]| {
         let mut o = Vec::with_capacity(v.len() + 1);
         o.extend_from_slice(v);
         o
@@ -376,8 +376,8 @@ fn resolve_plain(p: &Params, ini: &PathIni, exists: &dyn Fn(&[u8]) -> bool) -> O
     php_self.extend_from_slice(sn.unwrap_or_default());
     php_self.extend_from_slice(pi);
     Some(Resolved {
-        script: (!has_dotdot_segment(sf)).then(|| owned(sf)),
-        uri: sn.map(owned),
+        script: (!has_dotdot_segment(sf)).then(|| with_room(sf)),
+        uri: sn.map(with_room),
         php_self,
     })
 }
