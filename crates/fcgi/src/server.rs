@@ -198,6 +198,8 @@ pub struct ServerConn<S: Read + Write> {
     spare_params: Option<Params>,
     /// See [`ServerConn::set_queued_probe`].
     queued: Option<fn(&S) -> Option<usize>>,
+    /// See [`ServerConn::set_queued_hint`].
+    queued_hint: Option<usize>,
 }
 
 impl<S: Read + Write> fmt::Debug for ServerConn<S> {
@@ -253,6 +255,7 @@ impl<S: Read + Write> ServerConn<S> {
             max_params_len: DEFAULT_MAX_PARAMS_LEN,
             spare_params: params,
             queued: None,
+            queued_hint: None,
         }
     }
 
@@ -296,10 +299,27 @@ impl<S: Read + Write> ServerConn<S> {
         self.queued = Some(probe);
     }
 
+    /// What the caller's own probe just saw queued on the stream: the next read into the
+    /// connection's buffer uses it instead of probing again (one system call less when
+    /// the caller looked before deciding whether to wait for the first byte). Bytes only
+    /// arrive until that read, so the figure can be low, never high. No effect without a
+    /// probe ([`ServerConn::set_queued_probe`]).
+    pub fn set_queued_hint(&mut self, avail: usize) {
+        self.queued_hint = Some(avail);
+    }
+
     /// Where a read into the connection's buffer starting at `from` may end.
-    fn read_ahead_end(&self, from: usize) -> usize {
+    fn read_ahead_end(&mut self, from: usize) -> usize {
         let cap = self.rbuf.len();
-        match self.queued.and_then(|probe| probe(&self.stream)) {
+        let Some(probe) = self.queued else {
+            return cap;
+        };
+        // A hint of 0 or 1 says nothing a read could use: probe.
+        let avail = match self.queued_hint.take() {
+            Some(n) if n > 1 => Some(n),
+            _ => probe(&self.stream),
+        };
+        match avail {
             Some(avail) if avail > 1 => cap.min(from + avail - 1),
             _ => cap,
         }

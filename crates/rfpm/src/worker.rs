@@ -7,6 +7,7 @@ use crate::pool::Pool;
 use crate::scoreboard::{now_us, RequestInfo, Scoreboard, Slot, WorkerState};
 use crate::{access, os, signals, status};
 use fcgi::server::ServerConn;
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -114,7 +115,10 @@ pub fn main(
         access_fd,
         peer: None,
         ppid: os::getppid(),
-        cpu_start: (0, 0),
+        // Each request's CPU time runs from the previous request's end (times() once
+        // per request, not twice): what a worker does between requests is a few µs,
+        // below the clock tick times() counts in.
+        cpu_start: os::cpu_times_us(),
     };
     w.accept_loop(listener.raw());
     std::process::exit(0);
@@ -378,10 +382,20 @@ impl Worker<'_> {
 
     /// Serves the requests of an accepted connection; `false` when the worker must exit.
     fn serve_connection(&mut self, stream: Stream) -> bool {
-        if !wait_readable(stream.raw(), FIRST_BYTE_TIMEOUT_MS, Quit::KeepWaiting) {
+        let unix = matches!(stream, Stream::Unix(_));
+        // A web server writes the request as soon as its connect() returns, so it is
+        // usually queued by the time accept() does: look (the probe below needs the
+        // figure anyway) and wait only when nothing is there yet.
+        let queued = if unix {
+            os::readable_bytes(stream.raw()).filter(|&n| n > 0)
+        } else {
+            None
+        };
+        if queued.is_none()
+            && !wait_readable(stream.raw(), FIRST_BYTE_TIMEOUT_MS, Quit::KeepWaiting)
+        {
             return true;
         }
-        let unix = matches!(stream, Stream::Unix(_));
         let mut conn = ServerConn::with_buffers(stream, self.bufs.take().unwrap_or_default());
         if unix {
             // Keeps the request's last record queued while the script runs, so the web
@@ -389,6 +403,9 @@ impl Worker<'_> {
             // on both sides per request: hello went from 0.86 to ~1.0 of php-fpm8.2;
             // bench/RESULTS.md).
             conn.set_queued_probe(|s| os::readable_bytes(s.raw()));
+            if let Some(n) = queued {
+                conn.set_queued_hint(n);
+            }
         }
         let go_on = self.serve_requests(&mut conn);
         // The socket closes here (the stream is dropped); the buffers serve the next one.
@@ -399,7 +416,6 @@ impl Worker<'_> {
     /// The requests of one connection; `false` when the worker must exit.
     fn serve_requests(&mut self, conn: &mut ServerConn<Stream>) -> bool {
         loop {
-            self.cpu_start = os::cpu_times_us();
             let was_idle = self.slot.state() == WorkerState::Idle;
             self.slot.begin_request(now_us());
             self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
@@ -519,6 +535,7 @@ impl Worker<'_> {
             peer: self.peer,
             ppid: self.ppid,
             cpu_start: self.cpu_start,
+            cpu_end: Cell::new(None),
             params: p,
         };
         let mut io = FcgiIo {
@@ -542,6 +559,8 @@ impl Worker<'_> {
             }
         }
         let outcome = sapi::run(&mut io, &sreq);
+        // The next request's CPU time starts where this one's ended.
+        self.cpu_start = log.cpu_end.get().unwrap_or_else(os::cpu_times_us);
         if self.slot.state() != WorkerState::Finishing {
             // No PHP request end (start-up failed, or no method): still Finishing.
             self.slot.set_state(WorkerState::Finishing);
@@ -656,6 +675,8 @@ struct RequestLog<'a> {
     peer: Option<IpAddr>,
     ppid: i32,
     cpu_start: (u64, u64),
+    /// The CPU times read at the request's end.
+    cpu_end: Cell<Option<(u64, u64)>>,
     params: &'a fcgi::params::Params,
 }
 
@@ -666,6 +687,7 @@ impl RequestLog<'_> {
         let now = now_us();
         let duration = now.saturating_sub(self.slot.request_start_us());
         let (u1, s1) = os::cpu_times_us();
+        self.cpu_end.set(Some((u1, s1)));
         let cpu_user = u1.saturating_sub(self.cpu_start.0);
         let cpu_system = s1.saturating_sub(self.cpu_start.1);
         self.slot

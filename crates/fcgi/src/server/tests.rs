@@ -1205,3 +1205,50 @@ fn queued_probe_leaves_the_last_byte_until_it_is_needed() {
         }
     }
 }
+
+thread_local! {
+    static PROBES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn counted_queued(d: &Duplex) -> Option<usize> {
+    PROBES.with(|p| p.set(p.get() + 1));
+    queued(d)
+}
+
+#[test]
+fn queued_hint_replaces_the_first_probe_and_is_safe_when_low() {
+    let input = simple_request(1, 0, b"");
+    // Exact: the head is read with one probe fewer, still leaving the last byte.
+    let mut c = ServerConn::new(Duplex::new(input.clone()));
+    c.set_queued_probe(counted_queued);
+    PROBES.with(|p| p.set(0));
+    let _ = c.read_request().unwrap().unwrap();
+    let with_probe_only = PROBES.with(|p| p.get());
+    let mut c = ServerConn::new(Duplex::new(input.clone()));
+    c.set_queued_probe(counted_queued);
+    c.set_queued_hint(input.len());
+    PROBES.with(|p| p.set(0));
+    let r = c.read_request().unwrap().unwrap();
+    assert_eq!(PROBES.with(|p| p.get()), with_probe_only - 1);
+    assert_eq!(r.params.get("A"), Some(&b"1"[..]));
+    assert_eq!(queued(c.get_ref()), Some(1));
+    assert_eq!(read_all_stdin(&mut c), b"");
+
+    // Low (more arrived after the caller looked): reads stop earlier, nothing is lost,
+    // and the last byte still stays queued.
+    for hint in [0, 1, 2, 9, input.len() / 2] {
+        let mut c = ServerConn::new(Duplex::new(input.clone()));
+        c.set_queued_probe(queued);
+        c.set_queued_hint(hint);
+        let r = c.read_request().unwrap().unwrap();
+        assert_eq!(r.params.get("A"), Some(&b"1"[..]), "hint {hint}");
+        assert_eq!(queued(c.get_ref()), Some(1), "hint {hint}");
+        assert_eq!(read_all_stdin(&mut c), b"", "hint {hint}");
+    }
+
+    // Without a probe the hint changes nothing.
+    let mut c = ServerConn::new(Duplex::new(input));
+    c.set_queued_hint(3);
+    let _ = c.read_request().unwrap().unwrap();
+    assert_eq!(queued(c.get_ref()), Some(0));
+}
