@@ -436,3 +436,64 @@ both!(apparmor_hat_without_apparmor, |kind| {
     fpm.wait_log("exited with code 70", integration::DEADLINE)
         .expect("worker exit 70");
 });
+
+// PHP works in the script's directory (relative includes and file names resolve there)
+// and the worker goes back to `chdir` after the script, before the shutdown functions,
+// whatever the script did: moved elsewhere, ended in a fatal error.
+both!(script_directory_during_and_home_after, |kind| {
+    let dir = open_dir("itest-cwd-");
+    let home = dir.path().join("home");
+    let app = dir.path().join("app");
+    for d in [&home, &app] {
+        std::fs::create_dir(d).expect("mkdir");
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    write(
+        &app.join("inc.php"),
+        "<?php echo 'included from ', basename(getcwd()), \"\\n\";\n",
+    );
+    write(
+        &app.join("cwd.php"),
+        r#"<?php
+register_shutdown_function(function () { echo "shutdown cwd=", getcwd(), "\n"; });
+echo "cwd=", getcwd(), "\n";
+include 'inc.php';
+echo "relative file: ", file_get_contents('inc.php') !== false ? 'read' : 'missing', "\n";
+chdir('/');
+echo "moved to ", getcwd(), "\n";
+"#,
+    );
+    write(
+        &dir.path().join("fatal.php"),
+        "<?php chdir('/usr'); echo 'in ', getcwd(), \"\\n\"; undefined_function();\n",
+    );
+    let fpm = Fpm::builder(kind)
+        .pool_line("pm.max_children = 1")
+        .pool_line(format!("chdir = {}", home.display()))
+        .start()
+        .expect("start");
+    let get = |path: &Path| -> String {
+        let req = Req::get("x.php").param("SCRIPT_FILENAME", &path.display().to_string());
+        let resp = fpm
+            .send(&req)
+            .unwrap_or_else(|e| panic!("{e}\n{}", fpm.log()));
+        String::from_utf8_lossy(resp.body()).into_owned()
+    };
+    let expected = format!(
+        "cwd={app}\nincluded from app\nrelative file: read\nmoved to /\nshutdown cwd={home}\n",
+        app = app.display(),
+        home = home.display()
+    );
+    assert_eq!(get(&app.join("cwd.php")), expected, "{}", fpm.log());
+    let fatal = get(&dir.path().join("fatal.php"));
+    assert!(fatal.starts_with("in /usr\n"), "{fatal}");
+    assert!(fatal.contains("undefined_function"), "{fatal}");
+    // The same worker, after the fatal error: the script's directory again, then home.
+    assert_eq!(get(&app.join("cwd.php")), expected, "{}", fpm.log());
+    let pids = fpm.worker_pids();
+    assert_eq!(pids.len(), 1);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{}/cwd", pids[0])).ok(),
+        Some(home.clone())
+    );
+});

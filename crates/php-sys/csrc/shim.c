@@ -15,6 +15,8 @@
 #include "zend_extensions.h"
 #include "zend_ini_scanner.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include "shim.h"
 
 rfpm_shim_ini_t rfpm_shim_ini;
@@ -165,12 +167,47 @@ rfpm_shim_result rfpm_shim_request_startup(void)
 	return r;
 }
 
+/* The directory a worker returns to after each script: PHP itself saves the working
+ * directory with getcwd() before it moves into the script's directory and goes back by
+ * name afterwards; a descriptor of it, opened at the first script, saves the getcwd()
+ * and the path walk on every request. -2: not opened yet; -1: could not be opened
+ * (PHP's own way is used). */
+static int home_fd = -2;
+
+/* PHP's move into the directory of the script (the part of the path before its last
+ * slash; "/" for a file at the root); PHP ignores a failure too. */
+static void chdir_to_script_dir(const char *path)
+{
+	char dir[MAXPATHLEN];
+	const char *slash = strrchr(path, '/');
+	size_t len;
+
+	if (slash == NULL) {
+		return;
+	}
+	len = slash == path ? 1 : (size_t) (slash - path);
+	if (len >= sizeof(dir)) {
+		return; /* longer than any path chdir() accepts */
+	}
+	memcpy(dir, path, len);
+	dir[len] = '\0';
+	php_ignore_value(chdir(dir));
+}
+
 rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 {
 	/* volatile: set inside zend_try and read after a possible longjmp. */
 	volatile rfpm_shim_result r = RFPM_SHIM_OK;
 	zend_file_handle fh;
 	volatile bool opened = false;
+	volatile bool moved = false;
+
+	if (home_fd == -2) {
+		home_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (home_fd < 0) {
+			home_fd = -1;
+		}
+	}
 
 	*open_errno = 0;
 	zend_stream_init_filename(&fh, SG(request_info).path_translated);
@@ -182,11 +219,22 @@ rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 			r = RFPM_SHIM_FAILED;
 		} else {
 			opened = true;
+			if (home_fd >= 0 && fh.filename != NULL) {
+				SG(options) |= SAPI_OPTION_NO_CHDIR;
+				moved = true;
+				chdir_to_script_dir(ZSTR_VAL(fh.filename));
+			} else {
+				SG(options) &= ~SAPI_OPTION_NO_CHDIR;
+			}
 			php_execute_script(&fh);
 		}
 	} zend_catch {
 		r = RFPM_SHIM_BAILOUT;
 	} zend_end_try();
+	if (moved) {
+		/* Back home whatever the script did (PHP goes back to the saved directory). */
+		php_ignore_value(fchdir(home_fd));
+	}
 	(void) opened;
 	zend_destroy_file_handle(&fh);
 	return r;
