@@ -401,8 +401,25 @@ unsafe extern "C" fn cb_request_ini_entry(
 /// Whether `path` exists, through PHP's realpath cache (php-fpm's check of the script
 /// path before fixing PATH_INFO; no system call while the entry is cached).
 pub fn path_exists(path: &[u8]) -> bool {
-    let Ok(p) = CString::new(path) else {
+    if path.contains(&0) {
         return false;
+    }
+    // Paths of up to PATH_MAX bytes (every one the kernel can resolve) are made C
+    // strings on the stack: this runs for every request.
+    let mut buf = [0u8; 4096];
+    let owned;
+    let p: &CStr = if path.len() < buf.len() {
+        buf[..path.len()].copy_from_slice(path);
+        match CStr::from_bytes_until_nul(&buf) {
+            Ok(c) => c,
+            Err(_) => return false,
+        }
+    } else {
+        owned = match CString::new(path) {
+            Ok(c) => c,
+            Err(_) => return false,
+        };
+        &owned
     };
     // SAFETY: a NUL-terminated path that lives for the call; the shim uses a stack buffer.
     unsafe { sys::rfpm_shim_path_exists(p.as_ptr()) }
