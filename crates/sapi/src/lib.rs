@@ -405,14 +405,17 @@ pub fn path_exists(path: &[u8]) -> bool {
         return false;
     }
     // Paths of up to PATH_MAX bytes (every one the kernel can resolve) are made C
-    // strings on the stack: this runs for every request.
-    let mut buf = [0u8; 4096];
+    // strings on the stack, not zeroed first: this runs for every request.
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
     let owned;
     let p: &CStr = if path.len() < buf.len() {
-        buf[..path.len()].copy_from_slice(path);
-        match CStr::from_bytes_until_nul(&buf) {
-            Ok(c) => c,
-            Err(_) => return false,
+        // SAFETY: `path.len() + 1 <= buf.len()`; the bytes of `path` and a NUL are
+        // written before the slice over exactly them is made; `path` has no NUL.
+        unsafe {
+            let dst = buf.as_mut_ptr().cast::<u8>();
+            std::ptr::copy_nonoverlapping(path.as_ptr(), dst, path.len());
+            dst.add(path.len()).write(0);
+            CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(dst, path.len() + 1))
         }
     } else {
         owned = match CString::new(path) {
