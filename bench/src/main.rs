@@ -25,6 +25,8 @@ struct Opts {
     rfpm: PathBuf,
     php_fpm: PathBuf,
     php_cgi: PathBuf,
+    /// `php-embed-floor` (built beside this binary): the same floor through libphp8.2.
+    embed_floor: PathBuf,
     secs: f64,
     rounds: usize,
     workers: usize,
@@ -38,6 +40,10 @@ fn parse_opts() -> Result<Opts, String> {
         rfpm: PathBuf::from("target/release/rfpm"),
         php_fpm: PathBuf::from("/usr/sbin/php-fpm8.2"),
         php_cgi: PathBuf::from("/usr/bin/php-cgi8.2"),
+        embed_floor: std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("php-embed-floor")))
+            .unwrap_or_else(|| PathBuf::from("target/release/php-embed-floor")),
         // Five short rounds rather than three long ones: on the shared 2-core VM a
         // scheduling state (how often workers sleep) can last a whole round and move it
         // by 20 %; more alternations give the median ratio more to stand on.
@@ -59,6 +65,7 @@ fn parse_opts() -> Result<Opts, String> {
             "--rfpm" => o.rfpm = val.into(),
             "--php-fpm" => o.php_fpm = val.into(),
             "--php-cgi" => o.php_cgi = val.into(),
+            "--embed-floor" => o.embed_floor = val.into(),
             "--secs" => o.secs = val.parse().map_err(|_| "--secs: a number")?,
             "--rounds" => o.rounds = val.parse().map_err(|_| "--rounds: a number")?,
             "--workers" => o.workers = val.parse().map_err(|_| "--workers: a number")?,
@@ -647,50 +654,88 @@ fn cmd_line(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// Result of the php-cgi -T floor: (script, iterations, req/s median).
-type Floor = Vec<(&'static str, u64, f64)>;
+/// The in-process floor of one script: `php-cgi8.2 -T` (Debian's CGI executable) and
+/// `php-embed-floor -T` (rfpm's SAPI in libphp8.2, the library rfpm runs PHP in), both
+/// with the FPMs' php.ini settings, req/s medians of the rounds (`None`: it failed).
+struct FloorRow {
+    script: &'static str,
+    n: u64,
+    cgi: Option<f64>,
+    embed: Option<f64>,
+    /// Median of the per-round embed/cgi ratios.
+    ratio: Option<f64>,
+}
+
+type Floor = Vec<FloorRow>;
+
+/// One `-T n` run of `bin`: req/s from its `Elapsed time:` line, `None` when the output
+/// is not `n` times the expected body.
+fn floor_run(bin: &Path, script: &Path, n: u64, body: &str) -> Option<f64> {
+    let t0 = Instant::now();
+    let o = Command::new(bin)
+        .arg("-n")
+        .args(ini_args())
+        .args(["-q", "-T", &n.to_string()])
+        .arg(script)
+        .current_dir(script.parent().unwrap_or(Path::new("/")))
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let wall = t0.elapsed().as_secs_f64();
+    if !o.status.success() || o.stdout != body.repeat(n as usize).as_bytes() {
+        eprintln!(
+            "floor {}: {} gave unexpected output ({} bytes, {}): {}",
+            script.display(),
+            bin.display(),
+            o.stdout.len(),
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+        return None;
+    }
+    let elapsed = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("Elapsed time:"))
+        .and_then(|v| v.trim().trim_end_matches("sec").trim().parse::<f64>().ok())
+        .filter(|&s| s > 0.0)
+        .unwrap_or(wall);
+    Some(n as f64 / elapsed)
+}
 
 fn floor(opts: &Opts, root: &Path) -> Floor {
     let mut out = Vec::new();
     for (script, n, body) in [
         ("hello.php", 20_000u64, scripts::HELLO_BODY.to_string()),
         ("framework.php", 2_000, scripts::framework_body()),
+        ("cpu.php", 500, scripts::cpu_body()),
     ] {
-        let mut rates = Vec::new();
+        let path = root.join(script);
+        let (mut cgi, mut embed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        // Alternating, like the FPMs: CGI, embed, CGI, embed, ...
         for _ in 0..opts.rounds {
-            let t0 = Instant::now();
-            let o = Command::new(&opts.php_cgi)
-                .arg("-n")
-                .args(ini_args())
-                .args(["-q", "-T", &n.to_string()])
-                .arg(root.join(script))
-                .current_dir(root)
-                .stdin(Stdio::null())
-                .output();
-            let wall = t0.elapsed().as_secs_f64();
-            let Ok(o) = o else { break };
-            let expect = body.repeat(n as usize);
-            if !o.status.success() || o.stdout != expect.as_bytes() {
-                eprintln!(
-                    "floor {script}: unexpected output ({} bytes, status {})",
-                    o.stdout.len(),
-                    o.status
-                );
-                break;
+            let c = floor_run(&opts.php_cgi, &path, n, &body);
+            let e = floor_run(&opts.embed_floor, &path, n, &body);
+            cgi.extend(c);
+            embed.extend(e);
+            if let (Some(c), Some(e)) = (c, e) {
+                ratios.push(e / c);
             }
-            let elapsed = String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .find_map(|l| l.strip_prefix("Elapsed time:"))
-                .and_then(|v| v.trim().trim_end_matches("sec").trim().parse::<f64>().ok())
-                .filter(|&s| s > 0.0)
-                .unwrap_or(wall);
-            rates.push(n as f64 / elapsed);
         }
+        let med = |v: &[f64]| (!v.is_empty()).then(|| median(v));
+        let row = FloorRow {
+            script,
+            n,
+            cgi: med(&cgi),
+            embed: med(&embed),
+            ratio: med(&ratios),
+        };
         eprintln!(
-            "floor {script}: {:.0} req/s (php-cgi8.2 -T {n})",
-            median(&rates)
+            "floor {script}: php-cgi8.2 {:.0} req/s, libphp8.2 (php-embed-floor) {:.0} req/s, ratio {:.3}",
+            row.cgi.unwrap_or(0.0),
+            row.embed.unwrap_or(0.0),
+            row.ratio.unwrap_or(0.0)
         );
-        out.push((script, n, median(&rates)));
+        out.push(row);
     }
     out
 }
@@ -949,14 +994,21 @@ fn mem_table(idle: &[TreeMem; 2], loaded: &[TreeMem; 2], startup: &[Vec<f64>; 2]
 }
 
 fn floor_text(floor: &Floor, rows: &[Row]) -> String {
+    let rate = |r: Option<f64>| r.map_or("failed".to_string(), |v| format!("{v:.0} req/s"));
     let mut s = String::new();
-    for (script, n, rps) in floor {
-        let name = script.trim_end_matches(".php");
-        let fpm = rows.iter().find(|r| r.name == name);
+    for f in floor {
+        let (script, n) = (f.script, f.n);
         s.push_str(&format!(
-            "- `php-cgi8.2 -T {n} {script}` (one process, one core, no FastCGI): **{rps:.0} req/s**"
+            "- `{script}`, {n} requests in one process, no FastCGI: `php-cgi8.2 -T` **{}**, \
+             libphp8.2 through rfpm's SAPI (`php-embed-floor -T`) **{}**",
+            rate(f.cgi),
+            rate(f.embed)
         ));
-        if let Some(r) = fpm {
+        if let Some(ratio) = f.ratio {
+            s.push_str(&format!(" (ratio {ratio:.2})"));
+        }
+        let name = script.trim_end_matches(".php");
+        if let Some(r) = rows.iter().find(|r| r.name == name) {
             s.push_str(&format!(
                 "; over FastCGI with {} connections: rfpm {:.0}, php-fpm8.2 {:.0} req/s",
                 r.concurrency,
@@ -966,6 +1018,14 @@ fn floor_text(floor: &Floor, rows: &[Row]) -> String {
         }
         s.push('\n');
     }
+    s.push_str(
+        "\nThe embed library is what rfpm runs PHP in; php-fpm8.2, like php-cgi8.2, has PHP \
+         built into the executable. `cpu.php` is PHP's own work only (no I/O, next to nothing \
+         of the SAPI's): its ratio is what the library costs on that work: on scripts whose \
+         time is PHP's own, an FPM built on libphp8.2 trails php-fpm8.2 by about that much \
+         whatever it does around PHP. hello's ratio is mostly the two SAPIs' own work per \
+         request.\n",
+    );
     s
 }
 
@@ -1089,7 +1149,7 @@ fn summary(
         fmt_us(median(&startup[0])),
         fmt_us(median(&startup[1]))
     ));
-    if let Some((_, _, rps)) = floor.first() {
+    if let Some(rps) = floor.first().and_then(|f| f.cgi) {
         s.push_str(&format!(
             " Floor (`php-cgi8.2 -T`, hello in-process): {rps:.0} req/s.\n"
         ));

@@ -200,6 +200,20 @@ fastcgi_finish_request();
 usleep(20000);
 "#;
 
+/// Pure PHP work for the in-process floor only: no I/O, next to nothing of the SAPI's.
+const CPU_PHP: &str = r#"<?php
+function fib(int $n): int { return $n < 2 ? $n : fib($n - 1) + fib($n - 2); }
+$a = [];
+for ($i = 0; $i < 20000; $i++) {
+    $a[] = strlen(str_repeat('x', $i % 50)) + $i * 3;
+}
+$s = 0;
+foreach ($a as $k => $v) {
+    $s += $v ^ $k;
+}
+echo 'cpu ok ', $s, ' ', fib(20), "\n";
+"#;
+
 const SLEEP_PHP: &str = r#"<?php
 usleep(20000);
 echo "slept\n";
@@ -224,6 +238,7 @@ pub fn write_docroot(root: &Path) -> io::Result<()> {
     fs::write(root.join("upload.php"), UPLOAD_PHP)?;
     fs::write(root.join("finish.php"), FINISH_PHP)?;
     fs::write(root.join("sleep.php"), SLEEP_PHP)?;
+    fs::write(root.join("cpu.php"), CPU_PHP)?;
     Ok(())
 }
 
@@ -250,6 +265,19 @@ pub fn json_body() -> String {
 pub fn framework_body() -> String {
     let sum: usize = (1..=SERVICES).map(|i| 7 * i).sum();
     format!("framework ok services={SERVICES} sum={sum}\n")
+}
+
+/// What cpu.php prints (the same arithmetic).
+pub fn cpu_body() -> String {
+    fn fib(n: u64) -> u64 {
+        if n < 2 {
+            n
+        } else {
+            fib(n - 1) + fib(n - 2)
+        }
+    }
+    let sum: u64 = (0..20_000u64).map(|i| (i % 50 + i * 3) ^ i).sum();
+    format!("cpu ok {sum} {}\n", fib(20))
 }
 
 /// Deterministic, not very compressible payload bytes.
@@ -415,6 +443,8 @@ mod tests {
         assert!(j.starts_with(r#"[{"id":0,"name":"user0","email":"user0@example.com","active":true,"roles":["reader","guest"],"score":0},{"id":1,"#));
         assert!(j.ends_with(r#""score":363}]"#)); // 199 * 37 % 1000
         assert_eq!(framework_body(), "framework ok services=147 sum=76146\n");
+        // What php-cgi8.2 prints for cpu.php.
+        assert_eq!(cpu_body(), "cpu ok 496351184 6765\n");
         let m = multipart(b"xyz");
         assert!(m.ends_with(format!("xyz\r\n--{BOUNDARY}--\r\n").as_bytes()));
         assert_eq!(payload(16), payload(16));
