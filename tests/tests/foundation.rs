@@ -234,6 +234,17 @@ both!(sapi_name_is_fpm_fcgi, |kind| {
     assert_eq!(text(resp.body()), "fpm-fcgi\nfpm-fcgi\n");
 });
 
+// The embed library has PHP's chroot() (built for the CLI, CGI and embed SAPIs); php-fpm
+// has none, and neither does a pool's worker in rfpm.
+both!(chroot_is_not_a_function, |kind| {
+    let fpm = start(kind);
+    let resp = ok(fpm.request("chroot.php", &[]));
+    assert_eq!(
+        text(resp.body()),
+        "chroot=no\nError: Call to undefined function chroot()\n"
+    );
+});
+
 both!(opcache_shared_between_workers, |kind| {
     let fpm = match Fpm::builder(kind).opcache().start() {
         Ok(f) => f,

@@ -125,8 +125,14 @@ static zend_module_entry rfpm_module_entry = {
 
 rfpm_shim_result rfpm_shim_module_startup(void *module)
 {
-	return php_module_startup((sapi_module_struct *) module, &rfpm_module_entry) == SUCCESS
-		? RFPM_SHIM_OK : RFPM_SHIM_FAILED;
+	if (php_module_startup((sapi_module_struct *) module, &rfpm_module_entry) != SUCCESS) {
+		return RFPM_SHIM_FAILED;
+	}
+	/* PHP builds chroot() in for the CLI, CGI and embed SAPIs only: php-fpm has none, and
+	 * in a pool's worker it could only strand the process outside its document root.
+	 * Removed the way disable_functions removes a function. */
+	zend_disable_functions("chroot");
+	return RFPM_SHIM_OK;
 }
 
 #ifdef ZEND_SIGNALS
