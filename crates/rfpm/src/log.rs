@@ -21,53 +21,8 @@ pub const DEFAULT_LIMIT: usize = 1024;
 /// Size of php-fpm's buffer for one-shot messages: a longer entry is cut.
 pub const ONE_SHOT_BUFFER: usize = 2048;
 
-/// Log levels, in increasing severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    Debug,
-    Notice,
-    Warning,
-    Error,
-    Alert,
-}
-
-impl Level {
-    /// Parses a `log_level` value: `debug`, `notice`, `warning`, `warn`, `error`, `alert`,
-    /// in any case.
-    pub fn parse(value: &str) -> Option<Level> {
-        let v = value.to_ascii_lowercase();
-        match v.as_str() {
-            "debug" => Some(Level::Debug),
-            "notice" => Some(Level::Notice),
-            "warning" | "warn" => Some(Level::Warning),
-            "error" => Some(Level::Error),
-            "alert" => Some(Level::Alert),
-            _ => None,
-        }
-    }
-
-    /// The name written in log lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Notice => "NOTICE",
-            Level::Warning => "WARNING",
-            Level::Error => "ERROR",
-            Level::Alert => "ALERT",
-        }
-    }
-
-    /// The syslog priority of this level.
-    pub fn syslog_priority(self) -> libc::c_int {
-        match self {
-            Level::Debug => libc::LOG_DEBUG,
-            Level::Notice => libc::LOG_NOTICE,
-            Level::Warning => libc::LOG_WARNING,
-            Level::Error => libc::LOG_ERR,
-            Level::Alert => libc::LOG_ALERT,
-        }
-    }
-}
+/// Log levels (the worker's PHP messages use the same type).
+pub use sapi::Level;
 
 /// A broken-down local time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

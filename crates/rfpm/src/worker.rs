@@ -554,7 +554,7 @@ impl Worker<'_> {
         for (name, admin) in [("PHP_VALUE", false), ("PHP_ADMIN_VALUE", true)] {
             if let Some(value) = req.params.get(name) {
                 sapi::apply_request_ini(value, admin, &mut |msg| {
-                    sapi::Conn::log(&mut io, sapi::Level::Error, msg.as_bytes());
+                    sapi::Conn::log(&mut io, Level::Error, msg.as_bytes());
                 });
             }
         }
@@ -963,14 +963,7 @@ impl sapi::Conn for FcgiIo<'_> {
         !self.closed && !self.broken
     }
 
-    fn log(&mut self, level: sapi::Level, msg: &[u8]) {
-        let level = match level {
-            sapi::Level::Debug => Level::Debug,
-            sapi::Level::Notice => Level::Notice,
-            sapi::Level::Warning => Level::Warning,
-            sapi::Level::Error => Level::Error,
-            sapi::Level::Alert => Level::Alert,
-        };
+    fn log(&mut self, level: Level, msg: &[u8]) {
         let to_fcgi = sapi::fastcgi_logging() && !self.finished && !self.broken;
         log_request(self.conn, level, msg, &mut self.stderr_started, to_fcgi);
     }
@@ -983,7 +976,7 @@ impl sapi::Conn for FcgiIo<'_> {
 
     fn ended(&mut self, end: &sapi::RequestEnd<'_>) {
         if let Some(notice) = self.log.end(end) {
-            sapi::Conn::log(self, sapi::Level::Notice, notice.as_bytes());
+            sapi::Conn::log(self, Level::Notice, notice.as_bytes());
         }
     }
 
