@@ -234,6 +234,14 @@ both!(sapi_name_is_fpm_fcgi, |kind| {
     assert_eq!(text(resp.body()), "fpm-fcgi\nfpm-fcgi\n");
 });
 
+// PHP_BINARY is the FPM's own executable, by its real path (php-fpm8.2 sets it from argv[0]).
+both!(php_binary_is_the_fpm, |kind| {
+    let fpm = start(kind);
+    let resp = ok(fpm.request("binary.php", &[]));
+    let bin = std::fs::canonicalize(kind.binary()).expect("canonicalize");
+    assert_eq!(text(resp.body()), format!("{}\n", bin.display()));
+});
+
 // The embed library has PHP's chroot() (built for the CLI, CGI and embed SAPIs); php-fpm
 // has none, and neither does a pool's worker in rfpm.
 both!(chroot_is_not_a_function, |kind| {

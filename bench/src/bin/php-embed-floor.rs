@@ -134,6 +134,7 @@ fn main() -> ExitCode {
         no_ini: true,
         defines,
         default_ini_dir: String::new(),
+        executable: None,
     };
     if let Err(e) = sapi::startup(&opts) {
         eprintln!("php-embed-floor: {e}");

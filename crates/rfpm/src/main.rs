@@ -57,14 +57,14 @@ fn real_main(argv0: &str, args: &[String]) -> i32 {
             EX_USAGE
         }
         Parsed::Version(c) => {
-            if start_engine(&c).is_err() {
+            if start_engine(&c, argv0).is_err() {
                 return EX_SOFTWARE;
             }
             print!("{}", sapi::version_text());
             EX_OK
         }
         Parsed::Modules(c) => {
-            if start_engine(&c).is_err() {
+            if start_engine(&c, argv0).is_err() {
                 return EX_SOFTWARE;
             }
             sapi::print_modules();
@@ -74,12 +74,13 @@ fn real_main(argv0: &str, args: &[String]) -> i32 {
     }
 }
 
-fn start_engine(c: &Cli) -> Result<(), ()> {
+fn start_engine(c: &Cli, argv0: &str) -> Result<(), ()> {
     let opts = sapi::EngineOptions {
         ini_path: c.php_ini.clone(),
         no_ini: c.no_php_ini,
         defines: c.defines.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         default_ini_dir: DEFAULT_INI_DIR.to_string(),
+        executable: Some(argv0.to_string()),
     };
     sapi::startup(&opts).map_err(|e| {
         error!("{e}");
@@ -99,7 +100,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         }
     };
     // 2. PHP.
-    if start_engine(&c).is_err() {
+    if start_engine(&c, argv0).is_err() {
         return EX_SOFTWARE;
     }
     if c.info {

@@ -28,6 +28,9 @@ pub struct EngineOptions {
     /// Where php.ini is looked for when neither `-c` nor `-n` is given, and whose
     /// `conf.d` is scanned (Debian: `/etc/php/8.2/fpm`).
     pub default_ini_dir: String,
+    /// The program's `argv[0]`: PHP makes `PHP_BINARY` of it (its real path, or where
+    /// `PATH` finds a bare name), as php-fpm8.2 does with its own. `None`: empty.
+    pub executable: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +276,10 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
             .map_err(|_| EngineError::Nul)?;
         let ptrs: Vec<*const c_char> = defines.iter().map(|d| d.as_ptr()).collect();
         module.ini_entries = sys::rfpm_shim_ini_entries(ptrs.as_ptr(), ptrs.len());
+        if let Some(exe) = &opts.executable {
+            let exe = CString::new(exe.as_str()).map_err(|_| EngineError::Nul)?;
+            module.executable_location = exe.into_raw();
+        }
 
         let ok = sys::rfpm_shim_module_startup(module as *mut _ as *mut c_void);
         if !opts.no_ini && !scan_dir_was_set {
