@@ -439,7 +439,8 @@ both!(apparmor_hat_without_apparmor, |kind| {
 
 // PHP works in the script's directory (relative includes and file names resolve there)
 // and the worker goes back to `chdir` after the script, before the shutdown functions,
-// whatever the script did: moved elsewhere, ended in a fatal error.
+// whatever the script did: moved elsewhere, ended in a fatal error; a chdir() after the
+// script (a shutdown function) moves the worker's home, as in PHP.
 both!(script_directory_during_and_home_after, |kind| {
     let dir = open_dir("itest-cwd-");
     let home = dir.path().join("home");
@@ -492,8 +493,26 @@ echo "moved to ", getcwd(), "\n";
     assert_eq!(get(&app.join("cwd.php")), expected, "{}", fpm.log());
     let pids = fpm.worker_pids();
     assert_eq!(pids.len(), 1);
-    assert_eq!(
-        std::fs::read_link(format!("/proc/{}/cwd", pids[0])).ok(),
-        Some(home.clone())
+    let cwd_of_worker = || std::fs::read_link(format!("/proc/{}/cwd", pids[0])).ok();
+    assert_eq!(cwd_of_worker(), Some(home.clone()));
+    // A shutdown function's chdir() outlives the request: PHP saves that directory before
+    // the next script and returns to it.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    write(
+        &dir.path().join("leave.php"),
+        &format!(
+            "<?php register_shutdown_function(function () {{ chdir('{}'); }}); echo \"left\\n\";\n",
+            elsewhere.display()
+        ),
     );
+    assert_eq!(get(&dir.path().join("leave.php")), "left\n");
+    assert_eq!(cwd_of_worker(), Some(elsewhere.clone()));
+    let moved_home = format!(
+        "cwd={app}\nincluded from app\nrelative file: read\nmoved to /\nshutdown cwd={home}\n",
+        app = app.display(),
+        home = elsewhere.display()
+    );
+    assert_eq!(get(&app.join("cwd.php")), moved_home, "{}", fpm.log());
+    assert_eq!(cwd_of_worker(), Some(elsewhere.clone()));
 });

@@ -123,6 +123,8 @@ static zend_module_entry rfpm_module_entry = {
 	STANDARD_MODULE_PROPERTIES
 };
 
+static void watch_chdir(void);
+
 rfpm_shim_result rfpm_shim_module_startup(void *module)
 {
 	if (php_module_startup((sapi_module_struct *) module, &rfpm_module_entry) != SUCCESS) {
@@ -132,6 +134,7 @@ rfpm_shim_result rfpm_shim_module_startup(void *module)
 	 * in a pool's worker it could only strand the process outside its document root.
 	 * Removed the way disable_functions removes a function. */
 	zend_disable_functions("chroot");
+	watch_chdir();
 	return RFPM_SHIM_OK;
 }
 
@@ -173,12 +176,52 @@ rfpm_shim_result rfpm_shim_request_startup(void)
 	return r;
 }
 
-/* The directory a worker returns to after each script: PHP itself saves the working
+/* The directory a worker returns to after each script. PHP itself saves the working
  * directory with getcwd() before it moves into the script's directory and goes back by
- * name afterwards; a descriptor of it, opened at the first script, saves the getcwd()
- * and the path walk on every request. -2: not opened yet; -1: could not be opened
- * (PHP's own way is used). */
+ * name afterwards; a descriptor of it saves the getcwd() and the path walk on every
+ * request. -2: not opened yet; -1: could not be opened (PHP's own way is used). */
 static int home_fd = -2;
+/* PHP's chdir() ran since home_fd was opened. A chdir() after the script (a shutdown
+ * function, a destructor) moves the worker for good: PHP's getcwd() at the next script
+ * finds the new directory, so home_fd is opened again then. */
+static bool home_moved = false;
+static zif_handler php_chdir_handler = NULL;
+
+static ZEND_NAMED_FUNCTION(rfpm_chdir)
+{
+	php_chdir_handler(INTERNAL_FUNCTION_PARAM_PASSTHRU);
+	home_moved = true;
+}
+
+/* Puts rfpm_chdir in front of PHP's chdir(). */
+static void watch_chdir(void)
+{
+	zend_function *f = zend_hash_str_find_ptr(CG(function_table), "chdir", sizeof("chdir") - 1);
+	if (f != NULL && f->type == ZEND_INTERNAL_FUNCTION) {
+		php_chdir_handler = f->internal_function.handler;
+		f->internal_function.handler = rfpm_chdir;
+	}
+}
+
+/* The working directory as PHP would save it before the next script. */
+static void open_home(void)
+{
+	if (home_fd == -2 || home_moved) {
+		if (home_fd >= 0) {
+			close(home_fd);
+		}
+		home_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (home_fd < 0) {
+			home_fd = -1;
+		}
+		home_moved = false;
+	}
+	if (home_fd >= 0) {
+		SG(options) |= SAPI_OPTION_NO_CHDIR;
+	} else {
+		SG(options) &= ~SAPI_OPTION_NO_CHDIR;
+	}
+}
 
 /* PHP's move into the directory of the script (the part of the path before its last
  * slash; "/" for a file at the root); PHP ignores a failure too. */
@@ -205,16 +248,9 @@ rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 	/* volatile: set inside zend_try and read after a possible longjmp. */
 	volatile rfpm_shim_result r = RFPM_SHIM_OK;
 	zend_file_handle fh;
-	volatile bool opened = false;
 	volatile bool moved = false;
 
-	if (home_fd == -2) {
-		home_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (home_fd < 0) {
-			home_fd = -1;
-		}
-	}
-
+	open_home();
 	*open_errno = 0;
 	zend_stream_init_filename(&fh, SG(request_info).path_translated);
 	zend_try {
@@ -224,13 +260,9 @@ rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 			*open_errno = errno;
 			r = RFPM_SHIM_FAILED;
 		} else {
-			opened = true;
 			if (home_fd >= 0 && fh.filename != NULL) {
-				SG(options) |= SAPI_OPTION_NO_CHDIR;
 				moved = true;
 				chdir_to_script_dir(ZSTR_VAL(fh.filename));
-			} else {
-				SG(options) &= ~SAPI_OPTION_NO_CHDIR;
 			}
 			php_execute_script(&fh);
 		}
@@ -241,7 +273,6 @@ rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 		/* Back home whatever the script did (PHP goes back to the saved directory). */
 		php_ignore_value(fchdir(home_fd));
 	}
-	(void) opened;
 	zend_destroy_file_handle(&fh);
 	return r;
 }
