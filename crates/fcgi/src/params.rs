@@ -251,18 +251,10 @@ impl Params {
 
     /// Appends the entry's bytes (each followed by a NUL) and the entry; its index.
     fn push_entry(&mut self, name: &[u8], value: &[u8]) -> usize {
-        let start = self.arena.len();
-        self.arena.reserve(name.len() + value.len() + 2);
-        self.arena.extend_from_slice(name);
-        self.arena.push(0);
-        self.arena.extend_from_slice(value);
-        self.arena.push(0);
-        let i = self.entries.len();
-        self.entries.push(Entry {
-            name: (start, name.len()),
-            value: (start + name.len() + 1, value.len()),
-        });
-        i
+        let name = self.push_bytes(name);
+        let value = self.push_bytes(value);
+        self.entries.push(Entry { name, value });
+        self.entries.len() - 1
     }
 
     /// Removes `name`, returning its value.

@@ -115,9 +115,6 @@ pub fn main(
         access_fd,
         peer: None,
         ppid: os::getppid(),
-        // Each request's CPU time runs from the previous request's end (times() once
-        // per request, not twice): what a worker does between requests is a few µs,
-        // below the clock tick times() counts in.
         cpu_start: os::cpu_times_us(),
     };
     w.accept_loop(listener.raw());
@@ -301,7 +298,9 @@ struct Worker<'p> {
     /// The FastCGI peer of the current connection (TCP only).
     peer: Option<IpAddr>,
     ppid: i32,
-    /// CPU times when the current request started being read.
+    /// Where the current request's CPU time starts: the previous request's end (or the
+    /// worker's start). times() once per request, not twice: what a worker does between
+    /// requests is a few µs, below the clock tick times() counts in.
     cpu_start: (u64, u64),
     /// The previous connection's buffers, reused by the next one.
     bufs: Option<fcgi::server::Buffers>,
