@@ -22,7 +22,7 @@ pub const DEFAULT_LIMIT: usize = 1024;
 pub const ONE_SHOT_BUFFER: usize = 2048;
 
 /// Log levels (the worker's PHP messages use the same type).
-pub use sapi::Level;
+pub use rfpm_core::Level;
 
 /// A broken-down local time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

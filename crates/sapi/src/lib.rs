@@ -41,54 +41,7 @@ pub enum EngineError {
     Nul,
 }
 
-/// Log levels, in increasing severity: the worker's messages and (through rfpm's log)
-/// every other log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    Debug,
-    Notice,
-    Warning,
-    Error,
-    Alert,
-}
-
-impl Level {
-    /// Parses a `log_level` value: `debug`, `notice`, `warning`, `warn`, `error`, `alert`,
-    /// in any case.
-    pub fn parse(value: &str) -> Option<Level> {
-        let v = value.to_ascii_lowercase();
-        match v.as_str() {
-            "debug" => Some(Level::Debug),
-            "notice" => Some(Level::Notice),
-            "warning" | "warn" => Some(Level::Warning),
-            "error" => Some(Level::Error),
-            "alert" => Some(Level::Alert),
-            _ => None,
-        }
-    }
-
-    /// The name written in log lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Notice => "NOTICE",
-            Level::Warning => "WARNING",
-            Level::Error => "ERROR",
-            Level::Alert => "ALERT",
-        }
-    }
-
-    /// The syslog priority of this level.
-    pub fn syslog_priority(self) -> c_int {
-        match self {
-            Level::Debug => libc::LOG_DEBUG,
-            Level::Notice => libc::LOG_NOTICE,
-            Level::Warning => libc::LOG_WARNING,
-            Level::Error => libc::LOG_ERR,
-            Level::Alert => libc::LOG_ALERT,
-        }
-    }
-}
+pub use rfpm_core::Level;
 
 /// The worker's side of one request: the FastCGI connection and the worker log.
 pub trait Conn {

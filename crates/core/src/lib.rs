@@ -1,0 +1,11 @@
+//! rfpm-core: the pure part of rfpm. Policy (what the process manager, the timeouts and
+//! the master's lifecycle decide) and formats (log levels, access lines, status pages,
+//! `listen` forms, the command line), as plain functions over plain data.
+//!
+//! No `unsafe`, no libc, no PHP, no clock: time and entropy come in as parameters, so
+//! every decision can be tested by a unit test on any machine, without libphp.
+#![forbid(unsafe_code)]
+
+pub mod level;
+
+pub use level::Level;
