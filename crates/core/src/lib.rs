@@ -6,6 +6,14 @@
 //! every decision can be tested by a unit test on any machine, without libphp.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod capture;
+pub mod cli;
 pub mod level;
+pub mod paths;
+pub mod pm;
+pub mod scoreboard;
+pub mod status;
+pub mod timeouts;
 
 pub use level::Level;

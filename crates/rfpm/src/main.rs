@@ -3,27 +3,22 @@
 //! `main` follows php-fpm's start-up order (reference §3.1): signals, PHP module
 //! start-up, configuration, daemonisation, sockets, PID file, workers.
 
-mod access;
 mod acl;
-mod capture;
-mod cli;
 mod config;
 mod listen;
 #[macro_use]
 mod log;
 mod master;
 mod os;
-mod paths;
-mod pm;
 mod pool;
 mod request_cmd;
 mod scoreboard;
 mod signals;
-mod status;
 mod systemd;
-mod timeouts;
 mod title;
 mod worker;
+
+use rfpm_core::{access, capture, cli, paths, pm, status, timeouts};
 
 use cli::{Cli, Parsed, EX_CONFIG, EX_OK, EX_SOFTWARE, EX_USAGE};
 use std::io::Write;

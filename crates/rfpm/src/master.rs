@@ -730,7 +730,7 @@ impl Runtime {
             // The slot is free: the status page no longer lists the worker.
             if let Some(s) = self.scoreboards[pool].slot(child.slot) {
                 s.pid.store(0, std::sync::atomic::Ordering::Relaxed);
-                s.set_state(WorkerState::Idle);
+                s.set_state(WorkerState::Idle, now_us());
             }
             let name = self.m.pools[pool].name.clone();
             let elapsed = child.started.elapsed();

@@ -2,13 +2,7 @@
 //! into ready-to-use values (identity and socket permissions resolved by `conf`, lists
 //! split, the worker environment computed).
 use conf::PoolConf;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pm {
-    Static,
-    Dynamic,
-    Ondemand,
-}
+pub use rfpm_core::pm::Pm;
 
 #[derive(Debug, Clone)]
 pub struct Pool {
@@ -172,8 +166,8 @@ impl Pool {
         }
     }
 
-    pub fn pm_conf(&self) -> crate::pm::PmConf {
-        crate::pm::PmConf {
+    pub fn pm_conf(&self) -> rfpm_core::pm::PmConf {
+        rfpm_core::pm::PmConf {
             pm: self.pm,
             max_children: self.max_children,
             min_spare: self.min_spare,
@@ -185,11 +179,7 @@ impl Pool {
 
     /// The process manager's name on the status page.
     pub fn pm_name(&self) -> &'static str {
-        match self.pm {
-            Pm::Static => "static",
-            Pm::Dynamic => "dynamic",
-            Pm::Ondemand => "ondemand",
-        }
+        self.pm.name()
     }
 
     /// How many workers to start at boot.

@@ -4,7 +4,7 @@ use crate::listen::Listener;
 use crate::log::Level;
 use crate::paths::{self, Kind, PathIni};
 use crate::pool::Pool;
-use crate::scoreboard::{now_us, RequestInfo, Scoreboard, Slot, WorkerState};
+use crate::scoreboard::{now_us, RequestFigures, RequestInfo, Scoreboard, Slot, WorkerState};
 use crate::{access, os, signals, status};
 use fcgi::server::ServerConn;
 use std::cell::Cell;
@@ -317,7 +317,7 @@ impl Worker<'_> {
             if self.slot.state() != WorkerState::Idle {
                 self.sb.leave_active();
             }
-            self.slot.set_state(WorkerState::Idle);
+            self.slot.set_state(WorkerState::Idle, now_us());
             let fd = match os::accept(listen_fd) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -485,14 +485,17 @@ impl Worker<'_> {
         let cookie = p.get_cstr("HTTP_COOKIE");
         let php_self = c_string(resolved.php_self);
 
-        self.slot.request_info(&RequestInfo {
-            method: method.map_or(b"", CStr::to_bytes),
-            uri: uri.as_deref().map_or(b"", CStr::to_bytes),
-            query: query.to_bytes(),
-            content_length,
-        });
+        self.slot.request_info(
+            &RequestInfo {
+                method: method.map_or(b"", CStr::to_bytes),
+                uri: uri.as_deref().map_or(b"", CStr::to_bytes),
+                query: query.to_bytes(),
+                content_length,
+            },
+            now_us(),
+        );
         // The worker is Running while it produces its own status page (reference §9.1).
-        self.slot.set_state(WorkerState::Running);
+        self.slot.set_state(WorkerState::Running, now_us());
         let head = method.is_some_and(|m| m.to_bytes() == b"HEAD");
         let action = self.action(
             method.is_some(),
@@ -562,7 +565,7 @@ impl Worker<'_> {
         self.cpu_start = log.cpu_end.get().unwrap_or_else(os::cpu_times_us);
         if self.slot.state() != WorkerState::Finishing {
             // No PHP request end (start-up failed, or no method): still Finishing.
-            self.slot.set_state(WorkerState::Finishing);
+            self.slot.set_state(WorkerState::Finishing, now_us());
         }
         let FcgiIo {
             finished,
@@ -689,8 +692,13 @@ impl RequestLog<'_> {
         self.cpu_end.set(Some((u1, s1)));
         let cpu_user = u1.saturating_sub(self.cpu_start.0);
         let cpu_system = s1.saturating_sub(self.cpu_start.1);
-        self.slot
-            .end_request(duration, cpu_user, cpu_system, end.memory);
+        let figures = RequestFigures {
+            duration_us: duration,
+            cpu_user_us: cpu_user,
+            cpu_system_us: cpu_system,
+            memory: end.memory,
+        };
+        self.slot.end_request(&figures, now);
         let fd = self.access_fd?;
         // The slot's text fields (five copies) only when an access log line needs them.
         let v = self.slot.view();

@@ -72,15 +72,7 @@ pub trait Conn {
     }
 }
 
-/// A value of `fpm_get_status()`'s array.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StatusValue {
-    Int(i64),
-    Float(f64),
-    Str(Vec<u8>),
-    /// A list of string-keyed arrays (`procs`).
-    List(Vec<Vec<(&'static str, StatusValue)>>),
-}
+pub use rfpm_core::status::StatusValue;
 
 /// What is known when a request ends (for the scoreboard and the access log).
 #[derive(Debug, Clone)]

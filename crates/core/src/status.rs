@@ -1,10 +1,18 @@
 //! The status page (reference §9.3) and `fpm_get_status()` (§8.2): pure renderers over a
 //! snapshot of a pool's scoreboard. The time is a parameter; so is the function that
 //! prints a time in the pages' local format.
-#![forbid(unsafe_code)]
 
 use crate::scoreboard::{SlotView, WorkerState};
-use sapi::StatusValue;
+
+/// A value of `fpm_get_status()`'s array.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusValue {
+    Int(i64),
+    Float(f64),
+    Str(Vec<u8>),
+    /// A list of string-keyed arrays (`procs`).
+    List(Vec<Vec<(&'static str, StatusValue)>>),
+}
 
 /// A pool's status at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,6 +1,8 @@
 //! The access log line (reference §5.5): `access.format` applied to one request.
 //! Pure: the time formatter and the parameter lookup are passed in.
-#![forbid(unsafe_code)]
+
+/// php-fpm's `access.format` when none is set.
+pub const DEFAULT_FORMAT: &str = "%R - %u %t \"%m %r\" %s";
 
 /// Longest line rfpm writes (php-fpm cuts lines at 1024 bytes; rfpm writes them whole
 /// up to this bound, then cuts and says so).
@@ -246,7 +248,7 @@ mod tests {
             remote: None,
             ..entry(&param, &[])
         };
-        let (line, _) = format(conf::model::DEFAULT_ACCESS_FORMAT.as_bytes(), &e, &utc);
+        let (line, _) = format(DEFAULT_FORMAT.as_bytes(), &e, &utc);
         assert_eq!(
             String::from_utf8_lossy(&line),
             "- -  24/Nov/2026:03:14:43 +0000 \"GET /errs.php\" 200"

@@ -10,7 +10,6 @@
 //! * [`Parsed::Run`]: if `cli.info`, print phpinfo() and exit [`EX_OK`] (php-fpm does this even
 //!   when positional arguments were left over); otherwise test or start.
 //! * [`Parsed::Request`]: rfpm's FastCGI client subcommand (`rfpm request …`).
-#![forbid(unsafe_code)]
 
 /// Success.
 pub const EX_OK: i32 = 0;
@@ -694,9 +693,8 @@ Usage: php-fpm8.2 [-n] [-e] [-h] [-i] [-m] [-v] [-t] [-p <prefix>] [-g <pid>] [-
         if !std::path::Path::new(bin).exists() {
             return;
         }
-        let out = match std::process::Command::new(bin).arg("-h").output() {
-            Ok(out) => out,
-            Err(_) => return,
+        let Ok(out) = std::process::Command::new(bin).arg("-h").output() else {
+            return;
         };
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(String::from_utf8_lossy(&out.stdout), usage(bin));

@@ -1,6 +1,24 @@
 //! Process-manager decisions (reference §3.3, §3.4): pure functions from a snapshot of a
 //! pool and its settings to actions. The master applies them.
-use crate::pool::Pm;
+
+/// A pool's process manager (`pm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pm {
+    Static,
+    Dynamic,
+    Ondemand,
+}
+
+impl Pm {
+    /// The name php-fpm shows (status page, `-tt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Pm::Static => "static",
+            Pm::Dynamic => "dynamic",
+            Pm::Ondemand => "ondemand",
+        }
+    }
+}
 
 /// A worker as the decision sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,5 @@
 //! Request timeouts, the slow-log trigger and emergency restart (reference §3.6, §3.7):
 //! pure decisions over a snapshot and the current time, applied by the master.
-#![forbid(unsafe_code)]
 
 use crate::scoreboard::WorkerState;
 
