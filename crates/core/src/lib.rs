@@ -10,10 +10,12 @@ pub mod access;
 pub mod capture;
 pub mod cli;
 pub mod level;
+pub mod listen_addr;
 pub mod paths;
 pub mod pm;
 pub mod scoreboard;
 pub mod status;
+pub mod systemd;
 pub mod timeouts;
 
 pub use level::Level;

@@ -786,7 +786,9 @@ impl Runtime {
     /// the monitor notice a systemd build of php-fpm always logs.
     fn notify_ready(&mut self, interval_ms: u64) {
         if let Some(n) = &self.notifier {
-            if n.send(&systemd::ready_message(os::getpid())).is_err() {
+            if n.send(&rfpm_core::systemd::ready_message(os::getpid()))
+                .is_err()
+            {
                 crate::warning!("failed to notify start to systemd");
             }
         }
@@ -816,7 +818,7 @@ impl Runtime {
         }
         let since = requests.saturating_sub(self.reported_requests);
         self.reported_requests = requests;
-        let msg = systemd::status_message(
+        let msg = rfpm_core::systemd::status_message(
             self.m.global.systemd_watchdog,
             active,
             idle,
@@ -962,7 +964,7 @@ fn reexec(m: &Master) -> std::io::Error {
     for l in &m.listeners {
         let _ = os::set_cloexec(l.raw(), false);
     }
-    let vars = crate::listen::export_vars(&socks);
+    let vars = rfpm_core::listen_addr::export_vars(&socks);
     for (k, v) in &vars {
         std::env::set_var(k, v);
     }
