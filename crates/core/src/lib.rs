@@ -10,6 +10,7 @@ pub mod access;
 pub mod capture;
 pub mod cli;
 pub mod level;
+pub mod lifecycle;
 pub mod listen_addr;
 pub mod paths;
 pub mod pm;

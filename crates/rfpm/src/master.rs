@@ -9,27 +9,9 @@ use crate::pool::{Pm, Pool};
 use crate::scoreboard::{now_us, Scoreboard, WorkerState};
 use crate::timeouts::{self, CrashWindow};
 use crate::{signals, systemd, worker};
+use rfpm_core::lifecycle::{Effect, Intent, Lifecycle, Sig};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Normal,
-    Reloading,
-    Finishing,
-    Terminating,
-}
-
-impl State {
-    fn name(self) -> &'static str {
-        match self {
-            State::Normal => "normal",
-            State::Reloading => "reloading",
-            State::Finishing => "finishing",
-            State::Terminating => "terminating",
-        }
-    }
-}
 
 struct Child {
     pid: libc::pid_t,
@@ -87,9 +69,9 @@ struct Runtime {
     scoreboards: Vec<Scoreboard>,
     pm_memory: Vec<PmMemory>,
     children: Vec<Child>,
-    state: State,
-    /// Escalation: when to send the next signal, and the last one sent.
-    escalation: Option<(Instant, i32)>,
+    life: Lifecycle,
+    /// Escalation: when to send the next signal.
+    escalation: Option<Instant>,
     /// The escalation timer was armed in this loop pass: it is due at the next wake-up
     /// at the earliest (php-fpm's `process_control_timeout = 0` semantics).
     escalation_fresh: bool,
@@ -173,7 +155,7 @@ impl Master {
             scoreboards,
             pm_memory,
             children: Vec::new(),
-            state: State::Normal,
+            life: Lifecycle::new(),
             escalation: None,
             escalation_fresh: false,
             crash,
@@ -187,7 +169,7 @@ impl Master {
                     Ok(()) => {}
                     Err(SpawnError::Limit) => break,
                     Err(SpawnError::Failed) => {
-                        rt.switch_state(State::Terminating);
+                        rt.intend(Intent::Terminate);
                         break 'initial;
                     }
                 }
@@ -215,7 +197,7 @@ impl Master {
             let timeout = match rt.escalation {
                 // Just armed: due at the next wake-up, whatever wakes us (≤ 1 s).
                 Some(_) if rt.escalation_fresh => until(due),
-                Some((at, _)) => until(due.min(at)),
+                Some(at) => until(due.min(at)),
                 None => until(due),
             };
             if let Err(e) = rt.epoll.wait(timeout, &mut ready) {
@@ -232,7 +214,7 @@ impl Master {
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + Duration::from_secs(1);
                 rt.sample_status();
-                if rt.state == State::Normal {
+                if rt.life.state().spawns() {
                     rt.maintenance();
                 }
             }
@@ -253,8 +235,10 @@ impl Master {
                 rt.on_signal(s);
             }
             rt.escalate();
-            if rt.state != State::Normal && rt.children.is_empty() {
-                return rt.finish();
+            if rt.children.is_empty() {
+                if let Some(code) = rt.intend(Intent::ChildrenGone) {
+                    return code;
+                }
             }
         }
     }
@@ -490,7 +474,7 @@ impl Runtime {
 
     /// An ondemand pool's socket has a waiting connection.
     fn on_connection(&mut self, pool: usize) {
-        if self.state != State::Normal || pool >= self.m.pools.len() {
+        if !self.life.state().spawns() || pool >= self.m.pools.len() {
             return;
         }
         let conf = self.m.pools[pool].pm_conf();
@@ -610,10 +594,16 @@ impl Runtime {
     fn on_signal(&mut self, sig: i32) {
         match sig {
             libc::SIGCHLD => self.reap(),
-            libc::SIGTERM | libc::SIGINT => self.switch_state(State::Terminating),
-            libc::SIGQUIT => self.switch_state(State::Finishing),
+            libc::SIGTERM | libc::SIGINT => {
+                self.intend(Intent::Terminate);
+            }
+            libc::SIGQUIT => {
+                self.intend(Intent::Finish);
+            }
             libc::SIGUSR1 => self.reopen_logs(),
-            libc::SIGUSR2 => self.switch_state(State::Reloading),
+            libc::SIGUSR2 => {
+                self.intend(Intent::Reload { announce: true });
+            }
             _ => {}
         }
     }
@@ -645,46 +635,48 @@ impl Runtime {
         }
     }
 
-    fn switch_state(&mut self, new: State) {
-        self.switch_state_as(new, true)
-    }
-
-    /// `announce = false`: the emergency restart's reload, without `Reloading in progress ...`.
-    fn switch_state_as(&mut self, new: State, announce: bool) {
-        let allowed = match self.state {
-            State::Normal => true,
-            State::Reloading => matches!(new, State::Finishing | State::Terminating),
-            State::Finishing => new == State::Terminating,
-            State::Terminating => false,
-        };
-        if self.state == new || !allowed {
-            crate::debug!(
-                "not switching to '{}' state, because already in '{}' state",
-                new.name(),
-                self.state.name()
-            );
-            return;
+    /// Steps the lifecycle and carries out its effects. `Some(code)`: the master is
+    /// done (it exits with `code`, or its re-execution failed).
+    fn intend(&mut self, intent: Intent) -> Option<i32> {
+        let effects = self.life.step(intent);
+        let mut done = None;
+        for e in effects {
+            match e {
+                Effect::Announce(text) => crate::notice!("{text}"),
+                Effect::Refused { to, from } => crate::debug!(
+                    "not switching to '{}' state, because already in '{}' state",
+                    to.name(),
+                    from.name()
+                ),
+                Effect::NotifySystemd(text) => {
+                    if let Some(n) = &self.notifier {
+                        let _ = n.send(text);
+                    }
+                }
+                Effect::SignalChildren(sig) => self.signal_children(signal_number(sig)),
+                Effect::ArmEscalation => {
+                    self.escalation = Some(Instant::now() + self.m.process_control_timeout);
+                    self.escalation_fresh = true;
+                }
+                Effect::RearmEscalation => {
+                    self.escalation = Some(Instant::now() + Duration::from_secs(1));
+                }
+                Effect::ReExec => {
+                    let e = reexec(&self.m);
+                    crate::error_sys!(
+                        e.raw_os_error().unwrap_or(0),
+                        "failed to reload: execvp() failed"
+                    );
+                    done = Some(crate::cli::EX_SOFTWARE);
+                }
+                Effect::Exit => {
+                    cleanup(&self.m);
+                    crate::notice!("exiting, bye-bye!");
+                    done = Some(0);
+                }
+            }
         }
-        self.state = new;
-        let (msg, sig) = match new {
-            State::Terminating => ("Terminating ...", libc::SIGTERM),
-            State::Finishing => ("Finishing ...", libc::SIGQUIT),
-            State::Reloading => ("Reloading in progress ...", libc::SIGQUIT),
-            State::Normal => return,
-        };
-        if announce {
-            crate::notice!("{msg}");
-        }
-        if let Some(n) = &self.notifier {
-            let _ = n.send(if new == State::Reloading {
-                "RELOADING=1"
-            } else {
-                "STOPPING=1"
-            });
-        }
-        self.signal_children(sig);
-        self.escalation = Some((Instant::now() + self.m.process_control_timeout, sig));
-        self.escalation_fresh = true;
+        done
     }
 
     fn signal_children(&self, sig: i32) {
@@ -693,24 +685,15 @@ impl Runtime {
         }
     }
 
-    /// process_control_timeout expired: QUIT → TERM → KILL, then KILL every second.
+    /// process_control_timeout expired: the lifecycle signals harder.
     fn escalate(&mut self) {
-        let Some((at, last)) = self.escalation else {
+        let Some(at) = self.escalation else {
             return;
         };
-        if self.escalation_fresh {
+        if self.escalation_fresh || self.children.is_empty() || Instant::now() < at {
             return;
         }
-        if self.children.is_empty() || Instant::now() < at {
-            return;
-        }
-        let next = if last == libc::SIGQUIT {
-            libc::SIGTERM
-        } else {
-            libc::SIGKILL
-        };
-        self.signal_children(next);
-        self.escalation = Some((Instant::now() + Duration::from_secs(1), next));
+        self.intend(Intent::EscalationDue);
     }
 
     fn reap(&mut self) {
@@ -745,7 +728,7 @@ impl Runtime {
                 crate::debug!("[pool {name}] child {pid} has been killed by the process management after {after} seconds from start");
                 continue;
             }
-            let level = if self.state != State::Normal {
+            let level = if !self.life.state().spawns() {
                 Level::Debug
             } else {
                 match exit {
@@ -768,15 +751,15 @@ impl Runtime {
                     ..
                 }
             );
-            if self.state == State::Normal && crashed && self.crash.record(now_us() / 1_000_000) {
+            if self.life.state().spawns() && crashed && self.crash.record(now_us() / 1_000_000) {
                 crate::warning!(
                     "failed processes threshold ({} in {} sec) is reached, initiating reload",
                     self.crash.threshold(),
                     self.crash.interval()
                 );
-                self.switch_state_as(State::Reloading, false);
+                self.intend(Intent::Reload { announce: false });
             }
-            if self.state == State::Normal {
+            if self.life.state().spawns() {
                 let _ = self.spawn(pool, true);
             }
         }
@@ -930,25 +913,6 @@ impl Runtime {
             );
         }
     }
-
-    /// No worker left in a stopping state: the final action.
-    fn finish(self) -> i32 {
-        match self.state {
-            State::Reloading => {
-                let e = reexec(&self.m);
-                crate::error_sys!(
-                    e.raw_os_error().unwrap_or(0),
-                    "failed to reload: execvp() failed"
-                );
-                crate::cli::EX_SOFTWARE
-            }
-            _ => {
-                cleanup(&self.m);
-                crate::notice!("exiting, bye-bye!");
-                0
-            }
-        }
-    }
 }
 
 /// Reload (reference §4.3): the same command line is executed again in this process,
@@ -1027,6 +991,14 @@ fn log_captured(pool: &str, decorate: bool, pid: libc::pid_t, e: &capture::Entry
         let mut line = e.text.clone();
         line.push(b'\n');
         crate::log::with(|l| l.write_entry(Level::Warning, &line));
+    }
+}
+
+fn signal_number(sig: Sig) -> i32 {
+    match sig {
+        Sig::Quit => libc::SIGQUIT,
+        Sig::Term => libc::SIGTERM,
+        Sig::Kill => libc::SIGKILL,
     }
 }
 
