@@ -220,7 +220,7 @@ fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, St
     })?;
     let pool = &perms.pool;
     if !perms.acl_users.is_empty() || !perms.acl_groups.is_empty() {
-        let acl = crate::acl::encode(perms.mode & 0o777, &perms.acl_users, &perms.acl_groups);
+        let acl = rfpm_sys::acl::encode(perms.mode & 0o777, &perms.acl_users, &perms.acl_groups);
         os::set_access_acl(path, &acl).map_err(|e| {
             format!(
                 "[pool {pool}] failed to write the ACL of the socket '{path}'{}",

@@ -3,22 +3,18 @@
 //! `main` follows php-fpm's start-up order (reference §3.1): signals, PHP module
 //! start-up, configuration, daemonisation, sockets, PID file, workers.
 
-mod acl;
 mod config;
 mod listen;
 #[macro_use]
 mod log;
 mod master;
-mod os;
 mod pool;
 mod request_cmd;
 mod scoreboard;
-mod signals;
-mod systemd;
-mod title;
 mod worker;
 
 use rfpm_core::{access, capture, cli, paths, pm, status, timeouts};
+use rfpm_sys::{notify as systemd, os, signals, title};
 
 use cli::{Cli, Parsed, EX_CONFIG, EX_OK, EX_SOFTWARE, EX_USAGE};
 use std::io::Write;
