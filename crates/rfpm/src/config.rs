@@ -3,8 +3,8 @@
 //! set up, and the pools made ready to run.
 use crate::cli::{Cli, EX_CONFIG};
 use crate::log::{self, Level};
-use crate::os;
 use crate::pool::Pool;
+use rfpm_sys::{fd, identity, process};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,7 @@ fn builtin(is_root: bool, allow_root: bool) -> String {
          pm = static\n\
          pm.max_children = 4\n",
     );
-    if is_root && !allow_root && os::user_by_name("www-data").is_some() {
+    if is_root && !allow_root && identity::user_by_name("www-data").is_some() {
         s.push_str("user = www-data\ngroup = www-data\n");
     }
     s
@@ -68,7 +68,7 @@ fn sys_err(e: &std::io::Error) -> conf::SysError {
     let errno = e.raw_os_error().unwrap_or(0);
     conf::SysError {
         errno,
-        text: os::strerror(errno),
+        text: rfpm_sys::strerror(errno),
     }
 }
 
@@ -86,7 +86,7 @@ impl conf::Sys for OsSys {
     }
 
     fn user_by_name(&self, name: &str) -> Result<conf::UserInfo, conf::SysError> {
-        os::user_by_name(name)
+        identity::user_by_name(name)
             .map(|u| conf::UserInfo {
                 name: u.name,
                 uid: u.uid,
@@ -97,7 +97,7 @@ impl conf::Sys for OsSys {
     }
 
     fn user_by_uid(&self, uid: u32) -> Result<conf::UserInfo, conf::SysError> {
-        os::user_by_uid(uid)
+        identity::user_by_uid(uid)
             .map(|u| conf::UserInfo {
                 name: u.name,
                 uid: u.uid,
@@ -108,7 +108,7 @@ impl conf::Sys for OsSys {
     }
 
     fn group_by_name(&self, name: &str) -> Result<u32, conf::SysError> {
-        os::group_by_name(name).ok_or_else(conf::SysError::not_found)
+        identity::group_by_name(name).ok_or_else(conf::SysError::not_found)
     }
 
     fn open_log(&self, which: &conf::LogFile, path: &str) -> Result<(), conf::SysError> {
@@ -132,8 +132,7 @@ impl conf::Sys for OsSys {
     }
 
     fn current_ids(&self) -> (u32, u32) {
-        // SAFETY: plain queries.
-        unsafe { (libc::geteuid(), libc::getegid()) }
+        (process::geteuid(), process::getegid())
     }
 }
 
@@ -143,7 +142,7 @@ fn options(c: &Cli) -> conf::LoadOptions {
         prefix: c.prefix.as_ref().map(PathBuf::from),
         pid_override: c.pid.clone(),
         daemonize_override: c.daemonize,
-        is_root: os::geteuid() == 0,
+        is_root: process::geteuid() == 0,
         allow_root: c.allow_root,
         ..conf::LoadOptions::default()
     }
@@ -196,7 +195,8 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
         }
     }
     let daemonize = c.daemonize.unwrap_or(loaded.config.global.daemonize);
-    let use_stderr = builtin_default || (!daemonize && (os::isatty(2) || c.force_stderr));
+    let use_stderr =
+        builtin_default || (!daemonize && (fd::isatty(fd::Stdio::Err.borrow()) || c.force_stderr));
     let sys = OsSys {
         use_stderr,
         opened_error_log: Cell::new(false),
@@ -235,13 +235,13 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
 pub fn apply_global_limits(g: &conf::GlobalConf) -> Result<(), i32> {
     for (which, value, name, res) in [
         (
-            os::Rlimit::Files,
+            identity::Rlimit::Files,
             g.rlimit_files,
             "rlimit_files",
             "RLIMIT_NOFILE",
         ),
         (
-            os::Rlimit::Core,
+            identity::Rlimit::Core,
             g.rlimit_core,
             "rlimit_core",
             "RLIMIT_CORE",
@@ -250,7 +250,7 @@ pub fn apply_global_limits(g: &conf::GlobalConf) -> Result<(), i32> {
         if value == 0 {
             continue;
         }
-        if let Err(e) = os::set_rlimit(which, value) {
+        if let Err(e) = identity::set_rlimit(which, value) {
             crate::error_sys!(
                 e.raw_os_error().unwrap_or(0),
                 "failed to set {name} for this pool. Please check your system limits or decrease {name}. setrlimit({res}, {value})"
@@ -272,7 +272,7 @@ pub fn apply_global_priority(config: &conf::Config, c: &Cli) -> Result<(), i32> 
     }
     let prio = config.global.process_priority;
     if opts.is_root && prio != conf::model::PRIORITY_UNSET {
-        if let Err(e) = os::set_priority(prio) {
+        if let Err(e) = identity::set_priority(prio) {
             crate::error_sys!(
                 e.raw_os_error().unwrap_or(0),
                 "Unable to set priority for the master process"

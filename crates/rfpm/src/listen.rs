@@ -1,11 +1,11 @@
 //! Listening sockets (the `listen` forms of reference §6.1 are parsed by
 //! `rfpm_core::listen_addr`), created by the master before forking; every worker of the
 //! pool accepts on the same descriptor.
-use crate::os;
 use rfpm_core::listen_addr::{parse_inherited, var_name, ListenAddr, MAX_VARS};
+use rfpm_sys::{fd, identity};
 use socket2::{Domain, Socket, Type};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// A bound, listening socket.
 pub struct Listener {
@@ -16,8 +16,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -58,14 +58,9 @@ pub fn take_inherited() -> Vec<Inherited> {
     for (key, fd) in parse_inherited(&vars) {
         crate::notice!("using inherited socket fd={fd}, \"{key}\"");
         // Only descriptors that really are open are taken over.
-        // SAFETY: fcntl(F_GETFD) on an arbitrary number only queries it.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            continue;
+        if let Some(fd) = fd::adopt_inherited(fd) {
+            out.push(Inherited { key, fd });
         }
-        let _ = os::set_cloexec(fd, true);
-        // SAFETY: the previous image handed this open descriptor to us; we own it now.
-        let fd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
-        out.push(Inherited { key, fd });
     }
     out
 }
@@ -127,7 +122,7 @@ pub fn open(
                         .map_err(|e| {
                             format!(
                                 "unable to bind listening socket for address '{listen}'{}",
-                                os::syserr(&e)
+                                rfpm_sys::syserr(&e)
                             )
                         })
                 }
@@ -157,7 +152,7 @@ pub fn open(
                 last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
             Err(format!(
                 "unable to bind listening socket for address '{listen}'{}",
-                os::syserr(&e)
+                rfpm_sys::syserr(&e)
             ))
         }
         ListenAddr::Unix(path) => open_unix(&path, backlog, perms),
@@ -191,7 +186,7 @@ fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, St
     let addr = socket2::SockAddr::unix(path).map_err(|e| {
         format!(
             "unable to bind listening socket for address '{path}'{}",
-            os::syserr(&e)
+            rfpm_sys::syserr(&e)
         )
     })?;
     // Another FPM already serving this path?
@@ -206,37 +201,41 @@ fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, St
     let s = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(|e| {
         format!(
             "unable to bind listening socket for address '{path}'{}",
-            os::syserr(&e)
+            rfpm_sys::syserr(&e)
         )
     })?;
-    let old = os::umask(0o777 & !perms.mode);
+    let old = identity::umask(0o777 & !perms.mode);
     let bound = s.bind(&addr);
-    os::umask(old);
+    identity::umask(old);
     bound.map_err(|e| {
         format!(
             "unable to bind listening socket for address '{path}'{}",
-            os::syserr(&e)
+            rfpm_sys::syserr(&e)
         )
     })?;
     let pool = &perms.pool;
     if !perms.acl_users.is_empty() || !perms.acl_groups.is_empty() {
         let acl = rfpm_sys::acl::encode(perms.mode & 0o777, &perms.acl_users, &perms.acl_groups);
-        os::set_access_acl(path, &acl).map_err(|e| {
+        identity::set_access_acl(path, &acl).map_err(|e| {
             format!(
                 "[pool {pool}] failed to write the ACL of the socket '{path}'{}",
-                os::syserr(&e)
+                rfpm_sys::syserr(&e)
             )
         })?;
     } else if perms.owner.is_some() || perms.group.is_some() {
-        os::chown(path, perms.owner, perms.group).map_err(|e| {
+        identity::chown(path, perms.owner, perms.group).map_err(|e| {
             format!(
                 "[pool {pool}] failed to chown() the socket '{path}'{}",
-                os::syserr(&e)
+                rfpm_sys::syserr(&e)
             )
         })?;
     }
-    s.listen(backlog)
-        .map_err(|e| format!("failed to listen to address '{path}'{}", os::syserr(&e)))?;
+    s.listen(backlog).map_err(|e| {
+        format!(
+            "failed to listen to address '{path}'{}",
+            rfpm_sys::syserr(&e)
+        )
+    })?;
     Ok(Listener {
         fd: s.into(),
         unix_path: Some(path.to_string()),

@@ -7,14 +7,16 @@
 //! `*_sys!` forms with the SYSERR suffix) is used by the master and, after
 //! [`Logger::worker_mode`], by the workers it forks.
 
-use std::ffi::CString;
+use rfpm_sys::fd;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+
+/// fd 2, which the logger ties to the error log and back.
+const STDERR: fd::Stdio = fd::Stdio::Err;
 
 /// Default `log_limit`.
 pub const DEFAULT_LIMIT: usize = 1024;
@@ -24,18 +26,7 @@ pub const ONE_SHOT_BUFFER: usize = 2048;
 /// Log levels (the worker's PHP messages use the same type).
 pub use rfpm_core::Level;
 
-/// A broken-down local time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Tm {
-    pub year: i32,
-    /// 1..=12
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub min: u32,
-    pub sec: u32,
-    pub usec: u32,
-}
+pub use rfpm_sys::time::{now, Tm};
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -55,41 +46,6 @@ pub fn format_time(tm: &Tm, usec: bool) -> String {
         s.push_str(&format!(".{:06}", tm.usec));
     }
     s
-}
-
-/// The current local time (libc `localtime_r`, so `TZ` and `/etc/localtime` apply).
-pub fn now() -> Tm {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    local_time(since.as_secs() as libc::time_t, since.subsec_micros())
-}
-
-/// Converts seconds since the epoch to local time.
-pub fn local_time(secs: libc::time_t, usec: u32) -> Tm {
-    // SAFETY: `libc::tm` is plain old data for which all-zero bytes are a valid value.
-    let mut out: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the duration of the call; localtime_r is the
-    // reentrant form and writes only into `out`.
-    let res = unsafe { libc::localtime_r(&secs, &mut out) };
-    if res.is_null() {
-        return Tm {
-            year: 1970,
-            month: 1,
-            day: 1,
-            usec,
-            ..Tm::default()
-        };
-    }
-    Tm {
-        year: out.tm_year + 1900,
-        month: (out.tm_mon + 1) as u32,
-        day: out.tm_mday as u32,
-        hour: out.tm_hour as u32,
-        min: out.tm_min as u32,
-        sec: out.tm_sec as u32,
-        usec,
-    }
 }
 
 /// The text of `strerror(errno)`.
@@ -237,43 +193,7 @@ pub fn open_log_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// An open syslog connection; `openlog` keeps a pointer to the ident, so it lives here.
-#[derive(Debug)]
-pub struct Syslog {
-    _ident: CString,
-}
-
-impl Syslog {
-    /// `openlog(ident, LOG_PID|LOG_CONS, facility)`.
-    pub fn open(ident: &str, facility: libc::c_int) -> Syslog {
-        let ident = CString::new(ident.replace('\0', "")).unwrap_or_default();
-        // SAFETY: `ident` is a valid NUL-terminated string kept alive in the returned value
-        // for as long as the connection is used; `Drop` calls closelog before freeing it.
-        unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_CONS, facility) };
-        Syslog { _ident: ident }
-    }
-
-    fn send(&self, priority: libc::c_int, text: &[u8]) {
-        let Ok(msg) = CString::new(
-            text.iter()
-                .copied()
-                .filter(|&b| b != 0)
-                .collect::<Vec<u8>>(),
-        ) else {
-            return;
-        };
-        // SAFETY: the format is a static NUL-terminated "%s" and `msg` a valid C string that
-        // outlives the call.
-        unsafe { libc::syslog(priority, c"%s".as_ptr(), msg.as_ptr()) };
-    }
-}
-
-impl Drop for Syslog {
-    fn drop(&mut self) {
-        // SAFETY: closelog has no preconditions; after it syslog no longer uses the ident.
-        unsafe { libc::closelog() };
-    }
-}
+pub use rfpm_sys::syslog::Syslog;
 
 /// Where master entries go.
 #[derive(Debug)]
@@ -322,16 +242,9 @@ fn write_stderr(buf: &[u8]) {
     write_fd(io::stderr().lock(), buf);
 }
 
-/// `dup2(from, to)`.
-fn dup2(from: libc::c_int, to: libc::c_int) -> io::Result<()> {
-    // SAFETY: dup2 only manipulates the process's descriptor table; both numbers are plain
-    // integers and a bad one yields EBADF, which is reported.
-    let r = unsafe { libc::dup2(from, to) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+/// Makes `target` (fd 2 or the log file's descriptor) refer to `src`'s file.
+fn dup2(src: impl AsFd, target: BorrowedFd<'_>) -> io::Result<()> {
+    fd::dup_onto(src.as_fd(), target)
 }
 
 impl Logger {
@@ -426,7 +339,7 @@ impl Logger {
         if self.saved_stderr.is_none() {
             self.saved_stderr = Some(io::stderr().as_fd().try_clone_to_owned()?);
         }
-        dup2(target.as_raw_fd(), libc::STDERR_FILENO)?;
+        dup2(&target, STDERR.borrow())?;
         self.stderr_tied = true;
         Ok(())
     }
@@ -434,7 +347,7 @@ impl Logger {
     /// Points fd 2 back at the original stderr (if [`Logger::tie_stderr`] moved it).
     pub fn restore_stderr(&mut self) -> io::Result<()> {
         if let Some(saved) = &self.saved_stderr {
-            dup2(saved.as_raw_fd(), libc::STDERR_FILENO)?;
+            dup2(saved, STDERR.borrow())?;
         }
         self.stderr_tied = false;
         Ok(())
@@ -454,17 +367,16 @@ impl Logger {
         let mut result = Ok(());
         if tied {
             if let Some(saved) = &self.saved_stderr {
-                result = dup2(saved.as_raw_fd(), libc::STDERR_FILENO);
+                result = dup2(saved, STDERR.borrow());
             }
         }
         if let (Ok(()), Dest::File { file, path }) = (&result, &self.dest) {
-            result =
-                open_log_file(path).and_then(|fresh| dup2(fresh.as_raw_fd(), file.as_raw_fd()));
+            result = open_log_file(path).and_then(|fresh| dup2(&fresh, file.as_fd()));
         }
         let r = others();
         if tied {
             if let Dest::File { file, .. } = &self.dest {
-                let retied = dup2(file.as_raw_fd(), libc::STDERR_FILENO);
+                let retied = dup2(file, STDERR.borrow());
                 result = result.and(retied);
             }
         }
@@ -756,16 +668,6 @@ mod tests {
     }
 
     #[test]
-    fn local_time_matches_libc_epoch() {
-        // Whatever the zone, the year of the epoch is 1969 or 1970.
-        let tm = local_time(0, 7);
-        assert!(tm.year == 1969 || tm.year == 1970);
-        assert_eq!(tm.usec, 7);
-        let now = now();
-        assert!((1..=12).contains(&now.month) && now.year >= 2024);
-    }
-
-    #[test]
     fn master_line() {
         let line = format_record(
             &fmt(Style::Master, false, 1024),
@@ -937,9 +839,7 @@ mod tests {
             .unwrap_or(0);
         assert_eq!(mode, 0o600);
         if let Dest::File { file, .. } = logger.dest() {
-            // SAFETY: fcntl F_GETFD on a descriptor we own only reads its flags.
-            let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFD) };
-            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+            assert!(rfpm_sys::fd::is_cloexec(file.as_fd()).unwrap_or(false));
         }
         logger.log(&rec(Level::Notice, "one"));
         logger.log(&rec(Level::Debug, "filtered"));

@@ -2,6 +2,10 @@
 //!
 //! `main` follows php-fpm's start-up order (reference §3.1): signals, PHP module
 //! start-up, configuration, daemonisation, sockets, PID file, workers.
+//!
+//! The binary is an effect shell: decisions and formats live in `rfpm-core`, every
+//! `unsafe` system call in `rfpm-sys`, PHP in `sapi`.
+#![forbid(unsafe_code)]
 
 mod config;
 mod listen;
@@ -14,7 +18,7 @@ mod scoreboard;
 mod worker;
 
 use rfpm_core::{access, capture, cli, paths, pm, status, timeouts};
-use rfpm_sys::{notify as systemd, os, signals, title};
+use rfpm_sys::{fd, notify as systemd, process, signals, title};
 
 use cli::{Cli, Parsed, EX_CONFIG, EX_OK, EX_SOFTWARE, EX_USAGE};
 use std::io::Write;
@@ -99,8 +103,8 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         return EX_OK;
     }
     // 3. stdin/stdout to /dev/null, also in the foreground.
-    let _ = os::devnull_onto(0, false);
-    let _ = os::devnull_onto(1, true);
+    let _ = fd::devnull_onto(fd::Stdio::In);
+    let _ = fd::devnull_onto(fd::Stdio::Out);
 
     // 4. Configuration.
     let loaded = match config::load(&c) {
@@ -137,7 +141,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     } else {
         None
     };
-    os::setsid();
+    process::setsid();
     if let Err(code) = config::apply_global_priority(&loaded.config, &c) {
         return daemon_failed(daemon_pipe, code);
     }
@@ -188,7 +192,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     // Access logs: opened by the master now, written by the workers (reference §5.5).
     let mut access_logs = Vec::new();
     for p in &pools {
-        match p.access_log.as_deref().map(os::open_append) {
+        match p.access_log.as_deref().map(fd::open_append) {
             None => access_logs.push(None),
             Some(Ok(fd)) => access_logs.push(Some(fd)),
             Some(Err(e)) => {
@@ -214,14 +218,14 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     let daemonized = daemon_pipe.is_some();
     log::with(|l| {
         if daemonized && !matches!(l.dest(), log::Dest::Stderr) {
-            let _ = os::devnull_onto(2, true);
+            let _ = fd::devnull_onto(fd::Stdio::Err);
         }
         let _ = l.tie_stderr();
         l.set_launched(true);
     });
-    notice!("fpm is running, pid {}", os::getpid());
-    if let Some(fd) = daemon_pipe {
-        let _ = os::write_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), b"1");
+    notice!("fpm is running, pid {}", process::getpid());
+    if let Some(pipe) = daemon_pipe {
+        let _ = fd::write(std::os::fd::AsFd::as_fd(&pipe), b"1");
     }
     let mut argv = vec![argv0.to_string()];
     argv.extend(args.iter().cloned());
@@ -234,7 +238,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         pid_file: loaded.pid_file,
         process_control_timeout: Duration::from_secs(loaded.process_control_timeout),
         global: loaded.config.global.clone(),
-        signal_pipe,
+        signal_pipe: Some(signal_pipe),
         access_logs,
     };
     let code = master.run();
@@ -243,8 +247,8 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
 }
 
 fn daemon_failed(pipe: Option<std::os::fd::OwnedFd>, code: i32) -> i32 {
-    if let Some(fd) = pipe {
-        let _ = os::write_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), b"0");
+    if let Some(pipe) = pipe {
+        let _ = fd::write(std::os::fd::AsFd::as_fd(&pipe), b"0");
     }
     code
 }
@@ -252,23 +256,23 @@ fn daemon_failed(pipe: Option<std::os::fd::OwnedFd>, code: i32) -> i32 {
 /// Forks; the launcher waits (10 s at most) for the master to report and exits 0 or 70.
 /// In the master, returns the pipe to report on.
 fn daemonize() -> Result<Option<std::os::fd::OwnedFd>, i32> {
-    use std::os::fd::AsRawFd;
-    let (r, w) = match os::pipe() {
+    use std::os::fd::AsFd;
+    let (r, w) = match fd::pipe() {
         Ok(p) => p,
         Err(e) => {
             error_sys!(e.raw_os_error().unwrap_or(0), "failed to create pipe");
             return Err(EX_SOFTWARE);
         }
     };
-    match os::fork() {
-        Ok(os::Fork::Child) => {
+    match process::fork_single_threaded() {
+        Ok(process::Fork::Child) => {
             drop(r);
             // Until it is launched the master still writes every line to the launching
             // stderr too, like php-fpm (start-up errors such as an unknown pool user reach
             // the caller); at launch fd 2 is let go (GH-9754), see `run`.
             Ok(Some(w))
         }
-        Ok(os::Fork::Parent(_)) => {
+        Ok(process::Fork::Parent(_)) => {
             drop(w);
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             let mut buf = [0u8; 1];
@@ -278,17 +282,11 @@ fn daemonize() -> Result<Option<std::os::fd::OwnedFd>, i32> {
                     error!("the master process didn't send back its status (via the pipe to the calling process)");
                     std::process::exit(EX_SOFTWARE);
                 }
-                let mut pfd = libc::pollfd {
-                    fd: r.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
-                if n <= 0 {
+                let wait = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+                if !fd::poll_readable(r.as_fd(), wait).unwrap_or(false) {
                     continue;
                 }
-                let code = match os::read_fd(r.as_raw_fd(), &mut buf) {
+                let code = match fd::read(r.as_fd(), &mut buf) {
                     Ok(1) if buf[0] == b'1' => EX_OK,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     _ => EX_SOFTWARE,
@@ -321,7 +319,7 @@ fn write_pid_file(path: &str) -> Result<(), i32> {
             return Err(EX_CONFIG);
         }
     };
-    if let Err(e) = write!(f, "{}", os::getpid()) {
+    if let Err(e) = write!(f, "{}", process::getpid()) {
         error_sys!(
             e.raw_os_error().unwrap_or(0),
             "Unable to write to the PID file."

@@ -3,14 +3,16 @@
 use crate::capture::{self, Capture, Stream};
 use crate::listen::Listener;
 use crate::log::Level;
-use crate::os::{self, Exit, Fork};
 use crate::pm::{self, PmMemory, WorkerView};
 use crate::pool::{Pm, Pool};
 use crate::scoreboard::{now_us, Scoreboard, WorkerState};
 use crate::timeouts::{self, CrashWindow};
-use crate::{signals, systemd, worker};
+use crate::{signals, systemd, title, worker};
 use rfpm_core::lifecycle::{Effect, Intent, Lifecycle, Sig};
-use std::os::fd::{AsRawFd, OwnedFd};
+use rfpm_sys::epoll::Trigger;
+use rfpm_sys::fd::{self, Stdio};
+use rfpm_sys::process::{self, Exit, Fork};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 struct Child {
@@ -42,14 +44,15 @@ pub struct Master {
     /// The command line, re-executed on reload.
     pub argv: Vec<String>,
     /// Where the process title lives (workers set theirs there).
-    pub title_area: Option<crate::title::Area>,
+    pub title_area: Option<title::Area>,
     pub pools: Vec<Pool>,
     pub listeners: Vec<Listener>,
     pub pid_file: Option<String>,
     pub process_control_timeout: Duration,
     /// `[global]`: process.max, emergency restart, systemd, log level.
     pub global: conf::GlobalConf,
-    pub signal_pipe: OwnedFd,
+    /// The self-pipe the signal handler writes into (`None` in a forked worker).
+    pub signal_pipe: Option<OwnedFd>,
     /// Each pool's access log, opened at start (reference §5.5).
     pub access_logs: Vec<Option<OwnedFd>>,
 }
@@ -65,7 +68,7 @@ enum SpawnError {
 
 struct Runtime {
     m: Master,
-    epoll: os::Epoll,
+    epoll: rfpm_sys::epoll::Epoll,
     scoreboards: Vec<Scoreboard>,
     pm_memory: Vec<PmMemory>,
     children: Vec<Child>,
@@ -102,14 +105,18 @@ fn output_token(pid: libc::pid_t, stream: Stream) -> u64 {
 impl Master {
     /// Starts the initial workers and runs until stopped. Returns the exit code.
     pub fn run(self) -> i32 {
-        let epoll = match os::Epoll::new() {
+        let epoll = match rfpm_sys::epoll::Epoll::new() {
             Ok(e) => e,
             Err(e) => {
                 crate::error_sys!(e.raw_os_error().unwrap_or(0), "epoll_create1() failed");
                 return crate::cli::EX_SOFTWARE;
             }
         };
-        if let Err(e) = epoll.add(self.signal_pipe.as_raw_fd(), TOKEN_SIGNALS, false) {
+        let watched = match &self.signal_pipe {
+            Some(p) => epoll.add(p.as_fd(), TOKEN_SIGNALS, Trigger::Level),
+            None => Ok(()),
+        };
+        if let Err(e) = watched {
             crate::error_sys!(
                 e.raw_os_error().unwrap_or(0),
                 "failed to watch the signal pipe"
@@ -118,7 +125,7 @@ impl Master {
         }
         let mut scoreboards = Vec::new();
         for (i, p) in self.pools.iter().enumerate() {
-            match Scoreboard::new(p.max_children) {
+            match Scoreboard::new(&p.name, p.max_children) {
                 Ok(sb) => scoreboards.push(sb),
                 Err(e) => {
                     crate::error_sys!(
@@ -130,7 +137,11 @@ impl Master {
                 }
             }
             if p.pm == Pm::Ondemand {
-                if let Err(e) = epoll.add(self.listeners[i].raw(), TOKEN_LISTEN + i as u64, true) {
+                if let Err(e) = epoll.add(
+                    self.listeners[i].fd(),
+                    TOKEN_LISTEN + i as u64,
+                    Trigger::Edge,
+                ) {
                     crate::error_sys!(
                         e.raw_os_error().unwrap_or(0),
                         "[pool {}] unable to watch the listening socket",
@@ -230,7 +241,9 @@ impl Master {
                     rt.report_to_systemd(systemd_interval);
                 }
             }
-            signals::pending(&rt.m.signal_pipe, &mut sigs);
+            if let Some(p) = &rt.m.signal_pipe {
+                signals::pending(p, &mut sigs);
+            }
             for &s in &sigs {
                 rt.on_signal(s);
             }
@@ -254,8 +267,7 @@ fn reopen_access_logs(m: &Master) -> (bool, Option<std::io::Error>) {
             continue;
         };
         any = true;
-        if let Err(e) =
-            os::open_append(path).and_then(|new| os::dup2(new.as_raw_fd(), fd.as_raw_fd()))
+        if let Err(e) = fd::open_append(path).and_then(|new| fd::dup_onto(new.as_fd(), fd.as_fd()))
         {
             failed = Some(e);
         }
@@ -263,7 +275,59 @@ fn reopen_access_logs(m: &Master) -> (bool, Option<std::io::Error>) {
     (any, failed)
 }
 
+/// What a new worker keeps of the master's resources: its pool's socket and access
+/// log. Everything else the master holds open is closed in the worker.
+struct WorkerStart {
+    pool: usize,
+    listener: Listener,
+    access_log: Option<OwnedFd>,
+}
+
+impl WorkerStart {
+    /// Where `fpm_get_status()` reads (the pool whose status page this pool shares).
+    fn status<'a>(&self, rt: &'a Runtime) -> worker::StatusSource<'a> {
+        let owner = rt.m.pools[self.pool]
+            .shared
+            .filter(|&o| o < rt.m.pools.len())
+            .unwrap_or(self.pool);
+        worker::StatusSource {
+            sb: &rt.scoreboards[owner],
+            pool: &rt.m.pools[owner].name,
+            pm: rt.m.pools[owner].pm_name(),
+        }
+    }
+}
+
 impl Runtime {
+    /// In a new worker, right after fork: keeps its pool's socket and access log and
+    /// closes what belongs to the master (the other pools' sockets and access logs, the
+    /// event loop, the self-pipe, the other workers' output pipes), like php-fpm's
+    /// workers, which hold none of them either.
+    fn keep_for_worker(&mut self, pool: usize) -> WorkerStart {
+        for c in &mut self.children {
+            c.output = None;
+        }
+        self.m.signal_pipe = None;
+        self.epoll.close();
+        if let Some(area) = self.m.title_area {
+            title::set(area, &format!("php-fpm: pool {}", self.m.pools[pool].name));
+        }
+        let mut listeners = std::mem::take(&mut self.m.listeners);
+        let mut logs = std::mem::take(&mut self.m.access_logs);
+        // The pool's index is valid: listeners and access logs were made per pool.
+        let listener = listeners.swap_remove(pool);
+        let access_log = if pool < logs.len() {
+            logs.swap_remove(pool)
+        } else {
+            None
+        };
+        WorkerStart {
+            pool,
+            listener,
+            access_log,
+        }
+    }
+
     fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), SpawnError> {
         // process.max counts the workers of all pools (reference §3.4).
         let process_max = usize::try_from(self.m.global.process_max).unwrap_or(0);
@@ -284,7 +348,7 @@ impl Runtime {
             s.reset(now_us());
         }
         let pipes = if self.m.pools[pool].catch_workers_output {
-            match (os::capture_pipe(), os::capture_pipe()) {
+            match (fd::capture_pipe(), fd::capture_pipe()) {
                 (Ok(o), Ok(e)) => Some((o, e)),
                 (Err(err), _) | (_, Err(err)) => {
                     crate::error_sys!(
@@ -300,65 +364,27 @@ impl Runtime {
         // The master never starts threads (DESIGN.md §4.1): fork is safe here.
         // Signals wait while we fork: a new child must never run the master's handler
         // (it would write into the master's self-pipe).
-        os::mask_signals(&signals::FORK_SIGNALS, true);
-        let forked = os::fork();
+        signals::mask(&signals::FORK_SIGNALS, true);
+        let forked = process::fork_single_threaded();
         if let Ok(Fork::Child) = forked {
             signals::become_worker();
         }
-        os::mask_signals(&signals::FORK_SIGNALS, false);
+        signals::mask(&signals::FORK_SIGNALS, false);
         match forked {
             Ok(Fork::Child) => {
                 if let Some(((_, out_w), (_, err_w))) = &pipes {
-                    let _ = os::dup2(out_w.as_raw_fd(), 1);
-                    let _ = os::dup2(err_w.as_raw_fd(), 2);
+                    let _ = fd::dup_onto(out_w.as_fd(), Stdio::Out.borrow());
+                    let _ = fd::dup_onto(err_w.as_fd(), Stdio::Err.borrow());
                 }
                 drop(pipes);
-                // Other workers' pipes are not ours.
-                for c in &mut self.children {
-                    c.output = None;
-                }
-                let listener = &self.m.listeners[pool];
-                // Keep only our own pool's socket.
-                for (i, l) in self.m.listeners.iter().enumerate() {
-                    if i != pool {
-                        os::close(l.raw());
-                    }
-                }
-                os::close(self.m.signal_pipe.as_raw_fd());
-                // The master's event loop is not the worker's (php-fpm's workers do not
-                // hold it either).
-                os::close(self.epoll.raw());
-                // Keep only our own pool's access log (reference §3.2).
-                for (i, fd) in self.m.access_logs.iter().enumerate() {
-                    if let (true, Some(fd)) = (i != pool, fd) {
-                        os::close(fd.as_raw_fd());
-                    }
-                }
-                if let Some(area) = self.m.title_area {
-                    crate::title::set(area, &format!("php-fpm: pool {}", self.m.pools[pool].name));
-                }
-                let owner = self.m.pools[pool]
-                    .shared
-                    .filter(|&o| o < self.m.pools.len())
-                    .unwrap_or(pool);
-                let status = worker::StatusSource {
-                    sb: &self.scoreboards[owner],
-                    pool: &self.m.pools[owner].name,
-                    pm: self.m.pools[owner].pm_name(),
-                };
-                let access_fd = self
-                    .m
-                    .access_logs
-                    .get(pool)
-                    .and_then(|f| f.as_ref())
-                    .map(|f| f.as_raw_fd());
+                let start = self.keep_for_worker(pool);
                 worker::main(
                     &self.m.pools[pool],
-                    listener,
+                    &start.listener,
                     &self.scoreboards[pool],
                     slot,
-                    status,
-                    access_fd,
+                    start.status(self),
+                    start.access_log.as_ref().map(AsFd::as_fd),
                 )
             }
             Ok(Fork::Parent(pid)) => {
@@ -367,21 +393,22 @@ impl Runtime {
                 }
                 // A pipe the loop cannot watch is closed at once: the worker's writes then
                 // fail (SIGPIPE is ignored) instead of blocking it when the pipe is full.
-                let watch = |epoll: &os::Epoll, fd: OwnedFd, stream: Stream| match epoll.add(
-                    fd.as_raw_fd(),
-                    output_token(pid, stream),
-                    false,
-                ) {
-                    Ok(()) => Some(fd),
-                    Err(e) => {
-                        crate::error_sys!(
-                            e.raw_os_error().unwrap_or(0),
-                            "unable to watch what child {pid} says into {}",
-                            stream.name()
-                        );
-                        None
-                    }
-                };
+                let watch =
+                    |epoll: &rfpm_sys::epoll::Epoll, fd: OwnedFd, stream: Stream| match epoll.add(
+                        fd.as_fd(),
+                        output_token(pid, stream),
+                        Trigger::Level,
+                    ) {
+                        Ok(()) => Some(fd),
+                        Err(e) => {
+                            crate::error_sys!(
+                                e.raw_os_error().unwrap_or(0),
+                                "unable to watch what child {pid} says into {}",
+                                stream.name()
+                            );
+                            None
+                        }
+                    };
                 let output = pipes.map(|((out_r, _), (err_r, _))| Output {
                     stdout: watch(&self.epoll, out_r, Stream::Stdout),
                     stderr: watch(&self.epoll, err_r, Stream::Stderr),
@@ -458,7 +485,7 @@ impl Runtime {
                 .m
                 .listeners
                 .get(pool)
-                .and_then(|l| os::listen_queue(l.raw()))
+                .and_then(|l| rfpm_sys::net::listen_queue(l.fd()))
             {
                 h.listen_queue.store(queue, Relaxed);
                 h.max_listen_queue.fetch_max(queue, Relaxed);
@@ -498,7 +525,8 @@ impl Runtime {
                 pm::Action::Stop { pid, kill } => {
                     if let Some(c) = self.children.iter_mut().find(|c| c.pid == pid) {
                         c.asked_to_stop = true;
-                        let _ = os::kill(pid, if kill { libc::SIGKILL } else { libc::SIGQUIT });
+                        let _ =
+                            process::kill(pid, if kill { libc::SIGKILL } else { libc::SIGQUIT });
                     }
                 }
                 pm::Action::WarnMaxChildren { with_pm_prefix } => {
@@ -552,18 +580,21 @@ impl Runtime {
             Stream::Stdout => &mut out.stdout,
             Stream::Stderr => &mut out.stderr,
         };
-        let Some(fd) = slot.as_ref().map(|f| f.as_raw_fd()) else {
+        // Taken out while reading; put back unless the pipe ended (dropping the read end
+        // also removes it from epoll: no other process holds it).
+        let Some(fd) = slot.take() else {
             return;
         };
+        let mut open = true;
         let mut entries = Vec::new();
         let mut buf = [0u8; 8192];
         let mut reads = 0;
         while reads < max_reads {
             reads += 1;
-            let last = match os::read_fd(fd, &mut buf) {
+            let last = match fd::read(fd.as_fd(), &mut buf) {
                 Ok(0) => {
                     out.capture.close(stream, &mut entries);
-                    *slot = None; // closing also removes it from epoll
+                    open = false;
                     true
                 }
                 Ok(n) => {
@@ -578,7 +609,7 @@ impl Runtime {
                         "unable to read what child {pid} said into {}",
                         stream.name()
                     );
-                    *slot = None;
+                    open = false;
                     true
                 }
             };
@@ -588,6 +619,9 @@ impl Runtime {
             if last {
                 break;
             }
+        }
+        if open {
+            *slot = Some(fd);
         }
     }
 
@@ -681,7 +715,7 @@ impl Runtime {
 
     fn signal_children(&self, sig: i32) {
         for c in &self.children {
-            let _ = os::kill(c.pid, sig);
+            let _ = process::kill(c.pid, sig);
         }
     }
 
@@ -697,7 +731,7 @@ impl Runtime {
     }
 
     fn reap(&mut self) {
-        while let Some((pid, exit)) = os::wait_any() {
+        while let Some((pid, exit)) = process::wait_any() {
             let Some(i) = self.children.iter().position(|c| c.pid == pid) else {
                 crate::warning!(
                     "unknown child ({pid}) exited {} - potentially a bug or pre exec child (e.g. s6-notifyoncheck)",
@@ -769,7 +803,7 @@ impl Runtime {
     /// the monitor notice a systemd build of php-fpm always logs.
     fn notify_ready(&mut self, interval_ms: u64) {
         if let Some(n) = &self.notifier {
-            if n.send(&rfpm_core::systemd::ready_message(os::getpid()))
+            if n.send(&rfpm_core::systemd::ready_message(process::getpid()))
                 .is_err()
             {
                 crate::warning!("failed to notify start to systemd");
@@ -858,7 +892,7 @@ impl Runtime {
                         "[pool {name}] child {pid}, {what} execution timed out ({} sec), terminating",
                         timeouts::seconds(elapsed_us)
                     );
-                    let _ = os::kill(pid, libc::SIGTERM);
+                    let _ = process::kill(pid, libc::SIGTERM);
                 }
             }
         }
@@ -918,15 +952,15 @@ impl Runtime {
 /// Reload (reference §4.3): the same command line is executed again in this process,
 /// the listening sockets handed over in `FPM_SOCKETS`. Returns only on failure.
 fn reexec(m: &Master) -> std::io::Error {
-    os::mask_signals(&signals::MASTER_SIGNALS, true);
+    signals::mask(&signals::MASTER_SIGNALS, true);
     let _ = crate::log::with(|l| l.restore_stderr());
     let socks: Vec<(String, i32)> = m
         .listeners
         .iter()
-        .map(|l| (l.key.clone(), l.raw()))
+        .map(|l| (l.key.clone(), std::os::fd::AsRawFd::as_raw_fd(&l.fd)))
         .collect();
     for l in &m.listeners {
-        let _ = os::set_cloexec(l.raw(), false);
+        let _ = fd::set_cloexec(l.fd(), false);
     }
     let vars = rfpm_core::listen_addr::export_vars(&socks);
     for (k, v) in &vars {
@@ -940,19 +974,8 @@ fn reexec(m: &Master) -> std::io::Error {
         m.argv[0],
         shown.join(", ")
     );
-    let args: Vec<std::ffi::CString> = m
-        .argv
-        .iter()
-        .filter_map(|a| std::ffi::CString::new(a.as_str()).ok())
-        .collect();
-    let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    // SAFETY: a NULL-terminated array of valid C strings that outlive the call.
-    unsafe {
-        libc::execvp(ptrs[0], ptrs.as_ptr());
-    }
-    let e = std::io::Error::last_os_error();
-    os::mask_signals(&signals::MASTER_SIGNALS, false);
+    let e = process::execvp(&m.argv);
+    signals::mask(&signals::MASTER_SIGNALS, false);
     e
 }
 
@@ -1008,7 +1031,7 @@ fn how(exit: Exit) -> String {
         Exit::Signal { sig, core } => {
             format!(
                 "on signal {sig} ({}{})",
-                os::signal_name(sig),
+                process::signal_name(sig),
                 if core { " - core dumped" } else { "" }
             )
         }

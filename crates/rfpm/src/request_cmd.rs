@@ -839,10 +839,10 @@ mod tests {
 
     impl Drop for PhpFpm {
         fn drop(&mut self) {
-            let pid = self.child.id() as libc::pid_t;
-            // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet
-            // (so the pid cannot have been reused).
-            unsafe { libc::kill(pid, libc::SIGQUIT) };
+            // Our own child, not reaped yet: the pid cannot have been reused.
+            if let Ok(pid) = i32::try_from(self.child.id()) {
+                let _ = rfpm_sys::process::kill(pid, libc::SIGQUIT);
+            }
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {

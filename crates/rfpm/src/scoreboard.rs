@@ -2,8 +2,8 @@
 //! made by the master before forking. Each worker writes its own slot; the master reads
 //! all of them, as untrusted input.
 pub use rfpm_core::scoreboard::{Header, RequestFigures, RequestInfo, Slot, SlotView, WorkerState};
+use rfpm_sys::shm::SharedTable;
 use std::io;
-use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
 /// Microseconds since the Unix epoch.
@@ -15,60 +15,34 @@ pub fn now_us() -> u64 {
 
 /// A pool's shared area: a header and `n` slots.
 pub struct Scoreboard {
-    base: NonNull<u8>,
-    slots: usize,
-    len: usize,
-}
-
-// SAFETY: the mapping holds only atomics; it is shared by design between processes and
-// may be shared between threads the same way.
-unsafe impl Send for Scoreboard {}
-// SAFETY: as above.
-unsafe impl Sync for Scoreboard {}
-
-fn slots_offset() -> usize {
-    let a = std::mem::align_of::<Slot>();
-    std::mem::size_of::<Header>().div_ceil(a) * a
+    table: SharedTable<Header, Slot>,
 }
 
 impl Scoreboard {
-    pub fn new(slots: usize) -> io::Result<Scoreboard> {
-        let slots = slots.max(1);
-        let len = slots_offset() + slots * std::mem::size_of::<Slot>();
-        // SAFETY: an anonymous shared mapping; zero-filled by the kernel, which is a
-        // valid initial value for every atomic field.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base =
-            NonNull::new(p as *mut u8).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
-        let sb = Scoreboard { base, slots, len };
+    /// A fresh area for `slots` workers (at least one); `pool` names its memfd.
+    pub fn new(pool: &str, slots: usize) -> io::Result<Scoreboard> {
+        let table = SharedTable::create(&format!("rfpm-scoreboard-{pool}"), slots)?;
+        let sb = Scoreboard { table };
         sb.header().start_us.store(now_us(), Ordering::Relaxed);
         Ok(sb)
     }
 
     pub fn header(&self) -> &Header {
-        // SAFETY: the mapping starts with a zero-initialised Header, page-aligned.
-        unsafe { &*(self.base.as_ptr() as *const Header) }
+        self.table.header()
     }
 
     pub fn slot_count(&self) -> usize {
-        self.slots
+        self.table.slot_count()
+    }
+
+    /// Slot `i`, if it exists.
+    pub fn slot(&self, i: usize) -> Option<&Slot> {
+        self.table.slot(i)
     }
 
     /// Slots in use (a worker's pid recorded), in slot order.
     pub fn views(&self) -> Vec<SlotView> {
-        (0..self.slots)
+        (0..self.slot_count())
             .filter_map(|i| self.slot(i))
             .filter(|s| s.pid.load(Ordering::Relaxed) > 0)
             .map(Slot::view)
@@ -77,7 +51,7 @@ impl Scoreboard {
 
     /// Workers in use that are not Idle; also raises `max active processes`.
     pub fn count_active(&self) -> u64 {
-        let n = (0..self.slots)
+        let n = (0..self.slot_count())
             .filter_map(|i| self.slot(i))
             .filter(|s| s.pid.load(Ordering::Relaxed) > 0 && s.state() != WorkerState::Idle)
             .count() as u64;
@@ -102,24 +76,6 @@ impl Scoreboard {
                 Some(v.saturating_sub(1))
             });
     }
-
-    /// Slot `i`, if it exists.
-    pub fn slot(&self, i: usize) -> Option<&Slot> {
-        if i >= self.slots {
-            return None;
-        }
-        // SAFETY: bounds-checked; slots start at an aligned offset inside the mapping.
-        unsafe { Some(&*(self.base.as_ptr().add(slots_offset()) as *const Slot).add(i)) }
-    }
-}
-
-impl Drop for Scoreboard {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping, once.
-        unsafe {
-            libc::munmap(self.base.as_ptr() as *mut libc::c_void, self.len);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -130,32 +86,8 @@ mod tests {
     };
 
     #[test]
-    fn shared_across_fork() {
-        let sb = Scoreboard::new(3).expect("mmap");
-        assert!(sb.slot(3).is_none());
-        let s = sb.slot(2).expect("slot");
-        // SAFETY: the child only touches the shared atomics and exits at once.
-        match unsafe { libc::fork() } {
-            0 => {
-                s.set_state(WorkerState::Running, 1);
-                sb.header().accepted.fetch_add(5, Ordering::Relaxed);
-                // SAFETY: terminate the forked child without running the test harness.
-                unsafe { libc::_exit(0) }
-            }
-            pid if pid > 0 => {
-                let mut st = 0;
-                // SAFETY: waiting for our own child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                assert_eq!(s.state(), WorkerState::Running);
-                assert_eq!(sb.header().accepted.load(Ordering::Relaxed), 5);
-            }
-            _ => panic!("fork failed"),
-        }
-    }
-
-    #[test]
     fn request_fields_are_bounded_and_reset() {
-        let sb = Scoreboard::new(2).expect("mmap");
+        let sb = Scoreboard::new("test", 2).expect("mmap");
         let s = sb.slot(1).expect("slot");
         s.reset(5_000_000);
         s.pid.store(42, Ordering::Relaxed);

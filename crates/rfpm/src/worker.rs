@@ -5,14 +5,15 @@ use crate::log::Level;
 use crate::paths::{self, Kind, PathIni};
 use crate::pool::Pool;
 use crate::scoreboard::{now_us, RequestFigures, RequestInfo, Scoreboard, Slot, WorkerState};
-use crate::{access, os, signals, status};
+use crate::{access, signals, status};
 use fcgi::server::ServerConn;
+use rfpm_sys::{fd, identity, net, process};
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 
@@ -23,10 +24,10 @@ pub enum Stream {
 }
 
 impl Stream {
-    fn raw(&self) -> i32 {
+    fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
         }
     }
 }
@@ -59,7 +60,7 @@ impl Write for Stream {
 }
 
 /// How long a fresh connection may stay silent before it is dropped (php-fpm: 5 s).
-const FIRST_BYTE_TIMEOUT_MS: i32 = 5000;
+const FIRST_BYTE_TIMEOUT_MS: u16 = 5000;
 
 /// Whose status a worker's status page and `fpm_get_status()` show: its own pool's, or
 /// for a hidden `pm.status_listen` pool the owner's (reference §9.4).
@@ -79,7 +80,7 @@ pub fn main(
     sb: &Scoreboard,
     slot: usize,
     status: StatusSource<'_>,
-    access_fd: Option<i32>,
+    access_fd: Option<BorrowedFd<'_>>,
 ) -> ! {
     crate::log::with(|l| l.worker_mode());
     if let Err(msg) = setup(pool) {
@@ -98,7 +99,7 @@ pub fn main(
     };
     my_slot
         .pid
-        .store(os::getpid(), std::sync::atomic::Ordering::Relaxed);
+        .store(process::getpid(), std::sync::atomic::Ordering::Relaxed);
     let allowed = match (&pool.allowed_clients, pool.is_unix) {
         (Some(list), false) => Some(parse_allowed_clients(list)),
         _ => None,
@@ -114,10 +115,10 @@ pub fn main(
         status,
         access_fd,
         peer: None,
-        ppid: os::getppid(),
-        cpu_start: os::cpu_times_us(),
+        ppid: process::getppid(),
+        cpu_start: rfpm_sys::time::cpu_times_us(),
     };
-    w.accept_loop(listener.raw());
+    w.accept_loop(listener.fd());
     std::process::exit(0);
 }
 
@@ -125,8 +126,8 @@ pub fn main(
 fn setup(pool: &Pool) -> Result<(), String> {
     // stdout/stderr: /dev/null unless the master captures them.
     if !pool.catch_workers_output {
-        let _ = os::devnull_onto(1, true);
-        let _ = os::devnull_onto(2, true);
+        let _ = fd::devnull_onto(fd::Stdio::Out);
+        let _ = fd::devnull_onto(fd::Stdio::Err);
     }
     identity(pool)?;
     if pool.clear_env {
@@ -178,13 +179,13 @@ fn identity(pool: &Pool) -> Result<(), String> {
     let name = &pool.name;
     for (which, value, what, res) in [
         (
-            os::Rlimit::Files,
+            identity::Rlimit::Files,
             pool.rlimit_files,
             "rlimit_files",
             "RLIMIT_NOFILE",
         ),
         (
-            os::Rlimit::Core,
+            identity::Rlimit::Core,
             pool.rlimit_core,
             "rlimit_core",
             "RLIMIT_CORE",
@@ -193,7 +194,7 @@ fn identity(pool: &Pool) -> Result<(), String> {
         if value == 0 {
             continue;
         }
-        if let Err(e) = os::set_rlimit(which, value) {
+        if let Err(e) = identity::set_rlimit(which, value) {
             // Only logged: the worker carries on with the inherited limit.
             crate::log::log(
                 Level::Error,
@@ -205,12 +206,20 @@ fn identity(pool: &Pool) -> Result<(), String> {
         }
     }
     if let Some(root) = &pool.chroot {
-        os::chroot(root)
-            .map_err(|e| format!("[pool {name}] failed to chroot({root}){}", os::syserr(&e)))?;
+        identity::chroot(root).map_err(|e| {
+            format!(
+                "[pool {name}] failed to chroot({root}){}",
+                rfpm_sys::syserr(&e)
+            )
+        })?;
     }
     if let Some(dir) = &pool.chdir {
-        std::env::set_current_dir(dir)
-            .map_err(|e| format!("[pool {name}] failed to chdir({dir}){}", os::syserr(&e)))?;
+        std::env::set_current_dir(dir).map_err(|e| {
+            format!(
+                "[pool {name}] failed to chdir({dir}){}",
+                rfpm_sys::syserr(&e)
+            )
+        })?;
     } else if pool.chroot.is_some() {
         if let Err(e) = std::env::set_current_dir("/") {
             crate::log::log(
@@ -223,38 +232,38 @@ fn identity(pool: &Pool) -> Result<(), String> {
         }
     }
     if let Some(prio) = pool.priority {
-        os::set_priority(prio).map_err(|e| {
+        identity::set_priority(prio).map_err(|e| {
             format!(
                 "[pool {name}] Unable to set priority for this new process{}",
-                os::syserr(&e)
+                rfpm_sys::syserr(&e)
             )
         })?;
     }
     if let Some(uid) = pool.identity.uid {
         let gid = pool.identity.gid.unwrap_or(0);
-        os::switch_user(pool.identity.initgroups_user.as_deref(), uid, gid)
+        identity::switch_user(pool.identity.initgroups_user.as_deref(), uid, gid)
             .map_err(|m| format!("[pool {name}] {m}"))?;
     }
     if pool.dumpable {
-        os::set_dumpable().map_err(|e| {
+        identity::set_dumpable().map_err(|e| {
             format!(
                 "[pool {name}] failed to prctl(PR_SET_DUMPABLE){}",
-                os::syserr(&e)
+                rfpm_sys::syserr(&e)
             )
         })?;
     }
     if let Some(hat) = &pool.apparmor_hat {
-        let (current, attr) = os::apparmor_current().map_err(|e| {
+        let (current, attr) = identity::apparmor_current().map_err(|e| {
             format!(
                 "[pool {name}] failed to query apparmor confinement. Please check if \"/proc/*/attr/current\" is read and writeable.{}",
-                os::syserr(&e)
+                rfpm_sys::syserr(&e)
             )
         })?;
         let new = format!("{current}//{hat}");
-        os::apparmor_change_profile(&attr, &new).map_err(|e| {
+        identity::apparmor_change_profile(&attr, &new).map_err(|e| {
             format!(
                 "[pool {name}] failed to change to new confinement ({new}). Please check if \"/proc/*/attr/current\" is read and writeable and \"change_profile -> {current}//*\" is allowed.{}",
-                os::syserr(&e)
+                rfpm_sys::syserr(&e)
             )
         })?;
     }
@@ -294,7 +303,7 @@ struct Worker<'p> {
     slot: &'p Slot,
     served: u64,
     status: StatusSource<'p>,
-    access_fd: Option<i32>,
+    access_fd: Option<BorrowedFd<'p>>,
     /// The FastCGI peer of the current connection (TCP only).
     peer: Option<IpAddr>,
     ppid: i32,
@@ -309,7 +318,7 @@ struct Worker<'p> {
 }
 
 impl Worker<'_> {
-    fn accept_loop(&mut self, listen_fd: i32) {
+    fn accept_loop(&mut self, listen_fd: BorrowedFd<'_>) {
         loop {
             if signals::worker_quit() {
                 return;
@@ -318,7 +327,7 @@ impl Worker<'_> {
                 self.sb.leave_active();
             }
             self.slot.set_state(WorkerState::Idle, now_us());
-            let fd = match os::accept(listen_fd) {
+            let fd = match net::accept(listen_fd) {
                 Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -386,12 +395,11 @@ impl Worker<'_> {
         // usually queued by the time accept() does: look (the probe below needs the
         // figure anyway) and wait only when nothing is there yet.
         let queued = if unix {
-            os::readable_bytes(stream.raw()).filter(|&n| n > 0)
+            net::readable_bytes(stream.fd()).filter(|&n| n > 0)
         } else {
             None
         };
-        if queued.is_none()
-            && !wait_readable(stream.raw(), FIRST_BYTE_TIMEOUT_MS, Quit::KeepWaiting)
+        if queued.is_none() && !wait_readable(stream.fd(), FIRST_BYTE_TIMEOUT_MS, Quit::KeepWaiting)
         {
             return true;
         }
@@ -401,7 +409,7 @@ impl Worker<'_> {
             // server waiting for the answer is not woken for nothing (a context switch
             // on both sides per request: hello went from 0.86 to ~1.0 of php-fpm8.2;
             // bench/RESULTS.md).
-            conn.set_queued_probe(|s| os::readable_bytes(s.raw()));
+            conn.set_queued_probe(|s| net::readable_bytes(s.fd()));
             if let Some(n) = queued {
                 conn.set_queued_hint(n);
             }
@@ -433,7 +441,7 @@ impl Worker<'_> {
             if self.pool.catch_workers_output {
                 // End of request: the master ends any pending partial line here.
                 let _ = std::io::stdout().flush();
-                let _ = os::write_fd(2, crate::capture::MARKER);
+                let _ = fd::write(fd::Stdio::Err.borrow(), crate::capture::MARKER);
             }
             let limit_reached = self.pool.max_requests > 0 && self.served >= self.pool.max_requests;
             if limit_reached {
@@ -562,7 +570,10 @@ impl Worker<'_> {
         }
         let outcome = sapi::run(&mut io, &sreq);
         // The next request's CPU time starts where this one's ended.
-        self.cpu_start = log.cpu_end.get().unwrap_or_else(os::cpu_times_us);
+        self.cpu_start = log
+            .cpu_end
+            .get()
+            .unwrap_or_else(rfpm_sys::time::cpu_times_us);
         if self.slot.state() != WorkerState::Finishing {
             // No PHP request end (start-up failed, or no method): still Finishing.
             self.slot.set_state(WorkerState::Finishing, now_us());
@@ -640,7 +651,7 @@ impl Worker<'_> {
         let (format, full) = status::select(query);
         let snapshot = pool_status(&self.status);
         let body = status::render(&snapshot, format, full, &|t| {
-            os::strftime_local(t as i64, access::TIME_FORMAT)
+            rfpm_sys::time::strftime_local(t as i64, access::TIME_FORMAT)
         });
         let mut headers = vec![status::EXPIRES.to_string(), status::NO_CACHE.to_string()];
         if !head {
@@ -673,7 +684,7 @@ struct RequestLog<'a> {
     slot: &'a Slot,
     pool: &'a Pool,
     status: &'a StatusSource<'a>,
-    access_fd: Option<i32>,
+    access_fd: Option<BorrowedFd<'a>>,
     peer: Option<IpAddr>,
     ppid: i32,
     cpu_start: (u64, u64),
@@ -688,7 +699,7 @@ impl RequestLog<'_> {
     fn end(&self, end: &sapi::RequestEnd<'_>) -> Option<String> {
         let now = now_us();
         let duration = now.saturating_sub(self.slot.request_start_us());
-        let (u1, s1) = os::cpu_times_us();
+        let (u1, s1) = rfpm_sys::time::cpu_times_us();
         self.cpu_end.set(Some((u1, s1)));
         let cpu_user = u1.saturating_sub(self.cpu_start.0);
         let cpu_system = s1.saturating_sub(self.cpu_start.1);
@@ -728,13 +739,13 @@ impl RequestLog<'_> {
             return None;
         }
         let (mut line, cut) = access::format(&self.pool.access_format, &entry, &|t, f| {
-            os::strftime_local(t, f)
+            rfpm_sys::time::strftime_local(t, f)
         });
         if line.is_empty() {
             return None;
         }
         line.push(b'\n');
-        let _ = os::write_fd(fd, &line);
+        let _ = fd::write(fd, &line);
         cut.then(|| {
             format!(
                 "the log buffer is full ({}). The access log request has been truncated.",
@@ -798,26 +809,22 @@ fn probe(path: &[u8]) -> Kind {
 }
 
 /// Waits until `fd` is readable (or at end of stream), at most `timeout_ms` in all.
-fn wait_readable(fd: i32, timeout_ms: i32, on_quit: Quit) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
-    let mut wait = timeout_ms;
+fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: u16, on_quit: Quit) -> bool {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(u64::from(timeout_ms));
+    let mut wait = i32::from(timeout_ms);
     loop {
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, wait) };
-        if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            if on_quit == Quit::GiveUp && signals::worker_quit() {
-                return false;
+        match fd::poll_readable(fd, wait) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if on_quit == Quit::GiveUp && signals::worker_quit() {
+                    return false;
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                wait = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            wait = left.as_millis().min(i32::MAX as u128) as i32;
-            continue;
+            Ok(ready) => return ready,
+            Err(_) => return false,
         }
-        return r > 0;
     }
 }
 
@@ -834,20 +841,19 @@ enum Quit {
 /// After the last response: stop sending, then discard what the peer still sends until
 /// it closes (php-fpm's close), bounded so a silent peer cannot hold the worker.
 fn close_gracefully(conn: &mut ServerConn<Stream>, buf: &mut [u8]) {
-    let fd = conn.get_ref().raw();
     let _ = conn.flush();
-    os::shutdown_write(fd);
+    net::shutdown_write(conn.get_ref().fd());
     let mut budget = 64;
     // The peer has often closed already: look before waiting (saves the poll).
     while budget > 0 {
-        match os::recv_nowait(fd, buf) {
+        match net::recv_nowait(conn.get_ref().fd(), buf) {
             Ok(0) => return,
             Ok(_) => budget -= 1,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(_) => return,
         }
     }
-    while budget > 0 && wait_readable(fd, 1000, Quit::GiveUp) {
+    while budget > 0 && wait_readable(conn.get_ref().fd(), 1000, Quit::GiveUp) {
         match conn.get_mut().read(buf) {
             Ok(0) | Err(_) => break,
             Ok(_) => budget -= 1,
@@ -937,7 +943,7 @@ impl sapi::Conn for FcgiIo<'_> {
                     let errno = e.raw_os_error().unwrap_or(0);
                     return Err(format!(
                         "REQUEST_BODY_FILE: open('{path}') failed: {} ({errno})",
-                        os::strerror(errno)
+                        rfpm_sys::strerror(errno)
                     ));
                 }
             }
@@ -959,7 +965,7 @@ impl sapi::Conn for FcgiIo<'_> {
                 return true;
             }
             if !self.keep {
-                os::shutdown_write(self.conn.get_ref().raw());
+                net::shutdown_write(self.conn.get_ref().fd());
                 self.closed = true;
             }
         }

@@ -20,22 +20,25 @@ impl Notifier {
     }
 
     pub fn new(path: &[u8]) -> io::Result<Notifier> {
-        // SAFETY: all-zero is a valid sockaddr_un.
+        // SAFETY: all-zero is a valid sockaddr_un (plain integers and bytes).
         let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        addr.sun_family = libc::sa_family_t::try_from(libc::AF_UNIX)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         if path.is_empty() || path.len() >= addr.sun_path.len() {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let abstract_ns = path[0] == b'@';
         for (dst, &b) in addr.sun_path.iter_mut().zip(path) {
-            *dst = b as libc::c_char;
+            *dst = libc::c_char::from_ne_bytes([b]);
         }
         if abstract_ns {
             addr.sun_path[0] = 0;
         }
         let base = std::mem::size_of::<libc::sa_family_t>();
-        let addr_len = (base + path.len() + usize::from(!abstract_ns)) as libc::socklen_t;
-        // SAFETY: plain socket creation; the result is checked.
+        let addr_len = libc::socklen_t::try_from(base + path.len() + usize::from(!abstract_ns))
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: socket takes integers and touches no memory of ours; the result is
+        // checked.
         let fd = unsafe {
             libc::socket(
                 libc::AF_UNIX,
@@ -53,14 +56,16 @@ impl Notifier {
 
     /// One datagram.
     pub fn send(&self, msg: &str) -> io::Result<()> {
-        // SAFETY: the buffer and the address are valid for the given lengths.
+        // SAFETY: `msg` is a live buffer read for its length; `addr` is our own
+        // sockaddr_un, read for `addr_len` bytes (at most its size, checked in `new`);
+        // the socket is ours.
         let n = unsafe {
             libc::sendto(
                 self.fd.as_raw_fd(),
-                msg.as_ptr() as *const libc::c_void,
+                msg.as_ptr().cast(),
                 msg.len(),
                 libc::MSG_NOSIGNAL,
-                &self.addr as *const libc::sockaddr_un as *const libc::sockaddr,
+                std::ptr::from_ref(&self.addr).cast(),
                 self.addr_len,
             )
         };

@@ -41,12 +41,13 @@ pub fn init() -> Option<Area> {
 pub fn set(area: Area, title: &str) {
     let bytes = title.as_bytes();
     let n = bytes.len().min(area.len.saturating_sub(1));
+    let p = std::ptr::with_exposed_provenance_mut::<u8>(area.start);
     // SAFETY: [start, start+len) is this process's original argv/environment block, as
-    // the kernel reports it; the environment was moved away by `init` and `main` copied
-    // the arguments before, so nothing reads this memory any more; the block is
-    // writable stack memory of the process.
+    // the kernel reports it: writable memory at the top of the main stack that lives as
+    // long as the process. Nothing reads it any more: `init` moved the environment to
+    // the heap and `main` copied the arguments before. `n < len`, and `bytes` (our own
+    // string) cannot overlap it.
     unsafe {
-        let p = area.start as *mut u8;
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, n);
         std::ptr::write_bytes(p.add(n), 0, area.len - n);
     }
