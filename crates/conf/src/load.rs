@@ -470,9 +470,8 @@ pub(crate) fn glob(pattern: &str) -> Result<Vec<String>, GlobError> {
                 continue;
             }
             let dir = if base.is_empty() { "." } else { base.as_str() };
-            let rd = match std::fs::read_dir(dir) {
-                Ok(rd) => rd,
-                Err(_) => return Err(GlobError::Aborted),
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return Err(GlobError::Aborted);
             };
             let mut names: Vec<Vec<u8>> = Vec::new();
             for e in rd.flatten() {
