@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::ini::{parse_line, IniEnv, IniEvent};
 use crate::model::{expand_pool, parse_bool, set_global, set_pool, KeyValue, PoolConf, SetResult};
-use crate::{Config, Diag, Failure, Level, LoadOptions, Loaded};
+use crate::{Config, Diag, Failure, LoadOptions, Loaded};
 
 /// Nesting limit: the main file plus 4 levels of includes.
 const MAX_RECURSION: u32 = 5;
@@ -138,8 +138,7 @@ impl<'o> Loader<'o> {
             let mut include: Option<String> = None;
             for ev in events {
                 if let IniEvent::SyntaxError(msg) = ev {
-                    self.diags
-                        .push(Diag::new(Level::Raw, format!("PHP:  {msg}")));
+                    self.diags.push(Diag::raw(format!("PHP:  {msg}")));
                     error = true;
                     break;
                 }

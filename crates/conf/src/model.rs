@@ -3,6 +3,7 @@
 //! `-tt` dump.
 
 use crate::ini::atoi;
+use rfpm_core::Level;
 
 /// Marker php-fpm uses internally for an unset `process.priority`.
 pub const PRIORITY_UNSET: i32 = 64;
@@ -12,29 +13,6 @@ pub const BACKLOG_DEFAULT: i32 = -1;
 pub const DEFAULT_ACCESS_FORMAT: &str = "%R - %u %t \"%m %r\" %s";
 /// Default `security.limit_extensions`.
 pub const DEFAULT_LIMIT_EXTENSIONS: &str = ".php .phar";
-
-/// `log_level` values (php-fpm's zlog levels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Debug = 1,
-    Notice = 2,
-    Warning = 3,
-    Error = 4,
-    Alert = 5,
-}
-
-impl LogLevel {
-    /// Name as php-fpm prints it in the dump and log prefixes.
-    pub fn name(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "DEBUG",
-            LogLevel::Notice => "NOTICE",
-            LogLevel::Warning => "WARNING",
-            LogLevel::Error => "ERROR",
-            LogLevel::Alert => "ALERT",
-        }
-    }
-}
 
 /// Process manager style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +71,7 @@ pub struct GlobalConf {
     pub syslog_facility: i32,
     pub log_buffering: bool,
     /// `None` = never set (effective level notice; dump prints `unknown value`).
-    pub log_level: Option<LogLevel>,
+    pub log_level: Option<Level>,
     pub log_limit: i32,
     pub emergency_restart_threshold: i32,
     /// Seconds.
@@ -363,15 +341,8 @@ pub(crate) fn parse_bool(v: &str) -> Result<bool, &'static str> {
     }
 }
 
-fn parse_log_level(v: &str) -> Result<LogLevel, &'static str> {
-    Ok(match v.to_ascii_lowercase().as_str() {
-        "debug" => LogLevel::Debug,
-        "notice" => LogLevel::Notice,
-        "warning" | "warn" => LogLevel::Warning,
-        "error" => LogLevel::Error,
-        "alert" => LogLevel::Alert,
-        _ => return Err("invalid value for 'log_level'"),
-    })
+fn parse_log_level(v: &str) -> Result<Level, &'static str> {
+    Level::parse(v).ok_or("invalid value for 'log_level'")
 }
 
 fn parse_facility(v: &str) -> Result<i32, &'static str> {
@@ -647,7 +618,7 @@ pub fn dump(cfg: &Config) -> Vec<String> {
         format!("\tlog_buffering = {}", b2s(g.log_buffering)),
         format!(
             "\tlog_level = {}",
-            g.log_level.map_or("unknown value", LogLevel::name)
+            g.log_level.map_or("unknown value", Level::as_str)
         ),
         format!("\tlog_limit = {}", g.log_limit),
         format!(
@@ -820,7 +791,7 @@ pub fn render(cfg: &Config) -> String {
     }
     line(&mut o, "log_buffering", b(g.log_buffering));
     if let Some(l) = g.log_level {
-        line(&mut o, "log_level", &l.name().to_ascii_lowercase());
+        line(&mut o, "log_level", &l.as_str().to_ascii_lowercase());
     }
     line(&mut o, "log_limit", &g.log_limit.to_string());
     line(

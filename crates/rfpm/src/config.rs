@@ -2,7 +2,7 @@
 //! `conf`, pure) with the effects done here (log files, user lookups), the error log
 //! set up, and the pools made ready to run.
 use crate::cli::{Cli, EX_CONFIG};
-use crate::log::{self, Level};
+use crate::log;
 use crate::os;
 use crate::pool::Pool;
 use std::cell::Cell;
@@ -38,22 +38,12 @@ fn builtin(is_root: bool, allow_root: bool) -> String {
     s
 }
 
-fn level_of(l: conf::Level) -> Level {
-    match l {
-        conf::Level::Debug => Level::Debug,
-        conf::Level::Notice | conf::Level::Raw => Level::Notice,
-        conf::Level::Warning => Level::Warning,
-        conf::Level::Error => Level::Error,
-        conf::Level::Alert => Level::Alert,
-    }
-}
-
 fn print_diags(diags: &[conf::Diag]) {
     for d in diags {
-        if d.level == conf::Level::Raw {
-            eprintln!("{}", d.text);
-        } else {
-            crate::log_at!(level_of(d.level), "{}", d.text);
+        match d.level {
+            Some(level) => crate::log_at!(level, "{}", d.text),
+            // PHP's own line (`PHP:  syntax error, …`), verbatim.
+            None => eprintln!("{}", d.text),
         }
     }
 }
@@ -191,9 +181,7 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
     // php-fpm applies log_level first thing in post-processing: validation's own
     // notices are already filtered by it.
     if let Some(level) = loaded.config.global.log_level {
-        if let Some(lv) = Level::parse(level.name()) {
-            log::with(|l| l.set_level(lv));
-        }
+        log::with(|l| l.set_level(level));
     }
     let daemonize = c.daemonize.unwrap_or(loaded.config.global.daemonize);
     let use_stderr = builtin_default || (!daemonize && (os::isatty(2) || c.force_stderr));
