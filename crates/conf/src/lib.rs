@@ -6,7 +6,9 @@
 //!   reference) in order, with php-fpm's messages, using a [`Sys`] for every
 //!   effect (directory checks, opening log files).
 //! * [`test_identities`] is the extra user/group resolution done by `-t`.
-//! * [`dump`] renders the `-tt` lines.
+//! * [`directives`] is the table of every directive (name, section, value type,
+//!   default, own validation, `-tt` order) from which parsing, defaults, checks,
+//!   [`dump`] (the `-tt` lines) and [`render`] follow.
 //!
 //! Every message is a [`Diag`]: the text of one php-fpm log line without the
 //! timestamp and level prefix; the caller prints them.
@@ -14,6 +16,7 @@
 
 pub mod access;
 pub mod constants;
+pub mod directives;
 pub mod ini;
 mod load;
 pub mod model;
@@ -22,8 +25,9 @@ pub mod validate;
 use std::path::PathBuf;
 
 pub use constants::default_constants;
+pub use directives::{dump, render, GlobalConf, PoolConf};
 pub use load::{load, load_str};
-pub use model::{dump, render, Config, GlobalConf, KeyValue, Pm, PoolConf};
+pub use model::{Config, Count, KeyValue, Pm, Secs};
 /// The one log level of rfpm (`log_level`, and the level of every [`Diag`]).
 pub use rfpm_core::Level;
 pub use validate::{

@@ -197,7 +197,7 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
 
     let g = &loaded.config.global;
     log::with(|l| {
-        l.set_limit(g.log_limit.max(0) as usize);
+        l.set_limit(g.log_limit.get());
         if g.error_log
             .as_deref()
             .is_some_and(|e| e.eq_ignore_ascii_case("syslog"))
@@ -213,7 +213,7 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
         path_shown: path,
         daemonize: g.daemonize,
         pid_file: g.pid.clone(),
-        process_control_timeout: g.process_control_timeout.max(0) as u64,
+        process_control_timeout: g.process_control_timeout.get(),
         config: loaded.config,
     })
 }

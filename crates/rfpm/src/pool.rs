@@ -109,13 +109,13 @@ impl Pool {
             backlog: c.listen_backlog,
             socket,
             pm,
-            max_children: c.pm_max_children.max(0) as usize,
-            start_servers: c.pm_start_servers.max(0) as usize,
-            min_spare: c.pm_min_spare_servers.max(0) as usize,
-            max_spare: c.pm_max_spare_servers.max(0) as usize,
-            max_spawn_rate: c.pm_max_spawn_rate.max(1) as usize,
-            idle_timeout: c.pm_process_idle_timeout.max(1) as u64,
-            max_requests: c.pm_max_requests.max(0) as u64,
+            max_children: c.pm_max_children.get(),
+            start_servers: c.pm_start_servers.get(),
+            min_spare: c.pm_min_spare_servers.get(),
+            max_spare: c.pm_max_spare_servers.get(),
+            max_spawn_rate: c.pm_max_spawn_rate.get().max(1),
+            idle_timeout: c.pm_process_idle_timeout.get().max(1),
+            max_requests: c.pm_max_requests.get() as u64,
             identity,
             rlimit_files: c.rlimit_files,
             rlimit_core: c.rlimit_core,
@@ -142,15 +142,15 @@ impl Pool {
                 .map(|kv| (kv.key.clone(), kv.value.clone()))
                 .collect(),
             timeouts: crate::timeouts::TimeoutConf {
-                terminate: c.request_terminate_timeout.max(0) as u64,
+                terminate: c.request_terminate_timeout.get(),
                 track_finished: c.request_terminate_timeout_track_finished,
-                slowlog: c.request_slowlog_timeout.max(0) as u64,
+                slowlog: c.request_slowlog_timeout.get(),
             },
             slowlog: c.slowlog.clone().filter(|s| !s.is_empty()),
             // php-fpm's default depth is 20.
-            slowlog_depth: match c.request_slowlog_trace_depth {
-                d if d > 0 => d as usize,
-                _ => 20,
+            slowlog_depth: match c.request_slowlog_trace_depth.get() {
+                0 => 20,
+                d => d,
             },
             status_path: c
                 .pm_status_path
