@@ -91,15 +91,13 @@ impl Pool {
             .into_iter()
             .map(String::into_bytes)
             .collect();
-        let ping = c.ping_path.as_deref().filter(|p| !p.is_empty()).map(|p| {
-            (
-                p.as_bytes().to_vec(),
-                c.ping_response
-                    .clone()
-                    .unwrap_or_else(|| "pong".into())
-                    .into_bytes(),
-            )
-        });
+        // Validation gives a pool with a ping path its response (`pong` by default).
+        let ping = c
+            .ping_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .zip(c.ping_response.as_deref())
+            .map(|(p, r)| (p.as_bytes().to_vec(), r.as_bytes().to_vec()));
         let priority = (is_root && c.process_priority != conf::model::PRIORITY_UNSET)
             .then_some(c.process_priority);
         Pool {
@@ -147,11 +145,8 @@ impl Pool {
                 slowlog: c.request_slowlog_timeout.get(),
             },
             slowlog: c.slowlog.clone().filter(|s| !s.is_empty()),
-            // php-fpm's default depth is 20.
-            slowlog_depth: match c.request_slowlog_trace_depth.get() {
-                0 => 20,
-                d => d,
-            },
+            // Validation fills in php-fpm's default depth, 20.
+            slowlog_depth: c.request_slowlog_trace_depth.get(),
             status_path: c
                 .pm_status_path
                 .as_deref()
@@ -159,11 +154,8 @@ impl Pool {
                 .map(|p| p.as_bytes().to_vec()),
             shared: c.shared,
             access_log: c.access_log.clone().filter(|s| !s.is_empty()),
-            access_format: c
-                .access_format
-                .clone()
-                .unwrap_or_else(|| conf::model::DEFAULT_ACCESS_FORMAT.into())
-                .into_bytes(),
+            // Validation fills in the default format for a pool with an access log.
+            access_format: c.access_format.clone().unwrap_or_default().into_bytes(),
             suppress_paths: c
                 .access_suppress_path
                 .iter()
