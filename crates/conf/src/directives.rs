@@ -719,3 +719,273 @@ pub fn render(cfg: &Config) -> String {
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{load_str, validate, AcceptAllSys, LoadOptions};
+
+    fn opts() -> LoadOptions {
+        LoadOptions {
+            env: Box::new(|_| None),
+            ..LoadOptions::default()
+        }
+    }
+
+    /// Loads and validates `text` (no effects: every path exists, every log opens).
+    fn validated(text: &str) -> Config {
+        let o = opts();
+        let mut loaded = match load_str("t.conf", text.as_bytes(), &o) {
+            Ok(l) => l,
+            Err(f) => panic!("load: {:?}", f.diags),
+        };
+        if let Err(f) = validate(&mut loaded.config, &AcceptAllSys, &o) {
+            panic!("validate: {:?}", f.diags);
+        }
+        loaded.config
+    }
+
+    const MINIMAL: &str = "[global]\nerror_log = /tmp/m.log\n[www]\nlisten = /tmp/m.sock\npm = static\npm.max_children = 1\n";
+
+    /// `php-fpm8.2 -n -tt -R` on [`MINIMAL`] (without the timestamps and `NOTICE: `).
+    const PHP_FPM_TT_MINIMAL: &str = "[global]
+\tpid = undefined
+\terror_log = /tmp/m.log
+\tsyslog.ident = php-fpm
+\tsyslog.facility = 24
+\tlog_buffering = yes
+\tlog_level = unknown value
+\tlog_limit = 1024
+\temergency_restart_interval = 0s
+\temergency_restart_threshold = 0
+\tprocess_control_timeout = 0s
+\tprocess.max = 0
+\tprocess.priority = undefined
+\tdaemonize = yes
+\trlimit_files = 0
+\trlimit_core = 0
+\tevents.mechanism = epoll
+\tsystemd_interval = 10s
+ 
+[www]
+\tprefix = undefined
+\tuser = undefined
+\tgroup = undefined
+\tlisten = /tmp/m.sock
+\tlisten.backlog = -1
+\tlisten.acl_users = undefined
+\tlisten.acl_groups = undefined
+\tlisten.owner = undefined
+\tlisten.group = undefined
+\tlisten.mode = undefined
+\tlisten.allowed_clients = undefined
+\tprocess.priority = undefined
+\tprocess.dumpable = no
+\tpm = static
+\tpm.max_children = 1
+\tpm.start_servers = 0
+\tpm.min_spare_servers = 0
+\tpm.max_spare_servers = 0
+\tpm.max_spawn_rate = 32
+\tpm.process_idle_timeout = 10
+\tpm.max_requests = 0
+\tpm.status_path = undefined
+\tpm.status_listen = undefined
+\tping.path = undefined
+\tping.response = undefined
+\taccess.log = undefined
+\taccess.format = undefined
+\tslowlog = undefined
+\trequest_slowlog_timeout = 0s
+\trequest_slowlog_trace_depth = 20
+\trequest_terminate_timeout = 0s
+\trequest_terminate_timeout_track_finished = no
+\trlimit_files = 0
+\trlimit_core = 0
+\tchroot = undefined
+\tchdir = undefined
+\tcatch_workers_output = no
+\tdecorate_workers_output = yes
+\tclear_env = yes
+\tsecurity.limit_extensions = .php .phar
+ ";
+
+    #[test]
+    fn defaults_match_what_php_fpm_prints_for_an_empty_pool() {
+        let got = dump(&validated(MINIMAL));
+        let want: Vec<&str> = PHP_FPM_TT_MINIMAL.lines().collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn names_are_unique_and_sections_match_their_table() {
+        fn unique<T>(table: &[Directive<T>], section: Section) {
+            for (i, d) in table.iter().enumerate() {
+                assert_eq!(d.section, section, "{}", d.name);
+                for e in &table[i + 1..] {
+                    assert!(
+                        !d.name.eq_ignore_ascii_case(e.name),
+                        "{} twice in {section:?}",
+                        d.name
+                    );
+                }
+            }
+        }
+        unique(GLOBAL, Section::Global);
+        unique(POOL, Section::Pool);
+        assert!(
+            GLOBAL.iter().all(|d| !d.is_array()),
+            "no arrays in [global]"
+        );
+    }
+
+    /// Every directive has its place in the `-tt` dump (the table's order), except the
+    /// ones php-fpm does not print.
+    #[test]
+    fn every_directive_has_a_dump_position() {
+        let undumped: Vec<&str> = GLOBAL
+            .iter()
+            .map(|d| (d.name, d.dumped))
+            .chain(POOL.iter().map(|d| (d.name, d.dumped)))
+            .filter(|(_, dumped)| !dumped)
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(undumped, ["apparmor_hat", "php_flag", "php_admin_flag"]);
+
+        // One entry in every array: each dumped directive prints at its place.
+        let cfg = validated(&format!(
+            "{MINIMAL}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
+             php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n"
+        ));
+        let printed: Vec<String> = dump(&cfg)
+            .iter()
+            .filter_map(|l| l.strip_prefix('\t'))
+            .map(|l| l.split([' ', '[']).next().unwrap_or_default().to_string())
+            .collect();
+        let mut want: Vec<&str> = GLOBAL.iter().filter(|d| d.dumped).map(|d| d.name).collect();
+        for d in POOL.iter().filter(|d| d.dumped) {
+            // The flags print in the list of the value directive they share.
+            let n = if d.name.starts_with("php_") { 2 } else { 1 };
+            want.extend(std::iter::repeat(d.name).take(n));
+        }
+        assert_eq!(printed, want);
+    }
+
+    #[test]
+    fn checks_apply_to_their_kind() {
+        fn applies<T>(table: &[Directive<T>]) {
+            for d in table {
+                let ok = matches!(
+                    (d.check, &d.kind),
+                    (None, _)
+                        | (Some(Check::Required(..)), Kind::Str(_) | Kind::Pm(_))
+                        | (Some(Check::AtLeast(..)), Kind::Int(_))
+                        | (Some(Check::Range(..)), Kind::Priority(_))
+                );
+                assert!(ok, "{}: check does not apply to its kind", d.name);
+            }
+        }
+        applies(GLOBAL);
+        applies(POOL);
+    }
+
+    /// A valid value of each kind sets every scalar directive, its name in any case.
+    #[test]
+    fn every_scalar_parses_by_name_in_any_case() {
+        fn sample<T>(k: &Kind<T>) -> &'static str {
+            match k {
+                Kind::Str(_) => "/x",
+                Kind::Bool(_) => "yes",
+                Kind::Int(_) | Kind::Signed(_) | Kind::Priority(_) | Kind::Rlimit(_) => "5",
+                Kind::Time(_) | Kind::TimeBare(_) | Kind::SystemdInterval(_) => "2m",
+                Kind::Facility(_) => "local0",
+                Kind::LogLevel(_) => "warn",
+                Kind::Pm(_) => "ondemand",
+                Kind::Env(_) | Kind::Values(_) | Kind::Flags(_) | Kind::Paths(_) => "",
+            }
+        }
+        fn all<T>(table: &[Directive<T>], t: &mut T, pool: Option<&str>) {
+            for d in table.iter().filter(|d| !d.is_array()) {
+                let upper = d.name.to_ascii_uppercase();
+                let r = set(table, t, &upper, sample(&d.kind), pool);
+                assert!(matches!(r, SetResult::Ok), "{}", d.name);
+            }
+        }
+        let mut g = GlobalConf::default();
+        all(GLOBAL, &mut g, None);
+        assert_eq!(g.process_control_timeout.get(), 120);
+        assert_eq!(g.log_level, Some(Level::Warning));
+        let mut p = PoolConf::new("www");
+        all(POOL, &mut p, Some("www"));
+        assert_eq!((p.pm_max_children.get(), p.pm), (5, Some(Pm::Ondemand)));
+        assert!(matches!(
+            set(POOL, &mut p, "env", "x", Some("www")),
+            SetResult::Unknown
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_canonical_directive() {
+        let mut p = PoolConf::new("www");
+        let r = set(POOL, &mut p, "PM.Max_Children", "ten", Some("www"));
+        assert!(matches!(
+            r,
+            SetResult::Err("pm.max_children", crate::model::ERR_NUMBER)
+        ));
+        let mut g = GlobalConf::default();
+        let r = set(GLOBAL, &mut g, "pid", "/run/$pool.pid", None);
+        assert!(matches!(
+            r,
+            SetResult::Err("pid", "Can't use '$pool' when the pool is not defined")
+        ));
+    }
+
+    /// php-fpm keeps a negative count as configured and prints it; the program reads 0.
+    #[test]
+    fn negative_values_dump_as_configured_and_read_as_zero() {
+        let cfg = validated(&format!(
+            "{MINIMAL}pm.max_requests = -7\nrequest_terminate_timeout = -2m\n"
+        ));
+        let p = &cfg.pools[0];
+        assert_eq!(
+            (p.pm_max_requests.get(), p.request_terminate_timeout.get()),
+            (0, 0)
+        );
+        let d = dump(&cfg);
+        assert!(d.iter().any(|l| l == "\tpm.max_requests = -7"));
+        assert!(d.iter().any(|l| l == "\trequest_terminate_timeout = -120s"));
+    }
+
+    #[test]
+    fn table_checks_fail_with_php_fpm_messages_in_order() {
+        let mut p = PoolConf::new("www");
+        p.process_priority = 30;
+        // listen comes first in the table, then process.priority, pm, pm.max_children.
+        assert_eq!(
+            check(POOL, &p),
+            Err((Level::Alert, "no listen address have been defined!"))
+        );
+        p.listen = Some("/s".into());
+        assert_eq!(
+            check(POOL, &p),
+            Err((
+                Level::Error,
+                "process.priority must be included into [-19,20]"
+            ))
+        );
+        p.process_priority = PRIORITY_UNSET;
+        p.pm = Some(Pm::Static);
+        assert_eq!(
+            check(POOL, &p),
+            Err((Level::Alert, "pm.max_children must be a positive value"))
+        );
+        let g = GlobalConf {
+            log_limit: Count::new(511),
+            ..GlobalConf::default()
+        };
+        assert_eq!(
+            check(GLOBAL, &g),
+            Err((Level::Error, "log_limit must be greater than 512"))
+        );
+    }
+}
