@@ -6,7 +6,9 @@
 //!   reference) in order, with php-fpm's messages, using a [`Sys`] for every
 //!   effect (directory checks, opening log files).
 //! * [`test_identities`] is the extra user/group resolution done by `-t`.
-//! * [`dump`] renders the `-tt` lines.
+//! * [`directives`] is the table of every directive (name, section, value type,
+//!   default, own validation, `-tt` order) from which parsing, defaults, checks,
+//!   [`dump`] (the `-tt` lines) and [`render`] follow.
 //!
 //! Every message is a [`Diag`]: the text of one php-fpm log line without the
 //! timestamp and level prefix; the caller prints them.
@@ -14,6 +16,7 @@
 
 pub mod access;
 pub mod constants;
+pub mod directives;
 pub mod ini;
 mod load;
 pub mod model;
@@ -22,52 +25,38 @@ pub mod validate;
 use std::path::PathBuf;
 
 pub use constants::default_constants;
+pub use directives::{dump, render, GlobalConf, PoolConf};
 pub use load::{load, load_str};
-pub use model::{dump, render, Config, GlobalConf, KeyValue, LogLevel, Pm, PoolConf};
+pub use model::{Config, Count, KeyValue, Pm, Secs};
+/// The one log level of rfpm (`log_level`, and the level of every [`Diag`]).
+pub use rfpm_core::Level;
 pub use validate::{
     global_priority_notice, resolve_identity, socket_permissions, test_identities, validate,
     AcceptAllSys, Identity, LogFile, SocketPerms, Sys, SysError, UserInfo,
 };
 
-/// Level of one diagnostic line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Debug,
-    Notice,
-    Warning,
-    Error,
-    Alert,
-    /// Not a php-fpm log line: printed by PHP itself verbatim on stderr
-    /// (`PHP:  syntax error, … in Unknown on line N`), no timestamp, no level,
-    /// not written to the error log and not subject to `log_level`.
-    Raw,
-}
-
-impl Level {
-    /// The prefix word php-fpm prints (`NOTICE`, `ERROR`, …); empty for `Raw`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Notice => "NOTICE",
-            Level::Warning => "WARNING",
-            Level::Error => "ERROR",
-            Level::Alert => "ALERT",
-            Level::Raw => "",
-        }
-    }
-}
-
-/// One php-fpm log line without timestamp and level prefix.
+/// One php-fpm log line without timestamp and level prefix, or one line PHP itself
+/// prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diag {
-    pub level: Level,
+    /// `None`: not a php-fpm log line but PHP's own, printed verbatim on stderr
+    /// (`PHP:  syntax error, … in Unknown on line N`): no timestamp, no level, not
+    /// written to the error log and not subject to `log_level`.
+    pub level: Option<Level>,
     pub text: String,
 }
 
 impl Diag {
     pub fn new(level: Level, text: impl Into<String>) -> Self {
         Diag {
-            level,
+            level: Some(level),
+            text: text.into(),
+        }
+    }
+    /// A line PHP prints itself (see [`Diag::level`]).
+    pub fn raw(text: impl Into<String>) -> Self {
+        Diag {
+            level: None,
             text: text.into(),
         }
     }
@@ -86,12 +75,11 @@ impl Diag {
 }
 
 impl std::fmt::Display for Diag {
-    /// `LEVEL: text` (or the raw text for [`Level::Raw`]).
+    /// `LEVEL: text` (or the raw text of PHP's own line).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.level == Level::Raw {
-            f.write_str(&self.text)
-        } else {
-            write!(f, "{}: {}", self.level.name(), self.text)
+        match self.level {
+            Some(level) => write!(f, "{}: {}", level.as_str(), self.text),
+            None => f.write_str(&self.text),
         }
     }
 }
@@ -156,22 +144,15 @@ pub struct Failure {
 
 impl Config {
     /// The effective log level (php-fpm uses NOTICE when `log_level` is unset).
-    pub fn log_level(&self) -> LogLevel {
-        self.global.log_level.unwrap_or(LogLevel::Notice)
+    pub fn log_level(&self) -> Level {
+        self.global.log_level.unwrap_or(Level::Notice)
     }
 }
 
-/// Is a line of this level printed under `log_level`? (`Raw` always is.)
-pub fn level_enabled(line: Level, log_level: LogLevel) -> bool {
-    let rank = match line {
-        Level::Raw => return true,
-        Level::Debug => LogLevel::Debug,
-        Level::Notice => LogLevel::Notice,
-        Level::Warning => LogLevel::Warning,
-        Level::Error => LogLevel::Error,
-        Level::Alert => LogLevel::Alert,
-    };
-    rank >= log_level
+/// Is a line of this level printed under `log_level`? (PHP's own lines, level `None`,
+/// always are.)
+pub fn level_enabled(line: Option<Level>, log_level: Level) -> bool {
+    line.map_or(true, |l| l >= log_level)
 }
 
 /// The whole `-t` (`full == false`) / `-tt` (`full == true`) sequence of

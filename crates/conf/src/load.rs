@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use crate::directives::{self, array_needs_key, set_array, SetResult, GLOBAL, POOL};
 use crate::ini::{parse_line, IniEnv, IniEvent};
-use crate::model::{expand_pool, parse_bool, set_global, set_pool, KeyValue, PoolConf, SetResult};
-use crate::{Config, Diag, Failure, Level, LoadOptions, Loaded};
+use crate::{Config, Diag, Failure, LoadOptions, Loaded, PoolConf};
 
 /// Nesting limit: the main file plus 4 levels of includes.
 const MAX_RECURSION: u32 = 5;
@@ -138,8 +138,7 @@ impl<'o> Loader<'o> {
             let mut include: Option<String> = None;
             for ev in events {
                 if let IniEvent::SyntaxError(msg) = ev {
-                    self.diags
-                        .push(Diag::new(Level::Raw, format!("PHP:  {msg}")));
+                    self.diags.push(Diag::raw(format!("PHP:  {msg}")));
                     error = true;
                     break;
                 }
@@ -207,8 +206,11 @@ impl<'o> Loader<'o> {
                     return None;
                 }
                 let r = match self.current.and_then(|i| self.cfg.pools.get_mut(i)) {
-                    Some(p) => set_pool(p, &name, &value),
-                    None => set_global(&mut self.cfg.global, &name, &value),
+                    Some(p) => {
+                        let pool = p.name.clone();
+                        directives::set(POOL, p, &name, &value, Some(&pool))
+                    }
+                    None => directives::set(GLOBAL, &mut self.cfg.global, &name, &value, None),
                 };
                 match r {
                     SetResult::Ok => None,
@@ -230,50 +232,15 @@ impl<'o> Loader<'o> {
 
     fn array(&mut self, filename: &str, name: &str, key: String, value: String) -> Option<String> {
         let loc = self.loc(filename);
-        let suppress = name == "access.suppress_path";
-        if key.is_empty() && !suppress {
+        if key.is_empty() && array_needs_key(name) {
             return Some(format!("{loc} You must provide a key for field '{name}'"));
         }
         let Some(pool) = self.current.and_then(|i| self.cfg.pools.get_mut(i)) else {
             return Some(format!("{loc} Array are not allowed in the global section"));
         };
-        let pool_name = pool.name.clone();
-        let plain = |v: &str| expand_pool(v, Some(&pool_name));
-        let flag = |v: &str| parse_bool(v).map(|b| if b { "1" } else { "0" }.to_string());
-        let (list, res) = match name {
-            "env" => {
-                if value.is_empty() {
-                    return Some(format!("{loc} empty value"));
-                }
-                (&mut pool.env, plain(&value))
-            }
-            "php_value" => (&mut pool.php_values, plain(&value)),
-            "php_flag" => (&mut pool.php_values, flag(&value)),
-            "php_admin_value" => (&mut pool.php_admin_values, plain(&value)),
-            "php_admin_flag" => (&mut pool.php_admin_values, flag(&value)),
-            "access.suppress_path" => {
-                if !key.is_empty() {
-                    return Some(format!(
-                        "{loc} Keys provided to field 'access.suppress_path' are ignored"
-                    ));
-                }
-                if !value.starts_with('/') {
-                    return Some(format!(
-                        "{loc} Values provided to field 'access.suppress_path' must begin with '/'"
-                    ));
-                }
-                pool.access_suppress_path.insert(0, value);
-                return None;
-            }
-            _ => return Some(format!("{loc} unknown directive '{name}'")),
-        };
-        match res {
-            Ok(v) => {
-                list.insert(0, KeyValue { key, value: v });
-                None
-            }
-            Err(e) => Some(format!("{loc} error while parsing '{name}[{key}]' : {e}")),
-        }
+        set_array(pool, name, key, value)
+            .err()
+            .map(|e| format!("{loc} {e}"))
     }
 
     fn include(&mut self, filename: &str, pattern: &str) -> bool {
@@ -470,9 +437,8 @@ pub(crate) fn glob(pattern: &str) -> Result<Vec<String>, GlobError> {
                 continue;
             }
             let dir = if base.is_empty() { "." } else { base.as_str() };
-            let rd = match std::fs::read_dir(dir) {
-                Ok(rd) => rd,
-                Err(_) => return Err(GlobError::Aborted),
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return Err(GlobError::Aborted);
             };
             let mut names: Vec<Vec<u8>> = Vec::new();
             for e in rd.flatten() {

@@ -6,8 +6,9 @@
 
 use std::path::Path;
 
+use crate::directives::{check, GLOBAL, POOL};
 use crate::model::{
-    address_is_unix, Config, Pm, PoolConf, BACKLOG_DEFAULT, DEFAULT_ACCESS_FORMAT,
+    address_is_unix, Config, Count, Pm, PoolConf, BACKLOG_DEFAULT, DEFAULT_ACCESS_FORMAT,
     DEFAULT_LIMIT_EXTENSIONS, EVENT_MECHANISMS, PRIORITY_UNSET,
 };
 use crate::{Diag, Failure, LoadOptions};
@@ -226,16 +227,9 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
     if let Some(d) = opts.daemonize_override {
         g.daemonize = d;
     }
-    if g.log_limit < 512 {
-        return Err(cx.fail(Diag::error("log_limit must be greater than 512")));
-    }
-    if g.process_max < 0 {
-        return Err(cx.fail(Diag::error("process_max can't be negative")));
-    }
-    if g.process_priority != PRIORITY_UNSET && !(-19..=20).contains(&g.process_priority) {
-        return Err(cx.fail(Diag::error(
-            "process.priority must be included into [-19,20]",
-        )));
+    // The directives' own checks (log_limit, process.max, process.priority).
+    if let Err((level, msg)) = check(GLOBAL, g) {
+        return Err(cx.fail(Diag::new(level, msg)));
     }
     let error_log = g
         .error_log
@@ -429,35 +423,24 @@ fn process_pool(
         if p.user.is_none() && is_root && !allow_root {
             return Err(alert("user has not been defined".into()));
         }
+        // 3-5. The directives' own checks: listen set, process.priority's range, pm
+        // set, pm.max_children positive.
+        if let Err((level, msg)) = check(POOL, p) {
+            return Err(Diag::new(level, format!("[pool {name}] {msg}")));
+        }
         // 3. listen
-        match p.listen.clone().filter(|s| !s.is_empty()) {
-            Some(l) => {
-                if address_is_unix(&l) && !l.starts_with('/') {
-                    p.listen = Some(fp(&l, false, &mut cx.diags));
-                }
+        if let Some(l) = p.listen.clone() {
+            if address_is_unix(&l) && !l.starts_with('/') {
+                p.listen = Some(fp(&l, false, &mut cx.diags));
             }
-            None => return Err(alert("no listen address have been defined!".into())),
-        }
-        // 4. priority
-        if p.process_priority != PRIORITY_UNSET && !(-19..=20).contains(&p.process_priority) {
-            return Err(err("process.priority must be included into [-19,20]".into()));
-        }
-        // 5. pm
-        let Some(pm) = p.pm else {
-            return Err(alert(
-                "the process manager is missing (static, dynamic or ondemand)".into(),
-            ));
-        };
-        if p.pm_max_children < 1 {
-            return Err(alert("pm.max_children must be a positive value".into()));
         }
         // 6/7.
-        match pm {
-            Pm::Dynamic => {
+        match p.pm {
+            Some(Pm::Dynamic) => {
                 let (min, max, ch) = (
-                    p.pm_min_spare_servers,
-                    p.pm_max_spare_servers,
-                    p.pm_max_children,
+                    p.pm_min_spare_servers.configured(),
+                    p.pm_max_spare_servers.configured(),
+                    p.pm_max_children.configured(),
                 );
                 if min <= 0 {
                     return Err(alert(format!(
@@ -477,38 +460,39 @@ fn process_pool(
                         "pm.max_spare_servers({max}) must not be less than pm.min_spare_servers({min})"
                     )));
                 }
-                if p.pm_start_servers <= 0 {
-                    p.pm_start_servers = min + (max - min) / 2;
+                let start = p.pm_start_servers.configured();
+                if start <= 0 {
+                    let start = min + (max - min) / 2;
+                    p.pm_start_servers = Count::new(start);
                     cx.diags.push(Diag::notice(format!(
-                        "[pool {name}] pm.start_servers is not set. It's been set to {}.",
-                        p.pm_start_servers
+                        "[pool {name}] pm.start_servers is not set. It's been set to {start}."
                     )));
-                } else if p.pm_start_servers < min || p.pm_start_servers > max {
-                    return Err(alert(format!("pm.start_servers({}) must not be less than pm.min_spare_servers({min}) and not greater than pm.max_spare_servers({max})", p.pm_start_servers)));
+                } else if start < min || start > max {
+                    return Err(alert(format!("pm.start_servers({start}) must not be less than pm.min_spare_servers({min}) and not greater than pm.max_spare_servers({max})")));
                 }
-                if p.pm_max_spawn_rate < 1 {
+                if p.pm_max_spawn_rate.configured() < 1 {
                     return Err(alert("pm.max_spawn_rate must be a positive value".into()));
                 }
             }
-            Pm::Ondemand => {
+            Some(Pm::Ondemand) => {
                 if !edge {
                     return Err(alert("ondemand process manager can ONLY be used when events.mechanism is either epoll (Linux) or kqueue (*BSD).".into()));
                 }
-                if p.pm_process_idle_timeout < 1 {
+                if p.pm_process_idle_timeout.configured() < 1 {
                     return Err(alert(format!(
                         "pm.process_idle_timeout({}s) must be greater than 0s",
-                        p.pm_process_idle_timeout
+                        p.pm_process_idle_timeout.configured()
                     )));
                 }
                 if p.listen_backlog < BACKLOG_DEFAULT {
                     cx.diags.push(Diag::warning(format!("[pool {name}] listen.backlog({}) was too low for the ondemand process manager. I updated it for you to {}.", p.listen_backlog, BACKLOG_DEFAULT)));
                     p.listen_backlog = BACKLOG_DEFAULT;
                 }
-                p.pm_start_servers = 0;
-                p.pm_min_spare_servers = 0;
-                p.pm_max_spare_servers = 0;
+                p.pm_start_servers = Count::new(0);
+                p.pm_min_spare_servers = Count::new(0);
+                p.pm_max_spare_servers = Count::new(0);
             }
-            Pm::Static => {}
+            Some(Pm::Static) | None => {}
         }
         // 8. hidden status pool
         if let Some(sl) = p.pm_status_listen.clone() {
@@ -520,7 +504,7 @@ fn process_pool(
             s.shared = Some(idx);
             s.listen = Some(sl);
             s.pm = Some(Pm::Ondemand);
-            s.pm_max_children = 2;
+            s.pm_max_children = Count::new(2);
             s.user = p.user.clone();
             s.group = p.group.clone();
             s.listen_owner = p.listen_owner.clone();
@@ -582,7 +566,11 @@ fn process_pool(
         }
         let has_slowlog = p.slowlog.as_ref().is_some_and(|s| !s.is_empty());
         // 13. request_slowlog_timeout
-        if p.request_slowlog_timeout != 0 {
+        let (slow, terminate) = (
+            p.request_slowlog_timeout.configured(),
+            p.request_terminate_timeout.configured(),
+        );
+        if slow != 0 {
             if !has_slowlog {
                 return Err(err(
                     "'slowlog' must be specified for use with 'request_slowlog_timeout'".into(),
@@ -597,30 +585,27 @@ fn process_pool(
                     )));
                 }
             }
-            if p.request_terminate_timeout != 0
-                && p.request_slowlog_timeout > p.request_terminate_timeout
-            {
+            if terminate != 0 && slow > terminate {
                 return Err(err(format!(
-                    "'request_slowlog_timeout' ({}) can't be greater than 'request_terminate_timeout' ({})",
-                    p.request_slowlog_timeout, p.request_terminate_timeout
+                    "'request_slowlog_timeout' ({slow}) can't be greater than 'request_terminate_timeout' ({terminate})"
                 )));
             }
         }
         // 14. trace depth
-        if p.request_slowlog_trace_depth != 0 {
+        let depth = p.request_slowlog_trace_depth.configured();
+        if depth != 0 {
             if !has_slowlog {
                 return Err(err(
                     "'slowlog' must be specified for use with 'request_slowlog_trace_depth'".into(),
                 ));
             }
-            if p.request_slowlog_trace_depth <= 0 {
+            if depth <= 0 {
                 return Err(err(format!(
-                    "'request_slowlog_trace_depth' ({}) must be a positive value",
-                    p.request_slowlog_trace_depth
+                    "'request_slowlog_trace_depth' ({depth}) must be a positive value"
                 )));
             }
         } else {
-            p.request_slowlog_trace_depth = 20;
+            p.request_slowlog_trace_depth = Count::new(20);
         }
         // 15. chroot
         if let Some(cr) = p.chroot.clone().filter(|s| !s.is_empty()) {

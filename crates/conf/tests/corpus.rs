@@ -131,10 +131,9 @@ fn run_case(case: &Path, mode: &str) -> (String, String) {
     let syslog = case.to_string_lossy().contains("syslog");
     let mut out = String::new();
     for l in lines {
-        let text = if syslog && l.level != conf::Level::Raw {
-            format!("[{}] {}", l.level.name(), l.text)
-        } else {
-            l.to_string()
+        let text = match l.level {
+            Some(level) if syslog => format!("[{}] {}", level.as_str(), l.text),
+            _ => l.to_string(),
         };
         out.push_str(&text.replace(&dir, "@DIR@"));
         out.push('\n');

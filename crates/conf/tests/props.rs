@@ -16,23 +16,24 @@ fn opts() -> LoadOptions {
     }
 }
 
-/// Array directives and `include`, which the model's scalar lists do not hold.
-const EXTRA_DIRECTIVES: &[&str] = &[
-    "env[K]",
-    "php_value[k]",
-    "php_flag[f]",
-    "php_admin_value[a]",
-    "php_admin_flag[b]",
-    "access.suppress_path[]",
-    "include",
-];
-
-/// Every directive name a generated line may use.
-fn directives() -> Vec<&'static str> {
-    let m = conf::model::GLOBAL_DIRECTIVES
+/// Every directive a generated line may use: each scalar of the tables by name, each
+/// array with a key (`access.suppress_path[]` without), and `include`.
+fn directives() -> Vec<String> {
+    let global = conf::directives::GLOBAL
         .iter()
-        .chain(conf::model::POOL_DIRECTIVES);
-    m.chain(EXTRA_DIRECTIVES).copied().collect()
+        .map(|d| (d.name, d.is_array()));
+    let pool = conf::directives::POOL
+        .iter()
+        .map(|d| (d.name, d.is_array()));
+    global
+        .chain(pool)
+        .map(|(name, array)| match (array, name) {
+            (false, _) => name.to_string(),
+            (true, "access.suppress_path") => format!("{name}[]"),
+            (true, _) => format!("{name}[k]"),
+        })
+        .chain(["include".to_string()])
+        .collect()
 }
 
 fn value() -> impl Strategy<Value = String> {

@@ -124,10 +124,10 @@ pub struct CrashWindow {
 
 impl CrashWindow {
     /// Active only if both settings are non-zero.
-    pub fn new(threshold: i32, interval: i32) -> CrashWindow {
+    pub fn new(threshold: usize, interval: u64) -> CrashWindow {
         CrashWindow {
-            threshold: threshold.max(0) as usize,
-            interval: interval.max(0) as u64,
+            threshold,
+            interval,
             times: std::collections::VecDeque::new(),
         }
     }

@@ -2,7 +2,7 @@
 //! `conf`, pure) with the effects done here (log files, user lookups), the error log
 //! set up, and the pools made ready to run.
 use crate::cli::{Cli, EX_CONFIG};
-use crate::log::{self, Level};
+use crate::log;
 use crate::pool::Pool;
 use rfpm_sys::{fd, identity, process};
 use std::cell::Cell;
@@ -38,22 +38,12 @@ fn builtin(is_root: bool, allow_root: bool) -> String {
     s
 }
 
-fn level_of(l: conf::Level) -> Level {
-    match l {
-        conf::Level::Debug => Level::Debug,
-        conf::Level::Notice | conf::Level::Raw => Level::Notice,
-        conf::Level::Warning => Level::Warning,
-        conf::Level::Error => Level::Error,
-        conf::Level::Alert => Level::Alert,
-    }
-}
-
 fn print_diags(diags: &[conf::Diag]) {
     for d in diags {
-        if d.level == conf::Level::Raw {
-            eprintln!("{}", d.text);
-        } else {
-            crate::log_at!(level_of(d.level), "{}", d.text);
+        match d.level {
+            Some(level) => crate::log_at!(level, "{}", d.text),
+            // PHP's own line (`PHP:  syntax error, …`), verbatim.
+            None => eprintln!("{}", d.text),
         }
     }
 }
@@ -190,9 +180,7 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
     // php-fpm applies log_level first thing in post-processing: validation's own
     // notices are already filtered by it.
     if let Some(level) = loaded.config.global.log_level {
-        if let Some(lv) = Level::parse(level.name()) {
-            log::with(|l| l.set_level(lv));
-        }
+        log::with(|l| l.set_level(level));
     }
     let daemonize = c.daemonize.unwrap_or(loaded.config.global.daemonize);
     let use_stderr =
@@ -209,7 +197,7 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
 
     let g = &loaded.config.global;
     log::with(|l| {
-        l.set_limit(g.log_limit.max(0) as usize);
+        l.set_limit(g.log_limit.get());
         if g.error_log
             .as_deref()
             .is_some_and(|e| e.eq_ignore_ascii_case("syslog"))
@@ -225,7 +213,7 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
         path_shown: path,
         daemonize: g.daemonize,
         pid_file: g.pid.clone(),
-        process_control_timeout: g.process_control_timeout.max(0) as u64,
+        process_control_timeout: g.process_control_timeout.get(),
         config: loaded.config,
     })
 }

@@ -153,13 +153,13 @@ impl Master {
         }
         let pm_memory = vec![PmMemory::default(); self.pools.len()];
         let crash = CrashWindow::new(
-            self.global.emergency_restart_threshold,
-            self.global.emergency_restart_interval,
+            self.global.emergency_restart_threshold.get(),
+            self.global.emergency_restart_interval.get(),
         );
         let check_period =
             timeouts::timer_period_ms(&self.pools.iter().map(|p| p.timeouts).collect::<Vec<_>>())
                 .map(Duration::from_millis);
-        let systemd_interval = u64::try_from(self.global.systemd_interval).unwrap_or(0);
+        let systemd_interval = self.global.systemd_interval_ms();
         let mut rt = Runtime {
             m: self,
             epoll,
@@ -330,7 +330,7 @@ impl Runtime {
 
     fn spawn(&mut self, pool: usize, announce: bool) -> Result<(), SpawnError> {
         // process.max counts the workers of all pools (reference §3.4).
-        let process_max = usize::try_from(self.m.global.process_max).unwrap_or(0);
+        let process_max = self.m.global.process_max.get();
         if process_max > 0 && self.children.len() >= process_max {
             if !self.process_max_warned {
                 self.process_max_warned = true;

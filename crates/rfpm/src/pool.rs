@@ -85,15 +85,13 @@ impl Pool {
             .into_iter()
             .map(String::into_bytes)
             .collect();
-        let ping = c.ping_path.as_deref().filter(|p| !p.is_empty()).map(|p| {
-            (
-                p.as_bytes().to_vec(),
-                c.ping_response
-                    .clone()
-                    .unwrap_or_else(|| "pong".into())
-                    .into_bytes(),
-            )
-        });
+        // Validation gives a pool with a ping path its response (`pong` by default).
+        let ping = c
+            .ping_path
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .zip(c.ping_response.as_deref())
+            .map(|(p, r)| (p.as_bytes().to_vec(), r.as_bytes().to_vec()));
         let priority = (is_root && c.process_priority != conf::model::PRIORITY_UNSET)
             .then_some(c.process_priority);
         Pool {
@@ -103,13 +101,13 @@ impl Pool {
             backlog: c.listen_backlog,
             socket,
             pm,
-            max_children: c.pm_max_children.max(0) as usize,
-            start_servers: c.pm_start_servers.max(0) as usize,
-            min_spare: c.pm_min_spare_servers.max(0) as usize,
-            max_spare: c.pm_max_spare_servers.max(0) as usize,
-            max_spawn_rate: c.pm_max_spawn_rate.max(1) as usize,
-            idle_timeout: c.pm_process_idle_timeout.max(1) as u64,
-            max_requests: c.pm_max_requests.max(0) as u64,
+            max_children: c.pm_max_children.get(),
+            start_servers: c.pm_start_servers.get(),
+            min_spare: c.pm_min_spare_servers.get(),
+            max_spare: c.pm_max_spare_servers.get(),
+            max_spawn_rate: c.pm_max_spawn_rate.get().max(1),
+            idle_timeout: c.pm_process_idle_timeout.get().max(1),
+            max_requests: c.pm_max_requests.get() as u64,
             identity,
             rlimit_files: c.rlimit_files,
             rlimit_core: c.rlimit_core,
@@ -136,16 +134,13 @@ impl Pool {
                 .map(|kv| (kv.key.clone(), kv.value.clone()))
                 .collect(),
             timeouts: crate::timeouts::TimeoutConf {
-                terminate: c.request_terminate_timeout.max(0) as u64,
+                terminate: c.request_terminate_timeout.get(),
                 track_finished: c.request_terminate_timeout_track_finished,
-                slowlog: c.request_slowlog_timeout.max(0) as u64,
+                slowlog: c.request_slowlog_timeout.get(),
             },
             slowlog: c.slowlog.clone().filter(|s| !s.is_empty()),
-            // php-fpm's default depth is 20.
-            slowlog_depth: match c.request_slowlog_trace_depth {
-                d if d > 0 => d as usize,
-                _ => 20,
-            },
+            // Validation fills in php-fpm's default depth, 20.
+            slowlog_depth: c.request_slowlog_trace_depth.get(),
             status_path: c
                 .pm_status_path
                 .as_deref()
@@ -153,11 +148,8 @@ impl Pool {
                 .map(|p| p.as_bytes().to_vec()),
             shared: c.shared,
             access_log: c.access_log.clone().filter(|s| !s.is_empty()),
-            access_format: c
-                .access_format
-                .clone()
-                .unwrap_or_else(|| conf::model::DEFAULT_ACCESS_FORMAT.into())
-                .into_bytes(),
+            // Validation fills in the default format for a pool with an access log.
+            access_format: c.access_format.clone().unwrap_or_default().into_bytes(),
             suppress_paths: c
                 .access_suppress_path
                 .iter()
