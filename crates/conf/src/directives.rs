@@ -866,7 +866,7 @@ mod tests {
         for d in POOL.iter().filter(|d| d.dumped) {
             // The flags print in the list of the value directive they share.
             let n = if d.name.starts_with("php_") { 2 } else { 1 };
-            want.extend(std::iter::repeat(d.name).take(n));
+            want.extend(std::iter::repeat_n(d.name, n));
         }
         assert_eq!(printed, want);
     }

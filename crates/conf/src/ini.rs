@@ -227,7 +227,7 @@ impl<'a> Scanner<'a> {
             let end = self.pos + wb.len();
             if end <= self.s.len() && self.s[self.pos..end].eq_ignore_ascii_case(wb) {
                 let l = self.spaces_from(end) - self.pos;
-                if !best.is_some_and(|(bl, _)| l <= bl) {
+                if best.is_none_or(|(bl, _)| l > bl) {
                     best = Some((l, t));
                 }
             }

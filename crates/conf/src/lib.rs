@@ -152,7 +152,7 @@ impl Config {
 /// Is a line of this level printed under `log_level`? (PHP's own lines, level `None`,
 /// always are.)
 pub fn level_enabled(line: Option<Level>, log_level: Level) -> bool {
-    line.map_or(true, |l| l >= log_level)
+    line.is_none_or(|l| l >= log_level)
 }
 
 /// The whole `-t` (`full == false`) / `-tt` (`full == true`) sequence of
