@@ -10,28 +10,13 @@ use crate::ini::atoi;
 pub const PRIORITY_UNSET: i32 = 64;
 /// php-fpm's default `listen.backlog` on Linux.
 pub const BACKLOG_DEFAULT: i32 = -1;
-/// Default `access.format`.
-pub const DEFAULT_ACCESS_FORMAT: &str = "%R - %u %t \"%m %r\" %s";
+/// Default `access.format` (the access line's formatter owns it).
+pub const DEFAULT_ACCESS_FORMAT: &str = rfpm_core::access::DEFAULT_FORMAT;
 /// Default `security.limit_extensions`.
 pub const DEFAULT_LIMIT_EXTENSIONS: &str = ".php .phar";
 
-/// Process manager style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pm {
-    Static,
-    Dynamic,
-    Ondemand,
-}
-
-impl Pm {
-    pub fn name(self) -> &'static str {
-        match self {
-            Pm::Static => "static",
-            Pm::Dynamic => "dynamic",
-            Pm::Ondemand => "ondemand",
-        }
-    }
-}
+/// Process manager style (the one type the process manager also decides with).
+pub use rfpm_core::pm::Pm;
 
 /// Syslog facilities by name and numeric value (Linux).
 pub const SYSLOG_FACILITIES: &[(&str, i32)] = &[

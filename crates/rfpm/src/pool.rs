@@ -75,11 +75,7 @@ impl Pool {
     ) -> Pool {
         let listen = c.listen.clone().unwrap_or_default();
         let is_unix = conf::model::address_is_unix(&listen);
-        let pm = match c.pm {
-            Some(conf::Pm::Dynamic) => Pm::Dynamic,
-            Some(conf::Pm::Ondemand) => Pm::Ondemand,
-            _ => Pm::Static,
-        };
+        let pm = c.pm.unwrap_or(Pm::Static);
         let limit_extensions = c
             .limit_extensions()
             .into_iter()
