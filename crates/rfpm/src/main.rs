@@ -7,11 +7,10 @@
 //! `unsafe` system call in `rfpm-sys`, PHP in `sapi`.
 #![forbid(unsafe_code)]
 
-mod config;
-mod listen;
 #[macro_use]
 mod log;
 mod master;
+mod plan;
 mod pool;
 mod request_cmd;
 mod scoreboard;
@@ -107,7 +106,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     let _ = fd::devnull_onto(fd::Stdio::Out);
 
     // 4. Configuration.
-    let loaded = match config::load(&c) {
+    let loaded = match plan::load(&c) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -125,7 +124,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     }
 
     // 5. The master's resource limits (before daemonising: a failure exits 78).
-    if let Err(code) = config::apply_global_limits(&loaded.config.global) {
+    if let Err(code) = plan::apply_global_limits(&loaded.config.global) {
         return code;
     }
 
@@ -142,11 +141,11 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         None
     };
     process::setsid();
-    if let Err(code) = config::apply_global_priority(&loaded.config, &c) {
+    if let Err(code) = plan::apply_global_priority(&loaded.config, &c) {
         return daemon_failed(daemon_pipe, code);
     }
     // 7. The pools: identities and socket permissions.
-    let pools = match config::pools(&loaded.config, &c) {
+    let pools = match plan::pools(&loaded.config, &c) {
         Ok(p) => p,
         Err(code) => return daemon_failed(daemon_pipe, code),
     };
@@ -161,11 +160,11 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     }
 
     // 9. Sockets: those the previous image handed over first.
-    let mut inherited = listen::take_inherited();
+    let mut inherited = master::listen::take_inherited();
     let mut listeners = Vec::new();
     for p in &pools {
         let mut notices = Vec::new();
-        let perms = listen::UnixPerms {
+        let perms = master::listen::UnixPerms {
             pool: p.name.clone(),
             mode: p.socket.mode,
             owner: p.socket.uid,
@@ -173,7 +172,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
             acl_users: p.socket.acl_users.clone(),
             acl_groups: p.socket.acl_groups.clone(),
         };
-        let res = listen::open(&p.listen, p.backlog, &perms, &mut inherited, &mut notices);
+        let res = master::listen::open(&p.listen, p.backlog, &perms, &mut inherited, &mut notices);
         for n in notices {
             notice!("{n}");
         }
@@ -187,7 +186,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
         }
     }
 
-    listen::close_unused(inherited);
+    master::listen::close_unused(inherited);
 
     // Access logs: opened by the master now, written by the workers (reference §5.5).
     let mut access_logs = Vec::new();

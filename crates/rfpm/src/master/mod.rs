@@ -1,8 +1,10 @@
 //! The master: one thread, one event loop. It owns the listening sockets, forks the
 //! workers, reaps and replaces them, and reacts to signals (reference §3, §4.1).
+pub mod listen;
+
 use crate::capture::{self, Capture, Stream};
-use crate::listen::Listener;
 use crate::log::Level;
+use crate::master::listen::Listener;
 use crate::pm::{self, PmMemory, WorkerView};
 use crate::pool::{Pm, Pool};
 use crate::scoreboard::{now_us, Scoreboard, WorkerState};

@@ -1,7 +1,7 @@
 //! A worker: forked from the master (PHP already started), it takes the pool's identity,
 //! then accepts connections and serves FastCGI requests through PHP one at a time.
-use crate::listen::Listener;
 use crate::log::Level;
+use crate::master::listen::Listener;
 use crate::paths::{self, Kind, PathIni};
 use crate::pool::Pool;
 use crate::scoreboard::{now_us, RequestFigures, RequestInfo, Scoreboard, Slot, WorkerState};
