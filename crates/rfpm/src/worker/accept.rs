@@ -1,0 +1,164 @@
+//! The acceptor: connections from the pool's socket (accept, `listen.allowed_clients`,
+//! the first byte, the graceful close), as the worker loops read them.
+use crate::signals;
+use fcgi::server::ServerConn;
+use rfpm_sys::{fd, net};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+
+/// An accepted connection.
+pub(super) enum Connection {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Connection {
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Connection::Unix(s) => s.as_fd(),
+            Connection::Tcp(s) => s.as_fd(),
+        }
+    }
+}
+
+impl Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Connection::Unix(s) => s.read(buf),
+            Connection::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Connection::Unix(s) => s.write(buf),
+            Connection::Tcp(s) => s.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Connection::Unix(s) => s.write_vectored(bufs),
+            Connection::Tcp(s) => s.write_vectored(bufs),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How long a fresh connection may stay silent before it is dropped (php-fpm: 5 s).
+pub(super) const FIRST_BYTE_TIMEOUT_MS: u16 = 5000;
+
+/// `listen.allowed_clients` (reference §6.3): split at `,` without trimming, literal
+/// addresses only. `None`: everybody is allowed. Logs php-fpm's errors.
+pub(super) fn parse_allowed_clients(list: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for entry in list.split(',') {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => out.push(ip),
+            Err(_) => crate::error!("Wrong IP address '{entry}' in listen.allowed_clients"),
+        }
+    }
+    if out.is_empty() {
+        crate::error!("There are no allowed addresses");
+    }
+    out
+}
+
+/// Whether a TCP peer may talk to this pool: IPv4 against IPv4 entries (also when it
+/// arrives IPv4-mapped on a `[::]` socket), IPv6 against IPv6 entries, all 16 bytes.
+pub(super) fn client_allowed(allowed: &[IpAddr], peer: IpAddr) -> bool {
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    allowed.contains(&peer)
+}
+
+/// Waits until `fd` is readable (or at end of stream), at most `timeout_ms` in all.
+pub(super) fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: u16, on_quit: Quit) -> bool {
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_millis(u64::from(timeout_ms));
+    let mut wait = i32::from(timeout_ms);
+    loop {
+        match fd::poll_readable(fd, wait) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if on_quit == Quit::GiveUp && signals::worker_quit() {
+                    return false;
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                wait = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+            }
+            Ok(ready) => return ready,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// What [`wait_readable`] does when a graceful stop (SIGQUIT) interrupts it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Quit {
+    /// Stop waiting.
+    GiveUp,
+    /// Keep waiting: an accepted connection is served even during a graceful stop or a
+    /// reload (php-fpm retries its poll too); dropping it would lose the request.
+    KeepWaiting,
+}
+
+/// After the last response: stop sending, then discard what the peer still sends until
+/// it closes (php-fpm's close), bounded so a silent peer cannot hold the worker.
+pub(super) fn close_gracefully(conn: &mut ServerConn<Connection>, buf: &mut [u8]) {
+    let _ = conn.flush();
+    net::shutdown_write(conn.get_ref().fd());
+    let mut budget = 64;
+    // The peer has often closed already: look before waiting (saves the poll).
+    while budget > 0 {
+        match net::recv_nowait(conn.get_ref().fd(), buf) {
+            Ok(0) => return,
+            Ok(_) => budget -= 1,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return,
+        }
+    }
+    while budget > 0 && wait_readable(conn.get_ref().fd(), 1000, Quit::GiveUp) {
+        match conn.get_mut().read(buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => budget -= 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_clients_match_like_php_fpm() {
+        let list = parse_allowed_clients("127.0.0.1,::1");
+        assert!(client_allowed(
+            &list,
+            "127.0.0.1".parse().unwrap_or(IpAddr::V4([0; 4].into()))
+        ));
+        assert!(client_allowed(
+            &list,
+            "::ffff:127.0.0.1"
+                .parse()
+                .unwrap_or(IpAddr::V4([0; 4].into()))
+        ));
+        assert!(client_allowed(
+            &list,
+            "::1".parse().unwrap_or(IpAddr::V4([0; 4].into()))
+        ));
+        assert!(!client_allowed(
+            &list,
+            "::2".parse().unwrap_or(IpAddr::V4([0; 4].into()))
+        ));
+        // No trimming: " ::1" is not an address.
+        assert_eq!(parse_allowed_clients("127.0.0.1, ::1").len(), 1);
+        assert!(parse_allowed_clients("xxx").is_empty());
+    }
+}

@@ -1,0 +1,359 @@
+//! The classic worker loop: next connection → next request → prepare → run PHP →
+//! finish, one request at a time (reference §3.2).
+use crate::log::Level;
+use crate::paths::{self, PathIni};
+use crate::pool::Pool;
+use crate::scoreboard::{now_us, RequestInfo, Scoreboard, Slot, WorkerState};
+use crate::{access, signals, status};
+use fcgi::server::ServerConn;
+use rfpm_sys::{fd, net};
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::io::{self, Write};
+use std::net::{IpAddr, TcpStream};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
+
+use super::*;
+use super::{accept::*, finish::*, io::*, prepare::*};
+
+pub(super) struct Worker<'p> {
+    pub(super) pool: &'p Pool,
+    pub(super) allowed: Option<Vec<IpAddr>>,
+    pub(super) sb: &'p Scoreboard,
+    pub(super) slot: &'p Slot,
+    pub(super) served: u64,
+    pub(super) status: StatusSource<'p>,
+    pub(super) access_fd: Option<BorrowedFd<'p>>,
+    /// The FastCGI peer of the current connection (TCP only).
+    pub(super) peer: Option<IpAddr>,
+    pub(super) ppid: i32,
+    /// Where the current request's CPU time starts: the previous request's end (or the
+    /// worker's start). times() once per request, not twice: what a worker does between
+    /// requests is a few µs, below the clock tick times() counts in.
+    pub(super) cpu_start: (u64, u64),
+    /// The previous connection's buffers, reused by the next one.
+    pub(super) bufs: Option<fcgi::server::Buffers>,
+    /// Where close_gracefully discards what the peer still sends.
+    pub(super) drain: Vec<u8>,
+}
+
+impl Worker<'_> {
+    pub(super) fn accept_loop(&mut self, listen_fd: BorrowedFd<'_>) {
+        loop {
+            if signals::worker_quit() {
+                return;
+            }
+            if self.slot.state() != WorkerState::Idle {
+                self.sb.leave_active();
+            }
+            self.slot.set_state(WorkerState::Idle, now_us());
+            let fd = match net::accept(listen_fd) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EAGAIN) | Some(libc::ECONNABORTED)
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    crate::log::log(
+                        Level::Error,
+                        "accept_loop",
+                        line!(),
+                        "failed to accept a connection",
+                        e.raw_os_error(),
+                    );
+                    return;
+                }
+            };
+            let keep_serving = self.connection(fd);
+            if !keep_serving || signals::worker_quit() {
+                return;
+            }
+        }
+    }
+
+    /// Serves one connection; `false` when the worker must exit (max_requests).
+    pub(super) fn connection(&mut self, fd: OwnedFd) -> bool {
+        if let Some(allowed) = &self.allowed {
+            let peer = TcpStream::from(fd);
+            let ip = peer.peer_addr().map(|a| a.ip());
+            match ip {
+                Ok(ip) if client_allowed(allowed, ip) => {
+                    self.peer = Some(ip);
+                    return self.serve_connection(Connection::Tcp(peer));
+                }
+                Ok(ip) => {
+                    let shown = match ip {
+                        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                        v4 => v4,
+                    };
+                    crate::error!("Connection disallowed: IP address '{shown}' has been dropped.");
+                    return true;
+                }
+                Err(_) => return true,
+            }
+        }
+        let stream = if self.pool.is_unix {
+            self.peer = None;
+            Connection::Unix(UnixStream::from(fd))
+        } else {
+            let s = TcpStream::from(fd);
+            self.peer = s.peer_addr().ok().map(|a| a.ip());
+            Connection::Tcp(s)
+        };
+        self.serve_connection(stream)
+    }
+
+    /// Serves the requests of an accepted connection; `false` when the worker must exit.
+    pub(super) fn serve_connection(&mut self, stream: Connection) -> bool {
+        let unix = matches!(stream, Connection::Unix(_));
+        // A web server writes the request as soon as its connect() returns, so it is
+        // usually queued by the time accept() does: look (the probe below needs the
+        // figure anyway) and wait only when nothing is there yet.
+        let queued = if unix {
+            net::readable_bytes(stream.fd()).filter(|&n| n > 0)
+        } else {
+            None
+        };
+        if queued.is_none() && !wait_readable(stream.fd(), FIRST_BYTE_TIMEOUT_MS, Quit::KeepWaiting)
+        {
+            return true;
+        }
+        let mut conn = ServerConn::with_buffers(stream, self.bufs.take().unwrap_or_default());
+        if unix {
+            // Keeps the request's last record queued while the script runs, so the web
+            // server waiting for the answer is not woken for nothing (a context switch
+            // on both sides per request: hello went from 0.86 to ~1.0 of php-fpm8.2;
+            // bench/RESULTS.md).
+            conn.set_queued_probe(|s| net::readable_bytes(s.fd()));
+            if let Some(n) = queued {
+                conn.set_queued_hint(n);
+            }
+        }
+        let go_on = self.serve_requests(&mut conn);
+        // The socket closes here (the stream is dropped); the buffers serve the next one.
+        self.bufs = Some(conn.into_parts().1);
+        go_on
+    }
+
+    /// The requests of one connection; `false` when the worker must exit.
+    pub(super) fn serve_requests(&mut self, conn: &mut ServerConn<Connection>) -> bool {
+        loop {
+            let was_idle = self.slot.state() == WorkerState::Idle;
+            self.slot.begin_request(now_us());
+            self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
+            if was_idle {
+                self.sb.enter_active();
+            }
+            let Ok(Some(mut req)) = conn.read_request() else {
+                // End of stream or a malformed request: php-fpm closes at once, without
+                // the graceful shutdown (the peer may see a reset).
+                return true;
+            };
+            self.served += 1;
+            let keep = self.serve(conn, &mut req);
+            // The next request decodes into these params' allocations.
+            conn.recycle_params(std::mem::take(&mut req.params));
+            if self.pool.catch_workers_output {
+                // End of request: the master ends any pending partial line here.
+                let _ = std::io::stdout().flush();
+                let _ = fd::write(fd::Stdio::Err.borrow(), crate::capture::MARKER);
+            }
+            let limit_reached = self.pool.max_requests > 0 && self.served >= self.pool.max_requests;
+            if limit_reached {
+                close_gracefully(conn, &mut self.drain);
+                return false;
+            }
+            if !keep || signals::worker_quit() {
+                break;
+            }
+        }
+        close_gracefully(conn, &mut self.drain);
+        true
+    }
+
+    /// One request; returns whether the connection stays open for another.
+    pub(super) fn serve(
+        &mut self,
+        conn: &mut ServerConn<Connection>,
+        req: &mut fcgi::server::Request,
+    ) -> bool {
+        let fpm_ini = sapi::fpm_ini();
+        let has_script_param =
+            req.params.contains("SCRIPT_FILENAME") || req.params.contains("PATH_TRANSLATED");
+        let path_ini = PathIni {
+            fix_pathinfo: fpm_ini.fix_pathinfo,
+            discard_path: fpm_ini.discard_path,
+            // Only read (a hash lookup and two allocations) when resolve would use it.
+            doc_root: if fpm_ini.fix_pathinfo && !req.params.contains("DOCUMENT_ROOT") {
+                sapi::ini_string("doc_root")
+                    .filter(|s| !s.is_empty())
+                    .map(String::into_bytes)
+            } else {
+                None
+            },
+        };
+        let resolved = paths::resolve(&mut req.params, &path_ini, &probe, &sapi::path_exists);
+        // The request's strings as PHP reads them: borrowed from the params (their
+        // arena keeps a NUL after every value) or made from the resolved paths.
+        let p = &req.params;
+        let method = p.get_cstr("REQUEST_METHOD");
+        let (query, content_type, content_length, auth) = if has_script_param {
+            (
+                p.get_cstr("QUERY_STRING").unwrap_or_default(),
+                p.get_cstr("CONTENT_TYPE").unwrap_or_default(),
+                p.get_str("CONTENT_LENGTH").map(atol).unwrap_or(0),
+                p.get_cstr("HTTP_AUTHORIZATION"),
+            )
+        } else {
+            (c"", c"", 0, None)
+        };
+        let uri = resolved.uri.map(c_string);
+        let script = resolved.script.map(c_string);
+        let cookie = p.get_cstr("HTTP_COOKIE");
+        let php_self = c_string(resolved.php_self);
+
+        self.slot.request_info(
+            &RequestInfo {
+                method: method.map_or(b"", CStr::to_bytes),
+                uri: uri.as_deref().map_or(b"", CStr::to_bytes),
+                query: query.to_bytes(),
+                content_length,
+            },
+            now_us(),
+        );
+        // The worker is Running while it produces its own status page (reference §9.1).
+        self.slot.set_state(WorkerState::Running, now_us());
+        let head = method.is_some_and(|m| m.to_bytes() == b"HEAD");
+        let action = self.action(
+            method.is_some(),
+            has_script_param,
+            uri.as_deref(),
+            script.as_deref(),
+            query,
+            head,
+        );
+        if action == sapi::Action::Execute {
+            if let Some(s) = &script {
+                self.slot.set_script(s.to_bytes());
+            }
+        }
+
+        let vars = ParamVars(p);
+        let body_file = p
+            .get("REQUEST_BODY_FILE")
+            .filter(|f| !f.is_empty())
+            .map(|f| String::from_utf8_lossy(f).into_owned());
+        let sreq = sapi::Request {
+            vars: &vars,
+            method,
+            query,
+            content_type,
+            content_length,
+            request_uri: uri.as_deref(),
+            path_translated: script.as_deref(),
+            auth,
+            cookie,
+            php_self: &php_self,
+            action,
+        };
+        let log = RequestLog {
+            slot: self.slot,
+            pool: self.pool,
+            status: &self.status,
+            access_fd: self.access_fd,
+            peer: self.peer,
+            ppid: self.ppid,
+            cpu_start: self.cpu_start,
+            cpu_end: Cell::new(None),
+            params: p,
+        };
+        let mut io = FcgiIo {
+            log: &log,
+            conn,
+            body_path: body_file,
+            body: None,
+            finished: false,
+            closed: false,
+            broken: false,
+            keep: req.keep_conn,
+            stderr_started: false,
+        };
+        // PHP_VALUE, then PHP_ADMIN_VALUE: applied to the worker's master values before
+        // PHP starts the request, so they persist (reference §7.8).
+        for (name, admin) in [("PHP_VALUE", false), ("PHP_ADMIN_VALUE", true)] {
+            if let Some(value) = req.params.get(name) {
+                sapi::apply_request_ini(value, admin, &mut |msg| {
+                    sapi::Conn::log(&mut io, Level::Error, msg.as_bytes());
+                });
+            }
+        }
+        let outcome = sapi::run(&mut io, &sreq);
+        // The next request's CPU time starts where this one's ended.
+        self.cpu_start = log
+            .cpu_end
+            .get()
+            .unwrap_or_else(rfpm_sys::time::cpu_times_us);
+        if self.slot.state() != WorkerState::Finishing {
+            // No PHP request end (start-up failed, or no method): still Finishing.
+            self.slot.set_state(WorkerState::Finishing, now_us());
+        }
+        let FcgiIo {
+            finished,
+            closed,
+            broken,
+            ..
+        } = io;
+        if outcome.startup_failed {
+            let _ = conn.end_request(0, 0);
+            std::process::exit(crate::cli::EX_SOFTWARE);
+        }
+        if !finished && conn.end_request(0, 0).is_err() {
+            return false;
+        }
+        if closed || broken || !req.keep_conn {
+            return false;
+        }
+        conn.drain_stdin().is_ok() && conn.keep_alive()
+    }
+}
+
+impl Worker<'_> {
+    /// The status page (reference §9.3) from the status source's scoreboard.
+    pub(super) fn status_page(&self, query: &[u8], head: bool) -> sapi::Action {
+        let (format, full) = status::select(query);
+        let snapshot = pool_status(&self.status);
+        let body = status::render(&snapshot, format, full, &|t| {
+            rfpm_sys::time::strftime_local(t as i64, access::TIME_FORMAT)
+        });
+        let mut headers = vec![status::EXPIRES.to_string(), status::NO_CACHE.to_string()];
+        if !head {
+            headers.push(status::content_type(format).to_string());
+        }
+        sapi::Action::Respond { headers, body }
+    }
+}
+
+/// A snapshot of the status source's pool, now.
+pub(super) fn pool_status(src: &StatusSource<'_>) -> status::PoolStatus {
+    let h = src.sb.header();
+    src.sb.count_active();
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let counters = status::Counters {
+        start_us: ld(&h.start_us),
+        accepted: ld(&h.accepted),
+        listen_queue: ld(&h.listen_queue),
+        max_listen_queue: ld(&h.max_listen_queue),
+        listen_queue_len: ld(&h.listen_queue_len),
+        max_active: ld(&h.max_active),
+        max_children_reached: ld(&h.max_children_reached),
+        slow_requests: ld(&h.slow_requests),
+    };
+    status::PoolStatus::build(src.pool, src.pm, &counters, &src.sb.views(), now_us())
+}
