@@ -41,7 +41,7 @@ fn main() {
         .clang_arg("-Icsrc")
         .allowlist_function("php_.*|sapi_.*|zend_.*|rfpm_shim_.*|add_assoc_.*|add_next_index_.*|get_zend_version|_emalloc|_efree|_estrdup|_estrndup")
         .allowlist_var("sapi_module|sapi_globals|executor_globals|core_globals|php_import_environment_variables|php_load_environment_variables|zend_error_cb|SAPI_.*|PARSE_.*|ZEND_INI_.*|PHP_VERSION|ZEND_VERSION|ZEND_MODULE_API_NO|IS_.*|E_.*|rfpm_shim_.*")
-        .allowlist_type("sapi_.*|zend_file_handle|zend_llist.*|zend_module_entry|zval|rfpm_shim_.*")
+        .allowlist_type("sapi_.*|zend_file_handle|zend_llist.*|zend_module_entry|zval|php_sys_.*|rfpm_shim_.*")
         .default_enum_style(bindgen::EnumVariation::Rust { non_exhaustive: false })
         .derive_default(true)
         .layout_tests(true)

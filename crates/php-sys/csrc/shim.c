@@ -82,12 +82,12 @@ PHP_FUNCTION(fpm_get_status)
 	}
 }
 
-void rfpm_shim_array_init(void *zv)
+void php_sys_array_init(void *zv)
 {
 	array_init((zval *) zv);
 }
 
-void rfpm_shim_add_next_zval(void *arr, void *zv)
+void php_sys_add_next_index_zval(void *arr, void *zv)
 {
 	add_next_index_zval((zval *) arr, (zval *) zv);
 }
@@ -277,14 +277,14 @@ rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 	return r;
 }
 
-rfpm_shim_result rfpm_shim_output(const char *data, size_t len)
+php_sys_result php_sys_output_write(const char *data, size_t len)
 {
 	/* volatile: set inside zend_try and read after a possible longjmp. */
-	volatile rfpm_shim_result r = RFPM_SHIM_OK;
+	volatile php_sys_result r = PHP_SYS_OK;
 	zend_try {
 		php_output_write(data, len);
 	} zend_catch {
-		r = RFPM_SHIM_BAILOUT;
+		r = PHP_SYS_BAILOUT;
 	} zend_end_try();
 	return r;
 }
@@ -306,12 +306,12 @@ void rfpm_shim_request_shutdown(void)
 #endif
 }
 
-int rfpm_shim_exit_status(void)
+int php_sys_exit_status(void)
 {
 	return EG(exit_status);
 }
 
-const char *rfpm_shim_status_reason(int code)
+const char *php_sys_status_reason(int code)
 {
 	size_t n = sizeof(http_status_map) / sizeof(http_status_map[0]);
 	for (size_t i = 0; i < n; i++) {
@@ -325,7 +325,7 @@ const char *rfpm_shim_status_reason(int code)
 #define LAYOUT(T) do { out->size = sizeof(T); out->align = _Alignof(T); } while (0)
 #define OFF(i, T, f) (out->offsets[(i)] = offsetof(T, f))
 
-bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
+bool php_sys_layout(int which, php_sys_layout_t *out)
 {
 	memset(out, 0, sizeof(*out));
 	switch (which) {
@@ -361,13 +361,6 @@ bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
 		OFF(0, zend_file_handle, handle); OFF(1, zend_file_handle, filename);
 		OFF(2, zend_file_handle, opened_path); OFF(3, zend_file_handle, type);
 		return true;
-	case 5:
-		LAYOUT(rfpm_shim_ini_t);
-		OFF(0, rfpm_shim_ini_t, rfc2616_headers); OFF(1, rfpm_shim_ini_t, fix_pathinfo);
-		OFF(2, rfpm_shim_ini_t, discard_path); OFF(3, rfpm_shim_ini_t, fastcgi_logging);
-		OFF(4, rfpm_shim_ini_t, redirect_status_env); OFF(5, rfpm_shim_ini_t, error_header);
-		OFF(6, rfpm_shim_ini_t, fpm_config);
-		return true;
 	case 6:
 		LAYOUT(sapi_globals_struct);
 		OFF(0, sapi_globals_struct, server_context); OFF(1, sapi_globals_struct, request_info);
@@ -378,6 +371,22 @@ bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
 		LAYOUT(sapi_header_line);
 		OFF(0, sapi_header_line, line); OFF(1, sapi_header_line, line_len);
 		OFF(2, sapi_header_line, response_code);
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	switch (which) {
+	case 0:
+		LAYOUT(rfpm_shim_ini_t);
+		OFF(0, rfpm_shim_ini_t, rfc2616_headers); OFF(1, rfpm_shim_ini_t, fix_pathinfo);
+		OFF(2, rfpm_shim_ini_t, discard_path); OFF(3, rfpm_shim_ini_t, fastcgi_logging);
+		OFF(4, rfpm_shim_ini_t, redirect_status_env); OFF(5, rfpm_shim_ini_t, error_header);
+		OFF(6, rfpm_shim_ini_t, fpm_config);
 		return true;
 	default:
 		return false;
@@ -410,7 +419,7 @@ void rfpm_shim_flush(void *server_context)
 	}
 }
 
-char *rfpm_shim_ini_entries(const char *const *defines, size_t n)
+char *php_sys_ini_entries(const char *const *defines, size_t n)
 {
 	struct php_ini_builder b;
 	if (n == 0) {
@@ -693,7 +702,7 @@ bool rfpm_shim_is_env_array(const void *arr_zval)
 	return Z_TYPE_P(arr) == IS_ARRAY && Z_TYPE_P(env) == IS_ARRAY && Z_ARR_P(arr) == Z_ARR_P(env);
 }
 
-bool rfpm_shim_path_exists(const char *path)
+bool php_sys_path_exists(const char *path)
 {
 	char real[MAXPATHLEN];
 	return tsrm_realpath(path, real) != NULL;

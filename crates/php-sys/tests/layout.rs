@@ -1,13 +1,13 @@
 //! Every struct Rust shares with C: size, alignment and the offsets we use, as gcc
-//! compiled them into the shim (`rfpm_shim_layout`), against Rust's view of the
+//! compiled them into the shim (`php_sys_layout`, `rfpm_shim_layout`), against Rust's view of the
 //! bindgen-generated types.
 use php_sys::*;
 use std::mem::{align_of, offset_of, size_of};
 
-fn c_layout(which: i32) -> rfpm_shim_layout_t {
-    let mut out = rfpm_shim_layout_t::default();
+fn c_layout(which: i32) -> php_sys_layout_t {
+    let mut out = php_sys_layout_t::default();
     // SAFETY: `out` is a valid, writable struct of the type the shim fills.
-    let known = unsafe { rfpm_shim_layout(which, &mut out) };
+    let known = unsafe { php_sys_layout(which, &mut out) };
     assert!(known, "shim does not know layout {which}");
     out
 }
@@ -18,6 +18,14 @@ fn check(which: i32, size: usize, align: usize, offsets: &[usize]) {
     assert_eq!(c.align, align, "alignment of layout {which}");
     for (i, off) in offsets.iter().enumerate() {
         assert_eq!(c.offsets[i], *off, "offset #{i} of layout {which}");
+    }
+}
+
+fn check_c(c: &rfpm_shim_layout_t, size: usize, align: usize, offsets: &[usize]) {
+    assert_eq!(c.size, size, "size");
+    assert_eq!(c.align, align, "alignment");
+    for (i, off) in offsets.iter().enumerate() {
+        assert_eq!(c.offsets[i], *off, "offset #{i}");
     }
 }
 
@@ -109,8 +117,11 @@ fn zend_file_handle_matches_c() {
 #[test]
 fn shim_ini_matches_c() {
     type T = rfpm_shim_ini_t;
-    check(
-        5,
+    let mut c = rfpm_shim_layout_t::default();
+    // SAFETY: `c` is a valid, writable struct of the type the shim fills.
+    assert!(unsafe { rfpm_shim_layout(0, &mut c) });
+    check_c(
+        &c,
         size_of::<T>(),
         align_of::<T>(),
         &[
@@ -159,7 +170,11 @@ fn sapi_header_line_matches_c() {
 
 #[test]
 fn unknown_layout_is_refused() {
+    let mut out = php_sys_layout_t::default();
+    // SAFETY: valid out-pointer.
+    assert!(!unsafe { php_sys_layout(5, &mut out) });
+    assert!(!unsafe { php_sys_layout(99, &mut out) });
     let mut out = rfpm_shim_layout_t::default();
     // SAFETY: valid out-pointer.
-    assert!(!unsafe { rfpm_shim_layout(99, &mut out) });
+    assert!(!unsafe { rfpm_shim_layout(1, &mut out) });
 }

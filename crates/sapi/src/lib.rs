@@ -228,7 +228,7 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
             .collect::<Result<_, _>>()
             .map_err(|_| EngineError::Nul)?;
         let ptrs: Vec<*const c_char> = defines.iter().map(|d| d.as_ptr()).collect();
-        module.ini_entries = sys::rfpm_shim_ini_entries(ptrs.as_ptr(), ptrs.len());
+        module.ini_entries = sys::php_sys_ini_entries(ptrs.as_ptr(), ptrs.len());
         if let Some(exe) = &opts.executable {
             let exe = CString::new(exe.as_str()).map_err(|_| EngineError::Nul)?;
             module.executable_location = exe.into_raw();
@@ -424,7 +424,7 @@ pub fn path_exists(path: &[u8]) -> bool {
         &owned
     };
     // SAFETY: a NUL-terminated path that lives for the call; the shim uses a stack buffer.
-    unsafe { sys::rfpm_shim_path_exists(p.as_ptr()) }
+    unsafe { sys::php_sys_path_exists(p.as_ptr()) }
 }
 
 /// Values of our INI entries that the worker's path logic needs.
@@ -534,12 +534,12 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
         if req.method.is_some() {
             run_action(&ctx, req);
             if let Some(h) = fpm_ini().error_header {
-                if sys::rfpm_shim_exit_status() == 255 && sg.headers_sent == 0 {
+                if sys::php_sys_exit_status() == 255 && sg.headers_sent == 0 {
                     set_header(&h);
                 }
             }
         }
-        outcome.exit_status = sys::rfpm_shim_exit_status();
+        outcome.exit_status = sys::php_sys_exit_status();
         outcome.status = (*ptr::addr_of!(sys::sapi_globals))
             .sapi_headers
             .http_response_code;
@@ -643,7 +643,7 @@ unsafe fn set_header(h: &str) {
 fn output(data: &[u8]) {
     // SAFETY: data is valid for the call; the shim catches bailouts.
     unsafe {
-        sys::rfpm_shim_output(data.as_ptr() as *const c_char, data.len());
+        sys::php_sys_output_write(data.as_ptr() as *const c_char, data.len());
     }
 }
 
@@ -760,12 +760,12 @@ unsafe fn fill_array(arr: *mut sys::zval, fields: &[(&'static str, StatusValue)]
             }
             StatusValue::List(items) => {
                 let mut list: sys::zval = std::mem::zeroed();
-                sys::rfpm_shim_array_init(&mut list as *mut sys::zval as *mut c_void);
+                sys::php_sys_array_init(&mut list as *mut sys::zval as *mut c_void);
                 for item in items {
                     let mut one: sys::zval = std::mem::zeroed();
-                    sys::rfpm_shim_array_init(&mut one as *mut sys::zval as *mut c_void);
+                    sys::php_sys_array_init(&mut one as *mut sys::zval as *mut c_void);
                     fill_array(&mut one, item);
-                    sys::rfpm_shim_add_next_zval(
+                    sys::php_sys_add_next_index_zval(
                         &mut list as *mut sys::zval as *mut c_void,
                         &mut one as *mut sys::zval as *mut c_void,
                     );
@@ -873,9 +873,7 @@ unsafe extern "C" fn cb_send_headers(sh: *mut sys::sapi_headers_struct) -> c_int
 /// Reason phrase of an HTTP status from PHP's own table.
 pub fn status_reason(code: i32) -> Option<String> {
     // SAFETY: returns a static string or NULL.
-    unsafe {
-        cstr_opt(sys::rfpm_shim_status_reason(code)).map(|s| s.to_string_lossy().into_owned())
-    }
+    unsafe { cstr_opt(sys::php_sys_status_reason(code)).map(|s| s.to_string_lossy().into_owned()) }
 }
 
 /// SAPI read_post, through the shim (`rfpm_shim_read_post`), which raises the PHP
