@@ -1,5 +1,5 @@
 //! Every struct Rust shares with C: size, alignment and the offsets we use, as gcc
-//! compiled them into the shim (`php_sys_layout`, `rfpm_shim_layout`), against Rust's view of the
+//! compiled them into the C helpers (`php_sys_layout`), against Rust's view of the
 //! bindgen-generated types.
 use php_sys::*;
 use std::mem::{align_of, offset_of, size_of};
@@ -18,14 +18,6 @@ fn check(which: i32, size: usize, align: usize, offsets: &[usize]) {
     assert_eq!(c.align, align, "alignment of layout {which}");
     for (i, off) in offsets.iter().enumerate() {
         assert_eq!(c.offsets[i], *off, "offset #{i} of layout {which}");
-    }
-}
-
-fn check_c(c: &rfpm_shim_layout_t, size: usize, align: usize, offsets: &[usize]) {
-    assert_eq!(c.size, size, "size");
-    assert_eq!(c.align, align, "alignment");
-    for (i, off) in offsets.iter().enumerate() {
-        assert_eq!(c.offsets[i], *off, "offset #{i}");
     }
 }
 
@@ -115,28 +107,6 @@ fn zend_file_handle_matches_c() {
 }
 
 #[test]
-fn shim_ini_matches_c() {
-    type T = rfpm_shim_ini_t;
-    let mut c = rfpm_shim_layout_t::default();
-    // SAFETY: `c` is a valid, writable struct of the type the shim fills.
-    assert!(unsafe { rfpm_shim_layout(0, &mut c) });
-    check_c(
-        &c,
-        size_of::<T>(),
-        align_of::<T>(),
-        &[
-            offset_of!(T, rfc2616_headers),
-            offset_of!(T, fix_pathinfo),
-            offset_of!(T, discard_path),
-            offset_of!(T, fastcgi_logging),
-            offset_of!(T, redirect_status_env),
-            offset_of!(T, error_header),
-            offset_of!(T, fpm_config),
-        ],
-    );
-}
-
-#[test]
 fn sapi_globals_match_c() {
     type T = sapi_globals_struct;
     check(
@@ -174,7 +144,4 @@ fn unknown_layout_is_refused() {
     // SAFETY: valid out-pointer.
     assert!(!unsafe { php_sys_layout(5, &mut out) });
     assert!(!unsafe { php_sys_layout(99, &mut out) });
-    let mut out = rfpm_shim_layout_t::default();
-    // SAFETY: valid out-pointer.
-    assert!(!unsafe { rfpm_shim_layout(1, &mut out) });
 }

@@ -2,6 +2,7 @@
 //! shim calls. Each runs inside [`guard`], so no panic unwinds into C.
 
 use crate::request::{ctx, header_lines};
+use crate::shim;
 use crate::{cstr_opt, headers, vars, Level, StatusValue};
 use php_sys as sys;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -161,7 +162,7 @@ pub(crate) unsafe extern "C" fn cb_activate() -> c_int {
         };
         let doc_root = req.vars.get(b"DOCUMENT_ROOT").unwrap_or_default();
         let host = req.vars.get(b"SERVER_NAME").unwrap_or_default();
-        sys::rfpm_shim_activate_dir_config(
+        shim::rfpm_shim_activate_dir_config(
             dir.as_ptr() as *const c_char,
             dir.len(),
             doc_root.as_ptr() as *const c_char,
@@ -200,7 +201,7 @@ pub(crate) unsafe extern "C" fn cb_send_headers(sh: *mut sys::sapi_headers_struc
         };
         let sh = &mut *sh;
         let lines = header_lines(sh);
-        let ini = &*ptr::addr_of!(sys::rfpm_shim_ini);
+        let ini = &*ptr::addr_of!(shim::rfpm_shim_ini);
         let head = headers::Head {
             code: sh.http_response_code,
             status_line: cstr_opt(sh.http_status_line).map(CStr::to_bytes),
@@ -299,7 +300,7 @@ pub(crate) unsafe extern "C" fn cb_log_message(msg: *const c_char, _syslog_type:
 pub(crate) unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
     guard(|| {
         // The other array of $_SERVER/$_ENV is already built: this one is its copy.
-        if sys::rfpm_shim_import_env_copy(arr as *mut c_void) {
+        if shim::rfpm_shim_import_env_copy(arr as *mut c_void) {
             return;
         }
         if let Some(orig) = ORIGINAL_IMPORT_ENV {
@@ -309,7 +310,7 @@ pub(crate) unsafe extern "C" fn cb_import_env(arr: *mut sys::zval) {
         let req = &*ctx.req;
         // $_ENV's params pass the input filter as PARSE_ENV: ext/filter stores what it
         // is given under PARSE_SERVER in $_SERVER's array, not in `arr`.
-        let filter = if sys::rfpm_shim_is_env_array(arr as *const c_void) {
+        let filter = if shim::rfpm_shim_is_env_array(arr as *const c_void) {
             sys::PARSE_ENV
         } else {
             sys::PARSE_SERVER

@@ -6,6 +6,7 @@ use crate::callbacks::{
     cb_register_variables, cb_send_headers, ORIGINAL_IMPORT_ENV,
 };
 use crate::cstr_opt;
+use crate::shim;
 use php_sys as sys;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
@@ -50,12 +51,12 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
         module.name = SAPI_NAME.as_ptr() as *mut c_char;
         module.pretty_name = SAPI_PRETTY.as_ptr() as *mut c_char;
         module.activate = Some(cb_activate);
-        module.ub_write = Some(sys::rfpm_shim_ub_write);
-        module.flush = Some(sys::rfpm_shim_flush);
+        module.ub_write = Some(shim::rfpm_shim_ub_write);
+        module.flush = Some(shim::rfpm_shim_flush);
         module.getenv = Some(cb_getenv);
         module.sapi_error = Some(sys::zend_error);
         module.send_headers = Some(cb_send_headers);
-        module.read_post = Some(sys::rfpm_shim_read_post);
+        module.read_post = Some(shim::rfpm_shim_read_post);
         module.read_cookies = Some(cb_read_cookies);
         module.register_server_variables = Some(cb_register_variables);
         module.log_message = Some(cb_log_message);
@@ -93,11 +94,11 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
             module.executable_location = exe.into_raw();
         }
 
-        let ok = sys::rfpm_shim_module_startup(module as *mut _ as *mut c_void);
+        let ok = shim::rfpm_shim_module_startup(module as *mut _ as *mut c_void);
         if !opts.no_ini && !scan_dir_was_set {
             std::env::remove_var("PHP_INI_SCAN_DIR");
         }
-        if ok != sys::rfpm_shim_result::RFPM_SHIM_OK {
+        if ok != shim::rfpm_shim_result::RFPM_SHIM_OK {
             return Err(EngineError::ModuleStartup);
         }
         ORIGINAL_IMPORT_ENV = sys::php_import_environment_variables;
@@ -156,11 +157,11 @@ fn build_date() -> String {
 /// `-m`: the module list, php-fpm's format, on stdout.
 pub fn print_modules() {
     // SAFETY: after startup, outside any request.
-    unsafe { sys::rfpm_shim_cli_info(0) }
+    unsafe { shim::rfpm_shim_cli_info(0) }
 }
 
 /// `-i`: phpinfo() as text on stdout.
 pub fn print_info() {
     // SAFETY: after startup, outside any request.
-    unsafe { sys::rfpm_shim_cli_info(1) }
+    unsafe { shim::rfpm_shim_cli_info(1) }
 }

@@ -1,6 +1,7 @@
 //! INI entries: pool and per-request values (`php_value`, `PHP_VALUE`), and the values
 //! of FPM's own entries (`cgi.*`, `fastcgi.*`).
 
+use crate::shim;
 use crate::{callbacks::guard, cstr_opt};
 use php_sys as sys;
 use std::ffi::{c_char, c_void, CString};
@@ -15,7 +16,7 @@ pub fn set_ini(name: &str, value: &str, admin: bool) -> bool {
     };
     // SAFETY: valid pointers and lengths for the call; PHP copies what it keeps.
     unsafe {
-        sys::rfpm_shim_ini_set_master(
+        shim::rfpm_shim_ini_set_master(
             name.as_ptr() as *const c_char,
             name.len(),
             v.as_ptr(),
@@ -41,7 +42,7 @@ pub fn apply_request_ini(value: &[u8], admin: bool, on_error: &mut dyn FnMut(Str
     // SAFETY: `text` is NUL-terminated and outlives the call; the callback gets `state`
     // back as its context and only runs during the call.
     unsafe {
-        sys::rfpm_shim_parse_ini_string(
+        shim::rfpm_shim_parse_ini_string(
             text.as_ptr(),
             Some(cb_request_ini_entry),
             &mut state as *mut IniApply<'_> as *mut c_void,
@@ -84,7 +85,7 @@ unsafe extern "C" fn cb_request_ini_entry(
             (st.on_error)(format!("{PREFIX}empty value for key '{shown}'"));
             return;
         }
-        let ok = sys::rfpm_shim_ini_set_master(
+        let ok = shim::rfpm_shim_ini_set_master(
             key.as_ptr() as *const c_char,
             key.len(),
             value,
@@ -111,7 +112,7 @@ pub struct FpmIni {
 pub fn fpm_ini() -> FpmIni {
     // SAFETY: the INI struct is plain data written by PHP's INI handlers on this thread.
     unsafe {
-        let ini = &*ptr::addr_of!(sys::rfpm_shim_ini);
+        let ini = &*ptr::addr_of!(shim::rfpm_shim_ini);
         FpmIni {
             fix_pathinfo: ini.fix_pathinfo,
             discard_path: ini.discard_path,
@@ -125,7 +126,7 @@ pub fn fpm_ini() -> FpmIni {
 /// message, as a request's `PHP_VALUE` may change it).
 pub fn fastcgi_logging() -> bool {
     // SAFETY: plain data written by PHP's INI handlers on this thread.
-    unsafe { (*ptr::addr_of!(sys::rfpm_shim_ini)).fastcgi_logging }
+    unsafe { (*ptr::addr_of!(shim::rfpm_shim_ini)).fastcgi_logging }
 }
 
 /// php.ini's `doc_root`, if set.

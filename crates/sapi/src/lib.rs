@@ -11,6 +11,7 @@ mod engine;
 mod headers;
 mod ini;
 mod request;
+mod shim;
 pub mod stack;
 mod vars;
 

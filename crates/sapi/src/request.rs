@@ -1,6 +1,7 @@
 //! One request through PHP: request start-up, the action, request shutdown; what the
 //! worker hands in ([`Request`], [`Conn`]) and gets back ([`Outcome`], [`RequestEnd`]).
 
+use crate::shim;
 use crate::{cstr_opt, ini::fpm_ini, Level, Vars};
 use php_sys as sys;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -195,7 +196,7 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
             sys::php_handle_auth_data(auth.as_ptr());
         }
 
-        if sys::rfpm_shim_request_startup() != sys::rfpm_shim_result::RFPM_SHIM_OK {
+        if shim::rfpm_shim_request_startup() != shim::rfpm_shim_result::RFPM_SHIM_OK {
             outcome.startup_failed = true;
             sg.request_info.path_translated = ptr::null_mut();
             sg.server_context = ptr::null_mut();
@@ -226,7 +227,7 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
             };
             (*ctx.conn).ended(&end);
         }
-        sys::rfpm_shim_request_shutdown();
+        shim::rfpm_shim_request_shutdown();
         let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
         sg.server_context = ptr::null_mut();
         // Released with the request heap; nothing may point there any more.
@@ -270,7 +271,8 @@ unsafe fn run_action(ctx: &Ctx<'_>, req: &Request<'_>) {
         }
         Action::Execute => {
             let mut err: c_int = 0;
-            if sys::rfpm_shim_execute_primary(&mut err) == sys::rfpm_shim_result::RFPM_SHIM_FAILED {
+            if shim::rfpm_shim_execute_primary(&mut err) == shim::rfpm_shim_result::RFPM_SHIM_FAILED
+            {
                 let path = req
                     .path_translated
                     .map(|p| p.to_string_lossy().into_owned())

@@ -6,7 +6,7 @@
 //! with it): every pointer is checked before it is followed, every length is bounded,
 //! the walk has a fixed number of steps. A bad read ends the walk with an error; it
 //! never faults the master.
-use php_sys as sys;
+use crate::shim;
 
 /// Where the stack lives: the shim's answer, from the C compiler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,9 +30,9 @@ pub struct Layout {
 
 /// The layout of this image (and of every worker forked from it).
 pub fn layout() -> Layout {
-    let mut c = sys::rfpm_shim_stack_layout_t::default();
+    let mut c = shim::rfpm_shim_stack_layout_t::default();
     // SAFETY: the shim fills the struct it is given and touches nothing else.
-    unsafe { sys::rfpm_shim_stack_layout(&mut c) };
+    unsafe { shim::rfpm_shim_stack_layout(&mut c) };
     Layout {
         eg_address: c.eg_address as u64,
         eg_current_execute_data: c.eg_current_execute_data as u64,
