@@ -6,12 +6,22 @@
 //! only place that knows PHP's C ABI. `tests/layout.rs` checks every struct we share
 //! with C against what the C compiler (gcc, through `csrc/php_sys.c`) says. Nothing here is
 //! FPM-specific: FPM's own C lives in crate sapi.
-#![allow(
+pub use bindings::*;
+
+/// The generated bindings. The allowances are for bindgen's output only: C's names,
+/// items nobody uses, the bitfield accessors' transmutes between equal types and their
+/// unsafe blocks without a SAFETY comment, and pedantic style (so that a
+/// `-W clippy::pedantic` run shows the hand-written code).
+#[allow(
     non_upper_case_globals,
     non_camel_case_types,
     non_snake_case,
-    dead_code
+    dead_code,
+    unnecessary_transmutes,
+    clippy::useless_transmute,
+    clippy::undocumented_unsafe_blocks,
+    clippy::pedantic
 )]
-#![allow(clippy::all, unnecessary_transmutes)]
-
-include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+mod bindings {
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+}

@@ -69,6 +69,7 @@ fn sapi_request_info_matches_c() {
 #[test]
 fn sapi_headers_match_c() {
     type T = sapi_headers_struct;
+    type H = sapi_header_struct;
     check(
         2,
         size_of::<T>(),
@@ -81,7 +82,6 @@ fn sapi_headers_match_c() {
             offset_of!(T, http_status_line),
         ],
     );
-    type H = sapi_header_struct;
     check(
         3,
         size_of::<H>(),
@@ -142,6 +142,8 @@ fn sapi_header_line_matches_c() {
 fn unknown_layout_is_refused() {
     let mut out = php_sys_layout_t::default();
     // SAFETY: valid out-pointer.
+    // SAFETY: valid out-pointer, as above.
     assert!(!unsafe { php_sys_layout(5, &mut out) });
+    // SAFETY: valid out-pointer, as above.
     assert!(!unsafe { php_sys_layout(99, &mut out) });
 }
