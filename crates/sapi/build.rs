@@ -1,4 +1,4 @@
-//! Builds FPM's C shim (`csrc/shim.c`: FPM's PHP module, `.user.ini`, the zend_try
+//! Builds FPM's C shim (`csrc/shim.c`: FPM's PHP module, `.user.ini`, the `zend_try`
 //! wrappers of the request cycle) against the PHP headers php-sys found
 //! (`DEP_PHP8.2_INCLUDE`), and generates the Rust view of its interface (`csrc/shim.h`).
 use std::env;

@@ -14,10 +14,12 @@ pub fn set_ini(name: &str, value: &str, admin: bool) -> bool {
     let Ok(v) = CString::new(value) else {
         return false;
     };
-    // SAFETY: valid pointers and lengths for the call; PHP copies what it keeps.
+    // SAFETY: on PHP's thread, outside PHP; `name` is (pointer, length) and `v` is
+    // NUL-terminated with `value.len()` bytes, both ours and alive for the call; PHP
+    // copies what it keeps (a persistent zend_string of the value).
     unsafe {
         shim::rfpm_shim_ini_set_master(
-            name.as_ptr() as *const c_char,
+            name.as_ptr().cast::<c_char>(),
             name.len(),
             v.as_ptr(),
             value.len(),
@@ -40,12 +42,12 @@ pub fn apply_request_ini(value: &[u8], admin: bool, on_error: &mut dyn FnMut(Str
     };
     let mut state = IniApply { admin, on_error };
     // SAFETY: `text` is NUL-terminated and outlives the call; the callback gets `state`
-    // back as its context and only runs during the call.
+    // back as its context, only during the call, and is its only user meanwhile.
     unsafe {
         shim::rfpm_shim_parse_ini_string(
             text.as_ptr(),
             Some(cb_request_ini_entry),
-            &mut state as *mut IniApply<'_> as *mut c_void,
+            ptr::from_mut(&mut state).cast::<c_void>(),
         );
     }
 }
@@ -55,6 +57,12 @@ struct IniApply<'a> {
     on_error: &'a mut dyn FnMut(String),
 }
 
+/// One entry of the parsed `PHP_VALUE`, from `rfpm_shim_parse_ini_string`.
+///
+/// # Safety
+/// `ctx` is the `IniApply` given to the parse; `key` is NULL or `key_len` readable
+/// bytes, `value` NULL or a NUL-terminated string of `value_len` bytes, all alive for
+/// the call.
 unsafe extern "C" fn cb_request_ini_entry(
     ctx: *mut c_void,
     classic: bool,
@@ -65,8 +73,10 @@ unsafe extern "C" fn cb_request_ini_entry(
     has_value: bool,
 ) {
     guard(|| {
-        let st = &mut *(ctx as *mut IniApply<'_>);
         const PREFIX: &str = "Passing INI directive through FastCGI: ";
+        // SAFETY: `ctx` is `apply_request_ini`'s `state`, alive and otherwise untouched
+        // while the parse runs (the caller's promise): the only reference for this call.
+        let st = unsafe { &mut *ctx.cast::<IniApply<'_>>() };
         if !classic {
             (st.on_error)(format!("{PREFIX}only classic entries are allowed"));
             return;
@@ -74,7 +84,9 @@ unsafe extern "C" fn cb_request_ini_entry(
         let key = if key.is_null() {
             &[][..]
         } else {
-            std::slice::from_raw_parts(key as *const u8, key_len)
+            // SAFETY: PHP's parser owns the key, `key_len` readable bytes alive for the
+            // call (the caller's promise); the slice does not outlive it.
+            unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) }
         };
         let shown = String::from_utf8_lossy(key);
         if key.is_empty() {
@@ -85,17 +97,21 @@ unsafe extern "C" fn cb_request_ini_entry(
             (st.on_error)(format!("{PREFIX}empty value for key '{shown}'"));
             return;
         }
-        let ok = shim::rfpm_shim_ini_set_master(
-            key.as_ptr() as *const c_char,
-            key.len(),
-            value,
-            value_len,
-            st.admin,
-        );
+        // SAFETY: key and value are PHP's parser's, alive for the call (above); PHP
+        // copies what it keeps.
+        let ok = unsafe {
+            shim::rfpm_shim_ini_set_master(
+                key.as_ptr().cast::<c_char>(),
+                key.len(),
+                value,
+                value_len,
+                st.admin,
+            )
+        };
         if !ok {
             (st.on_error)(format!("{PREFIX}unable to set '{shown}'"));
         }
-    })
+    });
 }
 
 /// Values of our INI entries that the worker's path logic needs.
@@ -109,8 +125,11 @@ pub struct FpmIni {
 
 /// The current values of `cgi.fix_pathinfo`, `cgi.discard_path`, `fastcgi.logging`,
 /// `fastcgi.error_header`.
+#[must_use]
 pub fn fpm_ini() -> FpmIni {
-    // SAFETY: the INI struct is plain data written by PHP's INI handlers on this thread.
+    // SAFETY: our INI struct is plain data that only PHP's INI handlers write, on this
+    // thread and never while we read it; its strings are NULL or NUL-terminated and
+    // owned by PHP's INI storage, copied here before anything can change them.
     unsafe {
         let ini = &*ptr::addr_of!(shim::rfpm_shim_ini);
         FpmIni {
@@ -124,15 +143,21 @@ pub fn fpm_ini() -> FpmIni {
 
 /// `fastcgi.logging`: whether worker messages also go to FastCGI stderr (read at each
 /// message, as a request's `PHP_VALUE` may change it).
+#[must_use]
 pub fn fastcgi_logging() -> bool {
-    // SAFETY: plain data written by PHP's INI handlers on this thread.
+    // SAFETY: a plain read of our INI struct, which only PHP's INI handlers write, on
+    // this thread and never while we read it.
     unsafe { (*ptr::addr_of!(shim::rfpm_shim_ini)).fastcgi_logging }
 }
 
-/// php.ini's `doc_root`, if set.
+/// The value of the INI entry `name` (php.ini's `doc_root`, ...), `None` when PHP does
+/// not know the entry or it has no value.
+#[must_use]
 pub fn ini_string(name: &str) -> Option<String> {
     let cname = CString::new(name).ok()?;
-    // SAFETY: zend_ini_string_ex returns a pointer into PHP's INI storage or NULL.
+    // SAFETY: `cname` is NUL-terminated and `exists` ours, both alive for the call;
+    // the result is NULL or a NUL-terminated string in PHP's INI storage, copied into a
+    // String before anything can change it.
     unsafe {
         let mut exists = false;
         let p = sys::zend_ini_string_ex(cname.as_ptr(), name.len(), 0, &mut exists);

@@ -5,6 +5,12 @@
 //! process only. Every call into PHP that can bail out (longjmp) goes through the C
 //! shim's `zend_try` wrappers, so no Rust frame is ever jumped over; every callback PHP
 //! makes into Rust is wrapped in [`callbacks::guard`], so no panic crosses into C.
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
 
 mod callbacks;
 mod engine;
@@ -34,6 +40,8 @@ pub(crate) unsafe fn cstr_opt<'a>(p: *const c_char) -> Option<&'a CStr> {
     if p.is_null() {
         None
     } else {
-        Some(CStr::from_ptr(p))
+        // SAFETY: not NULL, so a NUL-terminated string alive for `'a` (the caller's
+        // promise).
+        Some(unsafe { CStr::from_ptr(p) })
     }
 }

@@ -4,6 +4,7 @@
 use crate::shim;
 use crate::{cstr_opt, ini::fpm_ini, Level, Vars};
 use php_sys as sys;
+use std::cell::{Cell, RefCell, RefMut};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 
@@ -99,37 +100,60 @@ pub struct Outcome {
     pub startup_failed: bool,
 }
 
+/// What PHP's callbacks find in `SG(server_context)` while [`run`] runs.
 pub(crate) struct Ctx<'a> {
-    pub(crate) conn: *mut (dyn Conn + 'a),
-    pub(crate) req: *const Request<'a>,
+    /// The worker's connection. Callbacks borrow it for one `Conn` call at a time (no
+    /// `Conn` method calls back into PHP), so a second borrow would be a bug: it
+    /// panics, and the callback's guard aborts.
+    conn: RefCell<&'a mut (dyn Conn + 'a)>,
+    pub(crate) req: &'a Request<'a>,
     /// Buffer for a NUL-terminated value on its way to PHP. Taken out and put back
     /// around each use, so a callback nested inside another (PHP may log while it
     /// registers a variable) simply finds it empty.
-    pub(crate) scratch: std::cell::Cell<Vec<u8>>,
+    pub(crate) scratch: Cell<Vec<u8>>,
     /// A warning for the C side to raise after a callback returned (NUL-terminated).
-    /// Only `cb_read_post` touches it (PHP never re-enters that callback), and the C side
-    /// reads it right after the callback returned.
-    pub(crate) warning: std::cell::UnsafeCell<Vec<u8>>,
+    /// Only `rfpm_rs_read_post` touches it, and the C side reads it right after the
+    /// callback returned, before any other read_post.
+    pub(crate) warning: RefCell<Vec<u8>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The connection, for one call.
+    pub(crate) fn conn(&self) -> RefMut<'_, dyn Conn + 'a> {
+        RefMut::map(self.conn.borrow_mut(), |c| &mut **c)
+    }
+}
+
+/// PHP's SAPI globals (`SG()`). Every access through this pointer is one short read or
+/// write on PHP's thread; no reference to them is held across a call into PHP, which
+/// changes them itself.
+#[allow(unused_unsafe)] // the block is needed before Rust 1.82 (the MSRV is 1.80)
+pub(crate) fn sapi_globals() -> *mut sys::sapi_globals_struct {
+    // SAFETY: only the address of the static is taken; nothing is read or written.
+    unsafe { ptr::addr_of_mut!(sys::sapi_globals) }
 }
 
 /// The request being served, from `SG(server_context)`. Shared references only:
 /// callbacks nest (PHP logs while it registers a variable), and the context is
-/// changed only through its raw `conn` pointer and the `scratch` cell.
+/// changed only through its cells.
 ///
 /// # Safety
-/// Only called from PHP callbacks during [`run`], on the thread that called it; the
-/// context outlives those callbacks, and `run` does not touch it while PHP runs.
+/// Only called from PHP callbacks, on PHP's one thread: while `SG(server_context)` is
+/// set, [`run`] is on the stack below the callback and keeps the context alive, and
+/// clears it before it returns. The lifetime `'a` must not outlive that call of `run`:
+/// callers use the reference within the callback only.
 pub(crate) unsafe fn ctx<'a>() -> Option<&'a Ctx<'a>> {
-    let p = sys::sapi_globals.server_context as *const Ctx<'a>;
-    if p.is_null() {
-        None
-    } else {
-        Some(&*p)
-    }
+    // SAFETY: a plain read of this thread's globals (NTS build); PHP is inside the
+    // callback that called us and does not write them meanwhile.
+    let p = unsafe { (*sapi_globals()).server_context }.cast::<Ctx<'a>>();
+    // SAFETY: non-null only during `run`, which set it to its live `Ctx` (the caller's
+    // promise); only shared references are made of it.
+    unsafe { p.as_ref() }
 }
 
 /// Whether `path` exists, through PHP's realpath cache (php-fpm's check of the script
 /// path before fixing PATH_INFO; no system call while the entry is cached).
+#[must_use]
 pub fn path_exists(path: &[u8]) -> bool {
     if path.contains(&0) {
         return false;
@@ -161,80 +185,102 @@ pub fn path_exists(path: &[u8]) -> bool {
 /// Runs one request through PHP: request start-up, the action, request shutdown.
 pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
     let ctx = Ctx {
-        conn: conn as *mut dyn Conn,
-        req: req as *const Request<'_>,
-        scratch: std::cell::Cell::new(Vec::new()),
-        warning: std::cell::UnsafeCell::new(Vec::new()),
+        conn: RefCell::new(conn),
+        req,
+        scratch: Cell::new(Vec::new()),
+        warning: RefCell::new(Vec::new()),
     };
     let mut outcome = Outcome {
         status: 200,
         exit_status: 0,
         startup_failed: false,
     };
-    // SAFETY: PHP's globals are only touched from this thread; `ctx` and every string
-    // of `req` outlive the PHP calls below (SG(server_context) is cleared before
-    // returning); the request_info pointers are only read by PHP.
+    let sg = sapi_globals();
+    // SAFETY: PHP's globals belong to this thread (NTS build, one thread per process)
+    // and PHP is not running: plain writes. `ctx` and every string of `req` outlive the
+    // request: server_context is cleared before we return, and PHP only reads (or
+    // copies) the request_info strings until request shutdown. Callbacks only make
+    // shared references of the context (see `ctx()`).
     unsafe {
-        let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
-        // Callbacks only ever take shared references to it (see `ctx()`).
-        sg.server_context = &ctx as *const Ctx<'_> as *mut c_void;
-        let ri = &mut sg.request_info;
+        (*sg).server_context = ptr::from_ref(&ctx).cast_mut().cast::<c_void>();
+        let ri = &mut (*sg).request_info;
         ri.request_method = req.method.map_or(ptr::null(), CStr::as_ptr);
-        ri.query_string = req.query.as_ptr() as *mut c_char;
+        ri.query_string = req.query.as_ptr().cast_mut();
         ri.content_type = req.content_type.as_ptr();
         ri.content_length = req.content_length;
         ri.request_uri = req
             .request_uri
-            .map_or(ptr::null_mut(), |s| s.as_ptr() as *mut c_char);
+            .map_or(ptr::null_mut(), |s| s.as_ptr().cast_mut());
         // PHP efree()s path_translated when the script cannot be opened: it must live
         // on PHP's request heap (which request shutdown resets).
         ri.path_translated = req
             .path_translated
             .map_or(ptr::null_mut(), |s| sys::_estrdup(s.as_ptr()));
-        sg.sapi_headers.http_response_code = 200;
-        if let Some(auth) = req.auth {
-            sys::php_handle_auth_data(auth.as_ptr());
-        }
+        (*sg).sapi_headers.http_response_code = 200;
+    }
+    if let Some(auth) = req.auth {
+        // SAFETY: a NUL-terminated header value that lives for the call; PHP decodes
+        // it into copies of its own (SG(request_info).auth_*).
+        unsafe { sys::php_handle_auth_data(auth.as_ptr()) };
+    }
 
-        if shim::rfpm_shim_request_startup() != shim::rfpm_shim_result::RFPM_SHIM_OK {
-            outcome.startup_failed = true;
-            sg.request_info.path_translated = ptr::null_mut();
-            sg.server_context = ptr::null_mut();
-            return outcome;
+    // SAFETY: on PHP's thread with SG filled above; the shim catches bailouts.
+    let started = unsafe { shim::rfpm_shim_request_startup() };
+    if started != shim::rfpm_shim_result::RFPM_SHIM_OK {
+        outcome.startup_failed = true;
+        // SAFETY: plain writes to this thread's globals; PHP is not running.
+        unsafe {
+            (*sg).request_info.path_translated = ptr::null_mut();
+            (*sg).server_context = ptr::null_mut();
         }
+        return outcome;
+    }
 
-        let auth = cstr_opt(sg.request_info.auth_user).map(CStr::to_bytes);
-        (*ctx.conn).started(auth);
-        if req.method.is_some() {
-            run_action(&ctx, req);
-            if let Some(h) = fpm_ini().error_header {
-                if sys::php_sys_exit_status() == 255 && sg.headers_sent == 0 {
-                    set_header(&h);
-                }
+    // SAFETY: PHP's auth_user is NULL or a NUL-terminated string on its request heap,
+    // alive until request shutdown; the borrow ends with `started()`.
+    let auth = unsafe { cstr_opt((*sg).request_info.auth_user) }.map(CStr::to_bytes);
+    ctx.conn().started(auth);
+    if req.method.is_some() {
+        // SAFETY: inside the request started above.
+        unsafe { run_action(&ctx, req) };
+        if let Some(h) = fpm_ini().error_header {
+            // SAFETY: plain reads of this thread's globals; PHP is not running.
+            let fatal = unsafe { sys::php_sys_exit_status() == 255 && (*sg).headers_sent == 0 };
+            if fatal {
+                // SAFETY: inside the request started above.
+                unsafe { set_header(&h) };
             }
         }
+    }
+    // SAFETY: plain reads of this thread's globals; PHP is not running.
+    unsafe {
         outcome.exit_status = sys::php_sys_exit_status();
-        outcome.status = (*ptr::addr_of!(sys::sapi_globals))
-            .sapi_headers
-            .http_response_code;
-        if req.method.is_some() {
-            let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
-            let headers = header_lines(&mut sg.sapi_headers);
-            let end = RequestEnd {
-                status: outcome.status,
-                memory: sys::zend_memory_peak_usage(true) as u64,
-                headers,
-            };
-            (*ctx.conn).ended(&end);
-        }
-        shim::rfpm_shim_request_shutdown();
-        let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
-        sg.server_context = ptr::null_mut();
+        outcome.status = (*sg).sapi_headers.http_response_code;
+    }
+    if req.method.is_some() {
+        // SAFETY: PHP's header list, borrowed while PHP is not running: `end` and its
+        // lines are dropped before request shutdown frees the list.
+        let headers = unsafe { header_lines(&mut (*sg).sapi_headers) };
+        // SAFETY: reads PHP's allocator statistics, on PHP's thread.
+        let memory = unsafe { sys::zend_memory_peak_usage(true) };
+        let end = RequestEnd {
+            status: outcome.status,
+            memory: u64::try_from(memory).unwrap_or(u64::MAX),
+            headers,
+        };
+        ctx.conn().ended(&end);
+    }
+    // SAFETY: ends the request started above; the shim catches bailouts.
+    unsafe { shim::rfpm_shim_request_shutdown() };
+    // SAFETY: plain writes to this thread's globals; PHP is not running.
+    unsafe {
+        (*sg).server_context = ptr::null_mut();
         // Released with the request heap; nothing may point there any more.
-        sg.request_info.path_translated = ptr::null_mut();
-        sg.request_info.auth_user = ptr::null_mut();
-        sg.request_info.auth_password = ptr::null_mut();
-        sg.request_info.auth_digest = ptr::null_mut();
+        let ri = &mut (*sg).request_info;
+        ri.path_translated = ptr::null_mut();
+        ri.auth_user = ptr::null_mut();
+        ri.auth_password = ptr::null_mut();
+        ri.auth_digest = ptr::null_mut();
     }
     outcome
 }
@@ -242,11 +288,14 @@ pub fn run(conn: &mut dyn Conn, req: &Request<'_>) -> Outcome {
 /// # Safety
 /// Inside an active PHP request, from [`run`].
 unsafe fn run_action(ctx: &Ctx<'_>, req: &Request<'_>) {
-    let sg = &mut *ptr::addr_of_mut!(sys::sapi_globals);
+    let sg = sapi_globals();
+    // Each `unsafe` below that sets the status: a plain write to this thread's
+    // globals, while PHP is not running.
     match &req.action {
         Action::NotFound => {
-            (*ctx.conn).log(Level::Debug, b"Primary script unknown");
-            sg.sapi_headers.http_response_code = 404;
+            ctx.conn().log(Level::Debug, b"Primary script unknown");
+            // SAFETY: see above.
+            unsafe { (*sg).sapi_headers.http_response_code = 404 };
             output(b"File not found.\n");
         }
         Action::Denied => {
@@ -257,22 +306,27 @@ unsafe fn run_action(ctx: &Ctx<'_>, req: &Request<'_>) {
             let msg = format!(
                 "Access to the script '{path}' has been denied (see security.limit_extensions)"
             );
-            (*ctx.conn).log(Level::Notice, msg.as_bytes());
-            sg.sapi_headers.http_response_code = 403;
+            ctx.conn().log(Level::Notice, msg.as_bytes());
+            // SAFETY: see above.
+            unsafe { (*sg).sapi_headers.http_response_code = 403 };
             output(b"Access denied.\n");
         }
         Action::Respond { headers, body } => {
             for h in headers {
-                set_header(h);
+                // SAFETY: inside the request (the caller's promise).
+                unsafe { set_header(h) };
             }
-            if !sg.request_info.headers_only {
+            // SAFETY: a plain read of this thread's globals; PHP is not running.
+            if !unsafe { (*sg).request_info.headers_only } {
                 output(body);
             }
         }
         Action::Execute => {
             let mut err: c_int = 0;
-            if shim::rfpm_shim_execute_primary(&mut err) == shim::rfpm_shim_result::RFPM_SHIM_FAILED
-            {
+            // SAFETY: inside the request (the caller's promise); `err` is ours and
+            // writable; the shim catches bailouts.
+            let r = unsafe { shim::rfpm_shim_execute_primary(&mut err) };
+            if r == shim::rfpm_shim_result::RFPM_SHIM_FAILED {
                 let path = req
                     .path_translated
                     .map(|p| p.to_string_lossy().into_owned())
@@ -283,12 +337,13 @@ unsafe fn run_action(ctx: &Ctx<'_>, req: &Request<'_>) {
                     std::io::Error::from_raw_os_error(err)
                 )
                 .replace(&format!(" (os error {err})"), "");
-                (*ctx.conn).log(Level::Error, msg.as_bytes());
+                ctx.conn().log(Level::Error, msg.as_bytes());
+                let code = if err == libc::EACCES { 403 } else { 404 };
+                // SAFETY: see above.
+                unsafe { (*sg).sapi_headers.http_response_code = code };
                 if err == libc::EACCES {
-                    sg.sapi_headers.http_response_code = 403;
                     output(b"Access denied.\n");
                 } else {
-                    sg.sapi_headers.http_response_code = 404;
                     output(b"No input file specified.\n");
                 }
             }
@@ -308,17 +363,23 @@ unsafe fn set_header(h: &str) {
         line_len: h.as_bytes().len(),
         response_code: 0,
     };
-    sys::sapi_header_op(
-        sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
-        &line as *const _ as *mut c_void,
-    );
+    // SAFETY: inside a request (the caller's promise); `line` and its text live for the
+    // call, and PHP copies the header (sapi_header_op takes its argument as void*, but
+    // only reads it for SAPI_HEADER_REPLACE).
+    unsafe {
+        sys::sapi_header_op(
+            sys::sapi_header_op_enum::SAPI_HEADER_REPLACE,
+            ptr::from_ref(&line).cast_mut().cast::<c_void>(),
+        );
+    }
 }
 
 /// Writes through PHP's output layer (guarded: output handlers may bail out).
 fn output(data: &[u8]) {
-    // SAFETY: data is valid for the call; the shim catches bailouts.
+    // SAFETY: `data` is readable for the call and PHP copies it into its output
+    // buffers; the C helper catches bailouts, so no longjmp crosses this frame.
     unsafe {
-        sys::php_sys_output_write(data.as_ptr() as *const c_char, data.len());
+        sys::php_sys_output_write(data.as_ptr().cast::<c_char>(), data.len());
     }
 }
 
@@ -330,18 +391,23 @@ fn output(data: &[u8]) {
 pub(crate) unsafe fn header_lines<'a>(sh: &mut sys::sapi_headers_struct) -> Vec<&'a [u8]> {
     let mut lines: Vec<&[u8]> = Vec::new();
     let mut pos: sys::zend_llist_position = ptr::null_mut();
-    let mut h =
-        sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos) as *const sys::sapi_header_struct;
-    while !h.is_null() {
-        let hs = &*h;
+    // SAFETY: `sh.headers` is PHP's live list (the caller's promise); `pos` is our
+    // cursor. The elements are sapi_header_struct, as SAPI.c stores them.
+    let mut h = unsafe { sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos) }
+        .cast::<sys::sapi_header_struct>()
+        .cast_const();
+    // SAFETY: `h` is NULL or an element of the list, alive while the list is unchanged.
+    while let Some(hs) = unsafe { h.as_ref() } {
         if !hs.header.is_null() {
-            lines.push(std::slice::from_raw_parts(
-                hs.header as *const u8,
-                hs.header_len,
-            ));
+            // SAFETY: PHP keeps `header_len` bytes at `header`, alive until the headers
+            // change (the caller's promise bounds `'a` by that).
+            lines
+                .push(unsafe { std::slice::from_raw_parts(hs.header.cast::<u8>(), hs.header_len) });
         }
-        h = sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos)
-            as *const sys::sapi_header_struct;
+        // SAFETY: as for the first element.
+        h = unsafe { sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos) }
+            .cast::<sys::sapi_header_struct>()
+            .cast_const();
     }
     lines
 }
