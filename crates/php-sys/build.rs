@@ -1,5 +1,8 @@
-//! Builds the C shim and generates the bindings to libphp8.2 from the headers that
-//! `php-config8.2 --includes` names. Only the allowlisted items are generated.
+//! Builds the generic C helpers (`csrc/php_sys.c`) and generates the bindings to
+//! libphp8.2 from the headers that `php-config8.2 --includes` names. Only the allowlisted
+//! items are generated. The include directories are handed on to dependents' build
+//! scripts as `DEP_PHP8.2_INCLUDE` (this crate `links = "php8.2"`), so a crate with C of
+//! its own over PHP (sapi) compiles it against the same headers.
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,29 +22,31 @@ fn php_includes() -> Vec<String> {
 
 fn main() {
     let includes = php_includes();
-    println!("cargo:rerun-if-changed=csrc/shim.c");
-    println!("cargo:rerun-if-changed=csrc/shim.h");
+    println!("cargo:rerun-if-changed=csrc/php_sys.c");
+    println!("cargo:rerun-if-changed=csrc/php_sys.h");
     println!("cargo:rerun-if-changed=csrc/wrapper.h");
     println!("cargo:rerun-if-env-changed=PHP_CONFIG");
 
     let mut build = cc::Build::new();
     build
-        .file("csrc/shim.c")
+        .file("csrc/php_sys.c")
         .include("csrc")
         .warnings(true)
         .flag_if_supported("-Wno-unused-parameter");
     for i in &includes {
         build.include(i);
     }
-    build.compile("rfpm_shim");
+    build.compile("php_sys_c");
     println!("cargo:rustc-link-lib=dylib=php8.2");
+    let joined = env::join_paths(&includes).expect("PHP include directories");
+    println!("cargo:include={}", joined.to_string_lossy());
 
     let mut b = bindgen::Builder::default()
         .header("csrc/wrapper.h")
         .clang_arg("-Icsrc")
-        .allowlist_function("php_.*|sapi_.*|zend_.*|rfpm_shim_.*|add_assoc_.*|add_next_index_.*|get_zend_version|_emalloc|_efree|_estrdup|_estrndup")
-        .allowlist_var("sapi_module|sapi_globals|executor_globals|core_globals|php_import_environment_variables|php_load_environment_variables|zend_error_cb|SAPI_.*|PARSE_.*|ZEND_INI_.*|PHP_VERSION|ZEND_VERSION|ZEND_MODULE_API_NO|IS_.*|E_.*|rfpm_shim_.*")
-        .allowlist_type("sapi_.*|zend_file_handle|zend_llist.*|zend_module_entry|zval|rfpm_shim_.*")
+        .allowlist_function("php_.*|sapi_.*|zend_.*|add_assoc_.*|add_next_index_.*|get_zend_version|_emalloc|_efree|_estrdup|_estrndup")
+        .allowlist_var("sapi_module|sapi_globals|executor_globals|core_globals|php_import_environment_variables|php_load_environment_variables|zend_error_cb|SAPI_.*|PARSE_.*|ZEND_INI_.*|PHP_VERSION|ZEND_VERSION|ZEND_MODULE_API_NO|IS_.*|E_.*")
+        .allowlist_type("sapi_.*|zend_file_handle|zend_llist.*|zend_module_entry|zval|php_sys_.*")
         .default_enum_style(bindgen::EnumVariation::Rust { non_exhaustive: false })
         .derive_default(true)
         .layout_tests(true)

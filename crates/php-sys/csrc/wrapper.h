@@ -1,4 +1,4 @@
-/* What rfpm binds from libphp8.2: bindgen reads this file (see build.rs). */
+/* What php-sys binds from libphp8.2: bindgen reads this file (see build.rs). */
 #include "php.h"
 #include "SAPI.h"
 #include "php_main.h"
@@ -14,4 +14,4 @@
 #include "zend_llist.h"
 #include "ext/standard/head.h"
 #include "ext/standard/info.h"
-#include "shim.h"
+#include "php_sys.h"

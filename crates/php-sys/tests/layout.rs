@@ -1,13 +1,13 @@
 //! Every struct Rust shares with C: size, alignment and the offsets we use, as gcc
-//! compiled them into the shim (`rfpm_shim_layout`), against Rust's view of the
+//! compiled them into the C helpers (`php_sys_layout`), against Rust's view of the
 //! bindgen-generated types.
 use php_sys::*;
 use std::mem::{align_of, offset_of, size_of};
 
-fn c_layout(which: i32) -> rfpm_shim_layout_t {
-    let mut out = rfpm_shim_layout_t::default();
+fn c_layout(which: i32) -> php_sys_layout_t {
+    let mut out = php_sys_layout_t::default();
     // SAFETY: `out` is a valid, writable struct of the type the shim fills.
-    let known = unsafe { rfpm_shim_layout(which, &mut out) };
+    let known = unsafe { php_sys_layout(which, &mut out) };
     assert!(known, "shim does not know layout {which}");
     out
 }
@@ -69,6 +69,7 @@ fn sapi_request_info_matches_c() {
 #[test]
 fn sapi_headers_match_c() {
     type T = sapi_headers_struct;
+    type H = sapi_header_struct;
     check(
         2,
         size_of::<T>(),
@@ -81,7 +82,6 @@ fn sapi_headers_match_c() {
             offset_of!(T, http_status_line),
         ],
     );
-    type H = sapi_header_struct;
     check(
         3,
         size_of::<H>(),
@@ -102,25 +102,6 @@ fn zend_file_handle_matches_c() {
             offset_of!(T, filename),
             offset_of!(T, opened_path),
             offset_of!(T, type_),
-        ],
-    );
-}
-
-#[test]
-fn shim_ini_matches_c() {
-    type T = rfpm_shim_ini_t;
-    check(
-        5,
-        size_of::<T>(),
-        align_of::<T>(),
-        &[
-            offset_of!(T, rfc2616_headers),
-            offset_of!(T, fix_pathinfo),
-            offset_of!(T, discard_path),
-            offset_of!(T, fastcgi_logging),
-            offset_of!(T, redirect_status_env),
-            offset_of!(T, error_header),
-            offset_of!(T, fpm_config),
         ],
     );
 }
@@ -159,7 +140,10 @@ fn sapi_header_line_matches_c() {
 
 #[test]
 fn unknown_layout_is_refused() {
-    let mut out = rfpm_shim_layout_t::default();
+    let mut out = php_sys_layout_t::default();
     // SAFETY: valid out-pointer.
-    assert!(!unsafe { rfpm_shim_layout(99, &mut out) });
+    // SAFETY: valid out-pointer, as above.
+    assert!(!unsafe { php_sys_layout(5, &mut out) });
+    // SAFETY: valid out-pointer, as above.
+    assert!(!unsafe { php_sys_layout(99, &mut out) });
 }

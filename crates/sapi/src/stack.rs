@@ -6,7 +6,7 @@
 //! with it): every pointer is checked before it is followed, every length is bounded,
 //! the walk has a fixed number of steps. A bad read ends the walk with an error; it
 //! never faults the master.
-use php_sys as sys;
+use crate::shim;
 
 /// Where the stack lives: the shim's answer, from the C compiler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,10 +29,11 @@ pub struct Layout {
 }
 
 /// The layout of this image (and of every worker forked from it).
+#[must_use]
 pub fn layout() -> Layout {
-    let mut c = sys::rfpm_shim_stack_layout_t::default();
+    let mut c = shim::rfpm_shim_stack_layout_t::default();
     // SAFETY: the shim fills the struct it is given and touches nothing else.
-    unsafe { sys::rfpm_shim_stack_layout(&mut c) };
+    unsafe { shim::rfpm_shim_stack_layout(&mut c) };
     Layout {
         eg_address: c.eg_address as u64,
         eg_current_execute_data: c.eg_current_execute_data as u64,
@@ -67,20 +68,22 @@ impl Memory for Process {
             return Ok(());
         }
         let local = libc::iovec {
-            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_base: buf.as_mut_ptr().cast::<libc::c_void>(),
             iov_len: buf.len(),
         };
+        // An address in the other process, never dereferenced here.
+        let addr = usize::try_from(addr).map_err(|_| bad())?;
         let remote = libc::iovec {
-            iov_base: addr as usize as *mut libc::c_void,
+            iov_base: addr as *mut libc::c_void,
             iov_len: buf.len(),
         };
         // SAFETY: `local` describes our own writable buffer; the remote range is only
         // read by the kernel, which checks it against the other process's mappings.
         let n = unsafe { libc::process_vm_readv(self.0, &local, 1, &remote, 1, 0) };
-        if n < 0 {
+        let Ok(n) = usize::try_from(n) else {
             return Err(std::io::Error::last_os_error());
-        }
-        if n as usize != buf.len() {
+        };
+        if n != buf.len() {
             return Err(std::io::Error::from_raw_os_error(libc::EFAULT));
         }
         Ok(())
@@ -104,7 +107,7 @@ fn bad() -> std::io::Error {
 
 /// A pointer worth following: non-null, 8-aligned, in user space.
 fn valid_ptr(p: u64) -> bool {
-    p != 0 && p.is_multiple_of(8) && p < USER_TOP
+    p != 0 && p % 8 == 0 && p < USER_TOP
 }
 
 struct Walker<'m, M: Memory> {
@@ -326,7 +329,7 @@ mod tests {
         m.word(f_main + l.fn_common_function_name, 0);
         m.word(f_main + l.op_array_filename, file);
         let frames = [
-            (x_usleep, f_usleep, x_inner, 0),
+            (x_usleep, f_usleep, x_inner, 0u32),
             (x_inner, f_inner, x_outer, 2),
             (x_outer, f_outer, x_main, 3),
             (x_main, f_main, 0, 4),
@@ -336,7 +339,7 @@ mod tests {
             m.word(x + l.ex_prev_execute_data, prev);
             let op = 0x8000 + i as u64 * 0x40;
             m.word(x + l.ex_opline, op);
-            m.put(op + l.op_lineno, &(line as u32).to_ne_bytes());
+            m.put(op + l.op_lineno, &line.to_ne_bytes());
             let info = if x == x_main { l.call_top_code } else { 0 };
             m.put(x + l.ex_this_type_info, &info.to_ne_bytes());
         }

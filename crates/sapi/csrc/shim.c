@@ -5,9 +5,7 @@
 #include "php_ini.h"
 #include "php_output.h"
 #include "fopen_wrappers.h"
-#include "http_status_codes.h"
 #include "ext/standard/head.h"
-#include "php_ini_builder.h"
 #include "ext/standard/dl.h"
 #include <time.h>
 #include "ext/standard/info.h"
@@ -80,16 +78,6 @@ PHP_FUNCTION(fpm_get_status)
 		zval_ptr_dtor(return_value);
 		RETURN_FALSE;
 	}
-}
-
-void rfpm_shim_array_init(void *zv)
-{
-	array_init((zval *) zv);
-}
-
-void rfpm_shim_add_next_zval(void *arr, void *zv)
-{
-	add_next_index_zval((zval *) arr, (zval *) zv);
 }
 
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_MASK_EX(arginfo_fpm_get_status, 0, 0, MAY_BE_ARRAY|MAY_BE_FALSE)
@@ -277,18 +265,6 @@ rfpm_shim_result rfpm_shim_execute_primary(int *open_errno)
 	return r;
 }
 
-rfpm_shim_result rfpm_shim_output(const char *data, size_t len)
-{
-	/* volatile: set inside zend_try and read after a possible longjmp. */
-	volatile rfpm_shim_result r = RFPM_SHIM_OK;
-	zend_try {
-		php_output_write(data, len);
-	} zend_catch {
-		r = RFPM_SHIM_BAILOUT;
-	} zend_end_try();
-	return r;
-}
-
 void rfpm_shim_request_shutdown(void)
 {
 	zend_try {
@@ -306,22 +282,6 @@ void rfpm_shim_request_shutdown(void)
 #endif
 }
 
-int rfpm_shim_exit_status(void)
-{
-	return EG(exit_status);
-}
-
-const char *rfpm_shim_status_reason(int code)
-{
-	size_t n = sizeof(http_status_map) / sizeof(http_status_map[0]);
-	for (size_t i = 0; i < n; i++) {
-		if (http_status_map[i].code == code) {
-			return http_status_map[i].str;
-		}
-	}
-	return NULL;
-}
-
 #define LAYOUT(T) do { out->size = sizeof(T); out->align = _Alignof(T); } while (0)
 #define OFF(i, T, f) (out->offsets[(i)] = offsetof(T, f))
 
@@ -330,54 +290,11 @@ bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out)
 	memset(out, 0, sizeof(*out));
 	switch (which) {
 	case 0:
-		LAYOUT(sapi_module_struct);
-		OFF(0, sapi_module_struct, name); OFF(1, sapi_module_struct, ub_write);
-		OFF(2, sapi_module_struct, send_headers); OFF(3, sapi_module_struct, read_post);
-		OFF(4, sapi_module_struct, register_server_variables); OFF(5, sapi_module_struct, log_message);
-		OFF(6, sapi_module_struct, php_ini_path_override); OFF(7, sapi_module_struct, php_ini_ignore);
-		OFF(8, sapi_module_struct, input_filter); OFF(9, sapi_module_struct, ini_entries);
-		OFF(10, sapi_module_struct, additional_functions); OFF(11, sapi_module_struct, input_filter_init);
-		return true;
-	case 1:
-		LAYOUT(sapi_request_info);
-		OFF(0, sapi_request_info, request_method); OFF(1, sapi_request_info, query_string);
-		OFF(2, sapi_request_info, content_length); OFF(3, sapi_request_info, path_translated);
-		OFF(4, sapi_request_info, request_uri); OFF(5, sapi_request_info, content_type);
-		OFF(6, sapi_request_info, headers_only); OFF(7, sapi_request_info, auth_user);
-		OFF(8, sapi_request_info, proto_num);
-		return true;
-	case 2:
-		LAYOUT(sapi_headers_struct);
-		OFF(0, sapi_headers_struct, headers); OFF(1, sapi_headers_struct, http_response_code);
-		OFF(2, sapi_headers_struct, send_default_content_type); OFF(3, sapi_headers_struct, mimetype);
-		OFF(4, sapi_headers_struct, http_status_line);
-		return true;
-	case 3:
-		LAYOUT(sapi_header_struct);
-		OFF(0, sapi_header_struct, header); OFF(1, sapi_header_struct, header_len);
-		return true;
-	case 4:
-		LAYOUT(zend_file_handle);
-		OFF(0, zend_file_handle, handle); OFF(1, zend_file_handle, filename);
-		OFF(2, zend_file_handle, opened_path); OFF(3, zend_file_handle, type);
-		return true;
-	case 5:
 		LAYOUT(rfpm_shim_ini_t);
 		OFF(0, rfpm_shim_ini_t, rfc2616_headers); OFF(1, rfpm_shim_ini_t, fix_pathinfo);
 		OFF(2, rfpm_shim_ini_t, discard_path); OFF(3, rfpm_shim_ini_t, fastcgi_logging);
 		OFF(4, rfpm_shim_ini_t, redirect_status_env); OFF(5, rfpm_shim_ini_t, error_header);
 		OFF(6, rfpm_shim_ini_t, fpm_config);
-		return true;
-	case 6:
-		LAYOUT(sapi_globals_struct);
-		OFF(0, sapi_globals_struct, server_context); OFF(1, sapi_globals_struct, request_info);
-		OFF(2, sapi_globals_struct, sapi_headers); OFF(3, sapi_globals_struct, headers_sent);
-		OFF(4, sapi_globals_struct, options);
-		return true;
-	case 7:
-		LAYOUT(sapi_header_line);
-		OFF(0, sapi_header_line, line); OFF(1, sapi_header_line, line_len);
-		OFF(2, sapi_header_line, response_code);
 		return true;
 	default:
 		return false;
@@ -408,19 +325,6 @@ void rfpm_shim_flush(void *server_context)
 	if (!rfpm_rs_flush()) {
 		php_handle_aborted_connection();
 	}
-}
-
-char *rfpm_shim_ini_entries(const char *const *defines, size_t n)
-{
-	struct php_ini_builder b;
-	if (n == 0) {
-		return NULL;
-	}
-	php_ini_builder_init(&b);
-	for (size_t i = 0; i < n; i++) {
-		php_ini_builder_define(&b, defines[i]);
-	}
-	return php_ini_builder_finish(&b);
 }
 
 static int module_name_cmp(Bucket *f, Bucket *s)
@@ -691,10 +595,4 @@ bool rfpm_shim_is_env_array(const void *arr_zval)
 	const zval *arr = arr_zval;
 	const zval *env = &PG(http_globals)[TRACK_VARS_ENV];
 	return Z_TYPE_P(arr) == IS_ARRAY && Z_TYPE_P(env) == IS_ARRAY && Z_ARR_P(arr) == Z_ARR_P(env);
-}
-
-bool rfpm_shim_path_exists(const char *path)
-{
-	char real[MAXPATHLEN];
-	return tsrm_realpath(path, real) != NULL;
 }

@@ -30,17 +30,15 @@ typedef struct {
 
 extern rfpm_shim_ini_t rfpm_shim_ini;
 
-/* Layout as gcc sees it, for the Rust-side layout test. */
+/* Layout of our own structs as the C compiler sees it, for the Rust-side layout test.
+ * which: 0 rfpm_shim_ini_t. Returns false for an unknown id. */
 typedef struct {
 	size_t size;
 	size_t align;
 	size_t offsets[16];
 } rfpm_shim_layout_t;
-/* which: 0 sapi_module_struct, 1 sapi_request_info, 2 sapi_headers_struct,
- * 3 sapi_header_struct, 4 zend_file_handle, 5 rfpm_shim_ini_t, 6 sapi_globals_struct,
- * 7 sapi_header_line.
- * Returns false for an unknown id. */
 bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out);
+
 
 /* php_module_startup() with our additional module ("cgi-fcgi": FPM functions, INI). */
 rfpm_shim_result rfpm_shim_module_startup(void *sapi_module_struct_ptr);
@@ -50,11 +48,7 @@ rfpm_shim_result rfpm_shim_request_startup(void);
 /* Opens the primary script like FPM does (SG(request_info).path_translated, doc_root,
  * user_dir) and executes it. On open failure returns RFPM_SHIM_FAILED with *open_errno set. */
 rfpm_shim_result rfpm_shim_execute_primary(int *open_errno);
-/* Writes through PHP's output layer (headers are sent first). */
-rfpm_shim_result rfpm_shim_output(const char *data, size_t len);
 void rfpm_shim_request_shutdown(void);
-/* Exit status of the last script (EG(exit_status)). */
-int rfpm_shim_exit_status(void);
 
 /* -m and -i: a request-less activation whose output goes to stdout.
  * what: 0 = module list (php-fpm's -m format), 1 = phpinfo() as text. */
@@ -94,13 +88,6 @@ bool rfpm_shim_import_env_copy(void *arr_zval);
  * PARSE_ENV: with PARSE_SERVER, ext/filter would store them in $_SERVER's array instead). */
 bool rfpm_shim_is_env_array(const void *arr_zval);
 
-/* Whether a path exists, asked through PHP's realpath cache (tsrm_realpath), as php-fpm
- * checks SCRIPT_FILENAME before fixing PATH_INFO: no system call while cached. */
-bool rfpm_shim_path_exists(const char *path);
-
-/* Reason phrase of an HTTP status from PHP's table, or NULL. */
-const char *rfpm_shim_status_reason(int code);
-
 /* SAPI callbacks that may have to bail out (a vanished client aborts the script unless
  * ignore_user_abort): they call Rust, then php_handle_aborted_connection() from C, so no
  * Rust frame is ever jumped over. */
@@ -109,9 +96,6 @@ void rfpm_shim_flush(void *server_context);
 /* SAPI read_post: the body from Rust; a warning Rust hands back (REQUEST_BODY_FILE that
  * cannot be opened) is raised as a PHP warning here, after Rust has returned. */
 size_t rfpm_shim_read_post(char *buf, size_t count);
-
-/* The -d definitions as an INI string (php_ini_builder), malloc'ed; NULL if n == 0. */
-char *rfpm_shim_ini_entries(const char *const *defines, size_t n);
 
 /* Where a worker's PHP stack lives, for the master's slow log (reference §3.7): the
  * address of executor_globals (the same in every forked worker) and the offsets and
@@ -135,10 +119,6 @@ typedef struct {
 } rfpm_shim_stack_layout_t;
 
 void rfpm_shim_stack_layout(rfpm_shim_stack_layout_t *out);
-
-/* fpm_get_status(): array_init() of a zval, and appending a zval to a list (moved). */
-void rfpm_shim_array_init(void *zv);
-void rfpm_shim_add_next_zval(void *arr, void *zv);
 
 /* Implemented in Rust (crate sapi). */
 extern bool rfpm_rs_write(const char *str, size_t len);
