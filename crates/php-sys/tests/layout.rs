@@ -7,7 +7,7 @@ use std::mem::{align_of, offset_of, size_of};
 fn c_layout(which: i32) -> php_sys_layout_t {
     let mut out = php_sys_layout_t::default();
     // SAFETY: `out` is a valid, writable struct of the type the shim fills.
-    let known = unsafe { php_sys_layout(which, &mut out) };
+    let known = unsafe { php_sys_layout(which, &raw mut out) };
     assert!(known, "shim does not know layout {which}");
     out
 }
@@ -143,7 +143,7 @@ fn unknown_layout_is_refused() {
     let mut out = php_sys_layout_t::default();
     // SAFETY: valid out-pointer.
     // SAFETY: valid out-pointer, as above.
-    assert!(!unsafe { php_sys_layout(5, &mut out) });
+    assert!(!unsafe { php_sys_layout(5, &raw mut out) });
     // SAFETY: valid out-pointer, as above.
-    assert!(!unsafe { php_sys_layout(99, &mut out) });
+    assert!(!unsafe { php_sys_layout(99, &raw mut out) });
 }

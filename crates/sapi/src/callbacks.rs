@@ -165,7 +165,7 @@ unsafe fn fill_array(arr: *mut sys::zval, fields: &[(&'static str, StatusValue)]
                     // SAFETY: see above.
                     unsafe {
                         sys::php_sys_array_init(ptr::from_mut(&mut one).cast::<c_void>());
-                        fill_array(&mut one, item);
+                        fill_array(&raw mut one, item);
                         sys::php_sys_add_next_index_zval(
                             ptr::from_mut(&mut list).cast::<c_void>(),
                             ptr::from_mut(&mut one).cast::<c_void>(),
@@ -173,7 +173,7 @@ unsafe fn fill_array(arr: *mut sys::zval, fields: &[(&'static str, StatusValue)]
                     }
                 }
                 // SAFETY: see above.
-                unsafe { sys::add_assoc_zval_ex(arr, k, key.len(), &mut list) };
+                unsafe { sys::add_assoc_zval_ex(arr, k, key.len(), &raw mut list) };
             }
         }
     }
@@ -524,7 +524,15 @@ unsafe fn register(
             // SAFETY: PHP's input filter, called as PHP calls it: `name` and the value in
             // `buf` are NUL-terminated and ours for the call; the filter may change the
             // value in place (within its length) and tells the new length.
-            unsafe { f(arg, name.as_ptr(), &mut val, value.len(), &mut new_len) != 0 }
+            unsafe {
+                f(
+                    arg,
+                    name.as_ptr(),
+                    &raw mut val,
+                    value.len(),
+                    &raw mut new_len,
+                ) != 0
+            }
         }
         None => {
             new_len = value.len();

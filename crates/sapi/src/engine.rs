@@ -161,7 +161,7 @@ fn build_date() -> String {
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: `t` and `tm` are ours and valid for the call; gmtime_r only writes `tm`
     // (left zeroed if it fails).
-    unsafe { libc::gmtime_r(&t, &mut tm) };
+    unsafe { libc::gmtime_r(&raw const t, &raw mut tm) };
     // SAFETY: strftime writes at most `buf.len()` bytes into our buffer, reads the
     // NUL-terminated format and `tm`, and returns how many bytes it wrote.
     let n = unsafe {
@@ -169,7 +169,7 @@ fn build_date() -> String {
             buf.as_mut_ptr().cast::<c_char>(),
             buf.len(),
             c"%b %d %Y %H:%M:%S".as_ptr(),
-            &tm,
+            &raw const tm,
         )
     };
     String::from_utf8_lossy(&buf[..n]).into_owned()

@@ -160,7 +160,7 @@ pub fn ini_string(name: &str) -> Option<String> {
     // String before anything can change it.
     unsafe {
         let mut exists = false;
-        let p = sys::zend_ini_string_ex(cname.as_ptr(), name.len(), 0, &mut exists);
+        let p = sys::zend_ini_string_ex(cname.as_ptr(), name.len(), 0, &raw mut exists);
         if !exists {
             return None;
         }

@@ -120,10 +120,9 @@ impl<'a> Ctx<'a> {
 /// PHP's SAPI globals (`SG()`). Every access through this pointer is one short read or
 /// write on PHP's thread; no reference to them is held across a call into PHP, which
 /// changes them itself.
-#[allow(unused_unsafe)] // the block is needed before Rust 1.82 (the MSRV is 1.80)
 pub(crate) fn sapi_globals() -> *mut sys::sapi_globals_struct {
-    // SAFETY: only the address of the static is taken; nothing is read or written.
-    unsafe { ptr::addr_of_mut!(sys::sapi_globals) }
+    // Only the address of the static is taken; nothing is read or written.
+    &raw mut sys::sapi_globals
 }
 
 /// The request being served, from `SG(server_context)`. Shared references only:
@@ -318,7 +317,7 @@ unsafe fn run_action(ctx: &Ctx<'_>, req: &Request<'_>) {
             let mut err: c_int = 0;
             // SAFETY: inside the request (the caller's promise); `err` is ours and
             // writable; the shim catches bailouts.
-            let r = unsafe { shim::rfpm_shim_execute_primary(&mut err) };
+            let r = unsafe { shim::rfpm_shim_execute_primary(&raw mut err) };
             if r == shim::rfpm_shim_result::RFPM_SHIM_FAILED {
                 let path = req
                     .path_translated
@@ -386,7 +385,7 @@ pub(crate) unsafe fn header_lines<'a>(sh: &mut sys::sapi_headers_struct) -> Vec<
     let mut pos: sys::zend_llist_position = ptr::null_mut();
     // SAFETY: `sh.headers` is PHP's live list (the caller's promise); `pos` is our
     // cursor. The elements are sapi_header_struct, as SAPI.c stores them.
-    let mut h = unsafe { sys::zend_llist_get_first_ex(&mut sh.headers, &mut pos) }
+    let mut h = unsafe { sys::zend_llist_get_first_ex(&raw mut sh.headers, &raw mut pos) }
         .cast::<sys::sapi_header_struct>()
         .cast_const();
     // SAFETY: `h` is NULL or an element of the list, alive while the list is unchanged.
@@ -398,7 +397,7 @@ pub(crate) unsafe fn header_lines<'a>(sh: &mut sys::sapi_headers_struct) -> Vec<
                 .push(unsafe { std::slice::from_raw_parts(hs.header.cast::<u8>(), hs.header_len) });
         }
         // SAFETY: as for the first element.
-        h = unsafe { sys::zend_llist_get_next_ex(&mut sh.headers, &mut pos) }
+        h = unsafe { sys::zend_llist_get_next_ex(&raw mut sh.headers, &raw mut pos) }
             .cast::<sys::sapi_header_struct>()
             .cast_const();
     }

@@ -34,7 +34,7 @@ mod tests {
         type T = rfpm_shim_ini_t;
         let mut c = rfpm_shim_layout_t::default();
         // SAFETY: `c` is a valid, writable struct of the type the shim fills.
-        assert!(unsafe { rfpm_shim_layout(0, &mut c) });
+        assert!(unsafe { rfpm_shim_layout(0, &raw mut c) });
         check_c(
             &c,
             size_of::<T>(),
@@ -55,6 +55,6 @@ mod tests {
     fn unknown_layout_is_refused() {
         let mut out = rfpm_shim_layout_t::default();
         // SAFETY: valid out-pointer.
-        assert!(!unsafe { rfpm_shim_layout(1, &mut out) });
+        assert!(!unsafe { rfpm_shim_layout(1, &raw mut out) });
     }
 }

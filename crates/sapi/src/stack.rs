@@ -33,7 +33,7 @@ pub struct Layout {
 pub fn layout() -> Layout {
     let mut c = shim::rfpm_shim_stack_layout_t::default();
     // SAFETY: the shim fills the struct it is given and touches nothing else.
-    unsafe { shim::rfpm_shim_stack_layout(&mut c) };
+    unsafe { shim::rfpm_shim_stack_layout(&raw mut c) };
     Layout {
         eg_address: c.eg_address as u64,
         eg_current_execute_data: c.eg_current_execute_data as u64,
@@ -79,7 +79,8 @@ impl Memory for Process {
         };
         // SAFETY: `local` describes our own writable buffer; the remote range is only
         // read by the kernel, which checks it against the other process's mappings.
-        let n = unsafe { libc::process_vm_readv(self.0, &local, 1, &remote, 1, 0) };
+        let n =
+            unsafe { libc::process_vm_readv(self.0, &raw const local, 1, &raw const remote, 1, 0) };
         let Ok(n) = usize::try_from(n) else {
             return Err(std::io::Error::last_os_error());
         };
