@@ -538,13 +538,36 @@ macro_rules! log_at {
     }};
 }
 
-/// Logs at a level with the SYSERR suffix of `errno`:
-/// `log_sys_at!(Level::Error, errno, "failed to open error_log ({})", path)`.
+/// What a SYSERR suffix is made of: an errno, or the `io::Error` that carries one.
+pub trait Errno {
+    fn errno(&self) -> i32;
+}
+
+impl Errno for i32 {
+    fn errno(&self) -> i32 {
+        *self
+    }
+}
+
+impl Errno for io::Error {
+    fn errno(&self) -> i32 {
+        self.raw_os_error().unwrap_or(0)
+    }
+}
+
+impl<T: Errno + ?Sized> Errno for &T {
+    fn errno(&self) -> i32 {
+        (**self).errno()
+    }
+}
+
+/// Logs at a level with the SYSERR suffix of an errno or an `io::Error`:
+/// `log_sys_at!(Level::Error, e, "failed to open error_log ({})", path)`.
 #[macro_export]
 macro_rules! log_sys_at {
     ($level:expr, $errno:expr, $($arg:tt)+) => {{
         let level = $level;
-        let errno: i32 = $errno;
+        let errno: i32 = $crate::log::Errno::errno(&$errno);
         if $crate::log::enabled(level) {
             $crate::log::log(level, $crate::__rfpm_fn_name!(), line!(), &format!($($arg)+), Some(errno));
         }

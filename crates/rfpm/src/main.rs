@@ -86,10 +86,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
     let signal_pipe = match signals::install() {
         Ok(p) => p,
         Err(e) => {
-            error_sys!(
-                e.raw_os_error().unwrap_or(0),
-                "failed to install signal handlers"
-            );
+            error_sys!(e, "failed to install signal handlers");
             return EX_SOFTWARE;
         }
     };
@@ -196,7 +193,7 @@ fn run(argv0: &str, args: &[String], c: Cli) -> i32 {
             Some(Ok(fd)) => access_logs.push(Some(fd)),
             Some(Err(e)) => {
                 error_sys!(
-                    e.raw_os_error().unwrap_or(0),
+                    e,
                     "failed to open access log ({})",
                     p.access_log.as_deref().unwrap_or_default()
                 );
@@ -259,7 +256,7 @@ fn daemonize() -> Result<Option<std::os::fd::OwnedFd>, i32> {
     let (r, w) = match fd::pipe() {
         Ok(p) => p,
         Err(e) => {
-            error_sys!(e.raw_os_error().unwrap_or(0), "failed to create pipe");
+            error_sys!(e, "failed to create pipe");
             return Err(EX_SOFTWARE);
         }
     };
@@ -294,7 +291,7 @@ fn daemonize() -> Result<Option<std::os::fd::OwnedFd>, i32> {
             }
         }
         Err(e) => {
-            error_sys!(e.raw_os_error().unwrap_or(0), "failed to daemonize");
+            error_sys!(e, "failed to daemonize");
             Err(EX_SOFTWARE)
         }
     }
@@ -311,18 +308,12 @@ fn write_pid_file(path: &str) -> Result<(), i32> {
     {
         Ok(f) => f,
         Err(e) => {
-            error_sys!(
-                e.raw_os_error().unwrap_or(0),
-                "Unable to create the PID file ({path})."
-            );
+            error_sys!(e, "Unable to create the PID file ({path}).");
             return Err(EX_CONFIG);
         }
     };
     if let Err(e) = write!(f, "{}", process::getpid()) {
-        error_sys!(
-            e.raw_os_error().unwrap_or(0),
-            "Unable to write to the PID file."
-        );
+        error_sys!(e, "Unable to write to the PID file.");
         return Err(EX_CONFIG);
     }
     Ok(())

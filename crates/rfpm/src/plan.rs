@@ -240,7 +240,7 @@ pub fn apply_global_limits(g: &conf::GlobalConf) -> Result<(), i32> {
         }
         if let Err(e) = identity::set_rlimit(which, value) {
             crate::error_sys!(
-                e.raw_os_error().unwrap_or(0),
+                e,
                 "failed to set {name} for this pool. Please check your system limits or decrease {name}. setrlimit({res}, {value})"
             );
             crate::error!("FPM initialization failed");
@@ -261,10 +261,7 @@ pub fn apply_global_priority(config: &conf::Config, c: &Cli) -> Result<(), i32> 
     let prio = config.global.process_priority;
     if opts.is_root && prio != conf::model::PRIORITY_UNSET {
         if let Err(e) = identity::set_priority(prio) {
-            crate::error_sys!(
-                e.raw_os_error().unwrap_or(0),
-                "Unable to set priority for the master process"
-            );
+            crate::error_sys!(e, "Unable to set priority for the master process");
             crate::error!("FPM initialization failed");
             return Err(EX_CONFIG);
         }

@@ -110,7 +110,7 @@ impl Master {
         let epoll = match rfpm_sys::epoll::Epoll::new() {
             Ok(e) => e,
             Err(e) => {
-                crate::error_sys!(e.raw_os_error().unwrap_or(0), "epoll_create1() failed");
+                crate::error_sys!(e, "epoll_create1() failed");
                 return crate::cli::EX_SOFTWARE;
             }
         };
@@ -119,10 +119,7 @@ impl Master {
             None => Ok(()),
         };
         if let Err(e) = watched {
-            crate::error_sys!(
-                e.raw_os_error().unwrap_or(0),
-                "failed to watch the signal pipe"
-            );
+            crate::error_sys!(e, "failed to watch the signal pipe");
             return crate::cli::EX_SOFTWARE;
         }
         let mut scoreboards = Vec::new();
@@ -130,11 +127,7 @@ impl Master {
             match Scoreboard::new(&p.name, p.max_children) {
                 Ok(sb) => scoreboards.push(sb),
                 Err(e) => {
-                    crate::error_sys!(
-                        e.raw_os_error().unwrap_or(0),
-                        "[pool {}] unable to allocate the scoreboard",
-                        p.name
-                    );
+                    crate::error_sys!(e, "[pool {}] unable to allocate the scoreboard", p.name);
                     return crate::cli::EX_SOFTWARE;
                 }
             }
@@ -144,11 +137,7 @@ impl Master {
                     TOKEN_LISTEN + i as u64,
                     Trigger::Edge,
                 ) {
-                    crate::error_sys!(
-                        e.raw_os_error().unwrap_or(0),
-                        "[pool {}] unable to watch the listening socket",
-                        p.name
-                    );
+                    crate::error_sys!(e, "[pool {}] unable to watch the listening socket", p.name);
                     return crate::cli::EX_SOFTWARE;
                 }
             }
@@ -214,7 +203,7 @@ impl Master {
                 None => until(due),
             };
             if let Err(e) = rt.epoll.wait(timeout, &mut ready) {
-                crate::error_sys!(e.raw_os_error().unwrap_or(0), "epoll_wait() failed");
+                crate::error_sys!(e, "epoll_wait() failed");
             }
             rt.escalation_fresh = false;
             for &token in &ready {
@@ -353,10 +342,7 @@ impl Runtime {
             match (fd::capture_pipe(), fd::capture_pipe()) {
                 (Ok(o), Ok(e)) => Some((o, e)),
                 (Err(err), _) | (_, Err(err)) => {
-                    crate::error_sys!(
-                        err.raw_os_error().unwrap_or(0),
-                        "failed to create the output pipes"
-                    );
+                    crate::error_sys!(err, "failed to create the output pipes");
                     None
                 }
             }
@@ -404,7 +390,7 @@ impl Runtime {
                         Ok(()) => Some(fd),
                         Err(e) => {
                             crate::error_sys!(
-                                e.raw_os_error().unwrap_or(0),
+                                e,
                                 "unable to watch what child {pid} says into {}",
                                 stream.name()
                             );
@@ -436,7 +422,7 @@ impl Runtime {
                 Ok(())
             }
             Err(e) => {
-                crate::error_sys!(e.raw_os_error().unwrap_or(0), "fork() failed");
+                crate::error_sys!(e, "fork() failed");
                 Err(SpawnError::Failed)
             }
         }
@@ -607,7 +593,7 @@ impl Runtime {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
                 Err(e) => {
                     crate::error_sys!(
-                        e.raw_os_error().unwrap_or(0),
+                        e,
                         "unable to read what child {pid} said into {}",
                         stream.name()
                     );
@@ -652,18 +638,12 @@ impl Runtime {
             crate::log::with(|l| l.reopen_with(|| reopen_access_logs(m)));
         match error_log {
             Ok(()) => crate::notice!("error log file re-opened"),
-            Err(e) => crate::error_sys!(
-                e.raw_os_error().unwrap_or(0),
-                "unable to re-opened error log file"
-            ),
+            Err(e) => crate::error_sys!(e, "unable to re-opened error log file"),
         }
         match (any, failed) {
             (false, _) => {}
             (true, None) => crate::notice!("access log file re-opened"),
-            (true, Some(e)) => crate::error_sys!(
-                e.raw_os_error().unwrap_or(0),
-                "unable to re-opened access log file"
-            ),
+            (true, Some(e)) => crate::error_sys!(e, "unable to re-opened access log file"),
         }
         if any {
             // Workers hold the old files: they finish their request and are replaced.
@@ -699,10 +679,7 @@ impl Runtime {
                 }
                 Effect::ReExec => {
                     let e = reexec(&self.m);
-                    crate::error_sys!(
-                        e.raw_os_error().unwrap_or(0),
-                        "failed to reload: execvp() failed"
-                    );
+                    crate::error_sys!(e, "failed to reload: execvp() failed");
                     done = Some(crate::cli::EX_SOFTWARE);
                 }
                 Effect::Exit => {
@@ -929,10 +906,7 @@ impl Runtime {
                 }
             }
             Err(e) => {
-                crate::error_sys!(
-                    e.raw_os_error().unwrap_or(0),
-                    "failed to read the PHP stack of child {pid}"
-                );
+                crate::error_sys!(e, "failed to read the PHP stack of child {pid}");
                 entry.extend_from_slice(b"+++ dump failed\n");
             }
         }
@@ -943,10 +917,7 @@ impl Runtime {
             .open(path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, &entry));
         if let Err(e) = written {
-            crate::error_sys!(
-                e.raw_os_error().unwrap_or(0),
-                "unable to write to the slowlog ({path})"
-            );
+            crate::error_sys!(e, "unable to write to the slowlog ({path})");
         }
     }
 }
@@ -989,10 +960,7 @@ fn cleanup(m: &Master) {
     }
     if let Some(pid) = &m.pid_file {
         if let Err(e) = std::fs::remove_file(pid) {
-            crate::error_sys!(
-                e.raw_os_error().unwrap_or(0),
-                "Unable to remove the PID file ({pid})."
-            );
+            crate::error_sys!(e, "Unable to remove the PID file ({pid}).");
         }
     }
 }
