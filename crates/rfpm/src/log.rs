@@ -296,6 +296,7 @@ impl Logger {
     }
 
     /// Opens `path` (see [`open_log_file`]) and makes it the destination.
+    #[cfg(test)]
     pub fn open_file(&mut self, path: &Path) -> io::Result<()> {
         let file = open_log_file(path)?;
         self.dest = Dest::File {

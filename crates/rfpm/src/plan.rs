@@ -1,24 +1,87 @@
-//! The configuration stage of start-up: which file, loading and validating it (crate
-//! `conf`, pure) with the effects done here (log files, user lookups), the error log
-//! set up, and the pools made ready to run.
-use crate::cli::{Cli, EX_CONFIG};
-use crate::log;
+//! Planning: the command line and the configuration files become a [`Plan`] (crate
+//! `conf` parses and validates; this module answers its questions about the system:
+//! directories, users, log files). Planning touches nothing that runs: the logger keeps
+//! its settings until [`Plan::commit_log`] (start-up commits at once; a reload that
+//! finds the new configuration broken never commits and keeps serving).
+use crate::cli::Cli;
+use crate::error::Error;
+use crate::log::{self, Level};
 use crate::pool::Pool;
 use rfpm_sys::{fd, identity, process};
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// rfpm's own default configuration file (php-fpm's is `<sysconfdir>/php-fpm.conf`).
 pub const DEFAULT_CONFIG: &str = "/etc/rfpm/php-fpm.conf";
 
-/// What `main` needs once the configuration is in.
-pub struct Loaded {
+/// A configuration ready to run, and what it asks of the logger.
+pub struct Plan {
     pub config: conf::Config,
     /// The path as php-fpm shows it in `test is successful`.
     pub path_shown: String,
     pub daemonize: bool,
     pub pid_file: Option<String>,
     pub process_control_timeout: u64,
+    /// The error log's new settings, and what validation said (written once they apply).
+    pub log: LogPlan,
+}
+
+/// What the logger becomes when a plan is committed.
+#[derive(Debug, Default)]
+pub struct LogPlan {
+    /// `log_level`, when the configuration sets it.
+    level: Option<Level>,
+    /// The error log file validation opened (unless the master logs to stderr).
+    file: Option<(File, PathBuf)>,
+    /// `log_limit` (php-fpm applies it after validation's messages).
+    limit: Option<usize>,
+    /// `error_log = syslog`: the ident and facility.
+    syslog: Option<(String, i32)>,
+    /// Validation's diagnostics, written once the level and the file apply.
+    diags: Vec<conf::Diag>,
+}
+
+impl LogPlan {
+    /// Gives the logger its new settings, in php-fpm's order: the level and the error
+    /// log file, then validation's messages (filtered and written there), then
+    /// `log_limit` and syslog.
+    pub fn commit(self) {
+        log::with(|l| {
+            if let Some(level) = self.level {
+                l.set_level(level);
+            }
+            if let Some((file, path)) = self.file {
+                l.set_dest(log::Dest::File { file, path });
+            }
+        });
+        print_diags(&self.diags);
+        log::with(|l| {
+            if let Some(limit) = self.limit {
+                l.set_limit(limit);
+            }
+            if let Some((ident, facility)) = &self.syslog {
+                l.open_syslog(ident, *facility);
+            }
+        });
+    }
+}
+
+/// A configuration that did not plan: the error, and the logger settings php-fpm had
+/// already taken when it failed (start-up commits them before logging the error, as
+/// php-fpm writes such errors into the configured error log).
+pub struct PlanFailure {
+    pub error: Error,
+    pub log: Box<LogPlan>,
+}
+
+impl From<Error> for PlanFailure {
+    fn from(error: Error) -> Self {
+        PlanFailure {
+            error,
+            log: Box::default(),
+        }
+    }
 }
 
 /// The configuration used when no `-y` is given and the default file does not exist.
@@ -38,7 +101,8 @@ fn builtin(is_root: bool, allow_root: bool) -> String {
     s
 }
 
-fn print_diags(diags: &[conf::Diag]) {
+/// Writes diagnostics through the logger (PHP's own lines verbatim on stderr).
+pub fn print_diags(diags: &[conf::Diag]) {
     for d in diags {
         match d.level {
             Some(level) => crate::log_at!(level, "{}", d.text),
@@ -46,12 +110,6 @@ fn print_diags(diags: &[conf::Diag]) {
             None => eprintln!("{}", d.text),
         }
     }
-}
-
-fn fail(diags: &[conf::Diag]) -> i32 {
-    print_diags(diags);
-    crate::error!("FPM initialization failed");
-    EX_CONFIG
 }
 
 fn sys_err(e: &std::io::Error) -> conf::SysError {
@@ -62,12 +120,14 @@ fn sys_err(e: &std::io::Error) -> conf::SysError {
     }
 }
 
-/// The operating system for `conf::validate`.
+/// The operating system for `conf::validate`: it answers and opens, it changes
+/// nothing that runs.
 struct OsSys {
     /// Master logs to stderr (foreground and a TTY or `-O`): the error log file is
     /// created but stays unused.
     use_stderr: bool,
-    opened_error_log: Cell<bool>,
+    /// The error log file, opened for the plan.
+    error_log: RefCell<Option<(File, PathBuf)>>,
 }
 
 impl conf::Sys for OsSys {
@@ -104,15 +164,11 @@ impl conf::Sys for OsSys {
     fn open_log(&self, which: &conf::LogFile, path: &str) -> Result<(), conf::SysError> {
         match which {
             conf::LogFile::ErrorLog => {
-                if self.use_stderr {
-                    log::open_log_file(Path::new(path))
-                        .map(drop)
-                        .map_err(|e| sys_err(&e))
-                } else {
-                    log::with(|l| l.open_file(Path::new(path))).map_err(|e| sys_err(&e))?;
-                    self.opened_error_log.set(true);
-                    Ok(())
+                let file = log::open_log_file(Path::new(path)).map_err(|e| sys_err(&e))?;
+                if !self.use_stderr {
+                    *self.error_log.borrow_mut() = Some((file, PathBuf::from(path)));
                 }
+                Ok(())
             }
             // Access and slow logs are created now; writing them lands with their issues.
             _ => log::open_log_file(Path::new(path))
@@ -127,7 +183,7 @@ impl conf::Sys for OsSys {
 }
 
 /// The command line's part of the configuration stage.
-fn options(c: &Cli) -> conf::LoadOptions {
+pub fn options(c: &Cli) -> conf::LoadOptions {
     conf::LoadOptions {
         prefix: c.prefix.as_ref().map(PathBuf::from),
         pid_override: c.pid.clone(),
@@ -138,16 +194,17 @@ fn options(c: &Cli) -> conf::LoadOptions {
     }
 }
 
-/// Loads, validates and prepares the configuration. `Err` is the exit code (the
-/// messages were logged).
-pub fn load(c: &Cli) -> Result<Loaded, i32> {
+/// Loads and validates the configuration. Messages of the files' own parsing are
+/// logged at once; validation's wait in the plan's [`LogPlan`].
+pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
     let opts = options(c);
     let is_root = opts.is_root;
     if let Some(p) = &c.prefix {
         if !Path::new(p).is_dir() {
-            return Err(fail(&[conf::Diag::error(format!(
+            return Err(Error::Config(vec![conf::Diag::error(format!(
                 "the global prefix '{p}' does not exist or is not a directory"
-            ))]));
+            ))])
+            .into());
         }
     }
 
@@ -174,109 +231,70 @@ pub fn load(c: &Cli) -> Result<Loaded, i32> {
     } else {
         conf::load(Path::new(&path), &opts)
     };
-    let mut loaded = loaded.map_err(|f| fail(&f.diags))?;
+    let mut loaded = loaded.map_err(|f| Error::Config(f.diags))?;
     print_diags(&loaded.diags);
 
     // php-fpm applies log_level first thing in post-processing: validation's own
     // notices are already filtered by it.
-    if let Some(level) = loaded.config.global.log_level {
-        log::with(|l| l.set_level(level));
-    }
+    let mut log = LogPlan {
+        level: loaded.config.global.log_level,
+        ..LogPlan::default()
+    };
     let daemonize = c.daemonize.unwrap_or(loaded.config.global.daemonize);
     let use_stderr =
         builtin_default || (!daemonize && (fd::isatty(fd::Stdio::Err.borrow()) || c.force_stderr));
     let sys = OsSys {
         use_stderr,
-        opened_error_log: Cell::new(false),
+        error_log: RefCell::new(None),
     };
-    let diags = conf::validate(&mut loaded.config, &sys, &opts).map_err(|f| fail(&f.diags))?;
-    print_diags(&diags);
+    let validated = conf::validate(&mut loaded.config, &sys, &opts);
+    log.file = sys.error_log.take();
+    let diags = match validated {
+        Ok(d) => d,
+        Err(f) => {
+            return Err(PlanFailure {
+                error: Error::Config(f.diags),
+                log: Box::new(log),
+            })
+        }
+    };
+    log.diags = diags;
     if c.test > 0 {
-        conf::test_identities(&loaded.config, &sys).map_err(|f| fail(&f.diags))?;
+        if let Err(f) = conf::test_identities(&loaded.config, &sys) {
+            return Err(PlanFailure {
+                error: Error::Config(f.diags),
+                log: Box::new(log),
+            });
+        }
     }
 
     let g = &loaded.config.global;
-    log::with(|l| {
-        l.set_limit(g.log_limit.get());
-        if g.error_log
-            .as_deref()
-            .is_some_and(|e| e.eq_ignore_ascii_case("syslog"))
-            && !use_stderr
-        {
-            let ident = g.syslog_ident.clone().unwrap_or_else(|| "php-fpm".into());
-            l.open_syslog(&ident, g.syslog_facility);
-        }
-    });
-
-    let g = &loaded.config.global;
-    Ok(Loaded {
+    log.limit = Some(g.log_limit.get());
+    if g.error_log
+        .as_deref()
+        .is_some_and(|e| e.eq_ignore_ascii_case("syslog"))
+        && !use_stderr
+    {
+        let ident = g.syslog_ident.clone().unwrap_or_else(|| "php-fpm".into());
+        log.syslog = Some((ident, g.syslog_facility));
+    }
+    Ok(Plan {
         path_shown: path,
         daemonize: g.daemonize,
         pid_file: g.pid.clone(),
         process_control_timeout: g.process_control_timeout.get(),
         config: loaded.config,
+        log,
     })
-}
-
-/// The global `rlimit_files` / `rlimit_core`, set on the master before it daemonises
-/// (reference §2.7); a failure is fatal (exit 78).
-pub fn apply_global_limits(g: &conf::GlobalConf) -> Result<(), i32> {
-    for (which, value, name, res) in [
-        (
-            identity::Rlimit::Files,
-            g.rlimit_files,
-            "rlimit_files",
-            "RLIMIT_NOFILE",
-        ),
-        (
-            identity::Rlimit::Core,
-            g.rlimit_core,
-            "rlimit_core",
-            "RLIMIT_CORE",
-        ),
-    ] {
-        if value == 0 {
-            continue;
-        }
-        if let Err(e) = identity::set_rlimit(which, value) {
-            crate::error_sys!(
-                e,
-                "failed to set {name} for this pool. Please check your system limits or decrease {name}. setrlimit({res}, {value})"
-            );
-            crate::error!("FPM initialization failed");
-            return Err(EX_CONFIG);
-        }
-    }
-    Ok(())
-}
-
-/// The global `process.priority` (after daemonising): set when root, else php-fpm's
-/// notice. `Err` is the exit code (messages logged).
-pub fn apply_global_priority(config: &conf::Config, c: &Cli) -> Result<(), i32> {
-    let opts = options(c);
-    if let Some(d) = conf::global_priority_notice(config, &opts) {
-        print_diags(&[d]);
-        return Ok(());
-    }
-    let prio = config.global.process_priority;
-    if opts.is_root && prio != conf::model::PRIORITY_UNSET {
-        if let Err(e) = identity::set_priority(prio) {
-            crate::error_sys!(e, "Unable to set priority for the master process");
-            crate::error!("FPM initialization failed");
-            return Err(EX_CONFIG);
-        }
-    }
-    Ok(())
 }
 
 /// The pools ready to run: every pool's identity first (with the non-root notices),
 /// then every pool's socket permissions, as php-fpm resolves them after daemonising.
-/// `Err` is the exit code (messages logged).
-pub fn pools(config: &conf::Config, c: &Cli) -> Result<Vec<Pool>, i32> {
+pub fn pools(config: &conf::Config, c: &Cli) -> Result<Vec<Pool>, Error> {
     let opts = options(c);
     let sys = OsSys {
         use_stderr: true,
-        opened_error_log: Cell::new(false),
+        error_log: RefCell::new(None),
     };
     let mut identities = Vec::new();
     for pc in &config.pools {
@@ -285,7 +303,7 @@ pub fn pools(config: &conf::Config, c: &Cli) -> Result<Vec<Pool>, i32> {
                 print_diags(&diags);
                 identities.push(id);
             }
-            Err(f) => return Err(fail(&f.diags)),
+            Err(f) => return Err(Error::Config(f.diags)),
         }
     }
     let env = |n: &str| std::env::var(n).ok();
@@ -296,7 +314,7 @@ pub fn pools(config: &conf::Config, c: &Cli) -> Result<Vec<Pool>, i32> {
                 print_diags(&diags);
                 perms
             }
-            Err(f) => return Err(fail(&f.diags)),
+            Err(f) => return Err(Error::Config(f.diags)),
         };
         pools.push(Pool::from_conf(pc, id, perms, opts.is_root, &env));
     }

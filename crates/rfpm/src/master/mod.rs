@@ -38,9 +38,6 @@ struct Output {
     capture: Capture,
 }
 
-/// Set in the environment of a re-executed image (reload): it must not daemonise again.
-pub const REEXEC_ENV: &str = "RFPM_REEXEC";
-
 /// Everything the master runs with.
 pub struct Master {
     /// The command line, re-executed on reload.
@@ -940,7 +937,7 @@ fn reexec(m: &Master) -> std::io::Error {
         std::env::set_var(k, v);
     }
     std::env::remove_var(format!("FPM_SOCKETS_{}", vars.len().max(1)));
-    std::env::set_var(REEXEC_ENV, "1");
+    std::env::set_var(crate::startup::REEXEC_ENV, "1");
     let shown: Vec<String> = m.argv.iter().take(11).map(|a| format!("\"{a}\"")).collect();
     crate::notice!(
         "reloading: execvp(\"{}\", {{{}}})",
