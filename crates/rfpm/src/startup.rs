@@ -13,9 +13,6 @@ use std::time::Duration;
 /// Debian's php-fpm8.2 reads php.ini (and conf.d) from here; so does rfpm by default.
 const DEFAULT_INI_DIR: &str = "/etc/php/8.2/fpm";
 
-/// Set in the environment of a re-executed image (reload): it must not daemonise again.
-pub const REEXEC_ENV: &str = "RFPM_REEXEC";
-
 /// A start-up that failed, with the daemon's report to its launcher still pending: it
 /// is sent (failure) when this is dropped, after `main` has logged the error.
 pub struct Failure {
@@ -88,8 +85,8 @@ pub fn run(argv0: &str, args: &[String], c: &Cli) -> Result<i32, Failure> {
 
     // 6. Daemonise (after the configuration was read, so its errors reach the terminal);
     // an image re-executed by a reload already is the daemon and keeps its PID.
-    let reexec = std::env::var_os(REEXEC_ENV).is_some();
-    std::env::remove_var(REEXEC_ENV);
+    let reexec = std::env::var_os(master::handoff::REEXEC_ENV).is_some();
+    std::env::remove_var(master::handoff::REEXEC_ENV);
     let reporter = if plan.daemonize && !reexec {
         match daemon::daemonize()? {
             Side::Launcher(code) => return Ok(code),
@@ -198,12 +195,12 @@ fn launch(
         pid_file: plan.pid_file,
         process_control_timeout: Duration::from_secs(plan.process_control_timeout),
         global: plan.config.global.clone(),
-        signal_pipe: Some(signal_pipe),
+        signal_pipe,
         access_logs,
     };
-    let code = master.run();
+    let ran = master.run();
     sapi::shutdown();
-    Ok(code)
+    ran.map_err(|e| (e, None))
 }
 
 /// The global `rlimit_files` / `rlimit_core`, set on the master before it daemonises

@@ -1,0 +1,425 @@
+//! The master's children: a pid → child table, spawning a worker from a [`ChildSpec`]
+//! (which generation, which pool), and reaping (reference §3.2, §3.4, §3.6).
+use super::generation::{GenerationId, PoolRuntime};
+use super::output::{self, Output};
+use super::Supervisor;
+use crate::capture::{Capture, Stream};
+use crate::log::Level;
+use crate::master::listen::Listener;
+use crate::pool::Pool;
+use crate::scoreboard::{now_us, Scoreboard, WorkerState};
+use crate::{signals, timeouts, title, worker};
+use rfpm_core::lifecycle::Intent;
+use rfpm_sys::epoll::Trigger;
+use rfpm_sys::fd::{self, Stdio};
+use rfpm_sys::process::{self, Exit, Fork, Pid};
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+/// A worker the master started.
+pub struct Child {
+    pub pid: Pid,
+    pub generation: GenerationId,
+    pub pool: usize,
+    /// Index of its scoreboard slot.
+    pub slot: usize,
+    pub started: Instant,
+    /// Seconds since the epoch of its start (the process manager stops the oldest).
+    pub started_wall: u64,
+    /// The process manager asked it to stop.
+    pub asked_to_stop: bool,
+    /// catch_workers_output: the read ends of the worker's stdout and stderr.
+    pub output: Option<Output>,
+    /// Which of its requests were already logged as slow or terminated.
+    pub timeouts: timeouts::Memory,
+}
+
+/// The children, by pid (so every walk over them is in pid order, deterministic).
+#[derive(Default)]
+pub struct Children(BTreeMap<Pid, Child>);
+
+impl Children {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get_mut(&mut self, pid: Pid) -> Option<&mut Child> {
+        self.0.get_mut(&pid)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Child> {
+        self.0.values()
+    }
+
+    pub fn pids(&self) -> Vec<Pid> {
+        self.0.keys().copied().collect()
+    }
+
+    /// The children of one pool of one generation.
+    pub fn of_pool(&self, generation: GenerationId, pool: usize) -> impl Iterator<Item = &Child> {
+        self.iter()
+            .filter(move |c| c.generation == generation && c.pool == pool)
+    }
+
+    fn insert(&mut self, c: Child) {
+        self.0.insert(c.pid, c);
+    }
+
+    fn remove(&mut self, pid: Pid) -> Option<Child> {
+        self.0.remove(&pid)
+    }
+
+    /// A forked worker lets go of the other workers' output pipes.
+    fn forget_outputs(&mut self) {
+        for c in self.0.values_mut() {
+            c.output = None;
+        }
+    }
+}
+
+/// The child to start: which pool of which generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildSpec {
+    pub generation: GenerationId,
+    pub pool: usize,
+    /// Log `child N started` as a notice (a replacement), not at debug level.
+    pub announce: bool,
+}
+
+impl ChildSpec {
+    pub fn new(generation: GenerationId, pool: usize, announce: bool) -> ChildSpec {
+        ChildSpec {
+            generation,
+            pool,
+            announce,
+        }
+    }
+}
+
+/// Why a worker was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// `process.max` (or the pool's slots) reached, or no such pool: not an error of
+    /// the master.
+    Limit,
+    /// fork() failed.
+    Failed,
+}
+
+/// What a new worker keeps of the master's resources: its pool (with its socket,
+/// scoreboard and access log) and the scoreboard whose status it shows. Everything
+/// else the master holds is closed or unmapped in the worker.
+struct WorkerStart {
+    spec: Pool,
+    listener: Listener,
+    scoreboard: Scoreboard,
+    access_log: Option<OwnedFd>,
+    /// The status page's owner pool (`pm.status_listen`), when not the worker's own.
+    status_owner: Option<(Scoreboard, String, &'static str)>,
+}
+
+impl WorkerStart {
+    /// Runs the worker; never returns.
+    fn run(self, slot: usize) -> ! {
+        let status = match &self.status_owner {
+            Some((sb, name, pm)) => worker::StatusSource { sb, pool: name, pm },
+            None => worker::StatusSource {
+                sb: &self.scoreboard,
+                pool: &self.spec.name,
+                pm: self.spec.pm_name(),
+            },
+        };
+        worker::main(
+            &self.spec,
+            &self.listener,
+            &self.scoreboard,
+            slot,
+            status,
+            self.access_log.as_ref().map(AsFd::as_fd),
+        )
+    }
+}
+
+impl Supervisor {
+    /// Starts a worker for `spec`. Returns its pid.
+    pub(super) fn spawn(&mut self, spec: ChildSpec) -> Result<Pid, SpawnError> {
+        if spec.generation != self.generation.id {
+            return Err(SpawnError::Limit);
+        }
+        let pool = spec.pool;
+        let Some(p) = self.generation.pool(pool) else {
+            return Err(SpawnError::Limit);
+        };
+        // process.max counts the workers of all pools (reference §3.4).
+        let process_max = self.global.process_max.get();
+        if process_max > 0 && self.children.len() >= process_max {
+            if !self.process_max_warned {
+                self.process_max_warned = true;
+                crate::warning!("The maximum number of processes has been reached. Please review your configuration and consider raising 'process.max'");
+            }
+            return Err(SpawnError::Limit);
+        }
+        // A free scoreboard slot, by the master's own records.
+        let taken: Vec<usize> = self
+            .children
+            .of_pool(spec.generation, pool)
+            .map(|c| c.slot)
+            .collect();
+        let Some(slot) = (0..p.scoreboard.slot_count()).find(|i| !taken.contains(i)) else {
+            return Err(SpawnError::Limit);
+        };
+        if let Some(s) = p.scoreboard.slot(slot) {
+            s.reset(now_us());
+        }
+        let pipes = if p.spec.catch_workers_output {
+            match (fd::capture_pipe(), fd::capture_pipe()) {
+                (Ok(o), Ok(e)) => Some((o, e)),
+                (Err(err), _) | (_, Err(err)) => {
+                    crate::error_sys!(err, "failed to create the output pipes");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        // Signals wait while we fork: a new child must never run the master's handler
+        // (it would write into the master's self-pipe).
+        signals::mask(&signals::FORK_SIGNALS, true);
+        let forked = process::fork_single_threaded();
+        if let Ok(Fork::Child) = forked {
+            signals::become_worker();
+        }
+        signals::mask(&signals::FORK_SIGNALS, false);
+        match forked {
+            Ok(Fork::Child) => {
+                if let Some(((_, out_w), (_, err_w))) = &pipes {
+                    let _ = fd::dup_onto(out_w.as_fd(), Stdio::Out.borrow());
+                    let _ = fd::dup_onto(err_w.as_fd(), Stdio::Err.borrow());
+                }
+                drop(pipes);
+                self.keep_for_worker(pool).run(slot)
+            }
+            Ok(Fork::Parent(pid)) => {
+                self.adopt(spec, slot, pid, pipes);
+                Ok(pid)
+            }
+            Err(e) => {
+                crate::error_sys!(e, "fork() failed");
+                Err(SpawnError::Failed)
+            }
+        }
+    }
+
+    /// The master's side of a new worker: its slot's pid, its output pipes watched, its
+    /// entry in the table.
+    fn adopt(
+        &mut self,
+        spec: ChildSpec,
+        slot: usize,
+        pid: Pid,
+        pipes: Option<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))>,
+    ) {
+        let pool = spec.pool;
+        let Some(p) = self.generation.pool(pool) else {
+            return;
+        };
+        if let Some(s) = p.scoreboard.slot(slot) {
+            s.pid.store(pid, Relaxed);
+        }
+        let name = p.spec.name.clone();
+        // A pipe the loop cannot watch is closed at once: the worker's writes then fail
+        // (SIGPIPE is ignored) instead of blocking it when the pipe is full.
+        let epoll = &self.epoll;
+        let watch = |fd: OwnedFd, stream: Stream| {
+            let token = super::Token::Output { pid, stream }.encode();
+            match epoll.add(fd.as_fd(), token, Trigger::Level) {
+                Ok(()) => Some(fd),
+                Err(e) => {
+                    crate::error_sys!(
+                        e,
+                        "unable to watch what child {pid} says into {}",
+                        stream.name()
+                    );
+                    None
+                }
+            }
+        };
+        let capture_max = output::max_captured_text(&p.spec, pid);
+        let output = pipes.map(|((out_r, _), (err_r, _))| Output {
+            stdout: watch(out_r, Stream::Stdout),
+            stderr: watch(err_r, Stream::Stderr),
+            capture: Capture::new(capture_max),
+        });
+        self.children.insert(Child {
+            pid,
+            generation: spec.generation,
+            pool,
+            slot,
+            started: Instant::now(),
+            started_wall: now_us() / 1_000_000,
+            asked_to_stop: false,
+            output,
+            timeouts: timeouts::Memory::default(),
+        });
+        self.process_max_warned = false;
+        if spec.announce {
+            crate::notice!("[pool {name}] child {pid} started");
+        } else {
+            crate::debug!("[pool {name}] child {pid} started");
+        }
+    }
+
+    /// In a new worker, right after fork: keeps its pool and the status owner's
+    /// scoreboard, and closes what belongs to the master (the other pools' sockets,
+    /// scoreboards and access logs, the event loop, the self-pipe, the other workers'
+    /// output pipes), like php-fpm's workers, which hold none of them either.
+    fn keep_for_worker(&mut self, pool: usize) -> WorkerStart {
+        self.children.forget_outputs();
+        self.signal_pipe = None;
+        self.epoll.close();
+        let owner = self.generation.status_owner(pool);
+        let mut pools: Vec<Option<PoolRuntime>> = std::mem::take(&mut self.generation.pools)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let status_owner = if owner == pool {
+            None
+        } else {
+            pools.get_mut(owner).and_then(Option::take).map(|o| {
+                let pm = o.spec.pm_name();
+                (o.scoreboard, o.spec.name, pm)
+            })
+        };
+        // `pool` is an index of the generation (checked by `spawn`).
+        let mine = pools.get_mut(pool).and_then(Option::take);
+        drop(pools);
+        let Some(mine) = mine else {
+            process::exit_now(crate::cli::EX_SOFTWARE);
+        };
+        if let Some(area) = self.title_area {
+            title::set(area, &format!("php-fpm: pool {}", mine.spec.name));
+        }
+        WorkerStart {
+            spec: mine.spec,
+            listener: mine.listener,
+            scoreboard: mine.scoreboard,
+            access_log: mine.access_log,
+            status_owner,
+        }
+    }
+
+    /// SIGCHLD: reaps every exited child, logs how it ended, frees its slot, counts
+    /// crashes for the emergency restart and replaces it while the master serves.
+    pub(super) fn reap(&mut self) {
+        while let Some((pid, exit)) = process::wait_any() {
+            if !self.children.0.contains_key(&pid) {
+                crate::warning!(
+                    "unknown child ({pid}) exited {} - potentially a bug or pre exec child (e.g. s6-notifyoncheck)",
+                    how(exit)
+                );
+                continue;
+            }
+            // What the worker said last comes before its exit line.
+            self.drain_output(pid, Stream::Stdout, output::READS_AT_EXIT);
+            self.drain_output(pid, Stream::Stderr, output::READS_AT_EXIT);
+            let Some(child) = self.children.remove(pid) else {
+                continue;
+            };
+            let pool = child.pool;
+            let name = match self.generation.pool(pool) {
+                Some(p) if child.generation == self.generation.id => {
+                    // The slot is free: the status page no longer lists the worker.
+                    if let Some(s) = p.scoreboard.slot(child.slot) {
+                        s.pid.store(0, Relaxed);
+                        s.set_state(WorkerState::Idle, now_us());
+                    }
+                    p.spec.name.clone()
+                }
+                _ => String::new(),
+            };
+            let elapsed = child.started.elapsed();
+            let after = format!("{}.{:06}", elapsed.as_secs(), elapsed.subsec_micros());
+            if child.asked_to_stop
+                && exit
+                    != (Exit::Signal {
+                        sig: libc::SIGKILL,
+                        core: false,
+                    })
+            {
+                crate::debug!("[pool {name}] child {pid} has been killed by the process management after {after} seconds from start");
+                continue;
+            }
+            let level = if !self.life.state().spawns() {
+                Level::Debug
+            } else {
+                match exit {
+                    Exit::Code(0)
+                    | Exit::Signal {
+                        sig: libc::SIGQUIT, ..
+                    } => Level::Notice,
+                    _ => Level::Warning,
+                }
+            };
+            crate::log_at!(
+                level,
+                "[pool {name}] child {pid} exited {} after {after} seconds from start",
+                how(exit)
+            );
+            let crashed = matches!(
+                exit,
+                Exit::Signal {
+                    sig: libc::SIGSEGV | libc::SIGBUS,
+                    ..
+                }
+            );
+            if self.life.state().spawns() && crashed && self.crash.record(now_us() / 1_000_000) {
+                crate::warning!(
+                    "failed processes threshold ({} in {} sec) is reached, initiating reload",
+                    self.crash.threshold(),
+                    self.crash.interval()
+                );
+                self.intend(Intent::Reload { announce: false });
+            }
+            if self.life.state().spawns() {
+                let _ = self.spawn(ChildSpec::new(child.generation, pool, true));
+            }
+        }
+    }
+}
+
+/// `with code N` / `on signal N (SIGNAME[ - core dumped])`.
+fn how(exit: Exit) -> String {
+    match exit {
+        Exit::Code(c) => format!("with code {c}"),
+        Exit::Signal { sig, core } => {
+            format!(
+                "on signal {sig} ({}{})",
+                process::signal_name(sig),
+                if core { " - core dumped" } else { "" }
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_descriptions() {
+        assert_eq!(how(Exit::Code(0)), "with code 0");
+        assert_eq!(
+            how(Exit::Signal {
+                sig: libc::SIGSEGV,
+                core: true
+            }),
+            "on signal 11 (SIGSEGV - core dumped)"
+        );
+    }
+}

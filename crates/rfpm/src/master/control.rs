@@ -1,0 +1,183 @@
+//! Carrying out what the lifecycle decides (`rfpm_core::lifecycle`): announcements,
+//! systemd notices, signals to the workers, the escalation timer, re-execution and
+//! exit; and SIGUSR1's log reopening. `LIFECYCLE.md` beside this file draws it.
+use super::event::Timer;
+use super::generation::Generation;
+use super::{handoff, Supervisor};
+use rfpm_core::lifecycle::{Effect, Intent, Sig};
+use rfpm_sys::{fd, process};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+impl Supervisor {
+    /// Steps the lifecycle and carries out its effects. `Some(code)`: the master is
+    /// done (it exits with `code`, or its re-execution failed).
+    pub(super) fn intend(&mut self, intent: Intent) -> Option<i32> {
+        let effects = self.life.step(intent);
+        let mut done = None;
+        for e in effects {
+            match e {
+                Effect::Announce(text) => crate::notice!("{text}"),
+                Effect::Refused { to, from } => crate::debug!(
+                    "not switching to '{}' state, because already in '{}' state",
+                    to.name(),
+                    from.name()
+                ),
+                Effect::NotifySystemd(text) => {
+                    if let Some(n) = &self.notifier {
+                        let _ = n.send(text);
+                    }
+                }
+                Effect::SignalChildren(sig) => self.signal_children(signal_number(sig)),
+                Effect::ArmEscalation => {
+                    let at = Instant::now() + self.process_control_timeout;
+                    self.deadlines.arm_after_wakeup(Timer::Escalation, at);
+                }
+                Effect::RearmEscalation => {
+                    let at = Instant::now() + Duration::from_secs(1);
+                    self.deadlines.arm(Timer::Escalation, at);
+                }
+                Effect::ReExec => {
+                    let e = handoff::reexec(&self.argv, &self.generation);
+                    crate::error_sys!(e, "failed to reload: execvp() failed");
+                    done = Some(crate::cli::EX_SOFTWARE);
+                }
+                Effect::Exit => {
+                    self.cleanup();
+                    crate::notice!("exiting, bye-bye!");
+                    done = Some(0);
+                }
+            }
+        }
+        done
+    }
+
+    /// Sends `sig` to every worker.
+    pub(super) fn signal_children(&self, sig: i32) {
+        for pid in self.children.pids() {
+            let _ = process::kill(pid, sig);
+        }
+    }
+
+    /// SIGUSR1 (reference §4.1): the error log and the access logs are opened again
+    /// (log rotation); the workers, which hold the old access logs, finish their
+    /// request and are replaced.
+    pub(super) fn reopen_logs(&mut self) {
+        // The access logs are reopened while fd 2 is the original stderr again, so that
+        // `access.log = /dev/stderr` keeps meaning the real stderr (GH-8885).
+        let generation = &self.generation;
+        let (error_log, (any, failed)) =
+            crate::log::with(|l| l.reopen_with(|| reopen_access_logs(generation)));
+        match error_log {
+            Ok(()) => crate::notice!("error log file re-opened"),
+            Err(e) => crate::error_sys!(e, "unable to re-opened error log file"),
+        }
+        match (any, failed) {
+            (false, _) => {}
+            (true, None) => crate::notice!("access log file re-opened"),
+            (true, Some(e)) => crate::error_sys!(e, "unable to re-opened access log file"),
+        }
+        if any {
+            self.signal_children(libc::SIGQUIT);
+        }
+    }
+
+    /// After `ready to handle connections` (reference §10.1): readiness to systemd, then
+    /// the monitor notice a systemd build of php-fpm always logs.
+    pub(super) fn notify_ready(&mut self) {
+        if let Some(n) = &self.notifier {
+            if n.send(&rfpm_core::systemd::ready_message(process::getpid()))
+                .is_err()
+            {
+                crate::warning!("failed to notify start to systemd");
+            }
+        }
+        let interval_ms = self.global.systemd_interval_ms();
+        if interval_ms > 0 {
+            crate::notice!("systemd monitor interval set to {interval_ms}ms");
+        } else {
+            crate::notice!("systemd monitor disabled");
+        }
+    }
+
+    /// The periodic STATUS report, counters summed over all pools.
+    pub(super) fn report_to_systemd(&mut self) {
+        use crate::scoreboard::WorkerState;
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(n) = &self.notifier else {
+            return;
+        };
+        let (mut active, mut idle, mut requests, mut slow) = (0u64, 0u64, 0u64, 0u64);
+        for c in self.children.iter() {
+            let state = self
+                .generation
+                .pool(c.pool)
+                .and_then(|p| p.scoreboard.slot(c.slot))
+                .map(|s| s.state());
+            match state {
+                Some(WorkerState::Idle) => idle += 1,
+                _ => active += 1,
+            }
+        }
+        for p in &self.generation.pools {
+            let h = p.scoreboard.header();
+            requests += h.accepted.load(Relaxed);
+            slow += h.slow_requests.load(Relaxed);
+        }
+        let since = requests.saturating_sub(self.reported_requests);
+        self.reported_requests = requests;
+        let msg = rfpm_core::systemd::status_message(
+            self.global.systemd_watchdog,
+            active,
+            idle,
+            requests,
+            slow,
+            since,
+            self.global.systemd_interval_ms(),
+        );
+        if n.send(&msg).is_err() {
+            crate::notice!("failed to notify status to systemd");
+        }
+    }
+
+    /// The master exits: its Unix sockets and its pid file are removed.
+    fn cleanup(&self) {
+        for p in &self.generation.pools {
+            if let Some(path) = &p.listener.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        if let Some(pid) = &self.pid_file {
+            if let Err(e) = std::fs::remove_file(pid) {
+                crate::error_sys!(e, "Unable to remove the PID file ({pid}).");
+            }
+        }
+    }
+}
+
+/// SIGUSR1: every access log opened again onto its descriptor. Returns whether some
+/// pool has one, and the last error; logs nothing (see `Logger::reopen_with`).
+fn reopen_access_logs(generation: &Generation) -> (bool, Option<std::io::Error>) {
+    let mut any = false;
+    let mut failed = None;
+    for p in &generation.pools {
+        let (Some(log), Some(path)) = (&p.access_log, p.spec.access_log.as_deref()) else {
+            continue;
+        };
+        any = true;
+        if let Err(e) = fd::open_append(path).and_then(|new| fd::dup_onto(new.as_fd(), log.as_fd()))
+        {
+            failed = Some(e);
+        }
+    }
+    (any, failed)
+}
+
+/// The signal number of a lifecycle signal.
+fn signal_number(sig: Sig) -> i32 {
+    match sig {
+        Sig::Quit => libc::SIGQUIT,
+        Sig::Term => libc::SIGTERM,
+        Sig::Kill => libc::SIGKILL,
+    }
+}

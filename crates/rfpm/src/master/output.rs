@@ -1,0 +1,120 @@
+//! `catch_workers_output` (reference §3.10): what workers write into their stdout and
+//! stderr pipes, cut into entries by `capture` and logged as php-fpm logs them.
+use super::Supervisor;
+use crate::capture::{self, Capture, Stream};
+use crate::log::Level;
+use crate::pool::Pool;
+use rfpm_sys::fd;
+use rfpm_sys::process::Pid;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Reads of 8 KiB from one worker pipe per wake-up of the event loop.
+pub const READS_PER_WAKEUP: usize = 16;
+/// Reads left to a dead worker's pipe: what a pipe holds at most (`pipe-max-size`, 1 MiB).
+pub const READS_AT_EXIT: usize = 128;
+
+/// A worker's output pipes (read ends) and what was read of them.
+pub struct Output {
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub capture: Capture,
+}
+
+/// The longest captured text that fits one `log_limit` entry with its decoration.
+pub fn max_captured_text(pool: &Pool, pid: Pid) -> usize {
+    let limit = crate::log::with(|l| l.limit());
+    if !pool.decorate_workers_output {
+        return limit.saturating_sub(1);
+    }
+    // "[DD-Mon-YYYY HH:MM:SS] WARNING: [pool P] child N said into stderr: \"" + "\"" + "\n"
+    let head = 23
+        + "WARNING: ".len()
+        + format!("[pool {}] child {pid} said into stderr: \"", pool.name).len();
+    limit.saturating_sub(head + 2)
+}
+
+impl Supervisor {
+    /// Reads what a worker wrote, at most `max_reads` reads of 8 KiB, and logs it read
+    /// by read: a worker that writes without pause can neither hold the master in this
+    /// loop nor make it buffer (the pipes are level-triggered: the rest comes at the
+    /// next pass).
+    pub(super) fn drain_output(&mut self, pid: Pid, stream: Stream, max_reads: usize) {
+        let Some(child) = self.children.get_mut(pid) else {
+            return;
+        };
+        let (name, decorate) = match self.generation.pool(child.pool) {
+            Some(p) => (p.spec.name.as_str(), p.spec.decorate_workers_output),
+            None => ("", true),
+        };
+        let Some(out) = child.output.as_mut() else {
+            return;
+        };
+        let slot = match stream {
+            Stream::Stdout => &mut out.stdout,
+            Stream::Stderr => &mut out.stderr,
+        };
+        // Taken out while reading; put back unless the pipe ended (dropping the read end
+        // also removes it from epoll: no other process holds it).
+        let Some(pipe) = slot.take() else {
+            return;
+        };
+        let mut open = true;
+        let mut entries = Vec::new();
+        let mut buf = [0u8; 8192];
+        for _ in 0..max_reads {
+            let last = match fd::read(pipe.as_fd(), &mut buf) {
+                Ok(0) => {
+                    out.capture.close(stream, &mut entries);
+                    open = false;
+                    true
+                }
+                Ok(n) => {
+                    out.capture.feed(stream, &buf[..n], &mut entries);
+                    false
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => false,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                Err(e) => {
+                    crate::error_sys!(
+                        e,
+                        "unable to read what child {pid} said into {}",
+                        stream.name()
+                    );
+                    open = false;
+                    true
+                }
+            };
+            for e in entries.drain(..) {
+                log_captured(name, decorate, pid, &e);
+            }
+            if last {
+                break;
+            }
+        }
+        if open {
+            *slot = Some(pipe);
+        }
+    }
+}
+
+/// One captured entry as a master log line (reference §3.10): decorated
+/// `WARNING: [pool p] child N said into stderr: "text"`, or the raw text.
+fn log_captured(pool: &str, decorate: bool, pid: Pid, e: &capture::Entry) {
+    if decorate {
+        let mut msg = format!(
+            "[pool {pool}] child {pid} said into {}: \"",
+            e.stream.name()
+        )
+        .into_bytes();
+        msg.extend_from_slice(&e.text);
+        msg.push(b'"');
+        if e.pipe_closed {
+            msg.extend_from_slice(b", pipe is closed");
+        }
+        crate::log::log_stream(Level::Warning, "fpm_stdio_child_said", line!(), &msg);
+    } else {
+        let mut line = e.text.clone();
+        line.push(b'\n');
+        crate::log::with(|l| l.write_entry(Level::Warning, &line));
+    }
+}

@@ -1,0 +1,102 @@
+//! The request-timeout timer (reference §3.7): `request_slowlog_timeout` writes the
+//! slow log (the worker's PHP stack, read from its memory without stopping it), then
+//! `request_terminate_timeout` terminates the worker. The decisions are
+//! `rfpm_core::timeouts`'; this module reads the scoreboard and carries them out.
+use super::generation::PoolRuntime;
+use super::Supervisor;
+use crate::log::Level;
+use crate::scoreboard::now_us;
+use crate::timeouts;
+use rfpm_sys::process::{self, Pid};
+use std::sync::atomic::Ordering::Relaxed;
+
+impl Supervisor {
+    /// Checks every worker's current request against its pool's timeouts.
+    pub(super) fn check_timeouts(&mut self) {
+        let now = now_us();
+        for pid in self.children.pids() {
+            let Some(child) = self.children.get_mut(pid) else {
+                continue;
+            };
+            if child.generation != self.generation.id {
+                continue;
+            }
+            let Some(p) = self.generation.pools.get(child.pool) else {
+                continue;
+            };
+            let conf = p.spec.timeouts;
+            if conf.terminate == 0 && conf.slowlog == 0 {
+                continue;
+            }
+            let Some(s) = p.scoreboard.slot(child.slot).map(|s| s.view()) else {
+                continue;
+            };
+            let view = timeouts::RequestView {
+                state: s.state,
+                start_us: s.request_start_us,
+                seq: s.requests,
+            };
+            let Some(verdict) = timeouts::check(&conf, &mut child.timeouts, &view, now) else {
+                continue;
+            };
+            let what = timeouts::describe(&s.script, &s.method, &s.uri, &s.query);
+            let name = &p.spec.name;
+            match verdict {
+                timeouts::Verdict::Slow { elapsed_us } => {
+                    crate::warning!(
+                        "[pool {name}] child {pid}, {what} executing too slow ({} sec), logging",
+                        timeouts::seconds(elapsed_us)
+                    );
+                    p.scoreboard.header().slow_requests.fetch_add(1, Relaxed);
+                    write_slow_log(p, &s.script, pid);
+                }
+                timeouts::Verdict::Terminate { elapsed_us } => {
+                    crate::warning!(
+                        "[pool {name}] child {pid}, {what} execution timed out ({} sec), terminating",
+                        timeouts::seconds(elapsed_us)
+                    );
+                    let _ = process::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+    }
+}
+
+/// Appends one entry to the pool's slow log: a blank line, the time and pool, the
+/// script, then the worker's PHP stack read from its memory (reference §3.7).
+fn write_slow_log(p: &PoolRuntime, script: &[u8], pid: Pid) {
+    let Some(path) = p.spec.slowlog.as_deref() else {
+        return;
+    };
+    let debug = crate::log::with(|l| l.level()) == Level::Debug;
+    let mut entry = format!(
+        "\n[{}]  [pool {}] pid {pid}\nscript_filename = ",
+        crate::log::format_time(&crate::log::now(), debug),
+        p.spec.name
+    )
+    .into_bytes();
+    entry.extend_from_slice(script);
+    entry.push(b'\n');
+    crate::notice!("about to trace {pid}");
+    match sapi::stack::trace_process(pid, p.spec.slowlog_depth) {
+        Ok(frames) => {
+            for f in frames {
+                entry.extend_from_slice(&f);
+                entry.push(b'\n');
+            }
+        }
+        Err(e) => {
+            crate::error_sys!(e, "failed to read the PHP stack of child {pid}");
+            entry.extend_from_slice(b"+++ dump failed\n");
+        }
+    }
+    crate::notice!("finished trace of {pid}");
+    let written = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &entry));
+    if let Err(e) = written {
+        crate::error_sys!(e, "unable to write to the slowlog ({path})");
+    }
+}
