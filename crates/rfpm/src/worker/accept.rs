@@ -1,11 +1,17 @@
-//! The acceptor: connections from the pool's socket (accept, `listen.allowed_clients`,
-//! the first byte, the graceful close), as the worker loops read them.
+//! The acceptor: connections from the pool's socket, ready to read FastCGI from. It
+//! accepts (reporting EINTR so SIGQUIT is seen), drops peers `listen.allowed_clients`
+//! refuses, waits for the first byte (dropping a connection silent for 5 s), and hands
+//! out a `ServerConn` whose buffers come from the previous connection. A worker loop
+//! (`classic`, or an application's loop in worker mode) pulls connections from it and
+//! serves their requests (several on a kept-alive connection); `close_gracefully` ends
+//! one as php-fpm does.
+use crate::log::Level;
 use crate::signals;
 use fcgi::server::ServerConn;
 use rfpm_sys::{fd, net};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 /// An accepted connection.
@@ -47,6 +53,127 @@ impl Write for Connection {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// A connection ready for its first FastCGI request.
+pub(super) struct Accepted {
+    pub(super) conn: ServerConn<Connection>,
+    /// The FastCGI peer (TCP only).
+    pub(super) peer: Option<IpAddr>,
+}
+
+/// Connections from one pool's listening socket.
+pub(super) struct Acceptor<'a> {
+    listener: BorrowedFd<'a>,
+    is_unix: bool,
+    /// `listen.allowed_clients`, parsed (TCP only).
+    allowed: Option<Vec<IpAddr>>,
+    /// The previous connection's buffers, reused by the next one.
+    bufs: Option<fcgi::server::Buffers>,
+}
+
+impl<'a> Acceptor<'a> {
+    pub(super) fn new(
+        listener: BorrowedFd<'a>,
+        is_unix: bool,
+        allowed: Option<Vec<IpAddr>>,
+    ) -> Acceptor<'a> {
+        Acceptor {
+            listener,
+            is_unix,
+            allowed,
+            bufs: None,
+        }
+    }
+
+    /// The next connection that has data to read; `None` when the worker must stop
+    /// (SIGQUIT, or accept failed). `idle` runs before every wait for a connection.
+    pub(super) fn next(&mut self, mut idle: impl FnMut()) -> Option<Accepted> {
+        loop {
+            if signals::worker_quit() {
+                return None;
+            }
+            idle();
+            let fd = match net::accept(self.listener) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EAGAIN) | Some(libc::ECONNABORTED)
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    crate::log::log(
+                        Level::Error,
+                        "accept_loop",
+                        line!(),
+                        "failed to accept a connection",
+                        e.raw_os_error(),
+                    );
+                    return None;
+                }
+            };
+            if let Some(a) = self.ready(fd) {
+                return Some(a);
+            }
+        }
+    }
+
+    /// An accepted descriptor, if its peer is allowed and it sends its first byte.
+    fn ready(&mut self, fd: OwnedFd) -> Option<Accepted> {
+        let (stream, peer) = if let Some(allowed) = &self.allowed {
+            let s = TcpStream::from(fd);
+            let ip = s.peer_addr().ok()?.ip();
+            if !client_allowed(allowed, ip) {
+                let shown = match ip {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                    v4 => v4,
+                };
+                crate::error!("Connection disallowed: IP address '{shown}' has been dropped.");
+                return None;
+            }
+            (Connection::Tcp(s), Some(ip))
+        } else if self.is_unix {
+            (Connection::Unix(UnixStream::from(fd)), None)
+        } else {
+            let s = TcpStream::from(fd);
+            let ip = s.peer_addr().ok().map(|a| a.ip());
+            (Connection::Tcp(s), ip)
+        };
+        let unix = matches!(stream, Connection::Unix(_));
+        // A web server writes the request as soon as its connect() returns, so it is
+        // usually queued by the time accept() does: look (the probe below needs the
+        // figure anyway) and wait only when nothing is there yet.
+        let queued = if unix {
+            net::readable_bytes(stream.fd()).filter(|&n| n > 0)
+        } else {
+            None
+        };
+        if queued.is_none() && !wait_readable(stream.fd(), FIRST_BYTE_TIMEOUT_MS, Quit::KeepWaiting)
+        {
+            return None;
+        }
+        let mut conn = ServerConn::with_buffers(stream, self.bufs.take().unwrap_or_default());
+        if unix {
+            // Keeps the request's last record queued while the script runs, so the web
+            // server waiting for the answer is not woken for nothing (a context switch
+            // on both sides per request: hello went from 0.86 to ~1.0 of php-fpm8.2;
+            // bench/RESULTS.md).
+            conn.set_queued_probe(|s| net::readable_bytes(s.fd()));
+            if let Some(n) = queued {
+                conn.set_queued_hint(n);
+            }
+        }
+        Some(Accepted { conn, peer })
+    }
+
+    /// A served connection is closed; its buffers serve the next one.
+    pub(super) fn recycle(&mut self, conn: ServerConn<Connection>) {
+        self.bufs = Some(conn.into_parts().1);
     }
 }
 

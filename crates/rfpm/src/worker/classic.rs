@@ -1,26 +1,26 @@
 //! The classic worker loop: next connection → next request → prepare → run PHP →
 //! finish, one request at a time (reference §3.2).
+use super::accept::{close_gracefully, Acceptor, Connection};
+use super::finish::RequestLog;
+use super::io::FcgiIo;
+use super::prepare::{atol, c_string, probe, ParamVars};
+use super::StatusSource;
 use crate::log::Level;
 use crate::paths::{self, PathIni};
 use crate::pool::Pool;
 use crate::scoreboard::{now_us, RequestInfo, Scoreboard, Slot, WorkerState};
 use crate::{access, signals, status};
 use fcgi::server::ServerConn;
-use rfpm_sys::{fd, net};
+use rfpm_sys::fd;
 use std::cell::Cell;
 use std::ffi::CStr;
-use std::io::{self, Write};
-use std::net::{IpAddr, TcpStream};
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
-
-use super::*;
-use super::{accept::*, finish::*, io::*, prepare::*};
 
 pub(super) struct Worker<'p> {
     pub(super) pool: &'p Pool,
-    pub(super) allowed: Option<Vec<IpAddr>>,
     pub(super) sb: &'p Scoreboard,
     pub(super) slot: &'p Slot,
     pub(super) served: u64,
@@ -33,113 +33,31 @@ pub(super) struct Worker<'p> {
     /// worker's start). times() once per request, not twice: what a worker does between
     /// requests is a few µs, below the clock tick times() counts in.
     pub(super) cpu_start: (u64, u64),
-    /// The previous connection's buffers, reused by the next one.
-    pub(super) bufs: Option<fcgi::server::Buffers>,
     /// Where close_gracefully discards what the peer still sends.
     pub(super) drain: Vec<u8>,
 }
 
 impl Worker<'_> {
-    pub(super) fn accept_loop(&mut self, listen_fd: BorrowedFd<'_>) {
-        loop {
-            if signals::worker_quit() {
-                return;
+    /// Serves connections until the worker must stop (SIGQUIT, `pm.max_requests`, a
+    /// failed accept).
+    pub(super) fn serve_all(&mut self, acceptor: &mut Acceptor<'_>) {
+        let (slot, sb) = (self.slot, self.sb);
+        let mark_idle = || {
+            if slot.state() != WorkerState::Idle {
+                sb.leave_active();
             }
-            if self.slot.state() != WorkerState::Idle {
-                self.sb.leave_active();
-            }
-            self.slot.set_state(WorkerState::Idle, now_us());
-            let fd = match net::accept(listen_fd) {
-                Ok(fd) => fd,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EAGAIN) | Some(libc::ECONNABORTED)
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => {
-                    crate::log::log(
-                        Level::Error,
-                        "accept_loop",
-                        line!(),
-                        "failed to accept a connection",
-                        e.raw_os_error(),
-                    );
-                    return;
-                }
-            };
-            let keep_serving = self.connection(fd);
-            if !keep_serving || signals::worker_quit() {
+            slot.set_state(WorkerState::Idle, now_us());
+        };
+        while let Some(accepted) = acceptor.next(mark_idle) {
+            self.peer = accepted.peer;
+            let mut conn = accepted.conn;
+            let go_on = self.serve_requests(&mut conn);
+            // The socket closes here; the buffers serve the next connection.
+            acceptor.recycle(conn);
+            if !go_on || signals::worker_quit() {
                 return;
             }
         }
-    }
-
-    /// Serves one connection; `false` when the worker must exit (max_requests).
-    pub(super) fn connection(&mut self, fd: OwnedFd) -> bool {
-        if let Some(allowed) = &self.allowed {
-            let peer = TcpStream::from(fd);
-            let ip = peer.peer_addr().map(|a| a.ip());
-            match ip {
-                Ok(ip) if client_allowed(allowed, ip) => {
-                    self.peer = Some(ip);
-                    return self.serve_connection(Connection::Tcp(peer));
-                }
-                Ok(ip) => {
-                    let shown = match ip {
-                        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-                        v4 => v4,
-                    };
-                    crate::error!("Connection disallowed: IP address '{shown}' has been dropped.");
-                    return true;
-                }
-                Err(_) => return true,
-            }
-        }
-        let stream = if self.pool.is_unix {
-            self.peer = None;
-            Connection::Unix(UnixStream::from(fd))
-        } else {
-            let s = TcpStream::from(fd);
-            self.peer = s.peer_addr().ok().map(|a| a.ip());
-            Connection::Tcp(s)
-        };
-        self.serve_connection(stream)
-    }
-
-    /// Serves the requests of an accepted connection; `false` when the worker must exit.
-    pub(super) fn serve_connection(&mut self, stream: Connection) -> bool {
-        let unix = matches!(stream, Connection::Unix(_));
-        // A web server writes the request as soon as its connect() returns, so it is
-        // usually queued by the time accept() does: look (the probe below needs the
-        // figure anyway) and wait only when nothing is there yet.
-        let queued = if unix {
-            net::readable_bytes(stream.fd()).filter(|&n| n > 0)
-        } else {
-            None
-        };
-        if queued.is_none() && !wait_readable(stream.fd(), FIRST_BYTE_TIMEOUT_MS, Quit::KeepWaiting)
-        {
-            return true;
-        }
-        let mut conn = ServerConn::with_buffers(stream, self.bufs.take().unwrap_or_default());
-        if unix {
-            // Keeps the request's last record queued while the script runs, so the web
-            // server waiting for the answer is not woken for nothing (a context switch
-            // on both sides per request: hello went from 0.86 to ~1.0 of php-fpm8.2;
-            // bench/RESULTS.md).
-            conn.set_queued_probe(|s| net::readable_bytes(s.fd()));
-            if let Some(n) = queued {
-                conn.set_queued_hint(n);
-            }
-        }
-        let go_on = self.serve_requests(&mut conn);
-        // The socket closes here (the stream is dropped); the buffers serve the next one.
-        self.bufs = Some(conn.into_parts().1);
-        go_on
     }
 
     /// The requests of one connection; `false` when the worker must exit.

@@ -1,4 +1,5 @@
 //! The end of a request: its figures into the scoreboard slot, its access-log line.
+use super::StatusSource;
 use crate::access;
 use crate::pool::Pool;
 use crate::scoreboard::{now_us, RequestFigures, Slot};
@@ -6,8 +7,6 @@ use rfpm_sys::fd;
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
-
-use super::*;
 
 /// What the end of a request needs: the scoreboard slot, the access log.
 pub(super) struct RequestLog<'a> {

@@ -1,13 +1,14 @@
 //! The worker's side of a request as the SAPI sees it: FastCGI output, the request
 //! body (stdin or `REQUEST_BODY_FILE`), `fastcgi_finish_request()`, messages.
+use super::accept::Connection;
+use super::classic::pool_status;
+use super::finish::RequestLog;
 use crate::log::Level;
 use crate::status;
 use fcgi::server::ServerConn;
 use rfpm_sys::net;
 use std::fs::File;
 use std::io::Read;
-
-use super::{accept::*, classic::*, finish::*};
 
 /// A message during a request: worker log (`LEVEL: msg` on the worker's stderr) and,
 /// while the connection is open and `fastcgi.logging` is on, FastCGI stderr — several

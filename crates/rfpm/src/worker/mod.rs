@@ -57,10 +57,9 @@ pub fn main(
         (Some(list), false) => Some(accept::parse_allowed_clients(list)),
         _ => None,
     };
+    let mut acceptor = accept::Acceptor::new(listener.fd(), pool.is_unix, allowed);
     let mut w = classic::Worker {
-        bufs: None,
         drain: vec![0; 4096],
-        allowed,
         sb,
         slot: my_slot,
         pool,
@@ -71,6 +70,6 @@ pub fn main(
         ppid: process::getppid(),
         cpu_start: rfpm_sys::time::cpu_times_us(),
     };
-    w.accept_loop(listener.fd());
+    w.serve_all(&mut acceptor);
     std::process::exit(0);
 }
