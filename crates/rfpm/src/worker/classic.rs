@@ -3,17 +3,14 @@
 use super::accept::{close_gracefully, Acceptor, Connection};
 use super::finish::RequestLog;
 use super::io::FcgiIo;
-use super::prepare::{atol, c_string, probe, ParamVars};
 use super::StatusSource;
 use crate::log::Level;
-use crate::paths::{self, PathIni};
 use crate::pool::Pool;
-use crate::scoreboard::{now_us, RequestInfo, Scoreboard, Slot, WorkerState};
+use crate::scoreboard::{now_us, Scoreboard, Slot, WorkerState};
 use crate::{access, signals, status};
 use fcgi::server::ServerConn;
 use rfpm_sys::fd;
 use std::cell::Cell;
-use std::ffi::CStr;
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
@@ -102,85 +99,9 @@ impl Worker<'_> {
         conn: &mut ServerConn<Connection>,
         req: &mut fcgi::server::Request,
     ) -> bool {
-        let fpm_ini = sapi::fpm_ini();
-        let has_script_param =
-            req.params.contains("SCRIPT_FILENAME") || req.params.contains("PATH_TRANSLATED");
-        let path_ini = PathIni {
-            fix_pathinfo: fpm_ini.fix_pathinfo,
-            discard_path: fpm_ini.discard_path,
-            // Only read (a hash lookup and two allocations) when resolve would use it.
-            doc_root: if fpm_ini.fix_pathinfo && !req.params.contains("DOCUMENT_ROOT") {
-                sapi::ini_string("doc_root")
-                    .filter(|s| !s.is_empty())
-                    .map(String::into_bytes)
-            } else {
-                None
-            },
-        };
-        let resolved = paths::resolve(&mut req.params, &path_ini, &probe, &sapi::path_exists);
-        // The request's strings as PHP reads them: borrowed from the params (their
-        // arena keeps a NUL after every value) or made from the resolved paths.
-        let p = &req.params;
-        let method = p.get_cstr("REQUEST_METHOD");
-        let (query, content_type, content_length, auth) = if has_script_param {
-            (
-                p.get_cstr("QUERY_STRING").unwrap_or_default(),
-                p.get_cstr("CONTENT_TYPE").unwrap_or_default(),
-                p.get_str("CONTENT_LENGTH").map(atol).unwrap_or(0),
-                p.get_cstr("HTTP_AUTHORIZATION"),
-            )
-        } else {
-            (c"", c"", 0, None)
-        };
-        let uri = resolved.uri.map(c_string);
-        let script = resolved.script.map(c_string);
-        let cookie = p.get_cstr("HTTP_COOKIE");
-        let php_self = c_string(resolved.php_self);
-
-        self.slot.request_info(
-            &RequestInfo {
-                method: method.map_or(b"", CStr::to_bytes),
-                uri: uri.as_deref().map_or(b"", CStr::to_bytes),
-                query: query.to_bytes(),
-                content_length,
-            },
-            now_us(),
-        );
-        // The worker is Running while it produces its own status page (reference §9.1).
-        self.slot.set_state(WorkerState::Running, now_us());
-        let head = method.is_some_and(|m| m.to_bytes() == b"HEAD");
-        let action = self.action(
-            method.is_some(),
-            has_script_param,
-            uri.as_deref(),
-            script.as_deref(),
-            query,
-            head,
-        );
-        if action == sapi::Action::Execute {
-            if let Some(s) = &script {
-                self.slot.set_script(s.to_bytes());
-            }
-        }
-
-        let vars = ParamVars(p);
-        let body_file = p
-            .get("REQUEST_BODY_FILE")
-            .filter(|f| !f.is_empty())
-            .map(|f| String::from_utf8_lossy(f).into_owned());
-        let sreq = sapi::Request {
-            vars: &vars,
-            method,
-            query,
-            content_type,
-            content_length,
-            request_uri: uri.as_deref(),
-            path_translated: script.as_deref(),
-            auth,
-            cookie,
-            php_self: &php_self,
-            action,
-        };
+        let prepared = self.prepare(&mut req.params);
+        let sreq = prepared.request();
+        let p = prepared.vars.0;
         let log = RequestLog {
             slot: self.slot,
             pool: self.pool,
@@ -195,7 +116,7 @@ impl Worker<'_> {
         let mut io = FcgiIo {
             log: &log,
             conn,
-            body_path: body_file,
+            body_path: prepared.body_file.clone(),
             body: None,
             finished: false,
             closed: false,
@@ -206,7 +127,7 @@ impl Worker<'_> {
         // PHP_VALUE, then PHP_ADMIN_VALUE: applied to the worker's master values before
         // PHP starts the request, so they persist (reference §7.8).
         for (name, admin) in [("PHP_VALUE", false), ("PHP_ADMIN_VALUE", true)] {
-            if let Some(value) = req.params.get(name) {
+            if let Some(value) = p.get(name) {
                 sapi::apply_request_ini(value, admin, &mut |msg| {
                     sapi::Conn::log(&mut io, Level::Error, msg.as_bytes());
                 });

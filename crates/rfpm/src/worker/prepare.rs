@@ -1,11 +1,136 @@
-//! Preparing a request for PHP: which action (execute, status page, ping, denied, not
-//! found), the params as the SAPI reads them, and small C-like helpers.
-use crate::paths::Kind;
+//! Preparing a request for PHP: the paths resolved (`SCRIPT_FILENAME`, `PATH_INFO`,
+//! …), the scoreboard told what runs, the action chosen (execute, status page, ping,
+//! denied, not found), and the strings PHP reads (borrowed from the params where the
+//! params hold them).
+use crate::paths::{self, Kind, PathIni};
+use crate::scoreboard::{now_us, RequestInfo, WorkerState};
+use fcgi::params::Params;
 use std::ffi::{CStr, CString};
 
 use super::classic::*;
 
+/// A request ready for PHP: what `sapi::Request` borrows.
+pub(super) struct Prepared<'p> {
+    /// The params, as the SAPI reads them.
+    pub(super) vars: ParamVars<'p>,
+    method: Option<&'p CStr>,
+    query: &'p CStr,
+    content_type: &'p CStr,
+    content_length: i64,
+    auth: Option<&'p CStr>,
+    cookie: Option<&'p CStr>,
+    /// The effective SCRIPT_NAME.
+    uri: Option<CString>,
+    /// The script to run.
+    script: Option<CString>,
+    php_self: CString,
+    action: sapi::Action,
+    /// `REQUEST_BODY_FILE`, when the web server sent one.
+    pub(super) body_file: Option<String>,
+}
+
+impl Prepared<'_> {
+    /// The request as the SAPI takes it.
+    pub(super) fn request(&self) -> sapi::Request<'_> {
+        sapi::Request {
+            vars: &self.vars,
+            method: self.method,
+            query: self.query,
+            content_type: self.content_type,
+            content_length: self.content_length,
+            request_uri: self.uri.as_deref(),
+            path_translated: self.script.as_deref(),
+            auth: self.auth,
+            cookie: self.cookie,
+            php_self: &self.php_self,
+            action: self.action.clone(),
+        }
+    }
+}
+
 impl Worker<'_> {
+    /// Resolves the request's paths (the params are completed as php-fpm completes
+    /// them), records it in the slot (state Running) and decides what to do with it.
+    pub(super) fn prepare<'p>(&self, params: &'p mut Params) -> Prepared<'p> {
+        let fpm_ini = sapi::fpm_ini();
+        let has_script_param =
+            params.contains("SCRIPT_FILENAME") || params.contains("PATH_TRANSLATED");
+        let path_ini = PathIni {
+            fix_pathinfo: fpm_ini.fix_pathinfo,
+            discard_path: fpm_ini.discard_path,
+            // Only read (a hash lookup and two allocations) when resolve would use it.
+            doc_root: if fpm_ini.fix_pathinfo && !params.contains("DOCUMENT_ROOT") {
+                sapi::ini_string("doc_root")
+                    .filter(|s| !s.is_empty())
+                    .map(String::into_bytes)
+            } else {
+                None
+            },
+        };
+        let resolved = paths::resolve(params, &path_ini, &probe, &sapi::path_exists);
+        // The request's strings as PHP reads them: borrowed from the params (their
+        // arena keeps a NUL after every value) or made from the resolved paths.
+        let p: &'p Params = params;
+        let method = p.get_cstr("REQUEST_METHOD");
+        let (query, content_type, content_length, auth) = if has_script_param {
+            (
+                p.get_cstr("QUERY_STRING").unwrap_or_default(),
+                p.get_cstr("CONTENT_TYPE").unwrap_or_default(),
+                p.get_str("CONTENT_LENGTH").map(atol).unwrap_or(0),
+                p.get_cstr("HTTP_AUTHORIZATION"),
+            )
+        } else {
+            (c"", c"", 0, None)
+        };
+        let uri = resolved.uri.map(c_string);
+        let script = resolved.script.map(c_string);
+        let php_self = c_string(resolved.php_self);
+
+        self.slot.request_info(
+            &RequestInfo {
+                method: method.map_or(b"", CStr::to_bytes),
+                uri: uri.as_deref().map_or(b"", CStr::to_bytes),
+                query: query.to_bytes(),
+                content_length,
+            },
+            now_us(),
+        );
+        // The worker is Running while it produces its own status page (reference §9.1).
+        self.slot.set_state(WorkerState::Running, now_us());
+        let head = method.is_some_and(|m| m.to_bytes() == b"HEAD");
+        let action = self.action(
+            method.is_some(),
+            has_script_param,
+            uri.as_deref(),
+            script.as_deref(),
+            query,
+            head,
+        );
+        if action == sapi::Action::Execute {
+            if let Some(s) = &script {
+                self.slot.set_script(s.to_bytes());
+            }
+        }
+        let body_file = p
+            .get("REQUEST_BODY_FILE")
+            .filter(|f| !f.is_empty())
+            .map(|f| String::from_utf8_lossy(f).into_owned());
+        Prepared {
+            vars: ParamVars(p),
+            method,
+            query,
+            content_type,
+            content_length,
+            auth,
+            cookie: p.get_cstr("HTTP_COOKIE"),
+            uri,
+            script,
+            php_self,
+            action,
+            body_file,
+        }
+    }
+
     pub(super) fn action(
         &self,
         has_method: bool,
