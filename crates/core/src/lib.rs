@@ -12,6 +12,7 @@ pub mod cli;
 pub mod level;
 pub mod lifecycle;
 pub mod listen_addr;
+pub mod logline;
 pub mod paths;
 pub mod pm;
 pub mod scoreboard;

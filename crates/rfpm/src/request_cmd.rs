@@ -342,7 +342,7 @@ fn describe_io(e: &io::Error, timeout: Option<Duration>) -> String {
             format!("timed out after {} s", t.as_secs_f64())
         }
         _ => match e.raw_os_error() {
-            Some(errno) => format!("{} ({errno})", crate::log::strerror(errno)),
+            Some(errno) => format!("{} ({errno})", rfpm_sys::strerror(errno)),
             None => e.to_string(),
         },
     }

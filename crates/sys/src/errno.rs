@@ -1,5 +1,4 @@
 //! Error numbers: php-fpm's `SYSERR` suffix and `strerror`.
-use std::ffi::CStr;
 use std::io;
 
 /// A C return value: negative means `errno` says what went wrong.
@@ -18,18 +17,12 @@ pub(crate) fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
 
 /// Text of an errno (`strerror`), e.g. `No such file or directory`.
 pub fn strerror(code: i32) -> String {
-    // SAFETY: strerror returns a pointer to a NUL-terminated string owned by libc (a
-    // static table, or a per-thread buffer for unknown numbers); we copy it at once,
-    // before any other libc call could reuse that buffer.
-    unsafe { CStr::from_ptr(libc::strerror(code)) }
-        .to_string_lossy()
-        .into_owned()
+    rfpm_core::logline::strerror(code)
 }
 
 /// php-fpm's "SYSERR suffix": `: <strerror> (<errno>)`.
 pub fn syserr(e: &io::Error) -> String {
-    let code = e.raw_os_error().unwrap_or(0);
-    format!(": {} ({})", strerror(code), code)
+    rfpm_core::logline::syserr_suffix(e.raw_os_error().unwrap_or(0))
 }
 
 #[cfg(test)]

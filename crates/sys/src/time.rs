@@ -2,18 +2,7 @@
 //! process's CPU time.
 use std::ffi::CString;
 
-/// A broken-down local time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Tm {
-    pub year: i32,
-    /// 1..=12
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub min: u32,
-    pub sec: u32,
-    pub usec: u32,
-}
+pub use rfpm_core::logline::Tm;
 
 /// `localtime_r`; `None` when the time cannot be represented.
 fn localtime(secs: i64) -> Option<libc::tm> {
