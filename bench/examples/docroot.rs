@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p bench --example docroot -- /tmp/root
 //! ```
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

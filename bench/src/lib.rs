@@ -3,6 +3,7 @@
 //! readings ([`mem`]), statistics ([`stats`]) and wrk output parsing ([`wrk`]).
 //! The driver (`rfpm-bench`) runs rfpm and php-fpm8.2 side by side; nothing here is a test
 //! of speed — the unit tests check the arithmetic and the parsers only.
+#![forbid(unsafe_code)]
 
 pub mod crc32;
 pub mod load;

@@ -4,6 +4,7 @@
 //! start-up time; nginx + wrk end to end; the php-cgi8.2 `-T` in-process floor.
 //! Results go to stdout and, between markers, into bench/RESULTS.md and README.md.
 //! Every load is bounded in count and time; only Unix sockets and loopback are used.
+#![forbid(unsafe_code)]
 
 use std::fs::{self, File};
 use std::io::Write as _;
@@ -242,18 +243,14 @@ impl Drop for Fpm {
 fn signal(pid: u32, sig: i32) {
     if let Ok(p) = libc::pid_t::try_from(pid) {
         if p > 0 {
-            // SAFETY: kill(2) with a positive pid of a process we started.
-            unsafe {
-                libc::kill(p, sig);
-            }
+            let _ = rfpm_sys::process::kill(p, sig);
         }
     }
 }
 
 /// CPU time (user + system) of a process tree, microseconds.
 fn cpu_us(pids: &[u32]) -> u64 {
-    // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = rfpm_sys::time::clock_ticks_per_sec();
     pids.iter()
         .filter_map(|p| fs::read_to_string(format!("/proc/{p}/stat")).ok())
         .filter_map(|s| {

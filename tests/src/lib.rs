@@ -14,6 +14,7 @@
 //!
 //! which produces the tests `hello_world::rfpm` and `hello_world::phpfpm`
 //! (`cargo test -p integration -- phpfpm` runs only the php-fpm8.2 variants).
+#![forbid(unsafe_code)]
 
 mod client;
 mod fpm;
@@ -27,7 +28,7 @@ use std::time::Duration;
 pub use client::{connect, nginx_params, send_on, Req};
 pub use fpm::{Fpm, FpmBuilder};
 pub use nginx::{HttpResponse, Nginx};
-pub use proc::{children_of, fd_links, process_alive, process_title};
+pub use proc::{children_of, fd_links, process_alive, process_title, send_signal};
 pub use util::{free_port, md5_hex, wait_for_file, wait_until};
 
 /// Re-export so tests only depend on this crate.

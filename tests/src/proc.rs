@@ -2,8 +2,8 @@
 
 use std::io;
 
-/// Sends `sig` to `pid`.
-pub(crate) fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
+/// Sends `sig` to `pid` (refuses a pid that would name a group or every process).
+pub fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
     if pid <= 0 {
@@ -12,14 +12,7 @@ pub(crate) fn send_signal(pid: u32, sig: i32) -> io::Result<()> {
             "refusing pid <= 0",
         ));
     }
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours; pid > 0 so it targets
-    // exactly one process (never a process group or every process).
-    let rc = unsafe { libc::kill(pid, sig) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    rfpm_sys::process::kill(pid, sig)
 }
 
 /// `(ppid, state)` of a process, from `/proc/<pid>/stat`.

@@ -8,6 +8,7 @@
 //! `-R`, as root without it, and as `nobody` (non-root), with a fixed environment.
 //! Debian's stock `/etc/php/8.2/fpm/php-fpm.conf` (with `pool.d/www.conf`) is compared
 //! in place.
+#![forbid(unsafe_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -273,8 +274,7 @@ fn daemon_start_errors_reach_the_launcher() {
             .parse()
             .expect("pid");
         let fd2 = std::fs::read_link(format!("/proc/{pid}/fd/2")).ok();
-        // SAFETY: plain kill of the daemon this test started (its pid from its pid file).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let _ = rfpm_sys::process::kill(pid, libc::SIGTERM);
         // Gone, or a zombie waiting for whoever adopted it.
         let gone = integration::wait_until(integration::DEADLINE, || {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -3,6 +3,7 @@
 //!
 //! Port 9000 is fixed here by definition; the test is skipped (with a message, not failed)
 //! when the port is busy or when `/etc/rfpm/php-fpm.conf` exists.
+#![forbid(unsafe_code)]
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! The `foundation` issue: a real FPM serving real FastCGI requests. Every test runs against
 //! both rfpm and php-fpm8.2 with the same configuration (`<name>::rfpm`, `<name>::phpfpm`).
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
 
@@ -533,19 +534,13 @@ both!(request_tail_queued_while_script_runs, |kind| {
     ok(s.write_all(&wire)
         .map_err(|e| HarnessError::Other(e.to_string())));
     let running = wait_for_file(&started, DEADLINE);
-    let mut unread: libc::c_int = -1;
-    // SAFETY: SIOCOUTQ writes one int.
-    let r = unsafe {
-        libc::ioctl(
-            std::os::fd::AsRawFd::as_raw_fd(&s),
-            libc::TIOCOUTQ,
-            &mut unread as *mut libc::c_int,
-        )
-    };
+    let unread = rfpm_sys::net::unsent_bytes(std::os::fd::AsFd::as_fd(&s));
     // Release the script whatever happened.
     ok(std::fs::write(&go, b"").map_err(|e| HarnessError::Other(e.to_string())));
     assert!(running, "wait.php did not start");
-    assert_eq!(r, 0, "SIOCOUTQ: {}", std::io::Error::last_os_error());
+    let Some(unread) = unread else {
+        panic!("SIOCOUTQ: {}", std::io::Error::last_os_error());
+    };
     assert!(
         unread > 0,
         "the FPM consumed the whole request before answering ({unread} bytes queued)"

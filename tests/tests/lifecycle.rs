@@ -1,5 +1,6 @@
 //! Process management, signals, timeouts, crashes and worker output (issue `lifecycle`,
 //! reference §3, §4, §5, §10), each test against rfpm and php-fpm8.2 with real signals.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 
@@ -79,8 +80,7 @@ fn stop_during_a_request(fpm: &Fpm) {
 fn kill_the_worker(fpm: &Fpm, sig: i32, what: &str) -> u32 {
     let w = fpm.worker_pids();
     assert_eq!(w.len(), 1);
-    // SAFETY: kill(2) on a worker pid of ours.
-    unsafe { libc::kill(w[0] as i32, sig) };
+    let _ = integration::send_signal(w[0], sig);
     ok(fpm.wait_log(&format!("child {} exited on signal {what}", w[0]), DEADLINE));
     assert!(wait_until(DEADLINE, || {
         let now = fpm.worker_pids();
@@ -288,8 +288,7 @@ both!(emergency_restart_reloads_after_crashes, |kind| {
     let w = fpm.worker_pids();
     assert_eq!(w.len(), 2);
     for p in &w {
-        // SAFETY: kill(2) on a worker pid of ours.
-        unsafe { libc::kill(*p as i32, libc::SIGSEGV) };
+        let _ = integration::send_signal(*p, libc::SIGSEGV);
     }
     ok(fpm.wait_log(
         "WARNING: failed processes threshold (2 in 60 sec) is reached, initiating reload",
@@ -644,8 +643,7 @@ fn daemon(kind: Kind) {
         &Req::get("hello.php"),
     ));
     assert_eq!(r.body(), b"Hello, world!\n");
-    // SAFETY: kill(2) on the daemon we started.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let _ = integration::send_signal(pid, libc::SIGTERM);
     assert!(wait_until(DEADLINE, || !integration::process_alive(pid)));
     assert!(wait_until(DEADLINE, || !pid_file.exists()));
     assert!(std::fs::read_to_string(&log)
@@ -661,7 +659,7 @@ both!(daemon_mode_and_pid_file, |kind| {
 /// root are both refused, exit 78. Skipped (with a message) when not run as root.
 fn refuse_root(kind: Kind) {
     // SAFETY: a plain query.
-    if unsafe { libc::geteuid() } != 0 {
+    if rfpm_sys::process::geteuid() != 0 {
         eprintln!("skipped: needs root");
         return;
     }
@@ -704,8 +702,7 @@ both!(worker_holds_no_master_descriptor, |kind| {
     let fpm = start(Fpm::builder(kind).pool_line("pm.max_children = 1"));
     assert!(wait_until(DEADLINE, || fpm.worker_pids().len() == 1));
     let first = fpm.worker_pids()[0];
-    // SAFETY: signalling the test's own worker process.
-    unsafe { libc::kill(first as i32, libc::SIGKILL) };
+    let _ = integration::send_signal(first, libc::SIGKILL);
     assert!(wait_until(DEADLINE, || {
         let w = fpm.worker_pids();
         w.len() == 1 && w[0] != first

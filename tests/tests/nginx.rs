@@ -1,4 +1,5 @@
 //! End to end: Debian's nginx in front of the FPM (Unix socket), driven by curl.
+#![forbid(unsafe_code)]
 
 use integration::{both, wait_until, Fpm, HarnessError, Nginx, DEADLINE};
 

@@ -3,6 +3,7 @@
 //! `rlimit_files`, `process.priority`, `process.dumpable`, as PHP reports it from inside
 //! the worker. The same expected output for rfpm and php-fpm8.2 (the master runs as root
 //! with `-R`, as the harness always does).
+#![forbid(unsafe_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 //! Each configuration runs one worker (`pm.max_children = 1`), so the shapes reach the same
 //! worker in the same order on both sides: settings that persist in a worker (`PHP_VALUE`,
 //! reference §7.8) are part of what is compared.
+#![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::path::Path;

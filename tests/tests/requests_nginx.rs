@@ -1,6 +1,7 @@
 //! The `requests` issue end to end: Debian's nginx in front of the FPM, driven by curl and
 //! by a raw HTTP client — big uploads through `client_body_in_file_only` +
 //! `REQUEST_BODY_FILE`, a 50 MB response, a client hanging up mid-response.
+#![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

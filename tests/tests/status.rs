@@ -1,5 +1,6 @@
 //! The status page, `pm.status_listen` and the access log (issue `status`, reference §5.5,
 //! §9), against rfpm and php-fpm8.2, and the two side by side.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,6 +6,7 @@
 //!
 //! Prints requests, errors, req/s, p50, p99 and the first error. Exit status 1 when any
 //! response was wrong or nothing was answered.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 use std::process::ExitCode;

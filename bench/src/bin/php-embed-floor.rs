@@ -11,6 +11,7 @@
 //! Prints every response body to stdout (headers left out, like `php-cgi -q`) and
 //! `Elapsed time: <seconds> sec` to stderr. Exit status 1 when a request does not end
 //! with status 200 or when PHP does not start.
+#![forbid(unsafe_code)]
 
 use std::ffi::{CStr, CString};
 use std::io::Write;

@@ -341,14 +341,11 @@ impl Client {
         push_record(&mut out, record::GET_VALUES, 0, &content);
         self.send_raw(&out)?;
         loop {
-            let (h, body) = match self.read_record()? {
-                Some(r) => r,
-                None => {
-                    return Err(ClientError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed before FCGI_GET_VALUES_RESULT",
-                    )))
-                }
+            let Some((h, body)) = self.read_record()? else {
+                return Err(ClientError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before FCGI_GET_VALUES_RESULT",
+                )));
             };
             if h.kind == record::GET_VALUES_RESULT {
                 let mut v = Vec::new();

@@ -564,9 +564,8 @@ impl<S: Read + Write> ServerConn<S> {
         let role_code = u16::from_be_bytes([b[0], b[1]]);
         let keep_conn = b[2] & record::KEEP_CONN != 0;
         self.rpos += begin.body_len();
-        let role = match Role::from_code(role_code) {
-            Some(r) => r,
-            None => return self.close(CloseReason::UnknownRole(role_code)),
+        let Some(role) = Role::from_code(role_code) else {
+            return self.close(CloseReason::UnknownRole(role_code));
         };
         // Typical web-server params: ~30 pairs, 1-2 KiB.
         let mut params = match self.spare_params.take() {

@@ -44,6 +44,16 @@ pub fn readable_bytes(fd: BorrowedFd<'_>) -> Option<usize> {
     (r == 0).then(|| usize::try_from(n).ok()).flatten()
 }
 
+/// Bytes written to a socket that the peer has not yet acknowledged or read
+/// (`TIOCOUTQ`, the send queue); `None` if the kernel cannot say.
+pub fn unsent_bytes(fd: BorrowedFd<'_>) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int through the pointer to the live local `n`; the
+    // borrow keeps the descriptor open.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &raw mut n) };
+    (r == 0).then(|| usize::try_from(n).ok()).flatten()
+}
+
 /// Half-closes a connection (no more writes from us).
 pub fn shutdown_write(fd: BorrowedFd<'_>) {
     // SAFETY: shutdown takes a descriptor the borrow keeps open and an integer.
@@ -99,6 +109,7 @@ mod tests {
         assert_eq!(e, Some(io::ErrorKind::WouldBlock));
         std::io::Write::write_all(&mut &b, b"hi").expect("write");
         assert_eq!(readable_bytes(a.as_fd()), Some(2));
+        assert!(unsent_bytes(b.as_fd()).is_some());
         shutdown_write(b.as_fd());
         assert_eq!(recv_nowait(a.as_fd(), &mut buf).ok(), Some(2));
         assert_eq!(recv_nowait(a.as_fd(), &mut buf).ok(), Some(0));

@@ -72,6 +72,13 @@ pub fn strftime_local(secs: i64, fmt: &str) -> String {
     String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned()
 }
 
+/// The clock tick of times(2) and `/proc/PID/stat` (`_SC_CLK_TCK`, usually 100).
+pub fn clock_ticks_per_sec() -> u64 {
+    // SAFETY: sysconf is a query without memory arguments.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(tick).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
 /// CPU time used by this process and its reaped children, µs: (user, system), at the
 /// clock-tick resolution of times(2) (as php-fpm measures it).
 pub fn cpu_times_us() -> (u64, u64) {
@@ -79,9 +86,7 @@ pub fn cpu_times_us() -> (u64, u64) {
     let mut tms: libc::tms = unsafe { std::mem::zeroed() };
     // SAFETY: times writes only into the live local `tms`.
     unsafe { libc::times(&raw mut tms) };
-    // SAFETY: sysconf is a query without memory arguments.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let tick = u64::try_from(tick).ok().filter(|&t| t > 0).unwrap_or(100);
+    let tick = clock_ticks_per_sec();
     let us = |t: libc::clock_t| u64::try_from(t).unwrap_or(0).saturating_mul(1_000_000) / tick;
     (
         us(tms.tms_utime) + us(tms.tms_cutime),
