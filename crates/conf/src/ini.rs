@@ -758,6 +758,7 @@ fn syntax(tok: &Tok, expecting: &str, line: u32) -> String {
 
 /// C `atoi`: leading whitespace, optional sign, digits; saturates like
 /// glibc's strtol and then truncates to int.
+#[allow(clippy::cast_possible_truncation)] // C's conversion of the long to int, on purpose
 pub fn atoi(s: &str) -> i32 {
     atol(s) as i32
 }

@@ -13,6 +13,16 @@
 //! Every message is a [`Diag`]: the text of one php-fpm log line without the
 //! timestamp and level prefix; the caller prints them.
 #![forbid(unsafe_code)]
+// Numeric casts are conversions (`try_from`, `from`) or say why they are right.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap,
+        clippy::cast_lossless
+    )
+)]
 
 pub mod access;
 pub mod constants;

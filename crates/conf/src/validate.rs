@@ -240,7 +240,12 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
     let watchdog = (opts.env)("WATCHDOG_USEC");
     let interval = watchdog
         .as_deref()
-        .map(|w| (crate::ini::atol(w) / 2000) as i32)
+        // php-fpm's int of a long, on purpose (a huge WATCHDOG_USEC wraps as there).
+        .map(|w| {
+            #[allow(clippy::cast_possible_truncation)]
+            let ms = (crate::ini::atol(w) / 2000) as i32;
+            ms
+        })
         .unwrap_or(0);
     if interval > 1000 {
         if g.systemd_interval > 0 {
@@ -364,6 +369,8 @@ fn fmt_g3(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
+    // A finite, non-zero f64 has a decimal exponent within ±324: it fits.
+    #[allow(clippy::cast_possible_truncation)]
     let exp = v.abs().log10().floor() as i32;
     if !(-4..3).contains(&exp) {
         let m = v / 10f64.powi(exp);
@@ -371,7 +378,7 @@ fn fmt_g3(v: f64) -> String {
         let ms = ms.trim_end_matches('0').trim_end_matches('.');
         return format!("{ms}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
-    let decimals = (2 - exp).max(0) as usize;
+    let decimals = usize::try_from(2 - exp).unwrap_or(0);
     let s = format!("{v:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()

@@ -5,6 +5,16 @@
 //! No `unsafe`, no libc, no PHP, no clock: time and entropy come in as parameters, so
 //! every decision can be tested by a unit test on any machine, without libphp.
 #![forbid(unsafe_code)]
+// Numeric casts are conversions (`try_from`, `from`) or say why they are right.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap,
+        clippy::cast_lossless
+    )
+)]
 
 pub mod access;
 pub mod capture;

@@ -34,8 +34,8 @@ pub fn parse(listen: &str) -> Result<ListenAddr, String> {
 }
 
 fn port_of(s: &str) -> Result<u16, String> {
-    match s.parse::<u32>() {
-        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+    match s.parse::<u16>() {
+        Ok(p) if p >= 1 => Ok(p),
         _ => Err(format!("invalid port value '{s}'")),
     }
 }

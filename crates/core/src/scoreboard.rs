@@ -93,7 +93,10 @@ impl<const N: usize> Text<N> {
         for (dst, &b) in self.bytes.iter().zip(v) {
             dst.store(b, Ordering::Relaxed);
         }
-        self.len.store(v.len() as u32, Ordering::Relaxed);
+        self.len.store(
+            u32::try_from(v.len()).unwrap_or(u32::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// The stored bytes; the length is bounded by `N` whatever the slot says.

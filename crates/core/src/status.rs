@@ -189,7 +189,7 @@ pub fn select(query: &[u8]) -> (Format, bool) {
 }
 
 fn url_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let hex = |b: u8| (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -644,7 +644,7 @@ fn openmetrics(s: &PoolStatus) -> Vec<u8> {
 /// `fpm_get_status()`'s array (reference §8.2).
 pub fn to_array(s: &PoolStatus) -> Vec<(&'static str, StatusValue)> {
     use StatusValue::{Float, Int, List, Str};
-    let n = |v: u64| Int(v.min(i64::MAX as u64) as i64);
+    let n = |v: u64| Int(i64::try_from(v).unwrap_or(i64::MAX));
     let procs = s
         .procs
         .iter()

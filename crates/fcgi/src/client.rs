@@ -156,7 +156,7 @@ impl ClientRequest {
 /// content up to a multiple of 8 unless content + padding would exceed 65535.
 fn push_record(out: &mut Vec<u8>, kind: u8, id: u16, content: &[u8]) {
     let len = content.len().min(record::MAX_CONTENT_LEN);
-    let mut h = Header::new(kind, id, len as u16);
+    let mut h = Header::new(kind, id, u16::try_from(len).unwrap_or(u16::MAX));
     if len + h.padding_len as usize > record::MAX_CONTENT_LEN {
         h.padding_len = 0;
     }

@@ -17,6 +17,16 @@
 //! 5. [`ServerConn::keep_alive`] says whether to read the next request on the same
 //!    connection; otherwise shut down the sending side, read until the peer closes, close.
 #![forbid(unsafe_code)]
+// Numeric casts are conversions (`try_from`, `from`) or say why they are right.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap,
+        clippy::cast_lossless
+    )
+)]
 
 pub mod client;
 pub mod params;

@@ -125,7 +125,9 @@ impl Params {
             // Names are unique: the probe ends at a free slot.
             if let Err(slot) = self.probe(self.slice(self.entries[i].name)) {
                 // i < INDEX_THRESHOLD: fits in u16.
-                self.slots[slot] = (i + 1) as u16;
+                #[allow(clippy::cast_possible_truncation)]
+                let n = (i + 1) as u16;
+                self.slots[slot] = n;
             }
         }
     }
@@ -241,7 +243,9 @@ impl Params {
                 let i = self.push_entry(name, value);
                 if i < INDEX_THRESHOLD {
                     // i < INDEX_THRESHOLD: fits in u16.
-                    self.slots[slot] = (i + 1) as u16;
+                    #[allow(clippy::cast_possible_truncation)]
+                    let n = (i + 1) as u16;
+                    self.slots[slot] = n;
                 } else {
                     self.reindex();
                 }

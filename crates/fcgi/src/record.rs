@@ -11,7 +11,9 @@ pub const HEADER_LEN: usize = 8;
 /// Largest content (+ padding) a record may carry.
 pub const MAX_CONTENT_LEN: usize = 0xffff;
 /// Largest content length used when a big output write is split into records (65528).
-pub const MAX_CHUNK_LEN: usize = 0xfff8;
+pub const MAX_CHUNK_LEN: usize = MAX_CHUNK_LEN_U16 as usize;
+/// [`MAX_CHUNK_LEN`] as a record header holds it.
+pub const MAX_CHUNK_LEN_U16: u16 = 0xfff8;
 
 /// Record types.
 pub const BEGIN_REQUEST: u8 = 1;
@@ -121,7 +123,8 @@ impl Header {
 
 /// Padding that brings `len` to a multiple of 8.
 pub fn padding_for(len: usize) -> u8 {
-    ((8 - (len & 7)) & 7) as u8
+    // 0..=7.
+    u8::try_from((8 - (len & 7)) & 7).unwrap_or(0)
 }
 
 /// Zero bytes used for padding.
@@ -157,10 +160,10 @@ pub enum NvError {
 /// Appends the length encoding of `len`: one byte below 128, else four bytes with the high bit set.
 pub fn encode_len(out: &mut Vec<u8>, len: usize) -> Result<(), NvError> {
     if len < 0x80 {
-        out.push(len as u8);
+        out.push(u8::try_from(len).unwrap_or(0x7f));
         Ok(())
-    } else if len <= 0x7fff_ffff {
-        out.extend_from_slice(&((len as u32) | 0x8000_0000).to_be_bytes());
+    } else if let Some(l) = u32::try_from(len).ok().filter(|&l| l <= 0x7fff_ffff) {
+        out.extend_from_slice(&(l | 0x8000_0000).to_be_bytes());
         Ok(())
     } else {
         Err(NvError::TooLong)

@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 
 use crate::params::Params;
-use crate::record::{self, Header, HEADER_LEN, MAX_CHUNK_LEN, MAX_CONTENT_LEN};
+use crate::record::{self, Header, HEADER_LEN, MAX_CHUNK_LEN, MAX_CHUNK_LEN_U16, MAX_CONTENT_LEN};
 
 /// Size of the response buffer (headers included), like php-fpm's.
 pub const OUT_BUF_LEN: usize = 8192;
@@ -547,7 +547,11 @@ impl<S: Read + Write> ServerConn<S> {
             } else {
                 0
             };
-            let rh = Header::new(record::GET_VALUES_RESULT, 0, len as u16);
+            let rh = Header::new(
+                record::GET_VALUES_RESULT,
+                0,
+                u16::try_from(len).unwrap_or(u16::MAX),
+            );
             out[..HEADER_LEN].copy_from_slice(&rh.encode());
             let total = HEADER_LEN + len + rh.padding_len as usize;
             if let Err(e) = self.stream.write_all(&out[..total]) {
@@ -787,7 +791,8 @@ impl<S: Read + Write> ServerConn<S> {
     fn close_record(&mut self) {
         if let Some((pos, kind)) = self.open.take() {
             let len = self.wbuf.len() - pos - HEADER_LEN;
-            let h = Header::new(kind, self.id, len as u16);
+            // A record is closed before it holds more than MAX_CONTENT_LEN bytes.
+            let h = Header::new(kind, self.id, u16::try_from(len).unwrap_or(u16::MAX));
             self.wbuf[pos..pos + HEADER_LEN].copy_from_slice(&h.encode());
             self.wbuf
                 .extend_from_slice(&record::ZEROS[..h.padding_len as usize]);
@@ -859,14 +864,19 @@ impl<S: Read + Write> ServerConn<S> {
             self.close_record();
             let mut pos = 0;
             while len - pos > MAX_CONTENT_LEN {
-                let h = Header::new(kind, self.id, MAX_CHUNK_LEN as u16);
+                let h = Header::new(kind, self.id, MAX_CHUNK_LEN_U16);
                 self.wbuf.extend_from_slice(&h.encode());
                 self.send(&data[pos..pos + MAX_CHUNK_LEN])?;
                 pos += MAX_CHUNK_LEN;
             }
             let rest = len - pos;
             let tail = rest % 8;
-            let h = Header::new(kind, self.id, (rest - tail) as u16);
+            // rest <= MAX_CONTENT_LEN here (the loop above).
+            let h = Header::new(
+                kind,
+                self.id,
+                u16::try_from(rest - tail).unwrap_or(u16::MAX),
+            );
             self.wbuf.extend_from_slice(&h.encode());
             self.send(&data[pos..len - tail])?;
             if tail > 0 {

@@ -6,6 +6,16 @@
 //! The binary is an effect shell: decisions and formats live in `rfpm-core`, every
 //! `unsafe` system call in `rfpm-sys`, PHP in `sapi`.
 #![forbid(unsafe_code)]
+// Numeric casts are conversions (`try_from`, `from`) or say why they are right.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap,
+        clippy::cast_lossless
+    )
+)]
 
 #[macro_use]
 mod log;

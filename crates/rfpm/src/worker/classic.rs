@@ -169,7 +169,10 @@ impl Worker<'_> {
         let (format, full) = status::select(query);
         let snapshot = pool_status(&self.status);
         let body = status::render(&snapshot, format, full, &|t| {
-            rfpm_sys::time::strftime_local(t as i64, access::TIME_FORMAT)
+            rfpm_sys::time::strftime_local(
+                i64::try_from(t).unwrap_or(i64::MAX),
+                access::TIME_FORMAT,
+            )
         });
         let mut headers = vec![status::EXPIRES.to_string(), status::NO_CACHE.to_string()];
         if !head {

@@ -46,8 +46,8 @@ impl RequestLog<'_> {
         let entry = access::Entry {
             remote: self.peer,
             user: &v.user,
-            start_secs: (v.request_start_us / 1_000_000) as i64,
-            now_secs: (now / 1_000_000) as i64,
+            start_secs: i64::try_from(v.request_start_us / 1_000_000).unwrap_or(0),
+            now_secs: i64::try_from(now / 1_000_000).unwrap_or(0),
             method: &v.method,
             uri: &v.uri,
             query: &v.query,
