@@ -15,7 +15,7 @@ DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
                 libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl \
                 python3-prometheus-client chromium
 
-.PHONY: all deps build release run test unit integration conformance conformance-check lint clean bench
+.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench
 
 all: build
 
@@ -40,9 +40,21 @@ release: deps
 run: release
 	$(TARGET_DIR)/release/rfpm -F
 
-lint: deps
+lint: deps layers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The layers hold (DESIGN.md §3): rfpm-core depends on neither PHP nor libc, and every
+# crate but sys, sapi and php-sys forbids unsafe code at its roots.
+SAFE_ROOTS := crates/core/src/lib.rs crates/fcgi/src/lib.rs crates/conf/src/lib.rs \
+              crates/rfpm/src/main.rs tests/src/lib.rs $(wildcard tests/tests/*.rs) \
+              bench/src/lib.rs bench/src/main.rs $(wildcard bench/src/bin/*.rs bench/examples/*.rs)
+layers:
+	@if $(CARGO) tree -p rfpm-core -e normal,build --prefix none | grep -E '^(sapi|php-sys|libc|rfpm-sys) '; then \
+	  echo "layers: rfpm-core must not depend on PHP or libc" >&2; exit 1; fi
+	@missing=$$(grep -L '^#!\[forbid(unsafe_code)\]' $(SAFE_ROOTS)); \
+	if [ -n "$$missing" ]; then echo "layers: no #![forbid(unsafe_code)] in: $$missing" >&2; exit 1; fi
+	@echo "layers: ok"
 
 unit: build
 	$(CARGO) test --workspace --exclude integration
