@@ -120,6 +120,16 @@ fn sys_err(e: &std::io::Error) -> conf::SysError {
     }
 }
 
+/// A passwd entry as `conf` reads it.
+fn user_info(u: identity::User) -> conf::UserInfo {
+    conf::UserInfo {
+        name: u.name,
+        uid: u.uid,
+        gid: u.gid,
+        home: u.home,
+    }
+}
+
 /// The operating system for `conf::validate`: it answers and opens, it changes
 /// nothing that runs.
 struct OsSys {
@@ -137,23 +147,13 @@ impl conf::Sys for OsSys {
 
     fn user_by_name(&self, name: &str) -> Result<conf::UserInfo, conf::SysError> {
         identity::user_by_name(name)
-            .map(|u| conf::UserInfo {
-                name: u.name,
-                uid: u.uid,
-                gid: u.gid,
-                home: u.home,
-            })
+            .map(user_info)
             .ok_or_else(conf::SysError::not_found)
     }
 
     fn user_by_uid(&self, uid: u32) -> Result<conf::UserInfo, conf::SysError> {
         identity::user_by_uid(uid)
-            .map(|u| conf::UserInfo {
-                name: u.name,
-                uid: u.uid,
-                gid: u.gid,
-                home: u.home,
-            })
+            .map(user_info)
             .ok_or_else(conf::SysError::not_found)
     }
 

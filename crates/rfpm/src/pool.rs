@@ -179,3 +179,26 @@ impl Pool {
         }
     }
 }
+
+/// `rlimit_files` and `rlimit_core` (0: left alone), set like php-fpm sets them, for the
+/// master (`[global]`) and for a pool's workers. Returns each failure with php-fpm's
+/// message (without the SYSERR suffix, which the logger adds from the error).
+pub fn set_rlimits(files: i32, core: i32) -> Vec<(String, std::io::Error)> {
+    use rfpm_sys::identity::{self, Rlimit};
+    let mut failed = Vec::new();
+    for (which, value, name, res) in [
+        (Rlimit::Files, files, "rlimit_files", "RLIMIT_NOFILE"),
+        (Rlimit::Core, core, "rlimit_core", "RLIMIT_CORE"),
+    ] {
+        if value == 0 {
+            continue;
+        }
+        if let Err(e) = identity::set_rlimit(which, value) {
+            failed.push((
+                format!("failed to set {name} for this pool. Please check your system limits or decrease {name}. setrlimit({res}, {value})"),
+                e,
+            ));
+        }
+    }
+    failed
+}

@@ -206,31 +206,13 @@ fn launch(
 /// The global `rlimit_files` / `rlimit_core`, set on the master before it daemonises
 /// (reference §2.7); a failure is fatal (exit 78).
 fn apply_global_limits(g: &conf::GlobalConf) -> Result<(), Error> {
-    for (which, value, name, res) in [
-        (
-            identity::Rlimit::Files,
-            g.rlimit_files,
-            "rlimit_files",
-            "RLIMIT_NOFILE",
-        ),
-        (
-            identity::Rlimit::Core,
-            g.rlimit_core,
-            "rlimit_core",
-            "RLIMIT_CORE",
-        ),
-    ] {
-        if value == 0 {
-            continue;
-        }
-        identity::set_rlimit(which, value).map_err(|e| {
-            Error::init(
-                format!("failed to set {name} for this pool. Please check your system limits or decrease {name}. setrlimit({res}, {value})"),
-                Some(e),
-            )
-        })?;
+    match crate::pool::set_rlimits(g.rlimit_files, g.rlimit_core)
+        .into_iter()
+        .next()
+    {
+        Some((what, e)) => Err(Error::init(what, Some(e))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The global `process.priority` (after daemonising): set when root, else php-fpm's

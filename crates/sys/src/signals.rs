@@ -29,18 +29,17 @@ pub const MASTER_SIGNALS: [i32; 7] = [
     libc::SIGHUP,
 ];
 
-/// Blocked around fork: the master's and those a worker gives back their default.
-pub const FORK_SIGNALS: [i32; 9] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGCHLD,
-    libc::SIGHUP,
-    libc::SIGSEGV,
-    libc::SIGBUS,
-];
+/// Blocked around fork: the master's, and those a worker gives back their default.
+pub const FORK_SIGNALS: [i32; 9] = {
+    let mut all = [libc::SIGSEGV; 9];
+    let mut i = 0;
+    while i < MASTER_SIGNALS.len() {
+        all[i] = MASTER_SIGNALS[i];
+        i += 1;
+    }
+    all[8] = libc::SIGBUS;
+    all
+};
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: errno is a thread-local int that libc keeps valid for the thread's life;
@@ -184,5 +183,19 @@ pub fn pending(pipe_r: &OwnedFd, out: &mut Vec<i32>) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fork_signals_are_the_masters_and_the_fatal_ones() {
+        assert_eq!(&FORK_SIGNALS[..MASTER_SIGNALS.len()], &MASTER_SIGNALS[..]);
+        assert_eq!(
+            &FORK_SIGNALS[MASTER_SIGNALS.len()..],
+            &[libc::SIGSEGV, libc::SIGBUS]
+        );
     }
 }

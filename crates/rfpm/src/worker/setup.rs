@@ -59,33 +59,15 @@ pub(super) fn setup(pool: &Pool) -> Result<(), String> {
 /// php-fpm's order (reference §3.8). `Err` is a fatal message.
 pub(super) fn identity(pool: &Pool) -> Result<(), String> {
     let name = &pool.name;
-    for (which, value, what, res) in [
-        (
-            identity::Rlimit::Files,
-            pool.rlimit_files,
-            "rlimit_files",
-            "RLIMIT_NOFILE",
-        ),
-        (
-            identity::Rlimit::Core,
-            pool.rlimit_core,
-            "rlimit_core",
-            "RLIMIT_CORE",
-        ),
-    ] {
-        if value == 0 {
-            continue;
-        }
-        if let Err(e) = identity::set_rlimit(which, value) {
-            // Only logged: the worker carries on with the inherited limit.
-            crate::log::log(
-                Level::Error,
-                "fpm_unix_init_child",
-                line!(),
-                &format!("[pool {name}] failed to set {what} for this pool. Please check your system limits or decrease {what}. setrlimit({res}, {value})"),
-                e.raw_os_error(),
-            );
-        }
+    for (what, e) in crate::pool::set_rlimits(pool.rlimit_files, pool.rlimit_core) {
+        // Only logged: the worker carries on with the inherited limit.
+        crate::log::log(
+            Level::Error,
+            "fpm_unix_init_child",
+            line!(),
+            &format!("[pool {name}] {what}"),
+            e.raw_os_error(),
+        );
     }
     if let Some(root) = &pool.chroot {
         identity::chroot(root).map_err(|e| {
