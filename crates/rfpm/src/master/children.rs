@@ -149,11 +149,12 @@ impl WorkerStart {
 impl Supervisor {
     /// Starts a worker for `spec`. Returns its pid.
     pub(super) fn spawn(&mut self, spec: ChildSpec) -> Result<Pid, SpawnError> {
-        if spec.generation != self.generation.id {
+        // Only the current generation gets new workers.
+        if spec.generation != self.generations.current().id {
             return Err(SpawnError::Limit);
         }
         let pool = spec.pool;
-        let Some(p) = self.generation.pool(pool) else {
+        let Some(p) = self.generations.pool(spec.generation, pool) else {
             return Err(SpawnError::Limit);
         };
         // process.max counts the workers of all pools (reference §3.4).
@@ -226,7 +227,7 @@ impl Supervisor {
         pipes: Option<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))>,
     ) {
         let pool = spec.pool;
-        let Some(p) = self.generation.pool(pool) else {
+        let Some(p) = self.generations.pool(spec.generation, pool) else {
             return;
         };
         if let Some(s) = p.scoreboard.slot(slot) {
@@ -283,11 +284,13 @@ impl Supervisor {
         self.children.forget_outputs();
         self.signal_pipe = None;
         self.epoll.close();
-        let owner = self.generation.status_owner(pool);
-        let mut pools: Vec<Option<PoolRuntime>> = std::mem::take(&mut self.generation.pools)
-            .into_iter()
-            .map(Some)
-            .collect();
+        // The worker's pool is one of the current generation (checked by `spawn`); the
+        // other generations are dropped whole.
+        let mut generations = self.generations.take_all();
+        let current = generations.pop().map(|g| g.pools).unwrap_or_default();
+        drop(generations);
+        let owner = status_owner(&current, pool);
+        let mut pools: Vec<Option<PoolRuntime>> = current.into_iter().map(Some).collect();
         let status_owner = if owner == pool {
             None
         } else {
@@ -332,8 +335,8 @@ impl Supervisor {
                 continue;
             };
             let pool = child.pool;
-            let name = match self.generation.pool(pool) {
-                Some(p) if child.generation == self.generation.id => {
+            let name = match self.generations.pool(child.generation, pool) {
+                Some(p) => {
                     // The slot is free: the status page no longer lists the worker.
                     if let Some(s) = p.scoreboard.slot(child.slot) {
                         s.pid.store(0, Relaxed);
@@ -341,7 +344,7 @@ impl Supervisor {
                     }
                     p.spec.name.clone()
                 }
-                _ => String::new(),
+                None => String::new(),
             };
             let elapsed = child.started.elapsed();
             let after = format!("{}.{:06}", elapsed.as_secs(), elapsed.subsec_micros());
@@ -391,6 +394,16 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// The pool whose status page pool `i` shows: its own, or for a hidden
+/// `pm.status_listen` pool the owner's (reference §9.4).
+fn status_owner(pools: &[PoolRuntime], i: usize) -> usize {
+    pools
+        .get(i)
+        .and_then(|p| p.spec.shared)
+        .filter(|&o| o < pools.len())
+        .unwrap_or(i)
 }
 
 /// `with code N` / `on signal N (SIGNAME[ - core dumped])`.

@@ -2,7 +2,7 @@
 //! systemd notices, signals to the workers, the escalation timer, re-execution and
 //! exit; and SIGUSR1's log reopening. `LIFECYCLE.md` beside this file draws it.
 use super::event::Timer;
-use super::generation::Generation;
+use super::generation::Generations;
 use super::{handoff, Supervisor};
 use rfpm_core::lifecycle::{Effect, Intent, Sig};
 use rfpm_sys::{fd, process};
@@ -38,7 +38,7 @@ impl Supervisor {
                     self.deadlines.arm(Timer::Escalation, at);
                 }
                 Effect::ReExec => {
-                    let e = handoff::reexec(&self.argv, &self.generation);
+                    let e = handoff::reexec(&self.argv, self.generations.current());
                     crate::error_sys!(e, "failed to reload: execvp() failed");
                     done = Some(crate::cli::EX_SOFTWARE);
                 }
@@ -65,9 +65,9 @@ impl Supervisor {
     pub(super) fn reopen_logs(&mut self) {
         // The access logs are reopened while fd 2 is the original stderr again, so that
         // `access.log = /dev/stderr` keeps meaning the real stderr (GH-8885).
-        let generation = &self.generation;
+        let generations = &self.generations;
         let (error_log, (any, failed)) =
-            crate::log::with(|l| l.reopen_with(|| reopen_access_logs(generation)));
+            crate::log::with(|l| l.reopen_with(|| reopen_access_logs(generations)));
         match error_log {
             Ok(()) => crate::notice!("error log file re-opened"),
             Err(e) => crate::error_sys!(e, "unable to re-opened error log file"),
@@ -110,8 +110,8 @@ impl Supervisor {
         let (mut active, mut idle, mut requests, mut slow) = (0u64, 0u64, 0u64, 0u64);
         for c in self.children.iter() {
             let state = self
-                .generation
-                .pool(c.pool)
+                .generations
+                .pool(c.generation, c.pool)
                 .and_then(|p| p.scoreboard.slot(c.slot))
                 .map(|s| s.state());
             match state {
@@ -119,7 +119,7 @@ impl Supervisor {
                 _ => active += 1,
             }
         }
-        for p in &self.generation.pools {
+        for p in self.generations.pools() {
             let h = p.scoreboard.header();
             requests += h.accepted.load(Relaxed);
             slow += h.slow_requests.load(Relaxed);
@@ -142,7 +142,7 @@ impl Supervisor {
 
     /// The master exits: its Unix sockets and its pid file are removed.
     fn cleanup(&self) {
-        for p in &self.generation.pools {
+        for p in self.generations.pools() {
             if let Some(path) = &p.listener.unix_path {
                 let _ = std::fs::remove_file(path);
             }
@@ -157,10 +157,10 @@ impl Supervisor {
 
 /// SIGUSR1: every access log opened again onto its descriptor. Returns whether some
 /// pool has one, and the last error; logs nothing (see `Logger::reopen_with`).
-fn reopen_access_logs(generation: &Generation) -> (bool, Option<std::io::Error>) {
+fn reopen_access_logs(generations: &Generations) -> (bool, Option<std::io::Error>) {
     let mut any = false;
     let mut failed = None;
-    for p in &generation.pools {
+    for p in generations.pools() {
         let (Some(log), Some(path)) = (&p.access_log, p.spec.access_log.as_deref()) else {
             continue;
         };

@@ -29,7 +29,7 @@ use crate::timeouts::CrashWindow;
 use crate::{signals, systemd, title};
 use children::{ChildSpec, Children, SpawnError};
 use event::{Deadlines, Timer, Token};
-use generation::{Generation, PoolRuntime};
+use generation::{Generation, Generations, PoolRuntime};
 use listen::Listener;
 use rfpm_core::lifecycle::{Intent, Lifecycle};
 use rfpm_sys::epoll::{Epoll, Trigger};
@@ -73,7 +73,7 @@ struct Supervisor {
     /// The self-pipe the signal handler writes into (`None` in a forked worker).
     signal_pipe: Option<OwnedFd>,
     epoll: Epoll,
-    generation: Generation,
+    generations: Generations,
     children: Children,
     life: Lifecycle,
     deadlines: Deadlines,
@@ -154,7 +154,7 @@ impl Supervisor {
             global: m.global,
             signal_pipe: Some(m.signal_pipe),
             epoll,
-            generation: Generation { id, pools },
+            generations: Generations::new(Generation { id, pools }),
             children: Children::default(),
             life: Lifecycle::new(),
             deadlines: Deadlines::new(),
@@ -169,9 +169,18 @@ impl Supervisor {
 
     /// Spawns the initial workers, then serves events until the lifecycle ends.
     fn run(mut self) -> i32 {
-        'initial: for pool in 0..self.generation.pools.len() {
-            for _ in 0..self.generation.pools[pool].spec.initial_workers() {
-                match self.spawn(ChildSpec::new(self.generation.id, pool, false)) {
+        let current = self.generations.current();
+        let (id, initial): (_, Vec<usize>) = (
+            current.id,
+            current
+                .pools
+                .iter()
+                .map(|p| p.spec.initial_workers())
+                .collect(),
+        );
+        'initial: for (pool, n) in initial.into_iter().enumerate() {
+            for _ in 0..n {
+                match self.spawn(ChildSpec::new(id, pool, false)) {
                     Ok(_) => {}
                     Err(SpawnError::Limit) => break,
                     Err(SpawnError::Failed) => {
@@ -261,13 +270,15 @@ impl Supervisor {
         }
     }
 
-    /// The workers of a pool as the process manager sees them.
+    /// The workers of a pool of the current generation as the process manager sees
+    /// them.
     fn views(&self, pool: usize) -> Vec<WorkerView> {
-        let Some(p) = self.generation.pool(pool) else {
+        let current = self.generations.current();
+        let Some(p) = current.pool(pool) else {
             return Vec::new();
         };
         self.children
-            .of_pool(self.generation.id, pool)
+            .of_pool(current.id, pool)
             .map(|c| {
                 let (idle, last_change) = match p.scoreboard.slot(c.slot) {
                     Some(s) => (
@@ -287,12 +298,12 @@ impl Supervisor {
             .collect()
     }
 
-    /// The 1-second pass of every pool (dynamic and ondemand).
+    /// The 1-second pass of every pool of the current generation (dynamic and ondemand).
     fn maintenance(&mut self) {
         let now = now_us() / 1_000_000;
-        for pool in 0..self.generation.pools.len() {
+        for pool in 0..self.generations.current().pools.len() {
             let views = self.views(pool);
-            let p = &mut self.generation.pools[pool];
+            let p = &mut self.generations.current_mut().pools[pool];
             let actions = pm::tick(&p.spec.pm_conf(), &mut p.pm, &views, now);
             self.apply(pool, actions);
         }
@@ -300,7 +311,7 @@ impl Supervisor {
 
     /// Once a second: the status figures only the master knows (reference §11).
     fn sample_status(&self) {
-        for p in &self.generation.pools {
+        for p in self.generations.pools() {
             let h = p.scoreboard.header();
             if let Some((queue, len)) = rfpm_sys::net::listen_queue(p.listener.fd()) {
                 h.listen_queue.store(queue, Relaxed);
@@ -319,20 +330,22 @@ impl Supervisor {
             return;
         };
         if !self.life.state().spawns()
-            || generation != self.generation.id
-            || pool >= self.generation.pools.len()
+            || generation != self.generations.current().id
+            || pool >= self.generations.current().pools.len()
         {
             return;
         }
         let views = self.views(pool);
-        let p = &mut self.generation.pools[pool];
+        let p = &mut self.generations.current_mut().pools[pool];
         let actions = pm::on_connection(&p.spec.pm_conf(), &mut p.pm, &views);
         self.apply(pool, actions);
     }
 
-    /// Carries out the process manager's decisions for a pool.
+    /// Carries out the process manager's decisions for a pool of the current generation.
     fn apply(&mut self, pool: usize, actions: Vec<pm::Action>) {
-        let Some(p) = self.generation.pool(pool) else {
+        let current = self.generations.current();
+        let id = current.id;
+        let Some(p) = current.pool(pool) else {
             return;
         };
         let name = p.spec.name.clone();
@@ -341,10 +354,7 @@ impl Supervisor {
             match a {
                 pm::Action::Spawn(n) => {
                     for _ in 0..n {
-                        if self
-                            .spawn(ChildSpec::new(self.generation.id, pool, false))
-                            .is_err()
-                        {
+                        if self.spawn(ChildSpec::new(id, pool, false)).is_err() {
                             break;
                         }
                     }

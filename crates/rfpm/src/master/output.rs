@@ -42,7 +42,7 @@ impl Supervisor {
         let Some(child) = self.children.get_mut(pid) else {
             return;
         };
-        let (name, decorate) = match self.generation.pool(child.pool) {
+        let (name, decorate) = match self.generations.pool(child.generation, child.pool) {
             Some(p) => (p.spec.name.as_str(), p.spec.decorate_workers_output),
             None => ("", true),
         };

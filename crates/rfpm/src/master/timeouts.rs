@@ -18,10 +18,8 @@ impl Supervisor {
             let Some(child) = self.children.get_mut(pid) else {
                 continue;
             };
-            if child.generation != self.generation.id {
-                continue;
-            }
-            let Some(p) = self.generation.pools.get(child.pool) else {
+            // Old generations' requests time out too.
+            let Some(p) = self.generations.pool(child.generation, child.pool) else {
                 continue;
             };
             let conf = p.spec.timeouts;
