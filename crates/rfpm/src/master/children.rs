@@ -210,6 +210,15 @@ impl Supervisor {
                 self.adopt(spec, slot, pid, pipes);
                 Ok(pid)
             }
+            Err(e) if e.raw_os_error() == Some(libc::EDEADLK) => {
+                // fork_single_threaded refused: a forked copy of a multi-threaded master
+                // could deadlock (an extension that starts threads at module start-up).
+                crate::error!(
+                    "fork() refused: the master runs {} threads, a worker forked from it could deadlock",
+                    process::thread_count().unwrap_or(0)
+                );
+                Err(SpawnError::Failed)
+            }
             Err(e) => {
                 crate::error_sys!(e, "fork() failed");
                 Err(SpawnError::Failed)
