@@ -25,9 +25,16 @@ pub struct FpmBuilder {
     env: Vec<(String, String)>,
     log_to_file: bool,
     run_as: Option<(u32, u32)>,
+    without_r: bool,
 }
 
 impl FpmBuilder {
+    /// Starts the master without `-R` (a root master then refuses pools running as root).
+    pub fn without_r(mut self) -> Self {
+        self.without_r = true;
+        self
+    }
+
     /// Runs without `-O`: the master logs into the configured `error_log` file
     /// (`<tmp>/fpm.log`), which [`Fpm::log`] then reads.
     pub fn log_to_file(mut self) -> Self {
@@ -131,7 +138,7 @@ impl FpmBuilder {
                 .map_err(|e| HarnessError::io("chmod of the temp dir", e))?;
             // std drops the supplementary groups when a root parent sets the uid.
             cmd.uid(uid).gid(gid);
-        } else {
+        } else if !self.without_r {
             cmd.arg("-R");
         }
         cmd.arg("-F");
@@ -249,6 +256,7 @@ impl Fpm {
             env: Vec::new(),
             log_to_file: false,
             run_as: None,
+            without_r: false,
         }
     }
 

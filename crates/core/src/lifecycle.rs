@@ -12,16 +12,20 @@
 //!     └─ TERM, INT ────────────┴────────────────────────────────────────────┘
 //! ```
 //!
-//! Once every worker is gone, a stopping master re-executes itself (Reloading) or
-//! exits (Finishing, Terminating). Workers that outlive `process_control_timeout` are
-//! signalled harder: QUIT, then TERM, then KILL every second.
+//! A reload plans the new configuration first (`Reloading`): when the plan holds, the
+//! workers are told to finish (QUIT) and the master re-executes itself at once, handing
+//! them to its next image, which reaps them while its own workers already serve; when it
+//! does not, the master serves on (`Normal`). Once every worker is gone, a stopping
+//! master exits (Finishing, Terminating). Workers that outlive
+//! `process_control_timeout` are signalled harder: QUIT, then TERM, then KILL every
+//! second.
 
 /// Where the master is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Serving: the process manager spawns and replaces workers.
     Normal,
-    /// Reloading: the workers finish, then the master re-executes itself.
+    /// Reloading: the new configuration is being planned; the workers serve on.
     Reloading,
     /// Graceful stop: the workers finish their request, then the master exits.
     Finishing,
@@ -79,6 +83,10 @@ pub enum Intent {
     /// SIGUSR2 (`announce`: log `Reloading in progress ...`), or the emergency restart
     /// (`announce: false`: its own warning was logged).
     Reload { announce: bool },
+    /// The reload's plan holds: hand the workers over to the next image.
+    Planned,
+    /// The reload's plan does not hold (or the re-execution failed): serve on.
+    ReloadFailed,
     /// `process_control_timeout` (or the second after a KILL) passed and workers remain.
     EscalationDue,
     /// The last worker is gone.
@@ -93,8 +101,11 @@ pub enum Effect {
     /// Log at debug level that the switch was refused (php-fpm's
     /// `not switching to '…' state, because already in '…' state`).
     Refused { to: State, from: State },
-    /// Tell systemd (`RELOADING=1`, `STOPPING=1`).
+    /// Tell systemd (`RELOADING=1`, `STOPPING=1`, `READY=1` after a failed reload).
     NotifySystemd(&'static str),
+    /// Plan the reload: load and validate the configuration, resolve its pools, open
+    /// its new sockets; answer `Planned` or `ReloadFailed`.
+    PlanReload,
     /// Send `Sig` to every worker.
     SignalChildren(Sig),
     /// Arm the escalation timer: `process_control_timeout` from now, due at the next
@@ -102,7 +113,8 @@ pub enum Effect {
     ArmEscalation,
     /// Arm the escalation timer again, one second from now.
     RearmEscalation,
-    /// Re-execute the master's image (reload).
+    /// Re-execute the master's image, handing over the sockets and the draining
+    /// workers (reload).
     ReExec,
     /// Remove the sockets and the pid file, say goodbye, exit 0.
     Exit,
@@ -140,10 +152,17 @@ impl Lifecycle {
             Intent::Terminate => self.switch(State::Terminating, true),
             Intent::Finish => self.switch(State::Finishing, true),
             Intent::Reload { announce } => self.switch(State::Reloading, announce),
+            Intent::Planned if self.state == State::Reloading => {
+                vec![Effect::SignalChildren(Sig::Quit), Effect::ReExec]
+            }
+            Intent::ReloadFailed if self.state == State::Reloading => {
+                self.state = State::Normal;
+                vec![Effect::NotifySystemd("READY=1")]
+            }
+            Intent::Planned | Intent::ReloadFailed => Vec::new(),
             Intent::EscalationDue => self.escalate(),
             Intent::ChildrenGone => match self.state {
-                State::Normal => Vec::new(),
-                State::Reloading => vec![Effect::ReExec],
+                State::Normal | State::Reloading => Vec::new(),
                 State::Finishing | State::Terminating => vec![Effect::Exit],
             },
         }
@@ -160,7 +179,15 @@ impl Lifecycle {
         let (text, sig, systemd) = match to {
             State::Terminating => ("Terminating ...", Sig::Term, "STOPPING=1"),
             State::Finishing => ("Finishing ...", Sig::Quit, "STOPPING=1"),
-            State::Reloading => ("Reloading in progress ...", Sig::Quit, "RELOADING=1"),
+            State::Reloading => {
+                let mut out = Vec::with_capacity(3);
+                if announce {
+                    out.push(Effect::Announce("Reloading in progress ..."));
+                }
+                out.push(Effect::NotifySystemd("RELOADING=1"));
+                out.push(Effect::PlanReload);
+                return out;
+            }
             State::Normal => return Vec::new(),
         };
         let mut out = Vec::with_capacity(4);
@@ -212,18 +239,43 @@ mod tests {
     }
 
     #[test]
-    fn reload_announces_notifies_and_asks_workers_to_finish() {
+    fn reload_plans_then_hands_the_workers_over() {
         let mut l = Lifecycle::new();
         assert_eq!(
             l.step(Intent::Reload { announce: true }),
             vec![
                 Effect::Announce("Reloading in progress ..."),
                 Effect::NotifySystemd("RELOADING=1"),
-                Effect::SignalChildren(Sig::Quit),
-                Effect::ArmEscalation,
+                Effect::PlanReload,
             ]
         );
-        assert_eq!(l.step(Intent::ChildrenGone), vec![Effect::ReExec]);
+        // The workers serve on while the plan is made: nothing waits for them.
+        assert!(l.step(Intent::ChildrenGone).is_empty());
+        assert_eq!(
+            l.step(Intent::Planned),
+            vec![Effect::SignalChildren(Sig::Quit), Effect::ReExec]
+        );
+    }
+
+    #[test]
+    fn a_reload_that_does_not_plan_serves_on() {
+        let mut l = Lifecycle::new();
+        l.step(Intent::Reload { announce: true });
+        assert_eq!(
+            l.step(Intent::ReloadFailed),
+            vec![Effect::NotifySystemd("READY=1")]
+        );
+        assert_eq!(l.state(), State::Normal);
+        assert!(l.state().spawns());
+        // The next reload is planned again.
+        assert!(l
+            .step(Intent::Reload { announce: true })
+            .contains(&Effect::PlanReload));
+        // Outside a reload, the plan's answers mean nothing.
+        let mut l = Lifecycle::new();
+        assert!(l.step(Intent::Planned).is_empty());
+        assert!(l.step(Intent::ReloadFailed).is_empty());
+        assert_eq!(l.state(), State::Normal);
     }
 
     #[test]

@@ -87,6 +87,21 @@ impl Error {
         }
     }
 
+    /// Logs why, without php-fpm's closing `FPM initialization failed` (a reload that
+    /// does not go through: the master serves on).
+    pub fn log_reason(&self) {
+        if let Error::Config(diags) = self {
+            crate::plan::print_diags(diags);
+        }
+        let failed = "FPM initialization failed";
+        for l in self.lines().into_iter().filter(|l| l.text != failed) {
+            match l.errno {
+                Some(errno) => crate::log_sys_at!(l.level, errno, "{}", l.text),
+                None => crate::log_at!(l.level, "{}", l.text),
+            }
+        }
+    }
+
     /// Logs the failure as php-fpm does.
     pub fn log(&self) {
         if let Error::Config(diags) = self {

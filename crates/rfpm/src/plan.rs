@@ -30,6 +30,8 @@ pub struct Plan {
 /// What the logger becomes when a plan is committed.
 #[derive(Debug, Default)]
 pub struct LogPlan {
+    /// What loading the files said (written first, at the logger's current level).
+    early: Vec<conf::Diag>,
     /// `log_level`, when the configuration sets it.
     level: Option<Level>,
     /// The error log file validation opened (unless the master logs to stderr).
@@ -43,10 +45,19 @@ pub struct LogPlan {
 }
 
 impl LogPlan {
-    /// Gives the logger its new settings, in php-fpm's order: the level and the error
+    /// Writes what loading and validating said, changing nothing of the logger (a
+    /// reload that will not go through tells why).
+    pub fn print_said(&self) {
+        print_diags(&self.early);
+        print_diags(&self.diags);
+    }
+
+    /// Gives the logger its new settings, in php-fpm's order: what loading the files
+    /// said, the level and the error
     /// log file, then validation's messages (filtered and written there), then
     /// `log_limit` and syslog.
     pub fn commit(self) {
+        print_diags(&self.early);
         log::with(|l| {
             if let Some(level) = self.level {
                 l.set_level(level);
@@ -232,11 +243,11 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
         conf::load(Path::new(&path), &opts)
     };
     let mut loaded = loaded.map_err(|f| Error::Config(f.diags))?;
-    print_diags(&loaded.diags);
 
     // php-fpm applies log_level first thing in post-processing: validation's own
     // notices are already filtered by it.
     let mut log = LogPlan {
+        early: std::mem::take(&mut loaded.diags),
         level: loaded.config.global.log_level,
         ..LogPlan::default()
     };
@@ -290,20 +301,26 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
 
 /// The pools ready to run: every pool's identity first (with the non-root notices),
 /// then every pool's socket permissions, as php-fpm resolves them after daemonising.
-pub fn pools(config: &conf::Config, c: &Cli) -> Result<Vec<Pool>, Error> {
+/// Returns them with the notices to log; `Err` carries those that came before the error.
+pub fn pools(config: &conf::Config, c: &Cli) -> Result<(Vec<Pool>, Vec<conf::Diag>), Error> {
     let opts = options(c);
     let sys = OsSys {
         use_stderr: true,
         error_log: RefCell::new(None),
     };
+    let mut said = Vec::new();
+    let failed = |said: &mut Vec<conf::Diag>, f: conf::Failure| {
+        said.extend(f.diags);
+        Error::Config(std::mem::take(said))
+    };
     let mut identities = Vec::new();
     for pc in &config.pools {
         match conf::resolve_identity(pc, &sys, &opts) {
             Ok((id, diags)) => {
-                print_diags(&diags);
+                said.extend(diags);
                 identities.push(id);
             }
-            Err(f) => return Err(Error::Config(f.diags)),
+            Err(f) => return Err(failed(&mut said, f)),
         }
     }
     let env = |n: &str| std::env::var(n).ok();
@@ -311,12 +328,12 @@ pub fn pools(config: &conf::Config, c: &Cli) -> Result<Vec<Pool>, Error> {
     for (pc, id) in config.pools.iter().zip(identities) {
         let perms = match conf::socket_permissions(pc, &sys) {
             Ok((perms, diags)) => {
-                print_diags(&diags);
+                said.extend(diags);
                 perms
             }
-            Err(f) => return Err(Error::Config(f.diags)),
+            Err(f) => return Err(failed(&mut said, f)),
         };
         pools.push(Pool::from_conf(pc, id, perms, opts.is_root, &env));
     }
-    Ok(pools)
+    Ok((pools, said))
 }

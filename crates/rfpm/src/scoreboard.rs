@@ -27,6 +27,19 @@ impl Scoreboard {
         Ok(sb)
     }
 
+    /// The area of a pool of the previous image (a reload), mapped again from its memfd;
+    /// refused unless it is exactly the size `slots` slots need.
+    pub fn adopt(fd: std::os::fd::OwnedFd, slots: usize) -> io::Result<Scoreboard> {
+        Ok(Scoreboard {
+            table: SharedTable::adopt(fd, slots)?,
+        })
+    }
+
+    /// The memfd behind the area, to hand across exec (`None` without memfds).
+    pub fn memfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.table.memfd()
+    }
+
     pub fn header(&self) -> &Header {
         self.table.header()
     }

@@ -121,7 +121,8 @@ fn launch(
     process::setsid();
     fail_with!(apply_global_priority(&plan.config, c));
     // 7. The pools: identities and socket permissions.
-    let pools = fail_with!(plan::pools(&plan.config, c));
+    let (pools, said) = fail_with!(plan::pools(&plan.config, c));
+    plan::print_diags(&said);
 
     // 8. The master's title.
     let title_area = title::init();
@@ -137,14 +138,7 @@ fn launch(
     let mut listeners = Vec::new();
     for p in &pools {
         let mut notices = Vec::new();
-        let perms = listen::UnixPerms {
-            pool: p.name.clone(),
-            mode: p.socket.mode,
-            owner: p.socket.uid,
-            group: p.socket.gid,
-            acl_users: p.socket.acl_users.clone(),
-            acl_groups: p.socket.acl_groups.clone(),
-        };
+        let perms = listen::perms_of(p);
         let res = listen::open(&p.listen, p.backlog, &perms, &mut inherited, &mut notices);
         for n in notices {
             notice!("{n}");
@@ -188,6 +182,7 @@ fn launch(
     argv.extend(args.iter().cloned());
 
     let master = master::Master {
+        cli: c.clone(),
         argv,
         title_area,
         pools,

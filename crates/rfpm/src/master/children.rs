@@ -10,7 +10,6 @@ use crate::pool::Pool;
 use crate::scoreboard::{now_us, Scoreboard, WorkerState};
 use crate::{signals, timeouts, title, worker};
 use rfpm_core::lifecycle::Intent;
-use rfpm_sys::epoll::Trigger;
 use rfpm_sys::fd::{self, Stdio};
 use rfpm_sys::process::{self, Exit, Fork, Pid};
 use std::collections::BTreeMap;
@@ -67,7 +66,7 @@ impl Children {
             .filter(move |c| c.generation == generation && c.pool == pool)
     }
 
-    fn insert(&mut self, c: Child) {
+    pub(super) fn insert(&mut self, c: Child) {
         self.0.insert(c.pid, c);
     }
 
@@ -166,6 +165,24 @@ impl Supervisor {
             }
             return Err(SpawnError::Limit);
         }
+        // pm.max_children counts the pool's workers of every generation: a reload
+        // never runs more workers than the operator planned for (new ones start as
+        // draining ones leave).
+        let alive = self
+            .children
+            .iter()
+            .filter(|c| {
+                c.generation == spec.generation && c.pool == pool
+                    || c.generation != spec.generation
+                        && self
+                            .generations
+                            .info(c.generation, c.pool)
+                            .is_some_and(|i| i.name == p.spec.name)
+            })
+            .count();
+        if alive >= p.spec.max_children.max(1) {
+            return Err(SpawnError::Limit);
+        }
         // A free scoreboard slot, by the master's own records.
         let taken: Vec<usize> = self
             .children
@@ -243,27 +260,11 @@ impl Supervisor {
             s.pid.store(pid, Relaxed);
         }
         let name = p.spec.name.clone();
-        // A pipe the loop cannot watch is closed at once: the worker's writes then fail
-        // (SIGPIPE is ignored) instead of blocking it when the pipe is full.
-        let epoll = &self.epoll;
-        let watch = |fd: OwnedFd, stream: Stream| {
-            let token = super::Token::Output { pid, stream }.encode();
-            match epoll.add(fd.as_fd(), token, Trigger::Level) {
-                Ok(()) => Some(fd),
-                Err(e) => {
-                    crate::error_sys!(
-                        e,
-                        "unable to watch what child {pid} says into {}",
-                        stream.name()
-                    );
-                    None
-                }
-            }
-        };
-        let capture_max = output::max_captured_text(&p.spec, pid);
+        let capture_max =
+            output::max_captured_text(&p.spec.name, p.spec.decorate_workers_output, pid);
         let output = pipes.map(|((out_r, _), (err_r, _))| Output {
-            stdout: watch(out_r, Stream::Stdout),
-            stderr: watch(err_r, Stream::Stderr),
+            stdout: self.watch_output(out_r, pid, Stream::Stdout),
+            stderr: self.watch_output(err_r, pid, Stream::Stderr),
             capture: Capture::new(capture_max),
         });
         self.children.insert(Child {
@@ -294,10 +295,8 @@ impl Supervisor {
         self.signal_pipe = None;
         self.epoll.close();
         // The worker's pool is one of the current generation (checked by `spawn`); the
-        // other generations are dropped whole.
-        let mut generations = self.generations.take_all();
-        let current = generations.pop().map(|g| g.pools).unwrap_or_default();
-        drop(generations);
+        // draining generations are dropped whole.
+        let current = self.generations.take_current_pools();
         let owner = status_owner(&current, pool);
         let mut pools: Vec<Option<PoolRuntime>> = current.into_iter().map(Some).collect();
         let status_owner = if owner == pool {
@@ -344,19 +343,25 @@ impl Supervisor {
                 continue;
             };
             let pool = child.pool;
-            let name = match self.generations.pool(child.generation, pool) {
+            let name = match self.generations.info(child.generation, pool) {
                 Some(p) => {
                     // The slot is free: the status page no longer lists the worker.
-                    if let Some(s) = p.scoreboard.slot(child.slot) {
+                    if let Some(s) = p.scoreboard.and_then(|sb| sb.slot(child.slot)) {
                         s.pid.store(0, Relaxed);
                         s.set_state(WorkerState::Idle, now_us());
                     }
-                    p.spec.name.clone()
+                    p.name.to_string()
                 }
                 None => String::new(),
             };
-            let elapsed = child.started.elapsed();
-            let after = format!("{}.{:06}", elapsed.as_secs(), elapsed.subsec_micros());
+            let current = self.generations.current().id;
+            if child.generation != current {
+                // A worker of a draining generation: asked to finish by the reload.
+                let after = after_of(child.started);
+                self.drained(child, &name, exit, &after);
+                continue;
+            }
+            let after = after_of(child.started);
             if child.asked_to_stop
                 && exit
                     != (Exit::Signal {
@@ -403,6 +408,45 @@ impl Supervisor {
             }
         }
     }
+}
+
+impl Supervisor {
+    /// A worker of a draining generation is gone: logged at debug level (it was asked to
+    /// finish, as php-fpm's workers are during a reload); the generation is forgotten
+    /// with its last worker; its pool in the current generation may start a worker in
+    /// its place (pm.max_children counts both).
+    fn drained(&mut self, child: Child, name: &str, exit: Exit, after: &str) {
+        let pid = child.pid;
+        crate::debug!(
+            "[pool {name}] child {pid} exited {} after {after} seconds from start",
+            how(exit)
+        );
+        let id = child.generation;
+        if !self.children.iter().any(|c| c.generation == id) {
+            self.generations.retire(id);
+            self.deadlines.disarm(super::event::Timer::Drain(id));
+        }
+        if !self.life.state().spawns() {
+            return;
+        }
+        let current = self.generations.current();
+        let Some(pool) = current.pools.iter().position(|p| p.spec.name == name) else {
+            return;
+        };
+        let p = &current.pools[pool];
+        // A static pool is kept at pm.max_children; the others follow their manager.
+        if p.spec.pm == crate::pool::Pm::Static
+            && self.children.of_pool(current.id, pool).count() < p.spec.max_children
+        {
+            let _ = self.spawn(ChildSpec::new(current.id, pool, false));
+        }
+    }
+}
+
+/// `S.uuuuuu` seconds since `started`.
+fn after_of(started: Instant) -> String {
+    let elapsed = started.elapsed();
+    format!("{}.{:06}", elapsed.as_secs(), elapsed.subsec_micros())
 }
 
 /// The pool whose status page pool `i` shows: its own, or for a hidden

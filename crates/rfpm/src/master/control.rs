@@ -3,7 +3,9 @@
 //! exit; and SIGUSR1's log reopening. `LIFECYCLE.md` beside this file draws it.
 use super::event::Timer;
 use super::generation::Generations;
+use super::listen::{self, Listener};
 use super::{handoff, Supervisor};
+use crate::plan;
 use rfpm_core::lifecycle::{Effect, Intent, Sig};
 use rfpm_sys::{fd, process};
 use std::os::fd::AsFd;
@@ -37,10 +39,26 @@ impl Supervisor {
                     let at = Instant::now() + Duration::from_secs(1);
                     self.deadlines.arm(Timer::Escalation, at);
                 }
+                Effect::PlanReload => {
+                    let answer = match self.plan_reload() {
+                        Some(opened) => {
+                            self.reload_sockets = opened;
+                            Intent::Planned
+                        }
+                        None => Intent::ReloadFailed,
+                    };
+                    if let Some(code) = self.intend(answer) {
+                        done = Some(code);
+                    }
+                }
                 Effect::ReExec => {
-                    let e = handoff::reexec(&self.argv, self.generations.current());
+                    let opened = std::mem::take(&mut self.reload_sockets);
+                    let e = handoff::reexec(self, &opened);
+                    // Still here: the workers were told to finish and are replaced as
+                    // they go; the running configuration serves on.
                     crate::error_sys!(e, "failed to reload: execvp() failed");
-                    done = Some(crate::cli::EX_SOFTWARE);
+                    listen::discard(opened);
+                    self.intend(Intent::ReloadFailed);
                 }
                 Effect::Exit => {
                     self.cleanup();
@@ -50,6 +68,79 @@ impl Supervisor {
             }
         }
         done
+    }
+
+    /// A reload's plan (reference §4.3, and beyond php-fpm, which exits on a bad
+    /// configuration): the configuration is loaded and validated, its pools resolved
+    /// (users, groups, the root rule), its new sockets opened (those the running pools
+    /// hold are handed over as they are) and its access logs opened, all before anything
+    /// running is touched. `Some`: the sockets the plan opened, for the next image.
+    /// `None`: it does not hold; why was logged, and the running generation serves on.
+    fn plan_reload(&mut self) -> Option<Vec<Listener>> {
+        let aborted = || {
+            crate::error!(
+                "failed to reload: the new configuration cannot be used, the running one keeps serving"
+            );
+        };
+        let plan = match plan::load(&self.cli) {
+            Ok(p) => p,
+            Err(f) => {
+                f.log.print_said();
+                f.error.log_reason();
+                aborted();
+                return None;
+            }
+        };
+        let pools = match plan::pools(&plan.config, &self.cli) {
+            Ok((pools, _)) => pools,
+            Err(e) => {
+                e.log_reason();
+                aborted();
+                return None;
+            }
+        };
+        let held: Vec<String> = self
+            .generations
+            .pools()
+            .map(|p| p.listener.key.clone())
+            .collect();
+        let mut opened: Vec<Listener> = Vec::new();
+        for p in &pools {
+            let keys = listen::keys_for(&p.listen);
+            let known = |k: &String| held.contains(k) || opened.iter().any(|l| &l.key == k);
+            if keys.iter().any(known) {
+                continue;
+            }
+            let mut notices = Vec::new();
+            let res = listen::open(
+                &p.listen,
+                p.backlog,
+                &listen::perms_of(p),
+                &mut Vec::new(),
+                &mut notices,
+            );
+            for n in notices {
+                crate::notice!("{n}");
+            }
+            match res {
+                Ok(l) => opened.push(l),
+                Err(msg) => {
+                    crate::error!("{msg}");
+                    listen::discard(opened);
+                    aborted();
+                    return None;
+                }
+            }
+        }
+        for path in pools.iter().filter_map(|p| p.access_log.as_deref()) {
+            if let Err(e) = fd::open_append(path) {
+                crate::error_sys!(e, "failed to open access log ({path})");
+                listen::discard(opened);
+                aborted();
+                return None;
+            }
+        }
+        Some(opened)
     }
 
     /// Sends `sig` to every worker.
@@ -111,16 +202,17 @@ impl Supervisor {
         for c in self.children.iter() {
             let state = self
                 .generations
-                .pool(c.generation, c.pool)
-                .and_then(|p| p.scoreboard.slot(c.slot))
+                .info(c.generation, c.pool)
+                .and_then(|p| p.scoreboard)
+                .and_then(|sb| sb.slot(c.slot))
                 .map(|s| s.state());
             match state {
                 Some(WorkerState::Idle) => idle += 1,
                 _ => active += 1,
             }
         }
-        for p in self.generations.pools() {
-            let h = p.scoreboard.header();
+        for sb in self.generations.scoreboards() {
+            let h = sb.header();
             requests += h.accepted.load(Relaxed);
             slow += h.slow_requests.load(Relaxed);
         }

@@ -75,8 +75,10 @@ pub enum Timer {
     RequestTimeouts,
     /// The periodic STATUS report to systemd.
     SystemdReport,
-    /// `process_control_timeout` of a stop or reload: signal the workers harder.
+    /// `process_control_timeout` of a stop: signal the workers harder.
     Escalation,
+    /// `process_control_timeout` of a draining generation: signal its workers harder.
+    Drain(u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +143,6 @@ impl Deadlines {
         self.push(timer, at, true);
     }
 
-    #[cfg(test)]
     pub fn disarm(&mut self, timer: Timer) {
         self.armed.remove(&timer);
     }

@@ -1,14 +1,15 @@
 //! A generation: the pools of one configuration, running. Each pool holds what the
 //! master keeps for it at run time: its listening socket, its scoreboard, the process
 //! manager's memory and its access log. The master holds its generations in
-//! [`Generations`]: the newest is the current one, which serves and is replenished; an
-//! older one (a reload that starts a new generation beside the draining old one) only
-//! finishes what its workers are doing. Today's reload re-executes the master, so there
-//! is one generation per image; children name theirs, so each finds its pool.
+//! [`Generations`]: the current one serves and is replenished; older ones, handed over
+//! by the image that reloaded into this one, only finish what their workers are doing
+//! ([`Draining`]: no socket, no process manager, their scoreboards kept for the slots).
+//! Children name their generation, so each finds its pool.
 use crate::master::listen::Listener;
 use crate::pm::PmMemory;
 use crate::pool::Pool;
 use crate::scoreboard::Scoreboard;
+use rfpm_core::lifecycle::Sig;
 use std::os::fd::OwnedFd;
 
 /// Which generation: 1 for the master's first, one more at every re-execution (the
@@ -40,45 +41,119 @@ impl Generation {
     }
 }
 
-/// The master's generations, oldest first; the last is the current one.
+/// A generation handed over by the previous image: its workers finish and exit.
+pub struct Draining {
+    pub id: GenerationId,
+    pub pools: Vec<DrainingPool>,
+    /// The last signal sent to make its workers go (QUIT was sent before the hand-over).
+    pub sent: Sig,
+}
+
+/// One pool of a draining generation.
+pub struct DrainingPool {
+    pub name: String,
+    pub decorate_workers_output: bool,
+    /// Its scoreboard, mapped again from the memfd the previous image handed over.
+    pub scoreboard: Option<Scoreboard>,
+}
+
+/// What the master needs of any child's pool, whatever its generation.
+pub struct PoolInfo<'a> {
+    pub name: &'a str,
+    pub decorate_workers_output: bool,
+    pub scoreboard: Option<&'a Scoreboard>,
+}
+
+/// The master's generations: the current one and those that drain.
 pub struct Generations {
-    list: Vec<Generation>,
+    current: Generation,
+    draining: Vec<Draining>,
 }
 
 impl Generations {
-    /// The master's first (or, after a re-execution, only) generation.
-    pub fn new(first: Generation) -> Generations {
-        Generations { list: vec![first] }
+    pub fn new(current: Generation, draining: Vec<Draining>) -> Generations {
+        Generations { current, draining }
     }
 
     /// The generation that serves and is replenished.
     pub fn current(&self) -> &Generation {
-        // `list` is never empty: made with one, never shrunk but by `take_all`.
-        &self.list[self.list.len() - 1]
+        &self.current
     }
 
     pub fn current_mut(&mut self) -> &mut Generation {
-        let last = self.list.len() - 1;
-        &mut self.list[last]
+        &mut self.current
     }
 
-    /// Generation `id`, if the master still holds it.
-    pub fn get(&self, id: GenerationId) -> Option<&Generation> {
-        self.list.iter().find(|g| g.id == id)
-    }
-
-    /// Pool `pool` of generation `id`.
+    /// Pool `pool` of the current generation, if `id` is the current generation.
     pub fn pool(&self, id: GenerationId, pool: usize) -> Option<&PoolRuntime> {
-        self.get(id).and_then(|g| g.pool(pool))
+        (id == self.current.id)
+            .then(|| self.current.pool(pool))
+            .flatten()
     }
 
-    /// Every pool of every generation.
+    /// What the master needs of pool `pool` of generation `id`, current or draining.
+    pub fn info(&self, id: GenerationId, pool: usize) -> Option<PoolInfo<'_>> {
+        if id == self.current.id {
+            let p = self.current.pool(pool)?;
+            return Some(PoolInfo {
+                name: &p.spec.name,
+                decorate_workers_output: p.spec.decorate_workers_output,
+                scoreboard: Some(&p.scoreboard),
+            });
+        }
+        let p = self.draining(id)?.pools.get(pool)?;
+        Some(PoolInfo {
+            name: &p.name,
+            decorate_workers_output: p.decorate_workers_output,
+            scoreboard: p.scoreboard.as_ref(),
+        })
+    }
+
+    /// The pools of the current generation.
     pub fn pools(&self) -> impl Iterator<Item = &PoolRuntime> {
-        self.list.iter().flat_map(|g| g.pools.iter())
+        self.current.pools.iter()
     }
 
-    /// A forked worker takes them all apart (it keeps only its own pool).
-    pub fn take_all(&mut self) -> Vec<Generation> {
-        std::mem::take(&mut self.list)
+    /// Every scoreboard, of every generation.
+    pub fn scoreboards(&self) -> impl Iterator<Item = &Scoreboard> {
+        let draining = self
+            .draining
+            .iter()
+            .flat_map(|d| d.pools.iter().filter_map(|p| p.scoreboard.as_ref()));
+        self.current
+            .pools
+            .iter()
+            .map(|p| &p.scoreboard)
+            .chain(draining)
+    }
+
+    pub fn draining(&self, id: GenerationId) -> Option<&Draining> {
+        self.draining.iter().find(|d| d.id == id)
+    }
+
+    pub fn draining_mut(&mut self, id: GenerationId) -> Option<&mut Draining> {
+        self.draining.iter_mut().find(|d| d.id == id)
+    }
+
+    /// A generation handed over by the previous image starts draining here.
+    pub fn add_draining(&mut self, d: Draining) {
+        self.draining.push(d);
+    }
+
+    pub fn all_draining(&self) -> &[Draining] {
+        &self.draining
+    }
+
+    /// Forgets a draining generation whose last worker is gone (its scoreboards are
+    /// unmapped and their memfds closed).
+    pub fn retire(&mut self, id: GenerationId) {
+        self.draining.retain(|d| d.id != id);
+    }
+
+    /// A forked worker takes the current generation's pools; the draining ones are
+    /// dropped (unmapped) in it.
+    pub fn take_current_pools(&mut self) -> Vec<PoolRuntime> {
+        self.draining.clear();
+        std::mem::take(&mut self.current.pools)
     }
 }

@@ -75,6 +75,35 @@ pub fn close_unused(rest: Vec<Inherited>) {
     }
 }
 
+/// The `FPM_SOCKETS` keys a `listen` value may be bound under (none if it does not
+/// parse or resolve).
+pub fn keys_for(listen: &str) -> Vec<String> {
+    rfpm_core::listen_addr::parse(listen)
+        .map(|a| candidate_keys(&a))
+        .unwrap_or_default()
+}
+
+/// A pool's socket permissions, as `open` takes them.
+pub fn perms_of(p: &crate::pool::Pool) -> UnixPerms {
+    UnixPerms {
+        pool: p.name.clone(),
+        mode: p.socket.mode,
+        owner: p.socket.uid,
+        group: p.socket.gid,
+        acl_users: p.socket.acl_users.clone(),
+        acl_groups: p.socket.acl_groups.clone(),
+    }
+}
+
+/// Closes sockets a reload opened but did not hand over (and removes their paths).
+pub fn discard(opened: Vec<Listener>) {
+    for l in opened {
+        if let Some(p) = &l.unix_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// The `FPM_SOCKETS` keys a `listen` value may have been bound under.
 fn candidate_keys(addr: &ListenAddr) -> Vec<String> {
     match addr {

@@ -39,6 +39,8 @@ use std::time::{Duration, Instant};
 
 /// Everything the master starts with (made by `startup`).
 pub struct Master {
+    /// The command line, parsed: a reload plans the configuration it names.
+    pub cli: crate::cli::Cli,
     /// The command line, re-executed on reload.
     pub argv: Vec<String>,
     /// Where the process title lives (workers set theirs there).
@@ -64,6 +66,7 @@ impl Master {
 
 /// The running master.
 struct Supervisor {
+    cli: crate::cli::Cli,
     /// The command line, re-executed on reload.
     argv: Vec<String>,
     title_area: Option<title::Area>,
@@ -72,6 +75,8 @@ struct Supervisor {
     global: conf::GlobalConf,
     /// The self-pipe the signal handler writes into (`None` in a forked worker).
     signal_pipe: Option<OwnedFd>,
+    /// Sockets a reload's plan opened, on their way to the next image.
+    reload_sockets: Vec<Listener>,
     epoll: Epoll,
     generations: Generations,
     children: Children,
@@ -146,15 +151,17 @@ impl Supervisor {
         let interval = g.systemd_interval_ms();
         let systemd_period =
             (interval > 0 && notifier.is_some()).then(|| Duration::from_millis(interval));
-        Ok(Supervisor {
+        let mut s = Supervisor {
+            cli: m.cli,
             argv: m.argv,
             title_area: m.title_area,
             pid_file: m.pid_file,
             process_control_timeout: m.process_control_timeout,
             global: m.global,
             signal_pipe: Some(m.signal_pipe),
+            reload_sockets: Vec::new(),
             epoll,
-            generations: Generations::new(Generation { id, pools }),
+            generations: Generations::new(Generation { id, pools }, Vec::new()),
             children: Children::default(),
             life: Lifecycle::new(),
             deadlines: Deadlines::new(),
@@ -164,7 +171,10 @@ impl Supervisor {
             process_max_warned: false,
             notifier,
             reported_requests: 0,
-        })
+        };
+        // The generations the previous image handed over (a reload) drain here.
+        s.adopt_handed_over(handoff::take());
+        Ok(s)
     }
 
     /// Spawns the initial workers, then serves events until the lifecycle ends.
@@ -266,6 +276,17 @@ impl Supervisor {
             if self.deadlines.take_if_due(Timer::SystemdReport, now) {
                 self.deadlines.arm(Timer::SystemdReport, Instant::now() + p);
                 self.report_to_systemd();
+            }
+        }
+        let draining: Vec<u32> = self
+            .generations
+            .all_draining()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        for id in draining {
+            if self.deadlines.take_if_due(Timer::Drain(id), now) {
+                self.escalate_draining(id);
             }
         }
     }

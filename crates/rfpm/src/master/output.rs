@@ -3,7 +3,6 @@
 use super::Supervisor;
 use crate::capture::{self, Capture, Stream};
 use crate::log::Level;
-use crate::pool::Pool;
 use rfpm_sys::fd;
 use rfpm_sys::process::Pid;
 use std::os::fd::{AsFd, OwnedFd};
@@ -21,15 +20,14 @@ pub struct Output {
 }
 
 /// The longest captured text that fits one `log_limit` entry with its decoration.
-pub fn max_captured_text(pool: &Pool, pid: Pid) -> usize {
+pub fn max_captured_text(pool: &str, decorate: bool, pid: Pid) -> usize {
     let limit = crate::log::with(|l| l.limit());
-    if !pool.decorate_workers_output {
+    if !decorate {
         return limit.saturating_sub(1);
     }
     // "[DD-Mon-YYYY HH:MM:SS] WARNING: [pool P] child N said into stderr: \"" + "\"" + "\n"
-    let head = 23
-        + "WARNING: ".len()
-        + format!("[pool {}] child {pid} said into stderr: \"", pool.name).len();
+    let head =
+        23 + "WARNING: ".len() + format!("[pool {pool}] child {pid} said into stderr: \"").len();
     limit.saturating_sub(head + 2)
 }
 
@@ -42,8 +40,8 @@ impl Supervisor {
         let Some(child) = self.children.get_mut(pid) else {
             return;
         };
-        let (name, decorate) = match self.generations.pool(child.generation, child.pool) {
-            Some(p) => (p.spec.name.as_str(), p.spec.decorate_workers_output),
+        let (name, decorate) = match self.generations.info(child.generation, child.pool) {
+            Some(p) => (p.name, p.decorate_workers_output),
             None => ("", true),
         };
         let Some(out) = child.output.as_mut() else {
