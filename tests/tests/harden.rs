@@ -2,7 +2,8 @@
 //! guards); differential where php-fpm8.2 is the reference.
 #![forbid(unsafe_code)]
 
-use integration::{both, Fpm};
+use integration::fcgi::client::{Addr, ClientRequest};
+use integration::{both, connect, nginx_params, send_on, Fpm, Req};
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     match r {
@@ -32,4 +33,47 @@ both!(denied_message_cut_at_2048, |kind| {
         assert_eq!(resp.status(), 403);
         assert_eq!(resp.body(), b"Access denied.\n");
     }
+});
+
+// A NUL inside a param: php-fpm reads every value as a C string, so it ends there in
+// $_SERVER, getenv(), the access log and the status page; a name with a NUL is
+// registered in $_SERVER cut, and lookups by the cut name miss it.
+both!(nul_in_param_cuts_the_value, |kind| {
+    let fpm = ok(Fpm::builder(kind)
+        .pool_line("pm.max_children = 1")
+        .pool_line("access.log = ${HOME}/access.log")
+        .pool_line("access.format = \"%{X}e|%{REQUEST_URI}e|%r|%{Y}e\"")
+        .pool_line("pm.status_path = /status")
+        .pool_line("pm.status_listen = ${HOME}/status.sock")
+        .start());
+    let mut req = ClientRequest::new();
+    for (k, v) in nginx_params(&fpm.docroot(), "nul.php", "GET", "", "", "") {
+        req = req.param(k, v);
+    }
+    req = req
+        .param("X", b"ab\0cd")
+        .param(b"Y\0Z", "1")
+        .param("REQUEST_URI", b"/nul.php\0evil");
+    let mut c = ok(connect(&fpm.fcgi_addr()));
+    let resp = ok(c.request(&req));
+    assert_eq!(
+        String::from_utf8_lossy(resp.body()),
+        "server=6162\ngetenv=6162\ngetenv_local=\nname=cut\ngetenv_y=false\n\
+         uri=2f6e756c2e706870\n"
+    );
+    let log = fpm.dir().join("access.log");
+    assert!(integration::wait_until(integration::DEADLINE, || {
+        std::fs::read(&log).is_ok_and(|l| l.ends_with(b"\n"))
+    }));
+    assert_eq!(ok(std::fs::read(&log)), b"ab|/nul.php|/nul.php|-\n");
+    // The one worker of www last served that request: its status line says so.
+    let mut s = ok(connect(&Addr::Unix(fpm.dir().join("status.sock"))));
+    let page = ok(send_on(
+        &mut s,
+        &fpm.docroot(),
+        &Req::get("status").query("full&json"),
+    ));
+    let page = String::from_utf8_lossy(page.body()).into_owned();
+    assert!(page.contains(r#""request uri":"\/nul.php""#), "{page}");
+    assert!(!page.contains("evil"), "{page}");
 });

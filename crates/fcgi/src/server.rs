@@ -122,6 +122,16 @@ impl fmt::Display for CloseReason {
     }
 }
 
+/// A param value as php-fpm keeps it: every consumer of a value (`$_SERVER`, `getenv()`,
+/// the paths, the access log, the status page) reads it as a C string, so it ends at its
+/// first NUL byte.
+fn c_value(v: &[u8]) -> &[u8] {
+    match v.iter().position(|&b| b == 0) {
+        Some(i) => &v[..i],
+        None => v,
+    }
+}
+
 /// Errors of [`ServerConn::read_request`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -599,7 +609,7 @@ impl<S: Read + Write> ServerConn<S> {
             let content = &self.rbuf[self.rpos..self.rpos + h.content_len as usize];
             for p in record::pairs(content) {
                 match p {
-                    Ok((name, value)) => params.set(name, value),
+                    Ok((name, value)) => params.set(name, c_value(value)),
                     Err(_) => return self.close(CloseReason::BadParams),
                 }
             }

@@ -554,6 +554,19 @@ fn truncated_input_closes() {
 }
 
 #[test]
+fn param_values_end_at_their_first_nul() {
+    let mut input = begin(1, RESPONDER, 0);
+    input.extend(params(1, &[(b"X", b"ab\0cd"), (b"Y\0Z", b"1")]));
+    input.extend(rec(PARAMS, 1, b""));
+    let mut c = ServerConn::new(Duplex::new(input));
+    let req = c.read_request().unwrap().unwrap();
+    assert_eq!(req.params.get("X"), Some(&b"ab"[..]));
+    // Names stay whole (lookups by the cut name miss, as php-fpm's hash does).
+    assert_eq!(req.params.get("Y\0Z"), Some(&b"1"[..]));
+    assert_eq!(req.params.get("Y"), None);
+}
+
+#[test]
 fn params_size_bound() {
     let mut input = begin(1, RESPONDER, 0);
     for i in 0..10 {
