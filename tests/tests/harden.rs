@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use integration::fcgi::client::{Addr, ClientRequest};
-use integration::{both, connect, nginx_params, send_on, Fpm, Req};
+use integration::{both, connect, nginx_params, send_on, Fpm, Kind, Req, DEADLINE};
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     match r {
@@ -77,3 +77,48 @@ both!(nul_in_param_cuts_the_value, |kind| {
     assert!(page.contains(r#""request uri":"\/nul.php""#), "{page}");
     assert!(!page.contains("evil"), "{page}");
 });
+
+/// A request with about `total` bytes of params (50,000-byte `HTTP_X_<n>` headers).
+fn big_params_request(fpm: &Fpm, total: usize) -> ClientRequest {
+    let mut req = ClientRequest::new();
+    for (k, v) in nginx_params(&fpm.docroot(), "hello.php", "GET", "", "", "") {
+        req = req.param(k, v);
+    }
+    let value = "a".repeat(50_000);
+    for i in 0..total / 50_000 {
+        req = req.param(format!("HTTP_X_{i}"), &value);
+    }
+    req
+}
+
+// 20 MB of params: php-fpm8.2 answers (it has no bound); rfpm answers once
+// `request.max_params_size` (rfpm only) allows it.
+both!(params_of_20_mb_answered_within_the_bound, |kind| {
+    let mut b = Fpm::builder(kind);
+    if kind == Kind::Rfpm {
+        b = b.pool_line("request.max_params_size = 33554432");
+    }
+    let fpm = ok(b.start());
+    let resp = ok(ok(fpm.client()).request(&big_params_request(&fpm, 20_000_000)));
+    assert_eq!(resp.body(), b"Hello, world!\n");
+});
+
+// Over the bound, rfpm refuses the request and says so: a WARNING naming the pool and
+// the bound, to the worker log (seen with catch_workers_output) and to the web server
+// (FastCGI stderr, then END_REQUEST), instead of a silent reset.
+#[test]
+fn params_over_the_bound_refused_with_a_warning() {
+    let fpm = ok(Fpm::builder(Kind::Rfpm)
+        .pool_line("request.max_params_size = 1000000")
+        .pool_line("catch_workers_output = yes")
+        .start());
+    let resp = ok(ok(fpm.client()).request(&big_params_request(&fpm, 1_100_000)));
+    let msg = "[pool www] request refused: its FastCGI params exceed \
+               request.max_params_size (1000000 bytes)";
+    assert_eq!(resp.stderr_str(), msg);
+    assert_eq!(resp.stdout_str(), "");
+    ok(fpm.wait_log(&format!("said into stderr: \"WARNING: {msg}\""), DEADLINE));
+    // Within the bound, the same worker goes on answering.
+    let resp = ok(ok(fpm.client()).request(&big_params_request(&fpm, 900_000)));
+    assert_eq!(resp.body(), b"Hello, world!\n");
+}

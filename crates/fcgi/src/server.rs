@@ -94,7 +94,8 @@ pub enum CloseReason {
     UnknownRole(u16),
     /// A name-value pair that does not fit its record.
     BadParams,
-    /// The params exceed the configured bound ([`ServerConn::set_max_params_len`]).
+    /// The params exceed the configured bound ([`ServerConn::set_max_params_len`]). The
+    /// request id is known: the request may be answered before the connection closes.
     ParamsTooLarge,
     /// The previous request left a STDIN record partly read (php-fpm 8.2.36 then closes
     /// the connection instead of reading on: this is what stops request smuggling).
@@ -615,6 +616,9 @@ impl<S: Read + Write> ServerConn<S> {
             }
             self.rpos += h.body_len();
             if params.arena_len() > self.max_params_len {
+                // The request can still be answered (STDERR, END_REQUEST) before the
+                // connection closes.
+                self.id = begin.request_id;
                 return self.close(CloseReason::ParamsTooLarge);
             }
         }

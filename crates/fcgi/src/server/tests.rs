@@ -577,6 +577,13 @@ fn params_size_bound() {
     c.set_max_params_len(5000);
     assert_eq!(c.read_request().unwrap(), None);
     assert_eq!(c.close_reason(), Some(CloseReason::ParamsTooLarge));
+    // The refusal can still be told to the web server, under the request's id.
+    assert_eq!(c.request_id(), 1);
+    c.write_stderr(b"refused").unwrap();
+    c.end_request(0, 0).unwrap();
+    let out = &c.get_ref().output;
+    assert_eq!(out[0..2], [1, STDERR]);
+    assert_eq!(u16::from_be_bytes([out[2], out[3]]), 1);
 }
 
 #[test]
