@@ -122,3 +122,21 @@ fn params_over_the_bound_refused_with_a_warning() {
     let resp = ok(ok(fpm.client()).request(&big_params_request(&fpm, 900_000)));
     assert_eq!(resp.body(), b"Hello, world!\n");
 }
+
+// `-F -O` with an error_log file: php-fpm writes its log to stderr, yet holds the file open
+// and reopens it on SIGUSR1, so a rotation gets its new (empty) file; nothing is ever
+// written into either file.
+both!(usr1_reopens_the_error_log_file_under_force_stderr, |kind| {
+    let fpm = ok(Fpm::builder(kind).start());
+    let file = fpm.error_log_file();
+    let moved = fpm.dir().join("fpm.log.1");
+    ok(std::fs::rename(&file, &moved));
+    ok(fpm.signal(10));
+    ok(fpm.wait_log("NOTICE: error log file re-opened", DEADLINE));
+    assert!(
+        integration::wait_until(DEADLINE, || file.exists()),
+        "no new error log file"
+    );
+    assert_eq!(ok(std::fs::read(&file)), b"");
+    assert_eq!(ok(std::fs::read(&moved)), b"");
+});
