@@ -140,3 +140,41 @@ both!(usr1_reopens_the_error_log_file_under_force_stderr, |kind| {
     assert_eq!(ok(std::fs::read(&file)), b"");
     assert_eq!(ok(std::fs::read(&moved)), b"");
 });
+
+// Beyond php-fpm (whose workers live on as orphans and keep accepting): when the master
+// dies, even by SIGKILL, rfpm's workers notice (PR_SET_PDEATHSIG → SIGQUIT); idle ones
+// exit at once, a busy one finishes its request first.
+#[test]
+fn workers_end_with_a_killed_master() {
+    let fpm = ok(Fpm::builder(Kind::Rfpm).start());
+    let workers = fpm.worker_pids();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let started = fpm.dir().join("started");
+    let req = Req::get("slices.php").query(&format!("secs=2&started={}", started.display()));
+    let mut client = ok(fpm.client());
+    let docroot = fpm.docroot();
+    let slow = std::thread::spawn(move || send_on(&mut client, &docroot, &req));
+    let pid_in = |p: &std::path::Path| std::fs::read_to_string(p).ok()?.trim().parse().ok();
+    assert!(integration::wait_until(DEADLINE, || pid_in(&started).is_some()));
+    let busy: u32 = pid_in(&started).unwrap_or_default();
+    let idle: Vec<u32> = workers.iter().copied().filter(|&p| p != busy).collect();
+    assert_eq!(idle.len(), 1, "{workers:?} busy {busy}");
+    ok(integration::send_signal(fpm.master_pid(), 9));
+    assert!(
+        integration::wait_until(DEADLINE, || !integration::process_alive(idle[0])),
+        "the idle worker outlived its master"
+    );
+    let resp = match slow.join() {
+        Ok(r) => ok(r),
+        Err(_) => panic!("request thread panicked"),
+    };
+    assert_eq!(
+        String::from_utf8_lossy(resp.body()),
+        format!("pid={busy}\ndone\n"),
+        "the busy worker finishes its request"
+    );
+    assert!(
+        integration::wait_until(DEADLINE, || !integration::process_alive(busy)),
+        "the busy worker outlived its master after its request"
+    );
+}
