@@ -71,6 +71,9 @@ pub enum Kind<T: 'static> {
     Int(Slot<T, Count>),
     /// An integer whose sign means something. `-tt`: the number.
     Signed(Slot<T, i32>),
+    /// Like [`Kind::Int`], `None` until set: rfpm's own directives, which `-tt` prints
+    /// only when set (so a php-fpm configuration dumps exactly as with php-fpm).
+    OptInt(Slot<T, Option<Count>>),
     /// Seconds with an optional `s`/`m`/`h`/`d` suffix. `-tt`: the seconds and `s`.
     Time(Slot<T, Secs>),
     /// Like [`Kind::Time`], but `-tt` prints the seconds without a unit.
@@ -165,6 +168,7 @@ impl<T: 'static> Directive<T> {
             Kind::Str(s) => *(s.set)(t) = Some(expand_pool(v, pool)?),
             Kind::Bool(s) => *(s.set)(t) = parse_bool(v)?,
             Kind::Int(s) => *(s.set)(t) = Count::new(parse_int(v)?),
+            Kind::OptInt(s) => *(s.set)(t) = Some(Count::new(parse_int(v)?)),
             Kind::Signed(s) | Kind::Priority(s) => *(s.set)(t) = parse_int(v)?,
             Kind::Time(s) | Kind::TimeBare(s) => *(s.set)(t) = Secs::new(parse_time(v)?),
             Kind::Rlimit(s) => *(s.set)(t) = parse_rlimit(v)?,
@@ -228,6 +232,10 @@ impl<T: 'static> Directive<T> {
             Kind::Str(s) => s2s((s.get)(t)).to_string(),
             Kind::Bool(s) => yes_no(*(s.get)(t)).to_string(),
             Kind::Int(s) => (s.get)(t).configured().to_string(),
+            Kind::OptInt(s) => match (s.get)(t) {
+                Some(n) => n.configured().to_string(),
+                None => return,
+            },
             Kind::Signed(s) | Kind::Rlimit(s) | Kind::Facility(s) => (s.get)(t).to_string(),
             Kind::Time(s) => format!("{}s", (s.get)(t).configured()),
             Kind::TimeBare(s) => (s.get)(t).configured().to_string(),
@@ -274,6 +282,11 @@ impl<T: 'static> Directive<T> {
             }
             Kind::Bool(s) => line(o, name, b(*(s.get)(t))),
             Kind::Int(s) => line(o, name, &(s.get)(t).configured().to_string()),
+            Kind::OptInt(s) => {
+                if let Some(n) = (s.get)(t) {
+                    line(o, name, &n.configured().to_string());
+                }
+            }
             Kind::Time(s) | Kind::TimeBare(s) => {
                 line(o, name, &(s.get)(t).configured().to_string());
             }
@@ -337,6 +350,9 @@ impl<T: 'static> Directive<T> {
             }
             (Check::Required(..), Kind::Pm(s)) => (s.get)(t).is_some(),
             (Check::AtLeast(min, ..), Kind::Int(s)) => (s.get)(t).configured() >= min,
+            (Check::AtLeast(min, ..), Kind::OptInt(s)) => {
+                (s.get)(t).is_none_or(|n| n.configured() >= min)
+            }
             (Check::Range(lo, hi, ..), Kind::Priority(s)) => {
                 let p = *(s.get)(t);
                 p == PRIORITY_UNSET || (lo..=hi).contains(&p)
@@ -596,6 +612,10 @@ section! {
         php_values: Vec<KeyValue> = Vec::new() => "php_value", Values;
         /// `php_admin_value` and `php_admin_flag`, newest first.
         php_admin_values: Vec<KeyValue> = Vec::new() => "php_admin_value", Values;
+        /// rfpm only: the bound on a request's FastCGI params, bytes (`None`: the
+        /// FastCGI server's built-in 16 MiB).
+        request_max_params_size: Option<Count> = None => "request.max_params_size", OptInt,
+            check(Check::AtLeast(1, Level::Alert, "request.max_params_size must be a positive value"));
     }
     aliases {
         "php_flag" => php_values, Flags;
@@ -855,7 +875,8 @@ mod tests {
         // One entry in every array: each dumped directive prints at its place.
         let cfg = validated(&format!(
             "{MINIMAL}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
-             php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n"
+             php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
+             request.max_params_size = 65536\n"
         ));
         let printed: Vec<String> = dump(&cfg)
             .iter()
@@ -879,7 +900,7 @@ mod tests {
                     (d.check, &d.kind),
                     (None, _)
                         | (Some(Check::Required(..)), Kind::Str(_) | Kind::Pm(_))
-                        | (Some(Check::AtLeast(..)), Kind::Int(_))
+                        | (Some(Check::AtLeast(..)), Kind::Int(_) | Kind::OptInt(_))
                         | (Some(Check::Range(..)), Kind::Priority(_))
                 );
                 assert!(ok, "{}: check does not apply to its kind", d.name);
@@ -896,7 +917,11 @@ mod tests {
             match k {
                 Kind::Str(_) => "/x",
                 Kind::Bool(_) => "yes",
-                Kind::Int(_) | Kind::Signed(_) | Kind::Priority(_) | Kind::Rlimit(_) => "5",
+                Kind::Int(_)
+                | Kind::OptInt(_)
+                | Kind::Signed(_)
+                | Kind::Priority(_)
+                | Kind::Rlimit(_) => "5",
                 Kind::Time(_) | Kind::TimeBare(_) | Kind::SystemdInterval(_) => "2m",
                 Kind::Facility(_) => "local0",
                 Kind::LogLevel(_) => "warn",
@@ -938,6 +963,33 @@ mod tests {
             r,
             SetResult::Err("pid", "Can't use '$pool' when the pool is not defined")
         ));
+    }
+
+    /// rfpm's own `request.max_params_size`: `-tt` prints it only when set (a php-fpm
+    /// configuration dumps as with php-fpm), `-t` refuses a value that is not positive.
+    #[test]
+    fn max_params_size_dumps_only_when_set_and_must_be_positive() {
+        let name = "request.max_params_size";
+        let unset = validated(MINIMAL);
+        assert_eq!(unset.pools[0].request_max_params_size, None);
+        assert!(!dump(&unset).iter().any(|l| l.contains(name)));
+        assert!(!render(&unset).contains(name));
+        let set_ = validated(&format!(
+            "{MINIMAL}{name} = 20000000
+"
+        ));
+        let got = set_.pools[0].request_max_params_size.map(Count::get);
+        assert_eq!(got, Some(20_000_000));
+        assert!(dump(&set_)
+            .iter()
+            .any(|l| l == "\trequest.max_params_size = 20000000"));
+        assert!(render(&set_).contains("request.max_params_size = \"20000000\"\n"));
+        let mut p = set_.pools[0].clone();
+        p.request_max_params_size = Some(Count::new(0));
+        let msg = "request.max_params_size must be a positive value";
+        assert_eq!(check(POOL, &p), Err((Level::Alert, msg)));
+        let r = set(POOL, &mut p, name, "16M", Some("www"));
+        assert!(matches!(r, SetResult::Err(_, crate::model::ERR_NUMBER)));
     }
 
     /// php-fpm keeps a negative count as configured and prints it; the program reads 0.

@@ -22,6 +22,20 @@ pub const DEFAULT_LIMIT: usize = 1024;
 /// Size of php-fpm's buffer for one-shot messages: a longer entry is cut.
 pub const ONE_SHOT_BUFFER: usize = 2048;
 
+/// What php-fpm's external logger (`sapi_cgi_log_fastcgi`) sends the web server on
+/// FastCGI stderr for a one-shot message (`zlog`, e.g. `Access to the script '…' has been
+/// denied`): formatted into a [`ONE_SHOT_BUFFER`]-byte buffer, a message of 2048 bytes or
+/// more goes out as its first 2045 bytes and `...` (2048 bytes; measured on php-fpm 8.2).
+/// `PHP message: …` lines are streams, cut at `log_limit` instead.
+pub fn fcgi_one_shot(msg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if msg.len() < ONE_SHOT_BUFFER {
+        return std::borrow::Cow::Borrowed(msg);
+    }
+    let mut out = msg[..ONE_SHOT_BUFFER - 3].to_vec();
+    out.extend_from_slice(b"...");
+    std::borrow::Cow::Owned(out)
+}
+
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -180,6 +194,20 @@ pub fn format_record(fmt: &Format, tm: &Tm, rec: &Record<'_>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fcgi_one_shot_cuts_at_2048() {
+        for n in [0, 1, 2047] {
+            assert_eq!(fcgi_one_shot(&vec![b'a'; n]).len(), n);
+        }
+        for n in [2048, 2049, 4000] {
+            let m: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let out = fcgi_one_shot(&m);
+            assert_eq!(out.len(), 2048);
+            assert_eq!(&out[..2045], &m[..2045]);
+            assert_eq!(&out[2045..], b"...");
+        }
+    }
 
     const TM: Tm = Tm {
         year: 2026,

@@ -36,6 +36,9 @@ pub struct RequestView {
 /// What the master remembers per worker between checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Memory {
+    /// The request (by `seq`) the master has watched in progress since its own check at
+    /// this time (µs): see [`bound`].
+    pub seen: Option<(u64, u64)>,
     /// The request (by `seq`) already logged as slow.
     pub slow_logged: Option<u64>,
     /// The request (by `seq`) already terminated.
@@ -48,6 +51,69 @@ pub enum Verdict {
     Slow { elapsed_us: u64 },
     /// `execution timed out (…), terminating`: SIGTERM.
     Terminate { elapsed_us: u64 },
+}
+
+/// The child the master spawned for a slot: what the slot's word is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// The pid `fork()` returned.
+    pub pid: i32,
+    /// When the master spawned it, µs since the epoch.
+    pub spawned_us: u64,
+}
+
+/// How much earlier than the master's first sight of a request its start may lie,
+/// beyond one check period (the timer may fire late).
+const SEEN_SLACK_US: u64 = 1_000_000;
+
+/// The scoreboard is written by workers, which run arbitrary PHP: one can forge a
+/// sibling's slot (CVE-2021-21703 was php-fpm trusting it). Before [`check`] acts on a
+/// slot, this decides what of it the master believes:
+///
+/// * nothing unless the pid in the slot is the child the master spawned for it (a
+///   stale slot of a dead predecessor, or one claimed by another process, is ignored);
+/// * a request start no earlier than the child's spawn, nor earlier than one check
+///   period (plus a second of slack) before the master's own first sight of that
+///   request in progress — a forged start "hours ago" buys at most that; the master
+///   checks every period, so a real request is always seen within one period of its
+///   start and its timing is unchanged;
+/// * a start in the future stays as it is ([`check`] counts it as zero).
+///
+/// `mem` keeps the first sight across checks, per request (`seq`).
+pub fn bound(
+    conf: &TimeoutConf,
+    owner: &Owner,
+    slot_pid: i32,
+    req: &RequestView,
+    mem: &mut Memory,
+    now_us: u64,
+) -> Option<RequestView> {
+    let in_progress = matches!(
+        req.state,
+        WorkerState::ReadingHeaders
+            | WorkerState::GettingRequestInfo
+            | WorkerState::Running
+            | WorkerState::Finishing
+    );
+    if slot_pid != owner.pid || !in_progress || req.start_us == 0 {
+        mem.seen = None;
+        return None;
+    }
+    let seen_us = match mem.seen {
+        Some((seq, at)) if seq == req.seq => at,
+        _ => {
+            mem.seen = Some((req.seq, now_us));
+            now_us
+        }
+    };
+    let period_us = timer_period_ms(&[*conf]).unwrap_or(0).saturating_mul(1000);
+    let earliest = owner
+        .spawned_us
+        .max(seen_us.saturating_sub(period_us.saturating_add(SEEN_SLACK_US)));
+    Some(RequestView {
+        start_us: req.start_us.max(earliest),
+        ..*req
+    })
 }
 
 /// One check of one worker: first the slow-log rule, otherwise the terminate rule.
@@ -212,6 +278,80 @@ mod tests {
         assert_eq!(check(&c, &mut m, &running(start, 1), start + 3 * S), None);
         // The next request of the same worker is watched again.
         assert!(check(&c, &mut m, &running(start + 3 * S, 2), start + 6 * S).is_some());
+    }
+
+    /// A hostile worker writes a sibling's slot: Running, started long ago.
+    #[test]
+    fn forged_slots_are_not_believed() {
+        let c = TimeoutConf {
+            terminate: 30,
+            ..Default::default()
+        };
+        let owner = Owner {
+            pid: 42,
+            spawned_us: 1000 * S,
+        };
+        let forged = running(S, 5);
+        let now = 5000 * S;
+        // Another pid in the slot (a stale predecessor, or a claim): nothing acts on it.
+        let mut m = Memory::default();
+        assert_eq!(bound(&c, &owner, 43, &forged, &mut m, now), None);
+        assert_eq!(bound(&c, &owner, 0, &forged, &mut m, now), None);
+        // The owner's pid, a start long ago: the start the master believes is one
+        // period (10 s) and the slack before its own first sight, so no kill now...
+        let v = bound(&c, &owner, 42, &forged, &mut m, now);
+        assert_eq!(v.map(|v| v.start_us), Some(now - 11 * S));
+        assert_eq!(check(&c, &mut m, &v.unwrap_or(forged), now), None);
+        // ...nor while the master has watched it for less than the timeout...
+        let later = now + 18 * S;
+        let v = bound(&c, &owner, 42, &forged, &mut m, later).unwrap_or(forged);
+        assert_eq!(check(&c, &mut m, &v, later), None);
+        // ...and never earlier than the child's spawn.
+        let young = Owner {
+            pid: 42,
+            spawned_us: now - 2 * S,
+        };
+        let mut m2 = Memory::default();
+        let v = bound(&c, &young, 42, &forged, &mut m2, now);
+        assert_eq!(v.map(|v| v.start_us), Some(now - 2 * S));
+        // The slot idle again: the first sight is forgotten.
+        let idle = RequestView {
+            state: WorkerState::Idle,
+            ..forged
+        };
+        assert_eq!(bound(&c, &owner, 42, &idle, &mut m, later), None);
+        assert_eq!(m.seen, None);
+    }
+
+    /// A real request is seen by the master within a period of its start: its timing
+    /// is the worker's own, to the microsecond.
+    #[test]
+    fn real_requests_keep_their_timing() {
+        let c = TimeoutConf {
+            terminate: 3,
+            ..Default::default()
+        };
+        let owner = Owner {
+            pid: 7,
+            spawned_us: 10 * S,
+        };
+        let mut m = Memory::default();
+        let start = 100 * S + 123;
+        // The timer runs every second (3 s / 3): first sight up to a period later.
+        let mut t = start + S - 1;
+        let mut verdict = None;
+        while verdict.is_none() && t < start + 10 * S {
+            let v = bound(&c, &owner, 7, &running(start, 1), &mut m, t);
+            assert_eq!(v.map(|v| v.start_us), Some(start));
+            verdict = v.and_then(|v| check(&c, &mut m, &v, t));
+            t += S;
+        }
+        assert_eq!(
+            verdict,
+            Some(Verdict::Terminate {
+                elapsed_us: 3 * S - 1 + S
+            })
+        );
     }
 
     #[test]

@@ -199,13 +199,15 @@ impl Params {
         CStr::from_bytes_until_nul(self.with_nul(self.entries[i].value)).ok()
     }
 
-    /// (name, value) in php-fpm's order like [`Params::iter_lifo`], the name as a C
-    /// string (a NUL also follows the value in memory). Names with a NUL inside cannot
-    /// be C strings and are left out.
+    /// (name, value) in php-fpm's order like [`Params::iter_lifo`], both as C reads
+    /// them: the name as a C string and the value, each cut at its first NUL (a NUL also
+    /// follows the value in memory). php-fpm registers `$_SERVER` this way: a param named
+    /// `Y\0Z` becomes `$_SERVER['Y']`, while lookups by name (`getenv('Y')`) miss it.
     pub fn iter_lifo_cstr(&self) -> impl Iterator<Item = (&CStr, &[u8])> {
         self.entries.iter().rev().filter_map(|e| {
-            let name = CStr::from_bytes_with_nul(self.with_nul(e.name)).ok()?;
-            Some((name, self.slice(e.value)))
+            let name = CStr::from_bytes_until_nul(self.with_nul(e.name)).ok()?;
+            let value = CStr::from_bytes_until_nul(self.with_nul(e.value)).ok()?;
+            Some((name, value.to_bytes()))
         })
     }
 
@@ -413,10 +415,16 @@ mod tests {
             all,
             vec![
                 (b"".to_vec(), b"".to_vec()),
-                (b"C".to_vec(), b"v\0after".to_vec()),
+                (b"C".to_vec(), b"v".to_vec()),
+                (b"B".to_vec(), b"hidden".to_vec()),
                 (b"A".to_vec(), b"s".to_vec()),
             ],
-            "the name with a NUL is left out"
+            "names and values end at their first NUL, as php-fpm registers $_SERVER"
+        );
+        assert_eq!(
+            p.get("B"),
+            None,
+            "a lookup by the cut name misses (as php-fpm's)"
         );
         p.clear();
         assert!(p.is_empty());

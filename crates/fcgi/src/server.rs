@@ -94,7 +94,8 @@ pub enum CloseReason {
     UnknownRole(u16),
     /// A name-value pair that does not fit its record.
     BadParams,
-    /// The params exceed the configured bound ([`ServerConn::set_max_params_len`]).
+    /// The params exceed the configured bound ([`ServerConn::set_max_params_len`]). The
+    /// request id is known: the request may be answered before the connection closes.
     ParamsTooLarge,
     /// The previous request left a STDIN record partly read (php-fpm 8.2.36 then closes
     /// the connection instead of reading on: this is what stops request smuggling).
@@ -119,6 +120,16 @@ impl fmt::Display for CloseReason {
             CloseReason::ParamsTooLarge => f.write_str("params too large"),
             CloseReason::UnreadBody => f.write_str("request body left partly read"),
         }
+    }
+}
+
+/// A param value as php-fpm keeps it: every consumer of a value (`$_SERVER`, `getenv()`,
+/// the paths, the access log, the status page) reads it as a C string, so it ends at its
+/// first NUL byte.
+fn c_value(v: &[u8]) -> &[u8] {
+    match v.iter().position(|&b| b == 0) {
+        Some(i) => &v[..i],
+        None => v,
     }
 }
 
@@ -599,12 +610,15 @@ impl<S: Read + Write> ServerConn<S> {
             let content = &self.rbuf[self.rpos..self.rpos + h.content_len as usize];
             for p in record::pairs(content) {
                 match p {
-                    Ok((name, value)) => params.set(name, value),
+                    Ok((name, value)) => params.set(name, c_value(value)),
                     Err(_) => return self.close(CloseReason::BadParams),
                 }
             }
             self.rpos += h.body_len();
             if params.arena_len() > self.max_params_len {
+                // The request can still be answered (STDERR, END_REQUEST) before the
+                // connection closes.
+                self.id = begin.request_id;
                 return self.close(CloseReason::ParamsTooLarge);
             }
         }

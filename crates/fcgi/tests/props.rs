@@ -189,7 +189,9 @@ proptest! {
         let mut model = fcgi::Params::new();
         model.set("FCGI_ROLE", "RESPONDER");
         for (n, v) in &pairs {
-            model.set(n, v);
+            // A value ends at its first NUL (C strings, as php-fpm reads it).
+            let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+            model.set(n, &v[..end]);
         }
         prop_assert_eq!(r.params, model);
     }

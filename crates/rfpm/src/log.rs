@@ -59,6 +59,10 @@ pub struct Logger {
     /// The original fd 2, kept while fd 2 is tied to the log.
     saved_stderr: Option<OwnedFd>,
     stderr_tied: bool,
+    /// The error log file while entries go to stderr (`-O`, or a TTY in the foreground):
+    /// php-fpm opens it, writes nothing there, and reopens it on SIGUSR1 all the same
+    /// (a rotation gets its new, empty file).
+    held: Option<(File, PathBuf)>,
 }
 
 impl Default for Logger {
@@ -101,6 +105,7 @@ impl Logger {
             worker: false,
             saved_stderr: None,
             stderr_tied: false,
+            held: None,
         }
     }
 
@@ -146,6 +151,12 @@ impl Logger {
             path: path.to_path_buf(),
         };
         Ok(())
+    }
+
+    /// Keeps the error log file open without writing to it (entries go to stderr), for
+    /// SIGUSR1 to reopen (see [`Logger::held`]).
+    pub fn hold_file(&mut self, file: File, path: PathBuf) {
+        self.held = Some((file, path));
     }
 
     /// Makes syslog the destination.
@@ -216,6 +227,9 @@ impl Logger {
         if let (Ok(()), Dest::File { file, path }) = (&result, &self.dest) {
             result = open_log_file(path).and_then(|fresh| dup2(&fresh, file.as_fd()));
         }
+        if let (Ok(()), Some((file, path))) = (&result, &self.held) {
+            result = open_log_file(path).and_then(|fresh| dup2(&fresh, file.as_fd()));
+        }
         let r = others();
         if tied {
             if let Dest::File { file, .. } = &self.dest {
@@ -233,6 +247,7 @@ impl Logger {
         self.dest = Dest::Stderr;
         self.saved_stderr = None;
         self.stderr_tied = false;
+        self.held = None;
         self.worker = true;
         self.launched = true;
     }

@@ -34,8 +34,10 @@ pub struct LogPlan {
     early: Vec<conf::Diag>,
     /// `log_level`, when the configuration sets it.
     level: Option<Level>,
-    /// The error log file validation opened (unless the master logs to stderr).
+    /// The error log file validation opened.
     file: Option<(File, PathBuf)>,
+    /// The master logs to stderr: the file is only held open (and reopened on SIGUSR1).
+    file_held: bool,
     /// `log_limit` (php-fpm applies it after validation's messages).
     limit: Option<usize>,
     /// `error_log = syslog`: the ident and facility.
@@ -63,7 +65,11 @@ impl LogPlan {
                 l.set_level(level);
             }
             if let Some((file, path)) = self.file {
-                l.set_dest(log::Dest::File { file, path });
+                if self.file_held {
+                    l.hold_file(file, path);
+                } else {
+                    l.set_dest(log::Dest::File { file, path });
+                }
             }
         });
         print_diags(&self.diags);
@@ -144,9 +150,6 @@ fn user_info(u: identity::User) -> conf::UserInfo {
 /// The operating system for `conf::validate`: it answers and opens, it changes
 /// nothing that runs.
 struct OsSys {
-    /// Master logs to stderr (foreground and a TTY or `-O`): the error log file is
-    /// created but stays unused.
-    use_stderr: bool,
     /// The error log file, opened for the plan.
     error_log: RefCell<Option<(File, PathBuf)>>,
 }
@@ -176,9 +179,7 @@ impl conf::Sys for OsSys {
         match which {
             conf::LogFile::ErrorLog => {
                 let file = log::open_log_file(Path::new(path)).map_err(|e| sys_err(&e))?;
-                if !self.use_stderr {
-                    *self.error_log.borrow_mut() = Some((file, PathBuf::from(path)));
-                }
+                *self.error_log.borrow_mut() = Some((file, PathBuf::from(path)));
                 Ok(())
             }
             // Access and slow logs are created now; writing them lands with their issues.
@@ -255,11 +256,13 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
     let use_stderr =
         builtin_default || (!daemonize && (fd::isatty(fd::Stdio::Err.borrow()) || c.force_stderr));
     let sys = OsSys {
-        use_stderr,
         error_log: RefCell::new(None),
     };
     let validated = conf::validate(&mut loaded.config, &sys, &opts);
     log.file = sys.error_log.take();
+    // Master logs to stderr (foreground and a TTY or `-O`): the error log file is opened
+    // but unused; only SIGUSR1 reopens it, as php-fpm's.
+    log.file_held = use_stderr;
     let diags = match validated {
         Ok(d) => d,
         Err(f) => {
@@ -305,7 +308,6 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
 pub fn pools(config: &conf::Config, c: &Cli) -> Result<(Vec<Pool>, Vec<conf::Diag>), Error> {
     let opts = options(c);
     let sys = OsSys {
-        use_stderr: true,
         error_log: RefCell::new(None),
     };
     let mut said = Vec::new();

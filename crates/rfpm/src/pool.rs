@@ -20,6 +20,8 @@ pub struct Pool {
     pub max_spawn_rate: usize,
     pub idle_timeout: u64,
     pub max_requests: u64,
+    /// `request.max_params_size` (rfpm only): a request whose params exceed it is refused.
+    pub max_params_size: usize,
     /// What the worker switches to (uid/gid only when the master is root) and its
     /// `USER`/`HOME`.
     pub identity: conf::Identity,
@@ -104,6 +106,9 @@ impl Pool {
             max_spawn_rate: c.pm_max_spawn_rate.get().max(1),
             idle_timeout: c.pm_process_idle_timeout.get().max(1),
             max_requests: c.pm_max_requests.get() as u64,
+            max_params_size: c
+                .request_max_params_size
+                .map_or(fcgi::server::DEFAULT_MAX_PARAMS_LEN, conf::Count::get),
             identity,
             rlimit_files: c.rlimit_files,
             rlimit_core: c.rlimit_core,

@@ -372,7 +372,7 @@ pub(crate) unsafe extern "C" fn cb_log_message(msg: *const c_char, _syslog_type:
         // callback; we copy it into `line` before returning.
         let text = unsafe { CStr::from_ptr(msg) }.to_bytes();
         let mut line = Vec::with_capacity(text.len() + 13);
-        line.extend_from_slice(b"PHP message: ");
+        line.extend_from_slice(crate::PHP_MESSAGE_PREFIX);
         line.extend_from_slice(text);
         // SAFETY: PHP calls us on its one thread (see `ctx`).
         match unsafe { ctx() } {

@@ -30,6 +30,9 @@ pub use request::{path_exists, run, Action, Conn, Outcome, Request, RequestEnd, 
 pub use rfpm_core::Level;
 pub use vars::Vars;
 
+/// How PHP's own messages (`log_message`) start when they reach [`Conn::log`].
+pub const PHP_MESSAGE_PREFIX: &[u8] = b"PHP message: ";
+
 use std::ffi::{c_char, CStr};
 
 /// A C string PHP owns, or `None` for NULL.

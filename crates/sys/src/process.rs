@@ -58,6 +58,52 @@ pub fn fork_single_threaded() -> io::Result<Fork> {
     unsafe { fork() }
 }
 
+/// The parent whose death [`die_with_parent`] watches, and the signal it sends (0: none),
+/// for [`die_with_parent_again`].
+static WATCHED_PARENT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static PARENT_DEATH_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// In a child right after fork: the kernel sends `sig` to this process when its parent,
+/// `parent` (the pid the parent had before forking), dies (`PR_SET_PDEATHSIG`).
+///
+/// The parent may have died between fork and this call, and then no signal ever comes:
+/// `Ok(false)` says so (`getppid()` no longer is `parent`: the child was re-parented).
+///
+/// The kernel forgets the setting when the process changes its effective or filesystem
+/// uid or gid: call [`die_with_parent_again`] after switching identity.
+pub fn die_with_parent(sig: i32, parent: Pid) -> io::Result<bool> {
+    let arg =
+        libc::c_ulong::try_from(sig).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: prctl(PR_SET_PDEATHSIG, n, 0, 0, 0) takes plain integers and touches no
+    // memory of ours; it only records a signal number in this process's task (an invalid
+    // number is refused with EINVAL). The unused arguments are zero, as prctl(2) asks.
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })?;
+    WATCHED_PARENT.store(parent, std::sync::atomic::Ordering::Relaxed);
+    PARENT_DEATH_SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
+    Ok(getppid() == parent)
+}
+
+/// [`die_with_parent`] again with the same signal and parent (after `setuid()` and the
+/// like cleared it); `Ok(true)` when nothing was set up.
+pub fn die_with_parent_again() -> io::Result<bool> {
+    let sig = PARENT_DEATH_SIGNAL.load(std::sync::atomic::Ordering::Relaxed);
+    if sig == 0 {
+        return Ok(true);
+    }
+    die_with_parent(
+        sig,
+        WATCHED_PARENT.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
 pub fn getpid() -> Pid {
     // SAFETY: getpid has no preconditions and cannot fail.
     unsafe { libc::getpid() }

@@ -554,6 +554,19 @@ fn truncated_input_closes() {
 }
 
 #[test]
+fn param_values_end_at_their_first_nul() {
+    let mut input = begin(1, RESPONDER, 0);
+    input.extend(params(1, &[(b"X", b"ab\0cd"), (b"Y\0Z", b"1")]));
+    input.extend(rec(PARAMS, 1, b""));
+    let mut c = ServerConn::new(Duplex::new(input));
+    let req = c.read_request().unwrap().unwrap();
+    assert_eq!(req.params.get("X"), Some(&b"ab"[..]));
+    // Names stay whole (lookups by the cut name miss, as php-fpm's hash does).
+    assert_eq!(req.params.get("Y\0Z"), Some(&b"1"[..]));
+    assert_eq!(req.params.get("Y"), None);
+}
+
+#[test]
 fn params_size_bound() {
     let mut input = begin(1, RESPONDER, 0);
     for i in 0..10 {
@@ -564,6 +577,13 @@ fn params_size_bound() {
     c.set_max_params_len(5000);
     assert_eq!(c.read_request().unwrap(), None);
     assert_eq!(c.close_reason(), Some(CloseReason::ParamsTooLarge));
+    // The refusal can still be told to the web server, under the request's id.
+    assert_eq!(c.request_id(), 1);
+    c.write_stderr(b"refused").unwrap();
+    c.end_request(0, 0).unwrap();
+    let out = &c.get_ref().output;
+    assert_eq!(out[0..2], [1, STDERR]);
+    assert_eq!(u16::from_be_bytes([out[2], out[3]]), 1);
 }
 
 #[test]

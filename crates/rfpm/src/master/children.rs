@@ -209,9 +209,15 @@ impl Supervisor {
         // Signals wait while we fork: a new child must never run the master's handler
         // (it would write into the master's self-pipe).
         signals::mask(&signals::FORK_SIGNALS, true);
+        let master = process::getpid();
         let forked = process::fork_single_threaded();
         if let Ok(Fork::Child) = forked {
             signals::become_worker();
+            // The master's death (even by SIGKILL) is a SIGQUIT to the worker: it
+            // finishes its request and exits rather than serve on as an orphan.
+            if !process::die_with_parent(libc::SIGQUIT, master).unwrap_or(true) {
+                process::exit_now(0);
+            }
         }
         signals::mask(&signals::FORK_SIGNALS, false);
         match forked {

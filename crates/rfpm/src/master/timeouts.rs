@@ -34,6 +34,17 @@ impl Supervisor {
                 start_us: s.request_start_us,
                 seq: s.requests,
             };
+            // The slot is the workers' word (any of them can write it): believed only
+            // for the child spawned for it, its start bounded (see timeouts::bound).
+            let age_us = u64::try_from(child.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let owner = timeouts::Owner {
+                pid,
+                spawned_us: now.saturating_sub(age_us),
+            };
+            let Some(view) = timeouts::bound(&conf, &owner, s.pid, &view, &mut child.timeouts, now)
+            else {
+                continue;
+            };
             let Some(verdict) = timeouts::check(&conf, &mut child.timeouts, &view, now) else {
                 continue;
             };

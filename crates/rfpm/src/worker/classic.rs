@@ -48,6 +48,7 @@ impl Worker<'_> {
         while let Some(accepted) = acceptor.next(mark_idle) {
             self.peer = accepted.peer;
             let mut conn = accepted.conn;
+            conn.set_max_params_len(self.pool.max_params_size);
             let go_on = self.serve_requests(&mut conn);
             // The socket closes here; the buffers serve the next connection.
             acceptor.recycle(conn);
@@ -67,6 +68,9 @@ impl Worker<'_> {
                 self.sb.enter_active();
             }
             let Ok(Some(mut req)) = conn.read_request() else {
+                if conn.close_reason() == Some(fcgi::server::CloseReason::ParamsTooLarge) {
+                    self.refuse_params(conn);
+                }
                 // End of stream or a malformed request: php-fpm closes at once, without
                 // the graceful shutdown (the peer may see a reset).
                 return true;
@@ -91,6 +95,22 @@ impl Worker<'_> {
         }
         close_gracefully(conn, &mut self.drain);
         true
+    }
+
+    /// A request whose params exceed `request.max_params_size` (rfpm's bound; php-fpm
+    /// has none): said in the worker log and to the web server (FastCGI stderr, then
+    /// END_REQUEST), where php-fpm's worker messages go; the connection then closes.
+    fn refuse_params(&mut self, conn: &mut ServerConn<Connection>) {
+        let msg = format!(
+            "[pool {}] request refused: its FastCGI params exceed request.max_params_size ({} bytes)",
+            self.pool.name, self.pool.max_params_size
+        );
+        let mut started = false;
+        super::io::log_request(conn, Level::Warning, msg.as_bytes(), &mut started, true);
+        let _ = conn.end_request(0, 0);
+        // What the peer still sends is discarded (within close_gracefully's bound), so
+        // the answer is not lost to a reset.
+        close_gracefully(conn, &mut self.drain);
     }
 
     /// One request; returns whether the connection stays open for another.

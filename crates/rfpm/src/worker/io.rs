@@ -24,12 +24,16 @@ pub(super) fn log_request(
     if !to_fcgi {
         return;
     }
-    let limit = crate::log::with(|l| l.limit()).saturating_sub(9);
     let mut out = Vec::with_capacity(msg.len() + 2);
     if *started {
         out.extend_from_slice(b"; ");
     }
-    if msg.len() > limit && limit > 3 {
+    // PHP's messages are php-fpm log streams (cut at log_limit); the worker's own messages
+    // (zlog) are one-shot, cut at php-fpm's 2048-byte buffer.
+    let limit = crate::log::with(|l| l.limit()).saturating_sub(9);
+    if !msg.starts_with(sapi::PHP_MESSAGE_PREFIX) {
+        out.extend_from_slice(&rfpm_core::logline::fcgi_one_shot(msg));
+    } else if msg.len() > limit && limit > 3 {
         out.extend_from_slice(&msg[..limit - 3]);
         out.extend_from_slice(b"...");
     } else {

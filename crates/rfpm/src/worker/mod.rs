@@ -47,6 +47,13 @@ pub fn main(
         );
         std::process::exit(crate::cli::EX_SOFTWARE);
     }
+    // Switching uid/gid cleared the parent-death signal: set it again, and leave now if
+    // the master died meanwhile.
+    match process::die_with_parent_again() {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(0),
+        Err(e) => crate::error_sys!(e, "[pool {}] prctl(PR_SET_PDEATHSIG) failed", pool.name),
+    }
     let Some(my_slot) = sb.slot(slot) else {
         std::process::exit(crate::cli::EX_SOFTWARE);
     };
