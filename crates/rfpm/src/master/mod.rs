@@ -134,6 +134,7 @@ impl Supervisor {
             });
         }
         let g = &m.global;
+        let life = Lifecycle::new(g.shutdown_drain);
         let crash = CrashWindow::new(
             g.emergency_restart_threshold.get(),
             g.emergency_restart_interval.get(),
@@ -156,7 +157,7 @@ impl Supervisor {
             epoll,
             generations: Generations::new(Generation { id, pools }),
             children: Children::default(),
-            life: Lifecycle::new(),
+            life,
             deadlines: Deadlines::new(),
             check_period,
             systemd_period,
@@ -380,7 +381,11 @@ impl Supervisor {
     fn on_signal(&mut self, sig: i32) {
         match sig {
             libc::SIGCHLD => self.reap(),
-            libc::SIGTERM | libc::SIGINT => {
+            // SIGTERM drains with `shutdown.drain`; SIGINT is always a fast stop.
+            libc::SIGTERM => {
+                self.intend(Intent::Stop);
+            }
+            libc::SIGINT => {
                 self.intend(Intent::Terminate);
             }
             libc::SIGQUIT => {
