@@ -20,6 +20,11 @@ pub struct Pool {
     pub max_spawn_rate: usize,
     pub idle_timeout: u64,
     pub max_requests: u64,
+    /// `pm.max_requests_jitter` (rfpm): each worker adds a random 0..=N to `max_requests`.
+    pub max_requests_jitter: u64,
+    /// `pm.max_memory` (rfpm): resident bytes above which the master recycles a worker;
+    /// 0 = off.
+    pub max_memory: u64,
     /// What the worker switches to (uid/gid only when the master is root) and its
     /// `USER`/`HOME`.
     pub identity: conf::Identity,
@@ -104,6 +109,8 @@ impl Pool {
             max_spawn_rate: c.pm_max_spawn_rate.get().max(1),
             idle_timeout: c.pm_process_idle_timeout.get().max(1),
             max_requests: c.pm_max_requests.get() as u64,
+            max_requests_jitter: c.pm_max_requests_jitter.get() as u64,
+            max_memory: c.pm_max_memory,
             identity,
             rlimit_files: c.rlimit_files,
             rlimit_core: c.rlimit_core,
