@@ -8,6 +8,7 @@
 //! - `output`: what workers write into their stdout/stderr pipes, logged;
 //! - `control`: carries out the lifecycle's effects (signals, reload, exit);
 //! - `timeouts`: slow log and `request_terminate_timeout`;
+//! - `memory`: `pm.max_memory`, the workers' RSS read from `/proc`;
 //! - `handoff`: what crosses `exec` on reload;
 //! - `listen`: the listening sockets.
 //!
@@ -18,6 +19,7 @@ mod event;
 mod generation;
 pub mod handoff;
 pub mod listen;
+mod memory;
 mod output;
 mod timeouts;
 
@@ -254,6 +256,7 @@ impl Supervisor {
             self.sample_status();
             if self.life.state().spawns() {
                 self.maintenance();
+                self.check_memory();
             }
         }
         if let Some(p) = self.check_period {
