@@ -33,6 +33,11 @@
 //!   does (`undefined`, `yes`/`no`, `10s`, …); `undumped` rows are not printed;
 //! * [`render`] (a file that loads back to the same configuration) walks them too.
 //!
+//! rfpm's own directives (`shutdown.drain`, `pm.max_requests_jitter`, `pm.max_memory`)
+//! are rows like the others, marked `rfpm_only(is_set)`: `-tt` prints them (and
+//! [`render`] writes them) only when set, so a php-fpm configuration dumps exactly as
+//! php-fpm dumps it; php-fpm itself would reject them as `unknown entry`.
+//!
 //! Integers are held as php-fpm holds them, a C `int` as configured: `-tt` prints
 //! `pm.max_requests = -7` when the file says so. The program reads them through
 //! [`Count::get`] / [`Secs::get`], which are unsigned (a negative value counts as 0, as it
@@ -43,8 +48,9 @@
 use rfpm_core::Level;
 
 use crate::model::{
-    expand_pool, parse_bool, parse_facility, parse_int, parse_pm, parse_rlimit, parse_time, Config,
-    Count, KeyValue, Pm, Secs, BACKLOG_DEFAULT, PRIORITY_UNSET, SYSLOG_FACILITIES,
+    expand_pool, parse_bool, parse_facility, parse_int, parse_pm, parse_rlimit, parse_size,
+    parse_time, Config, Count, KeyValue, Pm, Secs, BACKLOG_DEFAULT, PRIORITY_UNSET,
+    SYSLOG_FACILITIES,
 };
 
 /// Which section a directive belongs to.
@@ -88,6 +94,9 @@ pub enum Kind<T: 'static> {
     LogLevel(Slot<T, Option<Level>>),
     /// `pm`: `static`, `dynamic` or `ondemand`.
     Pm(Slot<T, Option<Pm>>),
+    /// A size in bytes with an optional `K`/`M`/`G` suffix (rfpm only, see
+    /// [`parse_size`](crate::model::parse_size)). `-tt`: the bytes.
+    Size(Slot<T, u64>),
     /// `systemd_interval`: seconds as configured, -1 = unset; validation turns it into
     /// milliseconds, which `-tt` prints in whole seconds.
     SystemdInterval(Slot<T, i32>),
@@ -125,6 +134,9 @@ pub struct Directive<T: 'static> {
     pub check: Option<Check>,
     /// Printed by `-tt` (php-fpm leaves out `apparmor_hat`).
     pub dumped: bool,
+    /// `-tt` prints the directive only when this holds: rfpm's own directives, printed
+    /// only when set, so that a php-fpm configuration dumps exactly as php-fpm dumps it.
+    pub dump_if: Option<fn(&T) -> bool>,
     /// [`render`] writes the value only when this holds (a value validation filled in
     /// that would not load back).
     pub render_if: Option<fn(&T) -> bool>,
@@ -138,6 +150,7 @@ impl<T: 'static> Directive<T> {
             kind,
             check: None,
             dumped: true,
+            dump_if: None,
             render_if: None,
         }
     }
@@ -151,6 +164,13 @@ impl<T: 'static> Directive<T> {
     }
     const fn render_if(mut self, f: fn(&T) -> bool) -> Self {
         self.render_if = Some(f);
+        self
+    }
+    /// An rfpm-only directive: `-tt` prints it and [`render`] writes it only when `set`
+    /// holds (php-fpm knows no such directive).
+    const fn rfpm_only(mut self, set: fn(&T) -> bool) -> Self {
+        self.dump_if = Some(set);
+        self.render_if = Some(set);
         self
     }
 
@@ -177,6 +197,7 @@ impl<T: 'static> Directive<T> {
                 *(s.set)(t) = Some(Level::parse(v).ok_or("invalid value for 'log_level'")?);
             }
             Kind::Pm(s) => *(s.set)(t) = Some(parse_pm(v)?),
+            Kind::Size(s) => *(s.set)(t) = parse_size(v)?,
             Kind::SystemdInterval(s) => *(s.set)(t) = parse_time(v)?,
             Kind::Env(_) | Kind::Values(_) | Kind::Flags(_) | Kind::Paths(_) => {}
         }
@@ -224,7 +245,7 @@ impl<T: 'static> Directive<T> {
 
     /// The `-tt` lines of this directive (none, one, or one per array entry).
     fn dump(&self, t: &T, o: &mut Vec<String>) {
-        if !self.dumped {
+        if !self.dumped || self.dump_if.is_some_and(|set| !set(t)) {
             return;
         }
         let name = self.name;
@@ -248,6 +269,7 @@ impl<T: 'static> Directive<T> {
                 .to_string(),
             // `pm` is always set after validation.
             Kind::Pm(s) => (s.get)(t).map_or("dynamic", Pm::name).to_string(),
+            Kind::Size(s) => (s.get)(t).to_string(),
             Kind::SystemdInterval(s) => format!("{}s", (s.get)(t) / 1000),
             Kind::Env(s) | Kind::Values(s) => {
                 for kv in (s.get)(t) {
@@ -316,6 +338,7 @@ impl<T: 'static> Directive<T> {
                     line(o, name, pm.name());
                 }
             }
+            Kind::Size(s) => line(o, name, &(s.get)(t).to_string()),
             Kind::SystemdInterval(s) => {
                 // Milliseconds after validation, except a value that was too small.
                 let ms = *(s.get)(t);
@@ -515,8 +538,26 @@ section! {
         /// Seconds as configured; -1 = unset. After validation: milliseconds (php-fpm
         /// converts), read through [`GlobalConf::systemd_interval_ms`].
         systemd_interval: i32 = -1 => "systemd_interval", SystemdInterval;
+        /// rfpm: SIGTERM drains like SIGQUIT (workers finish their request within
+        /// `process_control_timeout`) instead of php-fpm's fast stop.
+        shutdown_drain: bool = false => "shutdown.drain", Bool, rfpm_only(drains);
     }
     aliases {}
+}
+
+/// `shutdown.drain` is set (rfpm only).
+fn drains(g: &GlobalConf) -> bool {
+    g.shutdown_drain
+}
+
+/// `pm.max_requests_jitter` is set (rfpm only).
+fn has_jitter(p: &PoolConf) -> bool {
+    p.pm_max_requests_jitter.configured() != 0
+}
+
+/// `pm.max_memory` is set (rfpm only).
+fn has_max_memory(p: &PoolConf) -> bool {
+    p.pm_max_memory != 0
 }
 
 /// A pool has a slow log: `request_slowlog_trace_depth` may be set.
@@ -573,6 +614,13 @@ section! {
         pm_max_spawn_rate: Count = Count::new(32) => "pm.max_spawn_rate", Int;
         pm_process_idle_timeout: Secs = Secs::new(10) => "pm.process_idle_timeout", TimeBare;
         pm_max_requests: Count = Count::new(0) => "pm.max_requests", Int;
+        /// rfpm: each worker's request limit is `pm.max_requests` plus a random 0..=N
+        /// chosen at its start.
+        pm_max_requests_jitter: Count = Count::new(0) => "pm.max_requests_jitter", Int,
+            check(Check::AtLeast(0, Level::Error, "pm.max_requests_jitter can't be negative")),
+            rfpm_only(has_jitter);
+        /// rfpm: bytes of resident memory above which a worker is recycled; 0 = off.
+        pm_max_memory: u64 = 0 => "pm.max_memory", Size, rfpm_only(has_max_memory);
         /// Validation fills in `/` for a pool with `pm.status_listen`.
         pm_status_path: Option<String> = None => "pm.status_path", Str;
         pm_status_listen: Option<String> = None => "pm.status_listen", Str;
@@ -837,6 +885,74 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// rfpm's own directives: absent from `-tt` at their defaults (so a php-fpm
+    /// configuration dumps as php-fpm dumps it), printed when set, in bytes for a size.
+    #[test]
+    fn rfpm_only_directives_print_only_when_set() {
+        let rfpm_only: Vec<&str> = GLOBAL
+            .iter()
+            .filter(|d| d.dump_if.is_some())
+            .map(|d| d.name)
+            .chain(POOL.iter().filter(|d| d.dump_if.is_some()).map(|d| d.name))
+            .collect();
+        assert_eq!(
+            rfpm_only,
+            ["shutdown.drain", "pm.max_requests_jitter", "pm.max_memory"]
+        );
+        let cfg = validated(&format!(
+            "{MINIMAL}pm.max_requests = 500\npm.max_requests_jitter = 50\npm.max_memory = 128M\n"
+        ));
+        let d = dump(&cfg);
+        let at = |l: &str| d.iter().position(|x| x == l);
+        assert_eq!(
+            at("\tpm.max_requests_jitter = 50"),
+            at("\tpm.max_requests = 500").map(|i| i + 1)
+        );
+        assert_eq!(
+            at("\tpm.max_memory = 134217728"),
+            at("\tpm.max_requests = 500").map(|i| i + 2)
+        );
+        assert!(at("\tshutdown.drain = no").is_none());
+        let cfg = validated(&MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]"));
+        assert!(dump(&cfg).iter().any(|l| l == "\tshutdown.drain = yes"));
+        // Set to their defaults they are as good as unset.
+        let cfg = validated(&format!(
+            "{MINIMAL}pm.max_requests_jitter = 0\npm.max_memory = 0\n"
+        ));
+        let want: Vec<&str> = PHP_FPM_TT_MINIMAL.lines().collect();
+        assert_eq!(dump(&cfg), want);
+    }
+
+    #[test]
+    fn rfpm_only_values_are_checked() {
+        let mut p = PoolConf::new("www");
+        assert!(matches!(
+            set(POOL, &mut p, "pm.max_memory", "1.5G", Some("www")),
+            SetResult::Err("pm.max_memory", crate::model::ERR_SIZE)
+        ));
+        assert!(matches!(
+            set(POOL, &mut p, "pm.max_memory", "64MB", Some("www")),
+            SetResult::Err("pm.max_memory", crate::model::ERR_SIZE_SUFFIX)
+        ));
+        assert!(matches!(
+            set(POOL, &mut p, "pm.max_requests_jitter", "many", Some("www")),
+            SetResult::Err("pm.max_requests_jitter", crate::model::ERR_NUMBER)
+        ));
+        let mut g = GlobalConf::default();
+        assert!(matches!(
+            set(GLOBAL, &mut g, "shutdown.drain", "maybe", None),
+            SetResult::Err("shutdown.drain", crate::model::ERR_BOOL)
+        ));
+        p.listen = Some("/s".into());
+        p.pm = Some(Pm::Static);
+        p.pm_max_children = Count::new(1);
+        p.pm_max_requests_jitter = Count::new(-1);
+        assert_eq!(
+            check(POOL, &p),
+            Err((Level::Error, "pm.max_requests_jitter can't be negative"))
+        );
+    }
+
     #[test]
     fn names_are_unique_and_sections_match_their_table() {
         fn unique<T>(table: &[Directive<T>], section: Section) {
@@ -873,10 +989,12 @@ mod tests {
         assert_eq!(undumped, ["apparmor_hat", "php_flag", "php_admin_flag"]);
 
         // One entry in every array: each dumped directive prints at its place.
+        // And every rfpm-only directive set, so that it prints.
         let cfg = validated(&format!(
-            "{MINIMAL}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
+            "{}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
-             request.max_params_size = 65536\n"
+             pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n",
+            MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]")
         ));
         let printed: Vec<String> = dump(&cfg)
             .iter()
@@ -926,6 +1044,7 @@ mod tests {
                 Kind::Facility(_) => "local0",
                 Kind::LogLevel(_) => "warn",
                 Kind::Pm(_) => "ondemand",
+                Kind::Size(_) => "2M",
                 Kind::Env(_) | Kind::Values(_) | Kind::Flags(_) | Kind::Paths(_) => "",
             }
         }

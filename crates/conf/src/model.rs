@@ -174,6 +174,36 @@ pub(crate) fn parse_time(v: &str) -> Result<i32, &'static str> {
     Ok(atoi(head).wrapping_mul(mult))
 }
 
+pub(crate) const ERR_SIZE: &str = "is not a valid size (greater or equal than zero)";
+pub(crate) const ERR_SIZE_SUFFIX: &str = "unknown suffix used in size value (K, M or G)";
+pub(crate) const ERR_SIZE_RANGE: &str = "size value is too large";
+
+/// An rfpm size in bytes (`pm.max_memory`): digits, then at most one suffix `K`, `M` or
+/// `G` (either case, powers of 1024, as PHP reads `memory_limit`). Empty (also `off`,
+/// `no`, which the INI scanner turns into an empty string) is 0. Unlike `atoi`, nothing
+/// is dropped silently: `1.5G`, `-1`, `10 MB` are errors.
+pub fn parse_size(v: &str) -> Result<u64, &'static str> {
+    let (digits, shift) = match v.as_bytes().last() {
+        None => return Ok(0),
+        Some(b'k' | b'K') => (&v[..v.len() - 1], 10),
+        Some(b'm' | b'M') => (&v[..v.len() - 1], 20),
+        Some(b'g' | b'G') => (&v[..v.len() - 1], 30),
+        Some(b'0'..=b'9') => (v, 0),
+        Some(_)
+            if v.bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_alphabetic()) =>
+        {
+            return Err(ERR_SIZE_SUFFIX);
+        }
+        Some(_) => return Err(ERR_SIZE),
+    };
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(ERR_SIZE);
+    }
+    let n: u64 = digits.parse().map_err(|_| ERR_SIZE_RANGE)?;
+    n.checked_mul(1 << shift).ok_or(ERR_SIZE_RANGE)
+}
+
 pub(crate) fn parse_bool(v: &str) -> Result<bool, &'static str> {
     match v {
         "1" | "yes" | "true" | "on" => Ok(true),
@@ -238,5 +268,25 @@ mod tests {
         assert_eq!(parse_bool("yes"), Ok(true));
         assert_eq!(parse_bool("True"), Err(ERR_BOOL));
         assert_eq!(parse_rlimit("Unlimited"), Ok(-1));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size(""), Ok(0));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("128M"), Ok(128 << 20));
+        assert_eq!(parse_size("128m"), Ok(128 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("M"), Err(ERR_SIZE));
+        assert_eq!(parse_size("-1"), Err(ERR_SIZE));
+        assert_eq!(parse_size("+1"), Err(ERR_SIZE));
+        assert_eq!(parse_size("1.5G"), Err(ERR_SIZE));
+        assert_eq!(parse_size("10 M"), Err(ERR_SIZE));
+        assert_eq!(parse_size("10MB"), Err(ERR_SIZE_SUFFIX));
+        assert_eq!(parse_size("10T"), Err(ERR_SIZE_SUFFIX));
+        assert_eq!(parse_size("99999999999999999999"), Err(ERR_SIZE_RANGE));
+        assert_eq!(parse_size("17179869184G"), Err(ERR_SIZE_RANGE));
     }
 }

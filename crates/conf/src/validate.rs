@@ -231,6 +231,13 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
     if let Err((level, msg)) = check(GLOBAL, g) {
         return Err(cx.fail(Diag::new(level, msg)));
     }
+    // rfpm: a drain needs time to drain in; without it the workers that are still busy
+    // get SIGTERM at the master's next wake-up.
+    if g.shutdown_drain && g.process_control_timeout.get() == 0 {
+        cx.diags.push(Diag::warning(
+            "shutdown.drain has no effect while process_control_timeout is 0 (in-flight requests are cut at once)",
+        ));
+    }
     let error_log = g
         .error_log
         .take()
@@ -952,6 +959,33 @@ mod tests {
         fn open_log(&self, _w: &LogFile, _p: &str) -> Result<(), SysError> {
             Ok(())
         }
+    }
+
+    /// `shutdown.drain` without `process_control_timeout` is a warning, not an error.
+    #[test]
+    fn a_drain_without_time_is_a_warning() {
+        let text = |extra: &str| {
+            format!("[global]\nerror_log = /tmp/e.log\n{extra}\n[www]\nlisten = /tmp/s\npm = static\npm.max_children = 1\n")
+        };
+        let warned = |extra: &str| {
+            let o = LoadOptions {
+                env: Box::new(|_| None),
+                ..LoadOptions::default()
+            };
+            let mut l = match crate::load_str("t.conf", text(extra).as_bytes(), &o) {
+                Ok(l) => l,
+                Err(f) => panic!("load: {:?}", f.diags),
+            };
+            let d = validate(&mut l.config, &crate::AcceptAllSys, &o).unwrap_or_default();
+            d.iter().any(|d| {
+                d.level == Some(crate::Level::Warning) && d.text.starts_with("shutdown.drain ")
+            })
+        };
+        assert!(warned("shutdown.drain = yes"));
+        assert!(!warned(
+            "shutdown.drain = yes\nprocess_control_timeout = 20s"
+        ));
+        assert!(!warned(""));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod listen_addr;
 pub mod logline;
 pub mod paths;
 pub mod pm;
+pub mod recycle;
 pub mod scoreboard;
 pub mod status;
 pub mod systemd;

@@ -19,6 +19,11 @@
 //! master exits (Finishing, Terminating). Workers that outlive
 //! `process_control_timeout` are signalled harder: QUIT, then TERM, then KILL every
 //! second.
+//!
+//! SIGTERM is [`Intent::Stop`]: php-fpm's fast stop (Terminating), or with
+//! `shutdown.drain = yes` ([`Lifecycle::new`]`(true)`) a graceful one (Finishing), which
+//! is what a container runtime means by it. SIGINT stays a fast stop in both cases
+//! ([`Intent::Terminate`]): it is Ctrl-C at a terminal, and the way to cut a drain short.
 
 /// Where the master is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +81,11 @@ pub enum Sig {
 /// What happened, as far as the lifecycle is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
-    /// SIGTERM or SIGINT.
+    /// SIGINT, or a failure at start: a fast stop.
     Terminate,
+    /// SIGTERM: a fast stop like [`Intent::Terminate`], or a graceful one like
+    /// [`Intent::Finish`] when the lifecycle drains (`shutdown.drain`).
+    Stop,
     /// SIGQUIT.
     Finish,
     /// SIGUSR2 (`announce`: log `Reloading in progress ...`), or the emergency restart
@@ -120,25 +128,30 @@ pub enum Effect {
     Exit,
 }
 
-/// The lifecycle: the state and the last signal sent to stop the workers.
+/// The lifecycle: the state, the last signal sent to stop the workers, and what SIGTERM
+/// means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifecycle {
     state: State,
     sent: Option<Sig>,
+    /// `shutdown.drain`: SIGTERM ([`Intent::Stop`]) lets the workers finish.
+    drain: bool,
 }
 
 impl Default for Lifecycle {
+    /// php-fpm's: SIGTERM is a fast stop.
     fn default() -> Self {
-        Lifecycle::new()
+        Lifecycle::new(false)
     }
 }
 
 impl Lifecycle {
-    /// A master that serves.
-    pub fn new() -> Lifecycle {
+    /// A master that serves; `drain` (`shutdown.drain`): SIGTERM stops it gracefully.
+    pub fn new(drain: bool) -> Lifecycle {
         Lifecycle {
             state: State::Normal,
             sent: None,
+            drain,
         }
     }
 
@@ -150,6 +163,8 @@ impl Lifecycle {
     pub fn step(&mut self, intent: Intent) -> Vec<Effect> {
         match intent {
             Intent::Terminate => self.switch(State::Terminating, true),
+            Intent::Stop if self.drain => self.switch(State::Finishing, true),
+            Intent::Stop => self.switch(State::Terminating, true),
             Intent::Finish => self.switch(State::Finishing, true),
             Intent::Reload { announce } => self.switch(State::Reloading, announce),
             Intent::Planned if self.state == State::Reloading => {
@@ -221,7 +236,11 @@ mod tests {
     use super::*;
 
     fn at(state: State) -> Lifecycle {
-        let mut l = Lifecycle::new();
+        at_with(state, false)
+    }
+
+    fn at_with(state: State, drain: bool) -> Lifecycle {
+        let mut l = Lifecycle::new(drain);
         match state {
             State::Normal => {}
             State::Reloading => {
@@ -240,7 +259,7 @@ mod tests {
 
     #[test]
     fn reload_plans_then_hands_the_workers_over() {
-        let mut l = Lifecycle::new();
+        let mut l = Lifecycle::default();
         assert_eq!(
             l.step(Intent::Reload { announce: true }),
             vec![
@@ -259,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_reload_that_does_not_plan_serves_on() {
-        let mut l = Lifecycle::new();
+        let mut l = Lifecycle::default();
         l.step(Intent::Reload { announce: true });
         assert_eq!(
             l.step(Intent::ReloadFailed),
@@ -272,7 +291,7 @@ mod tests {
             .step(Intent::Reload { announce: true })
             .contains(&Effect::PlanReload));
         // Outside a reload, the plan's answers mean nothing.
-        let mut l = Lifecycle::new();
+        let mut l = Lifecycle::default();
         assert!(l.step(Intent::Planned).is_empty());
         assert!(l.step(Intent::ReloadFailed).is_empty());
         assert_eq!(l.state(), State::Normal);
@@ -280,7 +299,7 @@ mod tests {
 
     #[test]
     fn emergency_reload_is_silent() {
-        let mut l = Lifecycle::new();
+        let mut l = Lifecycle::default();
         let fx = l.step(Intent::Reload { announce: false });
         assert!(!fx.iter().any(|e| matches!(e, Effect::Announce(_))));
         assert_eq!(l.state(), State::Reloading);
@@ -288,7 +307,7 @@ mod tests {
 
     #[test]
     fn stops_exit_when_the_workers_are_gone() {
-        let mut l = Lifecycle::new();
+        let mut l = Lifecycle::default();
         assert_eq!(
             l.step(Intent::Terminate),
             vec![
@@ -305,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_serving_master_ignores_children_gone_and_escalation() {
-        let mut l = Lifecycle::new();
+        let mut l = Lifecycle::default();
         assert!(l.step(Intent::ChildrenGone).is_empty());
         assert!(l.step(Intent::EscalationDue).is_empty());
         assert!(l.state().spawns());
@@ -364,6 +383,103 @@ mod tests {
             l.step(Intent::EscalationDue).first(),
             Some(&Effect::SignalChildren(Sig::Kill))
         );
+    }
+
+    /// The effects of a graceful stop (`Finishing ...`, QUIT to the workers).
+    fn finishing() -> Vec<Effect> {
+        vec![
+            Effect::Announce("Finishing ..."),
+            Effect::NotifySystemd("STOPPING=1"),
+            Effect::SignalChildren(Sig::Quit),
+            Effect::ArmEscalation,
+        ]
+    }
+
+    #[test]
+    fn without_drain_sigterm_is_a_fast_stop() {
+        for from in [State::Normal, State::Reloading, State::Finishing] {
+            let (mut stop, mut terminate) = (at(from), at(from));
+            assert_eq!(stop.step(Intent::Stop), terminate.step(Intent::Terminate));
+            assert_eq!(stop, terminate);
+            assert_eq!(stop.state(), State::Terminating);
+        }
+        let mut l = at(State::Terminating);
+        assert_eq!(
+            l.step(Intent::Stop),
+            vec![Effect::Refused {
+                to: State::Terminating,
+                from: State::Terminating
+            }]
+        );
+    }
+
+    #[test]
+    fn with_drain_sigterm_finishes_like_sigquit() {
+        let mut l = Lifecycle::new(true);
+        assert_eq!(l.step(Intent::Stop), finishing());
+        assert_eq!(l.state(), State::Finishing);
+        // The same escalation as SIGQUIT's, after process_control_timeout.
+        assert_eq!(
+            l.step(Intent::EscalationDue),
+            vec![Effect::SignalChildren(Sig::Term), Effect::RearmEscalation]
+        );
+        assert_eq!(l.step(Intent::ChildrenGone), vec![Effect::Exit]);
+        // A reload in progress becomes a drain too.
+        let mut l = at_with(State::Reloading, true);
+        assert_eq!(l.step(Intent::Stop), finishing());
+        assert_eq!(l.step(Intent::ChildrenGone), vec![Effect::Exit]);
+    }
+
+    #[test]
+    fn with_drain_a_second_sigterm_is_refused_and_sigint_cuts_the_drain() {
+        let mut l = Lifecycle::new(true);
+        l.step(Intent::Stop);
+        assert_eq!(
+            l.step(Intent::Stop),
+            vec![Effect::Refused {
+                to: State::Finishing,
+                from: State::Finishing
+            }]
+        );
+        assert_eq!(
+            l.step(Intent::Terminate),
+            vec![
+                Effect::Announce("Terminating ..."),
+                Effect::NotifySystemd("STOPPING=1"),
+                Effect::SignalChildren(Sig::Term),
+                Effect::ArmEscalation,
+            ]
+        );
+        assert_eq!(l.state(), State::Terminating);
+        // Nothing turns a fast stop into a drain.
+        let mut l = at_with(State::Terminating, true);
+        assert!(matches!(
+            l.step(Intent::Stop).as_slice(),
+            [Effect::Refused { .. }]
+        ));
+        assert_eq!(l.state(), State::Terminating);
+    }
+
+    #[test]
+    fn drain_changes_nothing_but_sigterm() {
+        for from in [
+            State::Normal,
+            State::Reloading,
+            State::Finishing,
+            State::Terminating,
+        ] {
+            for intent in [
+                Intent::Terminate,
+                Intent::Finish,
+                Intent::Reload { announce: true },
+                Intent::EscalationDue,
+                Intent::ChildrenGone,
+            ] {
+                let (mut a, mut b) = (at_with(from, false), at_with(from, true));
+                assert_eq!(a.step(intent), b.step(intent), "{from:?} {intent:?}");
+                assert_eq!(a.state(), b.state());
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,11 @@ pub struct Pool {
     pub max_requests: u64,
     /// `request.max_params_size` (rfpm only): a request whose params exceed it is refused.
     pub max_params_size: usize,
+    /// `pm.max_requests_jitter` (rfpm): each worker adds a random 0..=N to `max_requests`.
+    pub max_requests_jitter: u64,
+    /// `pm.max_memory` (rfpm): resident bytes above which the master recycles a worker;
+    /// 0 = off.
+    pub max_memory: u64,
     /// What the worker switches to (uid/gid only when the master is root) and its
     /// `USER`/`HOME`.
     pub identity: conf::Identity,
@@ -109,6 +114,8 @@ impl Pool {
             max_params_size: c
                 .request_max_params_size
                 .map_or(fcgi::server::DEFAULT_MAX_PARAMS_LEN, conf::Count::get),
+            max_requests_jitter: c.pm_max_requests_jitter.get() as u64,
+            max_memory: c.pm_max_memory,
             identity,
             rlimit_files: c.rlimit_files,
             rlimit_core: c.rlimit_core,

@@ -25,6 +25,7 @@ pub mod net;
 pub mod notify;
 pub mod process;
 pub mod procfs;
+pub mod random;
 pub mod shm;
 pub mod signals;
 pub mod syslog;

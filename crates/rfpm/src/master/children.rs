@@ -29,6 +29,10 @@ pub struct Child {
     pub started_wall: u64,
     /// The process manager asked it to stop.
     pub asked_to_stop: bool,
+    /// `pm.max_memory`: passes in a row it was seen over the limit while busy, and
+    /// whether it was asked to finish because of it (it is replaced like any exit).
+    pub memory_over: u32,
+    pub recycling: bool,
     /// catch_workers_output: the read ends of the worker's stdout and stderr.
     pub output: Option<Output>,
     /// Which of its requests were already logged as slow or terminated.
@@ -54,6 +58,10 @@ impl Children {
 
     pub fn iter(&self) -> impl Iterator<Item = &Child> {
         self.0.values()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Child> {
+        self.0.values_mut()
     }
 
     pub fn pids(&self) -> Vec<Pid> {
@@ -281,6 +289,8 @@ impl Supervisor {
             started: Instant::now(),
             started_wall: now_us() / 1_000_000,
             asked_to_stop: false,
+            memory_over: 0,
+            recycling: false,
             output,
             timeouts: timeouts::Memory::default(),
         });

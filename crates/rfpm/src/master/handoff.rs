@@ -129,6 +129,8 @@ impl Supervisor {
                     asked_to_stop: false,
                     output,
                     timeouts: crate::timeouts::Memory::default(),
+                    memory_over: 0,
+                    recycling: false,
                 });
                 any = true;
             }

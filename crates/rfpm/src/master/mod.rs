@@ -8,6 +8,7 @@
 //! - `output`: what workers write into their stdout/stderr pipes, logged;
 //! - `control`: carries out the lifecycle's effects (signals, reload, exit);
 //! - `timeouts`: slow log and `request_terminate_timeout`;
+//! - `memory`: `pm.max_memory`, the workers' RSS read from `/proc`;
 //! - `handoff`: what crosses `exec` on reload;
 //! - `listen`: the listening sockets.
 //!
@@ -18,6 +19,7 @@ mod event;
 mod generation;
 pub mod handoff;
 pub mod listen;
+mod memory;
 mod output;
 mod timeouts;
 
@@ -139,6 +141,7 @@ impl Supervisor {
             });
         }
         let g = &m.global;
+        let life = Lifecycle::new(g.shutdown_drain);
         let crash = CrashWindow::new(
             g.emergency_restart_threshold.get(),
             g.emergency_restart_interval.get(),
@@ -163,7 +166,7 @@ impl Supervisor {
             epoll,
             generations: Generations::new(Generation { id, pools }, Vec::new()),
             children: Children::default(),
-            life: Lifecycle::new(),
+            life,
             deadlines: Deadlines::new(),
             check_period,
             systemd_period,
@@ -263,6 +266,7 @@ impl Supervisor {
             self.sample_status();
             if self.life.state().spawns() {
                 self.maintenance();
+                self.check_memory();
             }
         }
         if let Some(p) = self.check_period {
@@ -401,7 +405,11 @@ impl Supervisor {
     fn on_signal(&mut self, sig: i32) {
         match sig {
             libc::SIGCHLD => self.reap(),
-            libc::SIGTERM | libc::SIGINT => {
+            // SIGTERM drains with `shutdown.drain`; SIGINT is always a fast stop.
+            libc::SIGTERM => {
+                self.intend(Intent::Stop);
+            }
+            libc::SIGINT => {
                 self.intend(Intent::Terminate);
             }
             libc::SIGQUIT => {

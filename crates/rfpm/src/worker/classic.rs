@@ -21,6 +21,8 @@ pub(super) struct Worker<'p> {
     pub(super) sb: &'p Scoreboard,
     pub(super) slot: &'p Slot,
     pub(super) served: u64,
+    /// This worker's `pm.max_requests` (with its jitter); 0 = no limit.
+    pub(super) max_requests: u64,
     pub(super) status: StatusSource<'p>,
     pub(super) access_fd: Option<BorrowedFd<'p>>,
     /// The FastCGI peer of the current connection (TCP only).
@@ -84,7 +86,7 @@ impl Worker<'_> {
                 let _ = std::io::stdout().flush();
                 let _ = fd::write(fd::Stdio::Err.borrow(), crate::capture::MARKER);
             }
-            let limit_reached = self.pool.max_requests > 0 && self.served >= self.pool.max_requests;
+            let limit_reached = self.max_requests > 0 && self.served >= self.max_requests;
             if limit_reached {
                 close_gracefully(conn, &mut self.drain);
                 return false;

@@ -71,6 +71,7 @@ pub fn main(
         slot: my_slot,
         pool,
         served: 0,
+        max_requests: request_limit(pool),
         status,
         access_fd,
         peer: None,
@@ -79,4 +80,20 @@ pub fn main(
     };
     w.serve_all(&mut acceptor);
     std::process::exit(0);
+}
+
+/// This worker's request limit: `pm.max_requests` plus a random 0..=`pm.max_requests_jitter`
+/// drawn now, in the worker, so that each worker of a pool has its own.
+fn request_limit(pool: &Pool) -> u64 {
+    let entropy = if pool.max_requests_jitter > 0 {
+        // Without the kernel's generator: the pid and the clock still differ between
+        // the workers of a pool.
+        rfpm_sys::random::u64().unwrap_or_else(|| {
+            u64::from(process::getpid().unsigned_abs()).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ crate::scoreboard::now_us()
+        })
+    } else {
+        0
+    };
+    rfpm_core::recycle::request_limit(pool.max_requests, pool.max_requests_jitter, entropy)
 }
