@@ -312,3 +312,59 @@ fn twenty_reloads_under_load_lose_and_leak_nothing() {
         fd_links(master)
     );
 }
+
+/// `pid.php` on the Unix socket at `path`.
+fn request_on(fpm: &Fpm, path: &std::path::Path) -> Result<String, String> {
+    let addr = integration::fcgi::client::Addr::Unix(path.to_path_buf());
+    let mut client = integration::connect(&addr).map_err(|e| e.to_string())?;
+    integration::send_on(&mut client, &fpm.docroot(), &Req::get("pid.php"))
+        .map(|r| text_of(&r))
+        .map_err(|e| e.to_string())
+}
+
+// The new configuration's pools are what runs after the reload: a pool added starts on
+// its own socket, a pool removed drains and its socket goes, a pool whose `listen`
+// changed answers on the new address only.
+#[test]
+fn a_reload_adds_removes_and_moves_pools() {
+    let fpm = start(Fpm::builder(Kind::Rfpm).pool("gone", &["pm.max_children = 1"]));
+    let dir = fpm.dir().to_path_buf();
+    let gone = dir.join("gone.sock");
+    assert!(request_on(&fpm, &gone).is_ok_and(|t| t.starts_with("pid=")));
+    let gone_workers = fpm.worker_pids().len();
+    let text = ok(std::fs::read_to_string(fpm.conf_path()));
+    // www moves to moved.sock, "gone" is removed, "added" appears.
+    let www_sock = dir.join("fpm.sock");
+    let moved = dir.join("moved.sock");
+    let added = dir.join("added.sock");
+    let head = &text[..text.find("[gone]").unwrap_or(text.len())];
+    let new_text = format!(
+        "{}\n[added]\nlisten = {}\npm = static\npm.max_children = 1\n",
+        head.replace(
+            &format!("listen = {}", www_sock.display()),
+            &format!("listen = {}", moved.display())
+        ),
+        added.display()
+    );
+    ok(std::fs::write(fpm.conf_path(), new_text));
+    reload(&fpm, 2);
+    for (what, sock) in [("added", &added), ("moved", &moved)] {
+        let r = request_on(&fpm, sock);
+        assert!(
+            r.as_ref().is_ok_and(|t| t.starts_with("pid=")),
+            "{what}: {r:?}\n{}",
+            fpm.log()
+        );
+    }
+    // The removed pool's socket and the old address are gone.
+    assert!(wait_until(DEADLINE, || !gone.exists()), "{}", fpm.log());
+    assert!(!www_sock.exists());
+    assert!(request_on(&fpm, &gone).is_err());
+    // www (2) + added (1), the removed pool's worker drained away.
+    assert!(
+        wait_until(DEADLINE, || fpm.worker_pids().len() == 3),
+        "{} workers, {gone_workers} before\n{}",
+        fpm.worker_pids().len(),
+        fpm.log()
+    );
+}
