@@ -368,3 +368,57 @@ fn a_reload_adds_removes_and_moves_pools() {
         fpm.log()
     );
 }
+
+// While a generation drains, the status page (and fpm_get_status()) of the new one lists
+// its workers too, marked `"generation":"draining"`; once they are gone the page is
+// php-fpm's again.
+#[test]
+fn the_status_page_lists_the_draining_generation() {
+    let fpm = start(
+        Fpm::builder(Kind::Rfpm)
+            .pool_line("pm.status_path = /status")
+            .global("process_control_timeout = 20"),
+    );
+    let started = fpm.dir().join("slow-started");
+    let go = fpm.dir().join("go");
+    let slow_script = write_script(
+        &fpm,
+        "hold.php",
+        &format!(
+            "<?php touch('{}'); $t = microtime(true); \
+             while (!file_exists('{}') && microtime(true) - $t < 10) usleep(20000); \
+             echo 'held';",
+            started.display(),
+            go.display()
+        ),
+    );
+    let status = || {
+        let r = ok(fpm.send(&Req::get("status").query("json&full")));
+        text_of(&r)
+    };
+    std::thread::scope(|s| {
+        let slow =
+            s.spawn(|| fpm.send(&Req::get("hello.php").param("SCRIPT_FILENAME", &slow_script)));
+        assert!(wait_for_file(&started, DEADLINE), "hold.php did not start");
+        reload(&fpm, 2);
+        let page = status();
+        assert_eq!(
+            page.matches("\"generation\":\"draining\"").count(),
+            1,
+            "{page}"
+        );
+        assert!(page.contains("\"state\":\"Running\""), "{page}");
+        ok(std::fs::write(&go, b""));
+        let r = match slow.join() {
+            Ok(r) => ok(r),
+            Err(_) => panic!("the slow request's thread panicked"),
+        };
+        assert_eq!(text_of(&r), "held");
+    });
+    // The draining worker is gone: the page is php-fpm's again.
+    assert!(
+        wait_until(DEADLINE, || !status().contains("generation")),
+        "{}",
+        status()
+    );
+}

@@ -58,6 +58,10 @@ pub struct ProcStatus {
     pub cpu: f64,
     /// Bytes (Idle only, else 0).
     pub memory: u64,
+    /// A worker of a generation that drains after a reload (rfpm only): the pages mark
+    /// it (`generation: draining`); php-fpm has no such worker, so its pages never
+    /// carry the mark.
+    pub draining: bool,
 }
 
 /// The pool-level figures read from the scoreboard header.
@@ -82,13 +86,29 @@ impl PoolStatus {
         slots: &[SlotView],
         now_us: u64,
     ) -> PoolStatus {
+        PoolStatus::build_with_draining(pool, pm, c, slots, &[], now_us)
+    }
+
+    /// [`PoolStatus::build`] with the workers of the pool's draining generations (after
+    /// a reload), listed after the pool's own and marked.
+    pub fn build_with_draining(
+        pool: &str,
+        pm: &'static str,
+        c: &Counters,
+        slots: &[SlotView],
+        draining: &[SlotView],
+        now_us: u64,
+    ) -> PoolStatus {
+        let marked = slots
+            .iter()
+            .map(|v| (v, false))
+            .chain(draining.iter().map(|v| (v, true)));
         let secs = |us: u64| us / 1_000_000;
         let since = |us: u64| secs(now_us).saturating_sub(secs(us));
         let mut idle = 0;
         let mut active = 0;
-        let procs: Vec<ProcStatus> = slots
-            .iter()
-            .map(|v| {
+        let procs: Vec<ProcStatus> = marked
+            .map(|(v, draining)| {
                 let is_idle = v.state == WorkerState::Idle;
                 if is_idle {
                     idle += 1;
@@ -121,6 +141,7 @@ impl PoolStatus {
                     script: v.script.clone(),
                     cpu,
                     memory,
+                    draining,
                 }
             })
             .collect();
@@ -399,10 +420,16 @@ fn plain(s: &PoolStatus, full: bool, time: &dyn Fn(u64) -> String) -> Vec<u8> {
                 };
                 line(&mut o, label, v);
             }
+            if p.draining {
+                line(&mut o, "generation", V::Raw(DRAINING.into()));
+            }
         }
     }
     o
 }
+
+/// The mark of a draining generation's worker (rfpm only).
+const DRAINING: &str = "draining";
 
 fn html(s: &PoolStatus, full: bool, time: &dyn Fn(u64) -> String) -> Vec<u8> {
     let cell = |o: &mut Vec<u8>, v: V| match v {
@@ -439,9 +466,12 @@ fn html(s: &PoolStatus, full: bool, time: &dyn Fn(u64) -> String) -> Vec<u8> {
     o.extend_from_slice(b"</tr>\n");
     for p in &s.procs {
         o.extend_from_slice(b"<tr>");
-        for v in proc_values(p) {
+        for (label, v) in PROC_LABELS.iter().zip(proc_values(p)) {
             o.extend_from_slice(b"<td>");
             cell(&mut o, v);
+            if p.draining && *label == "state" {
+                o.extend_from_slice(format!(" ({DRAINING})").as_bytes());
+            }
             o.extend_from_slice(b"</td>");
         }
         o.extend_from_slice(b"</tr>\n");
@@ -477,6 +507,9 @@ fn xml(s: &PoolStatus, full: bool) -> Vec<u8> {
                 o.extend_from_slice(format!("<{t}>").as_bytes());
                 cell(&mut o, v);
                 o.extend_from_slice(format!("</{t}>").as_bytes());
+            }
+            if p.draining {
+                o.extend_from_slice(format!("<generation>{DRAINING}</generation>").as_bytes());
             }
             o.extend_from_slice(b"</process>\n");
         }
@@ -525,6 +558,14 @@ fn json(s: &PoolStatus, full: bool) -> Vec<u8> {
                     _ => v,
                 };
                 field(&mut o, i == 0, label, v);
+            }
+            if p.draining {
+                field(
+                    &mut o,
+                    false,
+                    "generation",
+                    V::Raw(format!("\"{DRAINING}\"")),
+                );
             }
             o.push(b'}');
         }
@@ -649,7 +690,7 @@ pub fn to_array(s: &PoolStatus) -> Vec<(&'static str, StatusValue)> {
         .procs
         .iter()
         .map(|p| {
-            vec![
+            let mut v = vec![
                 ("pid", Int(i64::from(p.pid))),
                 ("state", Str(p.state.as_bytes().to_vec())),
                 ("start-time", n(p.start_time)),
@@ -664,7 +705,11 @@ pub fn to_array(s: &PoolStatus) -> Vec<(&'static str, StatusValue)> {
                 ("script", Str(or_dash(&p.script).to_vec())),
                 ("last-request-cpu", Float(p.cpu)),
                 ("last-request-memory", n(p.memory)),
-            ]
+            ];
+            if p.draining {
+                v.push(("generation", Str(DRAINING.as_bytes().to_vec())));
+            }
+            v
         })
         .collect();
     vec![
@@ -708,6 +753,7 @@ mod tests {
             script: Vec::new(),
             cpu: 0.0,
             memory: 0,
+            draining: false,
         };
         PoolStatus {
             pool: "www".into(),
@@ -744,6 +790,76 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn draining_workers_are_listed_and_marked_in_every_format() {
+        let mine = SlotView {
+            pid: 10,
+            state: WorkerState::Idle,
+            ..SlotView::default()
+        };
+        let old = SlotView {
+            pid: 9,
+            state: WorkerState::Running,
+            request_start_us: 1_000_000,
+            ..SlotView::default()
+        };
+        let s = PoolStatus::build_with_draining(
+            "www",
+            "static",
+            &Counters::default(),
+            &[mine],
+            &[old],
+            2_000_000,
+        );
+        assert_eq!((s.idle, s.active, s.total()), (1, 1, 2));
+        assert_eq!(
+            s.procs
+                .iter()
+                .map(|p| (p.pid, p.draining))
+                .collect::<Vec<_>>(),
+            vec![(10, false), (9, true)]
+        );
+        let page =
+            |f| String::from_utf8(render(&s, f, true, &|_| String::new())).unwrap_or_default();
+        assert_eq!(
+            page(Format::Plain)
+                .matches("generation:           draining\n")
+                .count(),
+            1
+        );
+        assert_eq!(
+            page(Format::Json)
+                .matches(",\"generation\":\"draining\"}")
+                .count(),
+            1
+        );
+        assert_eq!(
+            page(Format::Xml)
+                .matches("<generation>draining</generation></process>")
+                .count(),
+            1
+        );
+        assert_eq!(
+            page(Format::Html)
+                .matches("<td>Running (draining)</td>")
+                .count(),
+            1
+        );
+        let arr = to_array(&s);
+        let Some((_, StatusValue::List(procs))) = arr.last() else {
+            panic!("no procs");
+        };
+        assert_eq!(procs[0].len(), 14);
+        assert_eq!(
+            procs[1].last(),
+            Some(&("generation", StatusValue::Str(b"draining".to_vec())))
+        );
+        // Without draining workers the pages are php-fpm's (no mark anywhere).
+        let plain =
+            String::from_utf8(render(&snapshot(), Format::Plain, true, &utc)).unwrap_or_default();
+        assert!(!plain.contains("generation"));
     }
 
     fn utc(t: u64) -> String {

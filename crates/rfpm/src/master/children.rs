@@ -129,17 +129,25 @@ struct WorkerStart {
     access_log: Option<OwnedFd>,
     /// The status page's owner pool (`pm.status_listen`), when not the worker's own.
     status_owner: Option<(Scoreboard, String, &'static str)>,
+    /// The scoreboards of that pool's draining generations (listed on its page).
+    draining: Vec<Scoreboard>,
 }
 
 impl WorkerStart {
     /// Runs the worker; never returns.
     fn run(self, slot: usize) -> ! {
         let status = match &self.status_owner {
-            Some((sb, name, pm)) => worker::StatusSource { sb, pool: name, pm },
+            Some((sb, name, pm)) => worker::StatusSource {
+                sb,
+                pool: name,
+                pm,
+                draining: &self.draining,
+            },
             None => worker::StatusSource {
                 sb: &self.scoreboard,
                 pool: &self.spec.name,
                 pm: self.spec.pm_name(),
+                draining: &self.draining,
             },
         };
         worker::main(
@@ -310,9 +318,16 @@ impl Supervisor {
         self.children.forget_outputs();
         self.signal_pipe = None;
         self.epoll.close();
-        // The worker's pool is one of the current generation (checked by `spawn`); the
-        // draining generations are dropped whole.
-        let current = self.generations.take_current_pools();
+        // The worker's pool is one of the current generation (checked by `spawn`); of the
+        // draining generations it keeps only the scoreboards its status page lists.
+        let owner_name = {
+            let pools = &self.generations.current().pools;
+            pools
+                .get(status_owner(pools, pool))
+                .map(|p| p.spec.name.clone())
+                .unwrap_or_default()
+        };
+        let (current, draining) = self.generations.take_for_worker(&owner_name);
         let owner = status_owner(&current, pool);
         let mut pools: Vec<Option<PoolRuntime>> = current.into_iter().map(Some).collect();
         let status_owner = if owner == pool {
@@ -338,6 +353,7 @@ impl Supervisor {
             scoreboard: mine.scoreboard,
             access_log: mine.access_log,
             status_owner,
+            draining,
         }
     }
 

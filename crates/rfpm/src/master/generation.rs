@@ -150,10 +150,16 @@ impl Generations {
         self.draining.retain(|d| d.id != id);
     }
 
-    /// A forked worker takes the current generation's pools; the draining ones are
-    /// dropped (unmapped) in it.
-    pub fn take_current_pools(&mut self) -> Vec<PoolRuntime> {
-        self.draining.clear();
-        std::mem::take(&mut self.current.pools)
+    /// A forked worker takes the current generation's pools and the draining
+    /// generations' scoreboards of pool `name` (its status page lists their workers);
+    /// everything else of the draining generations is dropped (unmapped) in it.
+    pub fn take_for_worker(&mut self, name: &str) -> (Vec<PoolRuntime>, Vec<Scoreboard>) {
+        let draining = std::mem::take(&mut self.draining)
+            .into_iter()
+            .flat_map(|d| d.pools)
+            .filter(|p| p.name == name)
+            .filter_map(|p| p.scoreboard)
+            .collect();
+        (std::mem::take(&mut self.current.pools), draining)
     }
 }

@@ -182,6 +182,10 @@ impl Supervisor {
 
     /// Spawns the initial workers, then serves events until the lifecycle ends.
     fn run(mut self) -> i32 {
+        // Handed-over workers that ended between the previous image's exec and this
+        // image's signal handlers: their SIGCHLD was discarded by exec (a pending signal
+        // whose disposition becomes the default "ignore" is dropped), so look now.
+        self.reap();
         let current = self.generations.current();
         let (id, initial): (_, Vec<usize>) = (
             current.id,
@@ -263,6 +267,11 @@ impl Supervisor {
         if self.deadlines.take_if_due(Timer::Tick, now) {
             self.deadlines
                 .arm(Timer::Tick, Instant::now() + Duration::from_secs(1));
+            if !self.generations.all_draining().is_empty() {
+                // While generations drain, reaping does not rely on SIGCHLD alone (see
+                // `run`); waitpid(WNOHANG) finds nothing when nothing ended.
+                self.reap();
+            }
             self.sample_status();
             if self.life.state().spawns() {
                 self.maintenance();

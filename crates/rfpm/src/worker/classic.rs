@@ -219,5 +219,13 @@ pub(super) fn pool_status(src: &StatusSource<'_>) -> status::PoolStatus {
         max_children_reached: ld(&h.max_children_reached),
         slow_requests: ld(&h.slow_requests),
     };
-    status::PoolStatus::build(src.pool, src.pm, &counters, &src.sb.views(), now_us())
+    let draining: Vec<_> = src.draining.iter().flat_map(Scoreboard::views).collect();
+    status::PoolStatus::build_with_draining(
+        src.pool,
+        src.pm,
+        &counters,
+        &src.sb.views(),
+        &draining,
+        now_us(),
+    )
 }

@@ -21,6 +21,9 @@ pub struct StatusSource<'a> {
     pub sb: &'a Scoreboard,
     pub pool: &'a str,
     pub pm: &'static str,
+    /// The scoreboards of the pool's draining generations (after a reload): their
+    /// workers are listed too, marked.
+    pub draining: &'a [Scoreboard],
 }
 
 /// Worker entry point after fork. Never returns.
