@@ -15,7 +15,7 @@ DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
                 libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl \
                 python3-prometheus-client chromium
 
-.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench
+.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench bench-reload
 
 all: build
 
@@ -81,6 +81,13 @@ bench: deps
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
+
+# A reload's cost to the requests that arrive during it, rfpm beside php-fpm8.2
+# (bench/RELOAD.md); bounded, about a minute.
+bench-reload: deps
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/reload-latency --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --rounds 3 --out bench/RELOAD-table.md
 
 clean:
 	$(CARGO) clean
