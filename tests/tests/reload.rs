@@ -84,6 +84,7 @@ fn reload_hands_the_old_workers_over_and_serves_at_once() {
             .opcache()
             .define("opcache.validate_timestamps", "0")
             .pool_line("pm.max_children = 4")
+            .pool_line("catch_workers_output = yes")
             .global("process_control_timeout = 20"),
     );
     let master = fpm.master_pid();
@@ -102,6 +103,7 @@ fn reload_hands_the_old_workers_over_and_serves_at_once() {
         &format!(
             "<?php touch('{}'); $t = microtime(true); \
              while (microtime(true) - $t < 3) usleep(20000); \
+             error_log('the old worker is done'); \
              echo str_repeat('x', 100000), \"\\nslow done\";",
             started.display()
         ),
@@ -151,6 +153,8 @@ fn reload_hands_the_old_workers_over_and_serves_at_once() {
         now.len() == 4 && now.iter().all(|p| !old_workers.contains(p))
     }));
     assert!(fpm.log_contains("NOTICE: reloading: execvp("));
+    // What the old worker wrote after the hand-over reached the new image's log.
+    ok(fpm.wait_log("PHP message: the old worker is done", DEADLINE));
     assert!(!fpm.log_contains("ERROR"), "{}", fpm.log());
 }
 

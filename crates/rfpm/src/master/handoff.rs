@@ -44,17 +44,40 @@ pub struct Handed {
     pub children: Vec<(wire::Child, Option<OwnedFd>, Option<OwnedFd>)>,
 }
 
+/// What a handed-over descriptor must be: a scoreboard's memfd is a regular file, an
+/// output pipe a FIFO. Anything else (a listening socket, the terminal, a closed number)
+/// is not taken: this image may own it already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Memfd,
+    Pipe,
+}
+
+fn is(n: i32, expect: Expect) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    if n <= 2 {
+        return false;
+    }
+    let Ok(m) = std::fs::metadata(format!("/proc/self/fd/{n}")) else {
+        return false;
+    };
+    match expect {
+        Expect::Memfd => m.file_type().is_file(),
+        Expect::Pipe => m.file_type().is_fifo(),
+    }
+}
+
 /// The generations the previous image handed over (read once; the variable is then
-/// removed, so no worker sees it). Each descriptor is taken only if it is open and
-/// named once.
+/// removed, so no worker sees it). Each descriptor is taken only if it is open, of the
+/// kind its entry says, and named once.
 pub fn take() -> Vec<Handed> {
     let text = std::env::var(HANDOFF_ENV).unwrap_or_default();
     std::env::remove_var(HANDOFF_ENV);
     let mut seen = HashSet::new();
-    let mut own = |n: Option<i32>| {
+    let mut own = |n: Option<i32>, expect: Expect| {
         let n = n?;
         // A number named twice would be owned twice: only its first mention counts.
-        if !seen.insert(n) {
+        if !seen.insert(n) || !is(n, expect) {
             return None;
         }
         fd::adopt_inherited(n)
@@ -67,7 +90,7 @@ pub fn take() -> Vec<Handed> {
                 .pools
                 .into_iter()
                 .map(|p| {
-                    let memfd = own(p.memfd);
+                    let memfd = own(p.memfd, Expect::Memfd);
                     (p, memfd)
                 })
                 .collect(),
@@ -75,7 +98,7 @@ pub fn take() -> Vec<Handed> {
                 .children
                 .into_iter()
                 .map(|c| {
-                    let (out, err) = (own(c.stdout), own(c.stderr));
+                    let (out, err) = (own(c.stdout, Expect::Pipe), own(c.stderr, Expect::Pipe));
                     (c, out, err)
                 })
                 .collect(),
