@@ -551,6 +551,10 @@ fn path_shapes() -> Vec<Shape> {
                 ],
             ),
         ),
+        // CVE-2019-11043 rows, compared byte for byte with php-fpm8.2 (with
+        // cgi.fix_pathinfo 1 and 0); the named regression test, through nginx's
+        // fastcgi_split_path_info with a %0a and the exploit's shapes, is
+        // cve.rs's cve_2019_11043_path_info_underflow.
         shape(
             "CVE-2019-11043: empty PATH_INFO",
             with(

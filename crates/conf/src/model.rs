@@ -162,15 +162,17 @@ pub(crate) fn parse_time(v: &str) -> Result<i32, &'static str> {
     let Some(&last) = v.as_bytes().last() else {
         return Err("invalid time value");
     };
-    let head = &v[..v.len() - 1];
     let mult = match last {
+        b's' => 1,
         b'm' => 60,
         b'h' => 3600,
         b'd' => 86400,
-        b's' => return Ok(atoi(head)),
         b'0'..=b'9' => return Ok(atoi(v)),
         _ => return Err("unknown suffix used in time value"),
     };
+    // Cut only after matching: the suffix is then one ASCII byte, so this is a char
+    // boundary (a value ending in a multi-byte character is refused above).
+    let head = &v[..v.len() - 1];
     Ok(atoi(head).wrapping_mul(mult))
 }
 
@@ -265,6 +267,16 @@ mod tests {
         assert_eq!(parse_time("1.5m"), Ok(60));
         assert_eq!(parse_time(""), Err("invalid time value"));
         assert_eq!(parse_time("5x"), Err("unknown suffix used in time value"));
+        // Found by `make chaos` (a mutated config): a value ending in a multi-byte
+        // character panicked on the cut instead of being refused as php-fpm refuses it.
+        assert_eq!(
+            parse_time("\u{e9}t\u{e9}"),
+            Err("unknown suffix used in time value")
+        );
+        assert_eq!(
+            parse_time("5\u{e9}"),
+            Err("unknown suffix used in time value")
+        );
         assert_eq!(parse_bool("yes"), Ok(true));
         assert_eq!(parse_bool("True"), Err(ERR_BOOL));
         assert_eq!(parse_rlimit("Unlimited"), Ok(-1));
