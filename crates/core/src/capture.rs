@@ -66,20 +66,27 @@ impl Capture {
         }
     }
 
-    fn push_byte(&mut self, b: u8, out: &mut Vec<Entry>) {
-        if b == b'\n' {
-            self.emit(out);
-            return;
-        }
-        self.pending.push(b);
-        if self.pending.len() >= self.max_text {
-            self.emit(out);
-        }
-    }
-
-    fn push_data(&mut self, data: &[u8], out: &mut Vec<Entry>) {
-        for &b in data {
-            self.push_byte(b, out);
+    /// Text bytes: an entry ends at each `\n` and whenever it reaches `max_text`. Works
+    /// on runs of bytes, not byte by byte (a worker may write megabytes).
+    fn push_data(&mut self, mut data: &[u8], out: &mut Vec<Entry>) {
+        while !data.is_empty() {
+            // `pending` is emitted as soon as it reaches `max_text`: there is room.
+            let room = self.max_text - self.pending.len();
+            let window = &data[..data.len().min(room)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.pending.extend_from_slice(&window[..i]);
+                    self.emit(out);
+                    data = &data[i + 1..];
+                }
+                None => {
+                    self.pending.extend_from_slice(window);
+                    data = &data[window.len()..];
+                    if self.pending.len() >= self.max_text {
+                        self.emit(out);
+                    }
+                }
+            }
         }
     }
 
@@ -97,25 +104,37 @@ impl Capture {
             self.push_data(data, out);
             return;
         }
-        let mut buf = std::mem::take(&mut self.held);
-        buf.extend_from_slice(data);
+        let joined;
+        let buf: &[u8] = if self.held.is_empty() {
+            data
+        } else {
+            let mut b = std::mem::take(&mut self.held);
+            b.extend_from_slice(data);
+            joined = b;
+            &joined
+        };
         let mut i = 0;
         while i < buf.len() {
-            if buf[i] == 0 {
-                let rest = &buf[i..];
-                if rest.len() >= MARKER.len() {
-                    if rest.starts_with(MARKER) {
-                        self.emit(out);
-                        i += MARKER.len();
-                        continue;
-                    }
-                } else if MARKER.starts_with(rest) {
-                    // Maybe a marker split across reads: decide with the next read.
-                    self.held = rest.to_vec();
-                    return;
+            // Text up to the next NUL, which may start a marker.
+            let Some(off) = buf[i..].iter().position(|&b| b == 0) else {
+                self.push_data(&buf[i..], out);
+                return;
+            };
+            self.push_data(&buf[i..i + off], out);
+            i += off;
+            let rest = &buf[i..];
+            if rest.len() >= MARKER.len() {
+                if rest.starts_with(MARKER) {
+                    self.emit(out);
+                    i += MARKER.len();
+                    continue;
                 }
+            } else if MARKER.starts_with(rest) {
+                // Maybe a marker split across reads: decide with the next read.
+                self.held = rest.to_vec();
+                return;
             }
-            self.push_byte(buf[i], out);
+            self.push_data(&buf[i..=i], out);
             i += 1;
         }
     }

@@ -130,11 +130,55 @@ fn cut_to(entry: &mut Vec<u8>, len: usize) {
 /// Builds the bytes of one entry, newline included (for [`Style::Syslog`] the caller drops
 /// the newline when sending to syslog and keeps it for the stderr copy).
 pub fn format_record(fmt: &Format, tm: &Tm, rec: &Record<'_>) -> Vec<u8> {
+    format_record_at(fmt, &format_time(tm, fmt.debug), rec)
+}
+
+/// The time of log lines as text, formatted once per second: a burst of entries (a
+/// worker's output, thousands of lines a second) formats it once.
+#[derive(Debug)]
+pub struct TimeText {
+    second: Option<Tm>,
+    text: String,
+}
+
+impl TimeText {
+    pub const fn new() -> TimeText {
+        TimeText {
+            second: None,
+            text: String::new(),
+        }
+    }
+
+    /// [`format_time`] of `tm`, from the cache when only the microseconds differ (and
+    /// they are not shown).
+    pub fn get(&mut self, tm: &Tm, usec: bool) -> &str {
+        if usec {
+            self.second = None;
+            self.text = format_time(tm, true);
+            return &self.text;
+        }
+        let second = Tm { usec: 0, ..*tm };
+        if self.second != Some(second) {
+            self.text = format_time(&second, false);
+            self.second = Some(second);
+        }
+        &self.text
+    }
+}
+
+impl Default for TimeText {
+    fn default() -> Self {
+        TimeText::new()
+    }
+}
+
+/// [`format_record`] with the time already formatted (see [`TimeText`]).
+pub fn format_record_at(fmt: &Format, time: &str, rec: &Record<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + rec.message.len());
     match fmt.style {
         Style::Master => {
             out.extend_from_slice(b"[");
-            out.extend_from_slice(format_time(tm, fmt.debug).as_bytes());
+            out.extend_from_slice(time.as_bytes());
             out.extend_from_slice(b"] ");
             out.extend_from_slice(rec.level.as_str().as_bytes());
             out.extend_from_slice(b": ");
@@ -254,6 +298,37 @@ mod tests {
         assert_eq!(Level::parse("info"), None);
         assert_eq!(Level::parse(""), None);
         assert!(Level::Debug < Level::Notice && Level::Error < Level::Alert);
+    }
+
+    #[test]
+    fn time_text_is_formatted_once_a_second() {
+        let mut t = TimeText::new();
+        assert_eq!(t.get(&TM, false), "04-Nov-2026 03:13:25");
+        assert_eq!(
+            t.get(&Tm { usec: 999, ..TM }, false),
+            "04-Nov-2026 03:13:25"
+        );
+        assert_eq!(t.get(&Tm { sec: 26, ..TM }, false), "04-Nov-2026 03:13:26");
+        assert_eq!(t.get(&TM, true), "04-Nov-2026 03:13:25.000042");
+        assert_eq!(t.get(&TM, false), "04-Nov-2026 03:13:25");
+        let r = Record {
+            level: Level::Notice,
+            function: "f",
+            line: 1,
+            message: b"x",
+            errno: None,
+            cut: Cut::OneShot,
+        };
+        let f = Format {
+            style: Style::Master,
+            debug: false,
+            limit: 1024,
+            pid: 1,
+        };
+        assert_eq!(
+            format_record(&f, &TM, &r),
+            format_record_at(&f, TimeText::new().get(&TM, false), &r)
+        );
     }
 
     #[test]

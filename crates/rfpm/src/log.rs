@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 const STDERR: fd::Stdio = fd::Stdio::Err;
 
 pub use rfpm_core::logline::{
-    format_record, format_time, Cut, Format, Record, Style, DEFAULT_LIMIT,
+    format_record_at, format_time, Cut, Format, Record, Style, TimeText, DEFAULT_LIMIT,
 };
 /// Log levels (the worker's PHP messages use the same type).
 pub use rfpm_core::Level;
@@ -63,6 +63,8 @@ pub struct Logger {
     /// php-fpm opens it, writes nothing there, and reopens it on SIGUSR1 all the same
     /// (a rotation gets its new, empty file).
     held: Option<(File, PathBuf)>,
+    /// The entries' time, formatted once a second.
+    times: TimeText,
 }
 
 impl Default for Logger {
@@ -106,6 +108,7 @@ impl Logger {
             saved_stderr: None,
             stderr_tied: false,
             held: None,
+            times: TimeText::new(),
         }
     }
 
@@ -273,7 +276,12 @@ impl Logger {
             style: self.style(),
             debug: self.level == Level::Debug,
             limit: self.limit,
-            pid: std::process::id(),
+            // Shown in debug entries only: no getpid() for every other line.
+            pid: if self.level == Level::Debug {
+                std::process::id()
+            } else {
+                0
+            },
         }
     }
 
@@ -282,7 +290,8 @@ impl Logger {
         if !self.enabled(rec.level) {
             return;
         }
-        let entry = format_record(&self.format(), &now(), rec);
+        let fmt = self.format();
+        let entry = format_record_at(&fmt, self.times.get(&now(), fmt.debug), rec);
         self.write_entry(rec.level, &entry);
     }
 

@@ -7,10 +7,13 @@ use rfpm_sys::fd;
 use rfpm_sys::process::Pid;
 use std::os::fd::{AsFd, OwnedFd};
 
-/// Reads of 8 KiB from one worker pipe per wake-up of the event loop.
-pub const READS_PER_WAKEUP: usize = 16;
+/// One read from a worker pipe: a whole pipe buffer (64 KiB by default), so a worker that
+/// writes much costs the master few reads (and few wake-ups of the writer).
+const READ_SIZE: usize = 64 * 1024;
+/// Reads from one worker pipe per wake-up of the event loop (128 KiB).
+pub const READS_PER_WAKEUP: usize = 2;
 /// Reads left to a dead worker's pipe: what a pipe holds at most (`pipe-max-size`, 1 MiB).
-pub const READS_AT_EXIT: usize = 128;
+pub const READS_AT_EXIT: usize = 16;
 
 /// A worker's output pipes (read ends) and what was read of them.
 pub struct Output {
@@ -58,7 +61,9 @@ impl Supervisor {
         };
         let mut open = true;
         let mut entries = Vec::new();
-        let mut buf = [0u8; 8192];
+        // One buffer for every line of this pass.
+        let mut line = Vec::new();
+        let mut buf = vec![0u8; READ_SIZE];
         for _ in 0..max_reads {
             let last = match fd::read(pipe.as_fd(), &mut buf) {
                 Ok(0) => {
@@ -83,7 +88,7 @@ impl Supervisor {
                 }
             };
             for e in entries.drain(..) {
-                log_captured(name, decorate, pid, &e);
+                log_captured(name, decorate, pid, &e, &mut line);
             }
             if last {
                 break;
@@ -97,22 +102,24 @@ impl Supervisor {
 
 /// One captured entry as a master log line (reference §3.10): decorated
 /// `WARNING: [pool p] child N said into stderr: "text"`, or the raw text.
-fn log_captured(pool: &str, decorate: bool, pid: Pid, e: &capture::Entry) {
+fn log_captured(pool: &str, decorate: bool, pid: Pid, e: &capture::Entry, msg: &mut Vec<u8>) {
+    use std::io::Write;
+    msg.clear();
     if decorate {
-        let mut msg = format!(
+        let _ = write!(
+            msg,
             "[pool {pool}] child {pid} said into {}: \"",
             e.stream.name()
-        )
-        .into_bytes();
+        );
         msg.extend_from_slice(&e.text);
         msg.push(b'"');
         if e.pipe_closed {
             msg.extend_from_slice(b", pipe is closed");
         }
-        crate::log::log_stream(Level::Warning, "fpm_stdio_child_said", line!(), &msg);
+        crate::log::log_stream(Level::Warning, "fpm_stdio_child_said", line!(), msg);
     } else {
-        let mut line = e.text.clone();
-        line.push(b'\n');
-        crate::log::with(|l| l.write_entry(Level::Warning, &line));
+        msg.extend_from_slice(&e.text);
+        msg.push(b'\n');
+        crate::log::with(|l| l.write_entry(Level::Warning, msg));
     }
 }
