@@ -15,7 +15,7 @@ DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
                 libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl \
                 python3-prometheus-client chromium
 
-.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench bench-reload chaos chaos-short
+.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture chaos chaos-short
 
 all: build
 
@@ -101,6 +101,12 @@ bench-reload: deps
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/reload-latency --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --rounds 3 --out bench/RELOAD-table.md
+
+# What a worker's output costs the master, rfpm beside php-fpm8.2 (bench/CAPTURE.md).
+bench-capture: deps
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/capture-cpu --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --rounds 3 --out bench/CAPTURE-table.md
 
 clean:
 	$(CARGO) clean
