@@ -25,6 +25,8 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod helpers;
+
 pub use client::{connect, nginx_params, send_on, Req};
 pub use fpm::{Fpm, FpmBuilder};
 pub use nginx::{HttpResponse, Nginx};

@@ -4,36 +4,8 @@
 
 use std::path::Path;
 
-use integration::{
-    both, fd_links, wait_for_file, wait_until, Fpm, FpmBuilder, Kind, Req, DEADLINE,
-};
-
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn start(b: FpmBuilder) -> Fpm {
-    ok(b.start())
-}
-
-fn text_of(resp: &integration::fcgi::client::Response) -> String {
-    String::from_utf8_lossy(resp.body()).into_owned()
-}
-
-/// The `pid=N` line of a pid.php / wait.php / slow.php response.
-fn pid_of(resp: &integration::fcgi::client::Response) -> u32 {
-    text_of(resp)
-        .lines()
-        .find_map(|l| l.strip_prefix("pid=").and_then(|p| p.parse().ok()))
-        .unwrap_or(0)
-}
-
-fn count(fpm: &Fpm, pattern: &str) -> usize {
-    fpm.log().matches(pattern).count()
-}
+use integration::helpers::{count, ok, pid_of, start, text_of};
+use integration::{both, fd_links, wait_for_file, wait_until, Fpm, Kind, Req, DEADLINE};
 
 /// A wait.php request that blocks until `go` exists: returns once the script runs.
 fn blocked_request<'s>(

@@ -7,30 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use integration::helpers::{ok, pid_of, start, text_of};
 use integration::{both, wait_for_file, wait_until, Fpm, FpmBuilder, Kind, Req, DEADLINE};
-
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn start(b: FpmBuilder) -> Fpm {
-    ok(b.start())
-}
-
-fn text_of(resp: &integration::fcgi::client::Response) -> String {
-    String::from_utf8_lossy(resp.body()).into_owned()
-}
-
-/// The `pid=N` line of a pid.php / wait.php / memory.php response.
-fn pid_of(resp: &integration::fcgi::client::Response) -> u32 {
-    text_of(resp)
-        .lines()
-        .find_map(|l| l.strip_prefix("pid=").and_then(|p| p.parse().ok()))
-        .unwrap_or(0)
-}
 
 /// Starts a wait.php request (it waits in 10 ms slices for `go`, at most ~10 s), signals
 /// the master with `sig` once the script runs, waits for `announce` in the log, then

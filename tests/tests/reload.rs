@@ -7,26 +7,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use integration::{fd_links, wait_for_file, wait_until, Fpm, FpmBuilder, Kind, Req, DEADLINE};
-
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-fn start(b: FpmBuilder) -> Fpm {
-    ok(b.start())
-}
-
-fn text_of(resp: &integration::fcgi::client::Response) -> String {
-    String::from_utf8_lossy(resp.body()).into_owned()
-}
-
-fn count(fpm: &Fpm, pattern: &str) -> usize {
-    fpm.log().matches(pattern).count()
-}
+use integration::helpers::{count, ok, start, text_of};
+use integration::{fd_links, wait_for_file, wait_until, Fpm, Kind, Req, DEADLINE};
 
 /// Sends SIGUSR2 and waits for the `n`-th `ready to handle connections`.
 fn reload(fpm: &Fpm, n: usize) {

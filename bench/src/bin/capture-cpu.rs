@@ -125,7 +125,9 @@ fn main() -> ExitCode {
         i += 2;
     }
     let Some(rfpm) = rfpm else {
-        eprintln!("usage: capture-cpu --rfpm PATH [--php-fpm PATH] [--rounds N] [--mb N] [--out FILE]");
+        eprintln!(
+            "usage: capture-cpu --rfpm PATH [--php-fpm PATH] [--rounds N] [--mb N] [--out FILE]"
+        );
         return ExitCode::from(2);
     };
     let mut text = format!(
