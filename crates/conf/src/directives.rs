@@ -560,6 +560,11 @@ fn has_max_memory(p: &PoolConf) -> bool {
     p.pm_max_memory != 0
 }
 
+/// `request_read_timeout` is set (rfpm only).
+fn has_read_timeout(p: &PoolConf) -> bool {
+    p.request_read_timeout.configured() != 0
+}
+
 /// A pool has a slow log: `request_slowlog_trace_depth` may be set.
 fn has_slowlog(p: &PoolConf) -> bool {
     p.slowlog.as_ref().is_some_and(|s| !s.is_empty())
@@ -641,6 +646,10 @@ section! {
         request_terminate_timeout: Secs = Secs::new(0) => "request_terminate_timeout", Time;
         request_terminate_timeout_track_finished: bool = false
             => "request_terminate_timeout_track_finished", Bool;
+        /// rfpm only: a connection must deliver a request's params (and the body PHP
+        /// reads before the script starts) within this time, else it is closed; 0: off.
+        request_read_timeout: Secs = Secs::new(0) => "request_read_timeout", Time,
+            rfpm_only(has_read_timeout);
         /// 0 = inherit (a negative value is passed on as unlimited).
         rlimit_files: i32 = 0 => "rlimit_files", Signed;
         /// -1 = unlimited, 0 = inherit.
@@ -897,7 +906,12 @@ mod tests {
             .collect();
         assert_eq!(
             rfpm_only,
-            ["shutdown.drain", "pm.max_requests_jitter", "pm.max_memory"]
+            [
+                "shutdown.drain",
+                "pm.max_requests_jitter",
+                "pm.max_memory",
+                "request_read_timeout"
+            ]
         );
         let cfg = validated(&format!(
             "{MINIMAL}pm.max_requests = 500\npm.max_requests_jitter = 50\npm.max_memory = 128M\n"
@@ -913,6 +927,10 @@ mod tests {
             at("\tpm.max_requests = 500").map(|i| i + 2)
         );
         assert!(at("\tshutdown.drain = no").is_none());
+        let cfg = validated(&format!("{MINIMAL}request_read_timeout = 1m\n"));
+        assert!(dump(&cfg)
+            .iter()
+            .any(|l| l == "\trequest_read_timeout = 60s"));
         let cfg = validated(&MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]"));
         assert!(dump(&cfg).iter().any(|l| l == "\tshutdown.drain = yes"));
         // Set to their defaults they are as good as unset.
@@ -993,7 +1011,8 @@ mod tests {
         let cfg = validated(&format!(
             "{}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
-             pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n",
+             pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n\
+             request_read_timeout = 5s\n",
             MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]")
         ));
         let printed: Vec<String> = dump(&cfg)

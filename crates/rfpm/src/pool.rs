@@ -27,6 +27,9 @@ pub struct Pool {
     /// `pm.max_memory` (rfpm): resident bytes above which the master recycles a worker;
     /// 0 = off.
     pub max_memory: u64,
+    /// `request_read_timeout` (rfpm): seconds a connection has to deliver a request's
+    /// params (and the body read before the script starts); 0 = off.
+    pub read_timeout: u64,
     /// What the worker switches to (uid/gid only when the master is root) and its
     /// `USER`/`HOME`.
     pub identity: conf::Identity,
@@ -116,6 +119,7 @@ impl Pool {
                 .map_or(fcgi::server::DEFAULT_MAX_PARAMS_LEN, conf::Count::get),
             max_requests_jitter: c.pm_max_requests_jitter.get() as u64,
             max_memory: c.pm_max_memory,
+            read_timeout: c.request_read_timeout.get(),
             identity,
             rlimit_files: c.rlimit_files,
             rlimit_core: c.rlimit_core,

@@ -13,42 +13,99 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
-/// An accepted connection.
-pub(super) enum Connection {
+/// An accepted socket.
+pub(super) enum Socket {
     Unix(UnixStream),
     Tcp(TcpStream),
 }
 
+/// An accepted connection, with the deadline its reads must meet
+/// (`request_read_timeout`).
+pub(super) struct Connection {
+    socket: Socket,
+    deadline: Option<Instant>,
+    /// A read timeout is set on the socket (cleared when the deadline goes).
+    timed: bool,
+}
+
 impl Connection {
+    fn new(socket: Socket) -> Connection {
+        Connection {
+            socket,
+            deadline: None,
+            timed: false,
+        }
+    }
+
     pub(super) fn fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Connection::Unix(s) => s.as_fd(),
-            Connection::Tcp(s) => s.as_fd(),
+        match &self.socket {
+            Socket::Unix(s) => s.as_fd(),
+            Socket::Tcp(s) => s.as_fd(),
+        }
+    }
+
+    pub(super) fn is_unix(&self) -> bool {
+        matches!(self.socket, Socket::Unix(_))
+    }
+
+    /// Reads must be done by `deadline` (`None`: no deadline): a read past it fails
+    /// with `TimedOut`, so a client that trickles its request cannot hold the worker.
+    pub(super) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match &self.socket {
+            Socket::Unix(s) => s.set_read_timeout(t),
+            Socket::Tcp(s) => s.set_read_timeout(t),
         }
     }
 }
 
 impl Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Connection::Unix(s) => s.read(buf),
-            Connection::Tcp(s) => s.read(buf),
+        match self.deadline {
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.set_read_timeout(Some(left))?;
+                self.timed = true;
+            }
+            None if self.timed => {
+                self.set_read_timeout(None)?;
+                self.timed = false;
+            }
+            None => {}
+        }
+        let r = match &mut self.socket {
+            Socket::Unix(s) => s.read(buf),
+            Socket::Tcp(s) => s.read(buf),
+        };
+        match r {
+            // SO_RCVTIMEO expired: the deadline passed.
+            Err(e) if self.timed && e.kind() == io::ErrorKind::WouldBlock => {
+                Err(io::ErrorKind::TimedOut.into())
+            }
+            r => r,
         }
     }
 }
 
 impl Write for Connection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Connection::Unix(s) => s.write(buf),
-            Connection::Tcp(s) => s.write(buf),
+        match &mut self.socket {
+            Socket::Unix(s) => s.write(buf),
+            Socket::Tcp(s) => s.write(buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Connection::Unix(s) => s.write_vectored(bufs),
-            Connection::Tcp(s) => s.write_vectored(bufs),
+        match &mut self.socket {
+            Socket::Unix(s) => s.write_vectored(bufs),
+            Socket::Tcp(s) => s.write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -136,15 +193,16 @@ impl<'a> Acceptor<'a> {
                 crate::error!("Connection disallowed: IP address '{shown}' has been dropped.");
                 return None;
             }
-            (Connection::Tcp(s), Some(ip))
+            (Socket::Tcp(s), Some(ip))
         } else if self.is_unix {
-            (Connection::Unix(UnixStream::from(fd)), None)
+            (Socket::Unix(UnixStream::from(fd)), None)
         } else {
             let s = TcpStream::from(fd);
             let ip = s.peer_addr().ok().map(|a| a.ip());
-            (Connection::Tcp(s), ip)
+            (Socket::Tcp(s), ip)
         };
-        let unix = matches!(stream, Connection::Unix(_));
+        let stream = Connection::new(stream);
+        let unix = stream.is_unix();
         // A web server writes the request as soon as its connect() returns, so it is
         // usually queued by the time accept() does: look (the probe below needs the
         // figure anyway) and wait only when nothing is there yet.

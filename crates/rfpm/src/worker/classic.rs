@@ -11,10 +11,11 @@ use crate::{access, signals, status};
 use fcgi::server::ServerConn;
 use rfpm_sys::fd;
 use std::cell::Cell;
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 pub(super) struct Worker<'p> {
     pub(super) pool: &'p Pool,
@@ -69,9 +70,23 @@ impl Worker<'_> {
             if was_idle {
                 self.sb.enter_active();
             }
-            let Ok(Some(mut req)) = conn.read_request() else {
+            if self.pool.read_timeout > 0 {
+                let t = Duration::from_secs(self.pool.read_timeout);
+                conn.get_mut().set_deadline(Some(Instant::now() + t));
+            }
+            let read = conn.read_request();
+            let Ok(Some(mut req)) = read else {
                 if conn.close_reason() == Some(fcgi::server::CloseReason::ParamsTooLarge) {
                     self.refuse_params(conn);
+                }
+                if matches!(&read, Err(fcgi::server::Error::Io(e)) if e.kind() == io::ErrorKind::TimedOut)
+                {
+                    // A client that trickles its request holds the worker no longer.
+                    crate::warning!(
+                        "[pool {}] request_read_timeout ({}s) passed before the request was read: connection closed",
+                        self.pool.name,
+                        self.pool.read_timeout
+                    );
                 }
                 // End of stream or a malformed request: php-fpm closes at once, without
                 // the graceful shutdown (the peer may see a reset).

@@ -87,7 +87,21 @@ impl sapi::Conn for FcgiIo<'_> {
 
     fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, String> {
         let Some(path) = &self.body_path else {
-            return Ok(self.conn.fill_stdin(buf).unwrap_or(0));
+            return match self.conn.fill_stdin(buf) {
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    // request_read_timeout passed while PHP read the body before the
+                    // script: the connection is given up (as a client that went away).
+                    let msg = format!(
+                        "[pool {}] request_read_timeout ({}s) passed before the request body was read: connection closed",
+                        self.log.pool.name, self.log.pool.read_timeout
+                    );
+                    crate::log::log_stream(Level::Warning, "fpm_request", line!(), msg.as_bytes());
+                    self.broken = true;
+                    Ok(0)
+                }
+                Err(_) => Ok(0),
+            };
         };
         if self.body.is_none() {
             match File::open(path) {
@@ -138,6 +152,8 @@ impl sapi::Conn for FcgiIo<'_> {
         if let Some(u) = auth_user {
             self.log.slot.set_user(u);
         }
+        // The script runs: what it reads of the body is its own business, no deadline.
+        self.conn.get_mut().set_deadline(None);
     }
 
     fn ended(&mut self, end: &sapi::RequestEnd<'_>) {
