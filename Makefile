@@ -15,7 +15,7 @@ DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
                 libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl \
                 python3-prometheus-client chromium
 
-.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture chaos chaos-short
+.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris chaos chaos-short
 
 all: build
 
@@ -107,6 +107,13 @@ bench-capture: deps
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/capture-cpu --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --rounds 3 --out bench/CAPTURE-table.md
+
+# Slow-loris clients against php-fpm8.2 and rfpm with and without request_read_timeout
+# (bench/SLOWLORIS.md); bounded, about a minute.
+bench-slowloris: deps
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/slowloris --rfpm $(abspath $(TARGET_DIR))/release/rfpm --loris 200
+	timeout 300 $(TARGET_DIR)/release/slowloris --rfpm $(abspath $(TARGET_DIR))/release/rfpm --loris 8
 
 clean:
 	$(CARGO) clean
