@@ -555,6 +555,11 @@ fn has_jitter(p: &PoolConf) -> bool {
     p.pm_max_requests_jitter.configured() != 0
 }
 
+/// `allow_pcntl` is set (rfpm only).
+fn allows_pcntl(p: &PoolConf) -> bool {
+    p.allow_pcntl
+}
+
 /// `pm.max_memory` is set (rfpm only).
 fn has_max_memory(p: &PoolConf) -> bool {
     p.pm_max_memory != 0
@@ -664,6 +669,9 @@ section! {
         /// FastCGI server's built-in 16 MiB).
         request_max_params_size: Option<Count> = None => "request.max_params_size", OptInt,
             check(Check::AtLeast(1, Level::Alert, "request.max_params_size must be a positive value"));
+        /// rfpm only: the pool's scripts see the pcntl extension (`pcntl_fork()`, …),
+        /// which libphp8.2 has and php-fpm8.2 has not; hidden by default.
+        allow_pcntl: bool = false => "allow_pcntl", Bool, rfpm_only(allows_pcntl);
     }
     aliases {
         "php_flag" => php_values, Flags;
@@ -897,7 +905,12 @@ mod tests {
             .collect();
         assert_eq!(
             rfpm_only,
-            ["shutdown.drain", "pm.max_requests_jitter", "pm.max_memory"]
+            [
+                "shutdown.drain",
+                "pm.max_requests_jitter",
+                "pm.max_memory",
+                "allow_pcntl"
+            ]
         );
         let cfg = validated(&format!(
             "{MINIMAL}pm.max_requests = 500\npm.max_requests_jitter = 50\npm.max_memory = 128M\n"
@@ -915,9 +928,17 @@ mod tests {
         assert!(at("\tshutdown.drain = no").is_none());
         let cfg = validated(&MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]"));
         assert!(dump(&cfg).iter().any(|l| l == "\tshutdown.drain = yes"));
+        let cfg = validated(&format!("{MINIMAL}allow_pcntl = yes\n"));
+        let d = dump(&cfg);
+        let at = |l: &str| d.iter().position(|x| x == l);
+        // The pool's last directive, after security.limit_extensions.
+        assert_eq!(
+            at("\tallow_pcntl = yes"),
+            at("\tsecurity.limit_extensions = .php .phar").map(|i| i + 1)
+        );
         // Set to their defaults they are as good as unset.
         let cfg = validated(&format!(
-            "{MINIMAL}pm.max_requests_jitter = 0\npm.max_memory = 0\n"
+            "{MINIMAL}pm.max_requests_jitter = 0\npm.max_memory = 0\nallow_pcntl = no\n"
         ));
         let want: Vec<&str> = PHP_FPM_TT_MINIMAL.lines().collect();
         assert_eq!(dump(&cfg), want);
