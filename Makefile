@@ -27,8 +27,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi; \
-	ldconfig; \
-	test -e /usr/lib/libphp.so || { echo "libphp.so missing after ldconfig" >&2; exit 1; }
+	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
 
 build: deps
 	$(CARGO) build --workspace

@@ -167,3 +167,25 @@ fn request_exit_codes_and_expect() {
     );
     assert!(out.contains("1 status 4xx or 5xx"), "{out}");
 }
+
+/// The binary needs `libphp8.2.so` by that name, not `libphp.so` (the SONAME of Debian's
+/// library, a link `ldconfig` points at whichever PHP embed library it finds).
+#[test]
+fn links_the_versioned_php_library() {
+    let out = run(
+        std::path::Path::new("readelf"),
+        &["-d", &rfpm_bin().display().to_string()],
+    );
+    assert!(out.status.success(), "readelf: {}", text(&out.stderr));
+    let needed: Vec<String> = text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| {
+            l.split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .map(|(n, _)| n.to_string())
+        })
+        .collect();
+    assert!(needed.iter().any(|n| n == "libphp8.2.so"), "{needed:?}");
+    assert!(!needed.iter().any(|n| n == "libphp.so"), "{needed:?}");
+}
