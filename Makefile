@@ -10,12 +10,13 @@ export RFPM_BIN ?= $(abspath $(TARGET_DIR))/debug/rfpm
 # (the reference for differential tests and the php-src harness), nginx and curl
 # (end-to-end tests), libclang (bindgen), dpkg-dev/xz-utils (php-src suite download), acl
 # (getfacl, for the listen.acl_* tests), python3-prometheus-client (parses the openmetrics
-# status page) and chromium (status.html).
+# status page), chromium (status.html), and for the package's test systemd
+# (systemd-analyze), logrotate and man-db.
 DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
                 libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl \
-                python3-prometheus-client chromium
+                python3-prometheus-client chromium systemd logrotate man-db
 
-.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench
+.PHONY: all deps build release run install deb test unit integration conformance conformance-check lint layers clean bench
 
 all: build
 
@@ -80,6 +81,43 @@ bench: deps
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
+
+# Installation. PREFIX for the program, the manual and the documentation; the
+# configuration, the systemd unit, logrotate and the log directory go where Debian
+# looks for them. DESTDIR stages it all below a directory (packaging). BIN: the
+# binary to install (the release build unless given; built when missing).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BIN ?= $(TARGET_DIR)/release/rfpm
+SBINDIR := $(PREFIX)/sbin
+MAN8DIR := $(PREFIX)/share/man/man8
+DOCDIR := $(PREFIX)/share/doc/rfpm
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+
+install:
+	@test -x "$(BIN)" || $(MAKE) release
+	install -D -m 0755 "$(BIN)" "$(DESTDIR)$(SBINDIR)/rfpm"
+	install -D -m 0644 dist/man/rfpm.8 "$(DESTDIR)$(MAN8DIR)/rfpm.8"
+	gzip -9nf "$(DESTDIR)$(MAN8DIR)/rfpm.8"
+	install -D -m 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
+	install -D -m 0644 dist/systemd/php8.2-fpm.service.d/rfpm.conf \
+	  "$(DESTDIR)$(DOCDIR)/examples/php8.2-fpm.service.d/rfpm.conf"
+	sed -i 's|@SBINDIR@|$(SBINDIR)|g' "$(DESTDIR)$(DOCDIR)/examples/php8.2-fpm.service.d/rfpm.conf"
+	install -D -m 0644 dist/systemd/rfpm.service.in "$(DESTDIR)$(UNITDIR)/rfpm.service"
+	sed -i 's|@SBINDIR@|$(SBINDIR)|g' "$(DESTDIR)$(UNITDIR)/rfpm.service"
+	install -D -m 0644 dist/logrotate/rfpm "$(DESTDIR)$(SYSCONFDIR)/logrotate.d/rfpm"
+	@# An existing configuration is kept.
+	for f in php-fpm.conf pool.d/www.conf; do \
+	  test -e "$(DESTDIR)$(SYSCONFDIR)/rfpm/$$f" || install -D -m 0644 "dist/etc/$$f" "$(DESTDIR)$(SYSCONFDIR)/rfpm/$$f"; \
+	done
+	install -d -m 0755 "$(DESTDIR)/var/log/rfpm"
+
+# A Debian package in DEB_OUT (default: the target directory), from BIN.
+DEB_OUT ?= $(TARGET_DIR)
+deb:
+	@test -x "$(BIN)" || $(MAKE) release
+	dist/deb/build "$(BIN)" "$(DEB_OUT)"
 
 clean:
 	$(CARGO) clean
