@@ -6,22 +6,23 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 export RFPM_BIN ?= $(abspath $(TARGET_DIR))/debug/rfpm
 
-# Debian packages: the PHP embed library and headers (build), php-fpm8.2 and php-cli
-# (the reference for differential tests and the php-src harness), nginx and curl
-# (end-to-end tests), libclang (bindgen), dpkg-dev/xz-utils (php-src suite download), acl
-# (getfacl, for the listen.acl_* tests), python3-prometheus-client (parses the openmetrics
-# status page), chromium (status.html), and for the package's test systemd
-# (systemd-analyze), logrotate and man-db.
-DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
-                libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl \
+# Debian packages. To build and run (make run, make release, make install): the PHP
+# embed library and headers, libclang (bindgen), a C compiler and linker.
+RUN_PACKAGES := libphp8.2-embed php8.2-dev libclang-dev clang gcc pkg-config ca-certificates
+# To test, in addition: php-fpm8.2 and php-cli (the reference for differential tests and
+# the php-src harness), nginx and curl (end-to-end tests), dpkg-dev/xz-utils (php-src
+# suite download, make deb), acl (getfacl, for the listen.acl_* tests),
+# python3-prometheus-client (parses the openmetrics status page), chromium
+# (status.html), and for the package's test systemd (systemd-analyze), logrotate and
+# man-db.
+DEB_PACKAGES := $(RUN_PACKAGES) php8.2-cli php8.2-fpm nginx curl dpkg-dev xz-utils acl \
                 python3-prometheus-client chromium systemd logrotate man-db
+# To benchmark, in addition.
+BENCH_PACKAGES := $(DEB_PACKAGES) php8.2-cgi wrk
 
-.PHONY: all deps build release run install deb test unit integration conformance conformance-check lint layers clean bench
-
-all: build
-
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs the Debian packages of $(1) that are missing.
+define install_packages
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -29,11 +30,25 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi; \
 	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
+endef
+
+.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench
+
+all: build
+
+deps:
+	$(call install_packages,$(DEB_PACKAGES))
+
+deps-run:
+	$(call install_packages,$(RUN_PACKAGES))
+
+deps-bench:
+	$(call install_packages,$(BENCH_PACKAGES))
 
 build: deps
 	$(CARGO) build --workspace
 
-release: deps
+release: deps-run
 	$(CARGO) build --release -p rfpm
 
 # rfpm in the foreground on its built-in default configuration (pool www on 127.0.0.1:9000).
@@ -67,7 +82,7 @@ conformance-check: build
 	tests/php-src/run check $(TARGET_DIR)/debug/rfpm tests/php-src/expected-pass.txt
 
 # The full table for all 122 tests, rfpm beside php-fpm8.2.
-conformance: release
+conformance: deps release
 	tests/php-src/run table $(TARGET_DIR)/release/rfpm
 
 test: lint unit integration conformance-check
@@ -75,9 +90,8 @@ test: lint unit integration conformance-check
 
 # Side-by-side benchmarks against php-fpm8.2 (bench/README.md); bounded, about 4 minutes.
 # Writes bench/RESULTS.md and the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
-DEB_PACKAGES += php8.2-cgi wrk
 BENCH_ARGS ?=
-bench: deps
+bench: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
