@@ -931,7 +931,7 @@ mod tests {
         let cfg = validated(&format!("{MINIMAL}allow_pcntl = yes\n"));
         let d = dump(&cfg);
         let at = |l: &str| d.iter().position(|x| x == l);
-        // The pool's last directive, after security.limit_extensions.
+        // Last of the pool's directives (with no env or php values set, after security.limit_extensions).
         assert_eq!(
             at("\tallow_pcntl = yes"),
             at("\tsecurity.limit_extensions = .php .phar").map(|i| i + 1)
@@ -1014,7 +1014,7 @@ mod tests {
         let cfg = validated(&format!(
             "{}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
-             pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n",
+             pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\nallow_pcntl = yes\n",
             MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]")
         ));
         let printed: Vec<String> = dump(&cfg)
