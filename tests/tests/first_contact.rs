@@ -1,4 +1,5 @@
-//! rfpm only: what a new user meets first — `rfpm -v`, `rfpm -h`, and `rfpm request` as a
+//! rfpm only: what a new user meets first — `rfpm -v` (rfpm's line on stderr, then PHP's
+//! banner on stdout as php-fpm prints it), `rfpm -h`, and `rfpm request` as a
 //! health probe (its exit codes, `--any-status`, `--expect`, FastCGI stderr kept apart
 //! from its own messages).
 #![forbid(unsafe_code)]
@@ -24,10 +25,17 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn version_is_rfpm_line_then_php_banner() {
+    let version = env!("CARGO_PKG_VERSION");
+    let is_rfpm_line = |l: &str| {
+        l == format!("rfpm {version}")
+            || (l.starts_with(&format!("rfpm {version} (")) && l.ends_with(')'))
+    };
     for flag in ["-v", "--version"] {
         for extra in [&[][..], &["-n"][..]] {
             let mut args = extra.to_vec();
             args.push(flag);
+            // Not at a terminal: php-fpm's output alone, byte for byte (php-src's tests
+            // compare stdout and stderr together).
             let ours = run(&rfpm_bin(), &args);
             let theirs = run(std::path::Path::new(PHP_FPM_BIN), &args);
             assert!(
@@ -35,15 +43,27 @@ fn version_is_rfpm_line_then_php_banner() {
                 "rfpm {args:?}: {}",
                 text(&ours.stderr)
             );
-            let out = text(&ours.stdout);
-            let (first, rest) = out.split_once('\n').unwrap_or((&out, ""));
-            let version = env!("CARGO_PKG_VERSION");
+            assert_eq!(text(&ours.stdout), text(&theirs.stdout), "rfpm {args:?}");
+            assert_eq!(text(&ours.stderr), "", "rfpm {args:?}");
+
+            // At a terminal (script(1) gives it one): rfpm's line first, then the same
+            // banner (the terminal writes CR LF).
+            let cmd = format!("{} {}", rfpm_bin().display(), args.join(" "));
+            let tty = match Command::new("script")
+                .args(["-qec", &cmd, "/dev/null"])
+                .output()
+            {
+                Ok(o) => o,
+                Err(e) => panic!("running script: {e}"),
+            };
+            assert!(tty.status.success(), "script: {}", text(&tty.stderr));
+            let shown = text(&tty.stdout).replace("\r\n", "\n");
+            let (first, rest) = shown.split_once('\n').unwrap_or((&shown, ""));
             assert!(
-                first == format!("rfpm {version}")
-                    || (first.starts_with(&format!("rfpm {version} (")) && first.ends_with(')')),
-                "rfpm {args:?}: first line {first:?}"
+                is_rfpm_line(first),
+                "at a terminal, rfpm {args:?}: {shown:?}"
             );
-            assert_eq!(rest, text(&theirs.stdout), "rfpm {args:?}: PHP's banner");
+            assert_eq!(rest, text(&theirs.stdout), "at a terminal, rfpm {args:?}");
         }
     }
 }

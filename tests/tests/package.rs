@@ -93,9 +93,9 @@ fn debian_package_installs_and_checks() {
     assert_eq!(files, FILES);
     assert!(root.join("var/log/rfpm").is_dir(), "no /var/log/rfpm");
 
-    // The packaged binary runs and says what it is.
+    // The packaged binary runs (its libphp8.2 found).
     let v = ok(Command::new(root.join("usr/sbin/rfpm")).arg("-v"));
-    assert!(v.starts_with("rfpm "), "{v}");
+    assert!(v.starts_with("PHP 8.2."), "{v}");
     // The sample configuration is valid as it stands (the pid file's and the error
     // log's directories are those of the temp root).
     let conf = std::fs::read_to_string(root.join("etc/rfpm/php-fpm.conf")).unwrap_or_default();

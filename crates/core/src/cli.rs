@@ -401,8 +401,8 @@ rfpm also has:\n\
 \x20 request ADDR SCRIPT [options]\n\
 \x20                  Send one FastCGI request and print the response (rfpm request --help)\n";
 
-/// rfpm's own line, printed by `-v` before PHP's banner: `rfpm 0.1.0` and, when built
-/// from a git checkout, `(git describe)`.
+/// rfpm's own line, printed by `-v` on stderr (when it is a terminal) before PHP's banner
+/// on stdout: `rfpm 0.1.0` and, when built from a git checkout, `(git describe)`.
 pub fn version_line(version: &str, describe: &str) -> String {
     if describe.is_empty() {
         format!("rfpm {version}")
