@@ -6,34 +6,49 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 export RFPM_BIN ?= $(abspath $(TARGET_DIR))/debug/rfpm
 
-# Debian packages: the PHP embed library and headers (build), php-fpm8.2 and php-cli
-# (the reference for differential tests and the php-src harness), nginx and curl
-# (end-to-end tests), libclang (bindgen), dpkg-dev/xz-utils (php-src suite download), acl
-# (getfacl, for the listen.acl_* tests), python3-prometheus-client (parses the openmetrics
-# status page) and chromium (status.html).
-DEB_PACKAGES := libphp8.2-embed php8.2-dev php8.2-cli php8.2-fpm nginx curl \
-                libclang-dev clang pkg-config dpkg-dev xz-utils ca-certificates acl \
-                python3-prometheus-client chromium
+# Debian packages. To build and run (make run, make release, make install): the PHP
+# embed library and headers, libclang (bindgen), a C compiler and linker.
+RUN_PACKAGES := libphp8.2-embed php8.2-dev libclang-dev clang gcc pkg-config ca-certificates
+# To test, in addition: php-fpm8.2 and php-cli (the reference for differential tests and
+# the php-src harness), nginx and curl (end-to-end tests), dpkg-dev/xz-utils (php-src
+# suite download, make deb), acl (getfacl, for the listen.acl_* tests),
+# python3-prometheus-client (parses the openmetrics status page), chromium
+# (status.html), and for the package's test systemd (systemd-analyze), logrotate and
+# man-db.
+DEB_PACKAGES := $(RUN_PACKAGES) php8.2-cli php8.2-fpm nginx curl dpkg-dev xz-utils acl \
+                python3-prometheus-client chromium systemd logrotate man-db
+# To benchmark, in addition.
+BENCH_PACKAGES := $(DEB_PACKAGES) php8.2-cgi wrk
 
-.PHONY: all deps build release run test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris chaos chaos-short
-
-all: build
-
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs the Debian packages of $(1) that are missing.
+define install_packages
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi; \
-	ldconfig; \
-	test -e /usr/lib/libphp.so || { echo "libphp.so missing after ldconfig" >&2; exit 1; }
+	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
+endef
+
+.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris chaos chaos-short
+
+all: build
+
+deps:
+	$(call install_packages,$(DEB_PACKAGES))
+
+deps-run:
+	$(call install_packages,$(RUN_PACKAGES))
+
+deps-bench:
+	$(call install_packages,$(BENCH_PACKAGES))
 
 build: deps
 	$(CARGO) build --workspace
 
-release: deps
+release: deps-run
 	$(CARGO) build --release -p rfpm
 
 # rfpm in the foreground on its built-in default configuration (pool www on 127.0.0.1:9000).
@@ -67,7 +82,7 @@ conformance-check: build
 	tests/php-src/run check $(TARGET_DIR)/debug/rfpm tests/php-src/expected-pass.txt
 
 # The full table for all 122 tests, rfpm beside php-fpm8.2.
-conformance: release
+conformance: deps release
 	tests/php-src/run table $(TARGET_DIR)/release/rfpm
 
 # The fault-injection suite (issue 19; tests/src/bin/chaos.rs), rfpm beside php-fpm8.2:
@@ -88,32 +103,68 @@ test: lint unit integration conformance-check chaos-short
 
 # Side-by-side benchmarks against php-fpm8.2 (bench/README.md); bounded, about 4 minutes.
 # Writes bench/RESULTS.md and the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
-DEB_PACKAGES += php8.2-cgi wrk
 BENCH_ARGS ?=
-bench: deps
+bench: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
 
 # A reload's cost to the requests that arrive during it, rfpm beside php-fpm8.2
 # (bench/RELOAD.md); bounded, about a minute.
-bench-reload: deps
+bench-reload: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/reload-latency --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --rounds 3 --out bench/RELOAD-table.md
 
 # What a worker's output costs the master, rfpm beside php-fpm8.2 (bench/CAPTURE.md).
-bench-capture: deps
+bench-capture: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/capture-cpu --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --rounds 3 --out bench/CAPTURE-table.md
 
 # Slow-loris clients against php-fpm8.2 and rfpm with and without request_read_timeout
 # (bench/SLOWLORIS.md); bounded, about a minute.
-bench-slowloris: deps
+bench-slowloris: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/slowloris --rfpm $(abspath $(TARGET_DIR))/release/rfpm --loris 200
 	timeout 300 $(TARGET_DIR)/release/slowloris --rfpm $(abspath $(TARGET_DIR))/release/rfpm --loris 8
+
+# Installation. PREFIX for the program, the manual and the documentation; the
+# configuration, the systemd unit, logrotate and the log directory go where Debian
+# looks for them. DESTDIR stages it all below a directory (packaging). BIN: the
+# binary to install (the release build unless given; built when missing).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BIN ?= $(TARGET_DIR)/release/rfpm
+SBINDIR := $(PREFIX)/sbin
+MAN8DIR := $(PREFIX)/share/man/man8
+DOCDIR := $(PREFIX)/share/doc/rfpm
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+
+install:
+	@test -x "$(BIN)" || $(MAKE) release
+	install -D -m 0755 "$(BIN)" "$(DESTDIR)$(SBINDIR)/rfpm"
+	install -D -m 0644 dist/man/rfpm.8 "$(DESTDIR)$(MAN8DIR)/rfpm.8"
+	gzip -9nf "$(DESTDIR)$(MAN8DIR)/rfpm.8"
+	install -D -m 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
+	install -D -m 0644 dist/systemd/php8.2-fpm.service.d/rfpm.conf \
+	  "$(DESTDIR)$(DOCDIR)/examples/php8.2-fpm.service.d/rfpm.conf"
+	sed -i 's|@SBINDIR@|$(SBINDIR)|g' "$(DESTDIR)$(DOCDIR)/examples/php8.2-fpm.service.d/rfpm.conf"
+	install -D -m 0644 dist/systemd/rfpm.service.in "$(DESTDIR)$(UNITDIR)/rfpm.service"
+	sed -i 's|@SBINDIR@|$(SBINDIR)|g' "$(DESTDIR)$(UNITDIR)/rfpm.service"
+	install -D -m 0644 dist/logrotate/rfpm "$(DESTDIR)$(SYSCONFDIR)/logrotate.d/rfpm"
+	@# An existing configuration is kept.
+	for f in php-fpm.conf pool.d/www.conf; do \
+	  test -e "$(DESTDIR)$(SYSCONFDIR)/rfpm/$$f" || install -D -m 0644 "dist/etc/$$f" "$(DESTDIR)$(SYSCONFDIR)/rfpm/$$f"; \
+	done
+	install -d -m 0755 "$(DESTDIR)/var/log/rfpm"
+
+# A Debian package in DEB_OUT (default: the target directory), from BIN.
+DEB_OUT ?= $(TARGET_DIR)
+deb:
+	@test -x "$(BIN)" || $(MAKE) release
+	dist/deb/build "$(BIN)" "$(DEB_OUT)"
 
 clean:
 	$(CARGO) clean

@@ -20,6 +20,83 @@ fn php_includes() -> Vec<String> {
         .collect()
 }
 
+/// Debian's `libphp8.2.so` names itself `libphp.so` (its SONAME), so a binary linked
+/// against it would need `libphp.so`, a link `ldconfig` makes to whichever PHP embed
+/// library it finds: with several PHP versions installed, which one loads is up to it.
+/// The linker is given a copy of the library without its SONAME instead, found as
+/// `-lphp8.2`: the binary then needs `libphp8.2.so` by that name, and the dynamic loader
+/// loads exactly it (at run time the real file is used, the copy only at link time).
+fn link_versioned() {
+    let prefix = Command::new(env::var("PHP_CONFIG").unwrap_or_else(|_| "php-config8.2".into()))
+        .arg("--prefix")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/usr".into());
+    let lib = PathBuf::from(prefix).join("lib/libphp8.2.so");
+    println!("cargo:rerun-if-changed={}", lib.display());
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("link");
+    let bytes = std::fs::read(&lib).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} (install libphp8.2-embed: `make deps`): {e}",
+            lib.display()
+        )
+    });
+    let stub = without_soname(bytes).unwrap_or_else(|| {
+        panic!(
+            "{}: not a 64-bit little-endian ELF shared library with a dynamic section",
+            lib.display()
+        )
+    });
+    std::fs::create_dir_all(&out).expect("create the link directory");
+    std::fs::write(out.join("libphp8.2.so"), stub).expect("write the link copy of libphp8.2.so");
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=dylib=php8.2");
+}
+
+/// The ELF shared library without its `DT_SONAME` entry (the later entries move up one;
+/// the array still ends with `DT_NULL`). `None` when it is not a 64-bit little-endian ELF
+/// with a well-formed dynamic segment.
+fn without_soname(mut elf: Vec<u8>) -> Option<Vec<u8>> {
+    const PT_DYNAMIC: u32 = 2;
+    const DT_NULL: u64 = 0;
+    const DT_SONAME: u64 = 14;
+    let u16_at = |b: &[u8], o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |b: &[u8], o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |b: &[u8], o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
+    if elf.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let phoff = usize::try_from(u64_at(&elf, 0x20)?).ok()?;
+    let phentsize = usize::from(u16_at(&elf, 0x36)?);
+    let phnum = usize::from(u16_at(&elf, 0x38)?);
+    let (dyn_off, dyn_size) = (0..phnum).find_map(|i| {
+        let ph = phoff + i * phentsize;
+        (u32_at(&elf, ph)? == PT_DYNAMIC).then_some(())?;
+        Some((
+            usize::try_from(u64_at(&elf, ph + 8)?).ok()?,
+            usize::try_from(u64_at(&elf, ph + 32)?).ok()?,
+        ))
+    })?;
+    let end = dyn_off.checked_add(dyn_size)?;
+    elf.get(dyn_off..end)?;
+    let mut at = dyn_off;
+    while at + 16 <= end {
+        match u64_at(&elf, at)? {
+            // No SONAME: the linker records the name it found the file by already.
+            DT_NULL => return Some(elf),
+            DT_SONAME => {
+                elf.copy_within(at + 16..end, at);
+                elf[end - 16..end].fill(0);
+                return Some(elf);
+            }
+            _ => at += 16,
+        }
+    }
+    None
+}
+
 fn main() {
     let includes = php_includes();
     println!("cargo:rerun-if-changed=csrc/php_sys.c");
@@ -37,7 +114,7 @@ fn main() {
         build.include(i);
     }
     build.compile("php_sys_c");
-    println!("cargo:rustc-link-lib=dylib=php8.2");
+    link_versioned();
     let joined = env::join_paths(&includes).expect("PHP include directories");
     println!("cargo:include={}", joined.to_string_lossy());
 

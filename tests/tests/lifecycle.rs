@@ -286,15 +286,26 @@ both!(sigquit_lets_the_running_request_finish, |kind| {
     assert!(fpm.log_contains("NOTICE: exiting, bye-bye!"));
 });
 
-// A script that replaced signal handlers (pcntl_signal, where the SAPI has pcntl) must
-// not change how the worker reacts to signals in later requests: SIGQUIT still lets the
-// running request finish, SIGTERM still ends the worker at once.
+/// rfpm hides pcntl unless a pool allows it (php-fpm8.2 has none).
+fn with_pcntl(kind: Kind, b: FpmBuilder) -> FpmBuilder {
+    if kind == Kind::Rfpm {
+        b.pool_line("allow_pcntl = yes")
+    } else {
+        b
+    }
+}
+
+// A script that replaced signal handlers (pcntl_signal, where the SAPI has pcntl: rfpm
+// with `allow_pcntl`) must not change how the worker reacts to signals in later
+// requests: SIGQUIT still lets the running request finish, SIGTERM still ends the worker
+// at once.
 both!(signals_after_a_script_replaced_handlers, |kind| {
-    let fpm = start(
+    let fpm = start(with_pcntl(
+        kind,
         Fpm::builder(kind)
             .pool_line("pm.max_children = 1")
             .global("process_control_timeout = 10"),
-    );
+    ));
     for _ in 0..3 {
         let r = ok(fpm.request("signals.php", &[]));
         let t = text_of(&r);
@@ -320,13 +331,14 @@ both!(signals_after_a_script_replaced_handlers, |kind| {
 both!(
     idle_worker_stops_cleanly_after_a_script_replaced_handlers,
     |kind| {
-        let fpm = start(
+        let fpm = start(with_pcntl(
+            kind,
             Fpm::builder(kind)
                 .pool_line("pm.max_children = 1")
                 .global("log_level = debug")
                 // Without it the master sends SIGTERM right after SIGQUIT.
                 .global("process_control_timeout = 10"),
-        );
+        ));
         for _ in 0..2 {
             let r = ok(fpm.request("signals.php", &[]));
             assert!(pid_of(&r) > 0);

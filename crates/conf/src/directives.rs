@@ -555,6 +555,11 @@ fn has_jitter(p: &PoolConf) -> bool {
     p.pm_max_requests_jitter.configured() != 0
 }
 
+/// `allow_pcntl` is set (rfpm only).
+fn allows_pcntl(p: &PoolConf) -> bool {
+    p.allow_pcntl
+}
+
 /// `pm.max_memory` is set (rfpm only).
 fn has_max_memory(p: &PoolConf) -> bool {
     p.pm_max_memory != 0
@@ -673,6 +678,9 @@ section! {
         /// FastCGI server's built-in 16 MiB).
         request_max_params_size: Option<Count> = None => "request.max_params_size", OptInt,
             check(Check::AtLeast(1, Level::Alert, "request.max_params_size must be a positive value"));
+        /// rfpm only: the pool's scripts see the pcntl extension (`pcntl_fork()`, …),
+        /// which libphp8.2 has and php-fpm8.2 has not; hidden by default.
+        allow_pcntl: bool = false => "allow_pcntl", Bool, rfpm_only(allows_pcntl);
     }
     aliases {
         "php_flag" => php_values, Flags;
@@ -910,7 +918,8 @@ mod tests {
                 "shutdown.drain",
                 "pm.max_requests_jitter",
                 "pm.max_memory",
-                "request_read_timeout"
+                "request_read_timeout",
+                "allow_pcntl"
             ]
         );
         let cfg = validated(&format!(
@@ -933,9 +942,17 @@ mod tests {
             .any(|l| l == "\trequest_read_timeout = 60s"));
         let cfg = validated(&MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]"));
         assert!(dump(&cfg).iter().any(|l| l == "\tshutdown.drain = yes"));
+        let cfg = validated(&format!("{MINIMAL}allow_pcntl = yes\n"));
+        let d = dump(&cfg);
+        let at = |l: &str| d.iter().position(|x| x == l);
+        // Last of the pool's directives (with no env or php values set, after security.limit_extensions).
+        assert_eq!(
+            at("\tallow_pcntl = yes"),
+            at("\tsecurity.limit_extensions = .php .phar").map(|i| i + 1)
+        );
         // Set to their defaults they are as good as unset.
         let cfg = validated(&format!(
-            "{MINIMAL}pm.max_requests_jitter = 0\npm.max_memory = 0\n"
+            "{MINIMAL}pm.max_requests_jitter = 0\npm.max_memory = 0\nallow_pcntl = no\n"
         ));
         let want: Vec<&str> = PHP_FPM_TT_MINIMAL.lines().collect();
         assert_eq!(dump(&cfg), want);
@@ -1012,7 +1029,7 @@ mod tests {
             "{}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
              pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n\
-             request_read_timeout = 5s\n",
+             request_read_timeout = 5s\nallow_pcntl = yes\n",
             MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]")
         ));
         let printed: Vec<String> = dump(&cfg)

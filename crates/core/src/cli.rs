@@ -395,6 +395,22 @@ pub fn usage(argv0: &str) -> String {
     )
 }
 
+/// What `-h` prints after php-fpm's usage text: rfpm's own command.
+pub const RFPM_USAGE: &str = "\n\
+rfpm also has:\n\
+\x20 request ADDR SCRIPT [options]\n\
+\x20                  Send one FastCGI request and print the response (rfpm request --help)\n";
+
+/// rfpm's own line, printed by `-v` on stderr (when it is a terminal) before PHP's banner
+/// on stdout: `rfpm 0.1.0` and, when built from a git checkout, `(git describe)`.
+pub fn version_line(version: &str, describe: &str) -> String {
+    if describe.is_empty() {
+        format!("rfpm {version}")
+    } else {
+        format!("rfpm {version} ({describe})")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,6 +659,16 @@ mod tests {
         );
         assert_eq!(parse("rfpm", &args(&["request"])), Parsed::Request(vec![]));
         usage_error(&["-t", "request"]);
+    }
+
+    #[test]
+    fn version_line_with_and_without_git() {
+        assert_eq!(version_line("0.1.0", ""), "rfpm 0.1.0");
+        assert_eq!(
+            version_line("0.1.0", "v0.1.0-3-gabc1234"),
+            "rfpm 0.1.0 (v0.1.0-3-gabc1234)"
+        );
+        assert!(RFPM_USAGE.starts_with('\n') && RFPM_USAGE.contains("  request ADDR SCRIPT"));
     }
 
     #[test]

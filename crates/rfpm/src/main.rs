@@ -49,7 +49,7 @@ fn real_main(argv0: &str, args: &[String]) -> i32 {
     match cli::parse(argv0, args) {
         Parsed::Request(rest) => request_cmd::main(&rest),
         Parsed::Help => {
-            print!("{}", cli::usage(argv0));
+            print!("{}{}", cli::usage(argv0), cli::RFPM_USAGE);
             EX_OK
         }
         Parsed::UsageError(msg) => {
@@ -60,6 +60,16 @@ fn real_main(argv0: &str, args: &[String]) -> i32 {
             EX_USAGE
         }
         Parsed::Version(c) => exit_code(startup::start_engine(&c, argv0).map(|()| {
+            // rfpm's own line first, for a person at a terminal (on stderr). Whoever
+            // reads the output otherwise gets php-fpm's bytes and nothing else: scripts
+            // take PHP's version from its first line, and php-src's tests compare all
+            // of it, stderr included.
+            if rfpm_sys::fd::isatty(rfpm_sys::fd::Stdio::Err.borrow()) {
+                eprintln!(
+                    "{}",
+                    cli::version_line(env!("CARGO_PKG_VERSION"), env!("RFPM_GIT_DESCRIBE"))
+                );
+            }
             print!("{}", sapi::version_text());
             EX_OK
         })),

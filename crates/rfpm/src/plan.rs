@@ -20,6 +20,8 @@ pub struct Plan {
     pub config: conf::Config,
     /// The path as php-fpm shows it in `test is successful`.
     pub path_shown: String,
+    /// No `-y` and no file at [`DEFAULT_CONFIG`]: the built-in default runs.
+    pub builtin: bool,
     pub daemonize: bool,
     pub pid_file: Option<String>,
     pub process_control_timeout: u64,
@@ -152,6 +154,9 @@ fn user_info(u: identity::User) -> conf::UserInfo {
 struct OsSys {
     /// The error log file, opened for the plan.
     error_log: RefCell<Option<(File, PathBuf)>>,
+    /// The built-in default logs to stderr only: its error log is not opened (a user
+    /// who may not write `/var/log` runs it too).
+    no_error_log: bool,
 }
 
 impl conf::Sys for OsSys {
@@ -177,6 +182,7 @@ impl conf::Sys for OsSys {
 
     fn open_log(&self, which: &conf::LogFile, path: &str) -> Result<(), conf::SysError> {
         match which {
+            conf::LogFile::ErrorLog if self.no_error_log => Ok(()),
             conf::LogFile::ErrorLog => {
                 let file = log::open_log_file(Path::new(path)).map_err(|e| sys_err(&e))?;
                 *self.error_log.borrow_mut() = Some((file, PathBuf::from(path)));
@@ -257,6 +263,7 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
         builtin_default || (!daemonize && (fd::isatty(fd::Stdio::Err.borrow()) || c.force_stderr));
     let sys = OsSys {
         error_log: RefCell::new(None),
+        no_error_log: builtin_default,
     };
     let validated = conf::validate(&mut loaded.config, &sys, &opts);
     log.file = sys.error_log.take();
@@ -294,6 +301,7 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
     }
     Ok(Plan {
         path_shown: path,
+        builtin: builtin_default,
         daemonize: g.daemonize,
         pid_file: g.pid.clone(),
         process_control_timeout: g.process_control_timeout.get(),
@@ -309,6 +317,7 @@ pub fn pools(config: &conf::Config, c: &Cli) -> Result<(Vec<Pool>, Vec<conf::Dia
     let opts = options(c);
     let sys = OsSys {
         error_log: RefCell::new(None),
+        no_error_log: false,
     };
     let mut said = Vec::new();
     let failed = |said: &mut Vec<conf::Diag>, f: conf::Failure| {

@@ -22,6 +22,9 @@ pub struct Pool {
     pub max_requests: u64,
     /// `request.max_params_size` (rfpm only): a request whose params exceed it is refused.
     pub max_params_size: usize,
+    /// `allow_pcntl` (rfpm only): the scripts see pcntl (hidden otherwise, as php-fpm8.2
+    /// has none).
+    pub allow_pcntl: bool,
     /// `pm.max_requests_jitter` (rfpm): each worker adds a random 0..=N to `max_requests`.
     pub max_requests_jitter: u64,
     /// `pm.max_memory` (rfpm): resident bytes above which the master recycles a worker;
@@ -117,6 +120,7 @@ impl Pool {
             max_params_size: c
                 .request_max_params_size
                 .map_or(fcgi::server::DEFAULT_MAX_PARAMS_LEN, conf::Count::get),
+            allow_pcntl: c.allow_pcntl,
             max_requests_jitter: c.pm_max_requests_jitter.get() as u64,
             max_memory: c.pm_max_memory,
             read_timeout: c.request_read_timeout.get(),

@@ -3,21 +3,24 @@
 //! ```text
 //! rfpm request ADDR SCRIPT [--method M] [--body FILE|-] [--param K=V]... [--query Q]
 //!              [--header 'Name: value']... [--docroot DIR] [--header-only] [--timeout SECS]
+//!              [--any-status] [--expect TEXT]
 //! ```
 //! Prints the raw CGI response (headers, blank line, body) on stdout and the FastCGI stderr
-//! stream on stderr. Exit status: 0 when the response completed with a status below 500
-//! (`Status:` header, 200 when absent), 1 for a status of 500 or more, 2 for a connection or
-//! protocol failure or a timeout (one line on stderr), 64 for bad usage.
+//! stream on stderr, each of its lines as a line of its own prefixed `stderr: `; rfpm's own
+//! messages are prefixed `rfpm request: `. Exit status: 0 when the response completed with a
+//! status below 400 (`Status:` header, 200 when absent), 1 for a status of 400 or more (any
+//! status with `--any-status`) or a body without the `--expect`ed text, 2 for a connection
+//! or protocol failure or a timeout, 64 for bad usage.
 
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use fcgi::client::{Addr, Client, ClientError, ClientRequest, Response};
 
-/// The response completed with a status below 500.
+/// The response completed with a status below 400 (and had the expected text).
 pub const EXIT_OK: i32 = 0;
-/// The response completed with a status of 500 or more.
-pub const EXIT_SERVER_ERROR: i32 = 1;
+/// The response completed with a status of 400 or more, or without the expected text.
+pub const EXIT_BAD_RESPONSE: i32 = 1;
 /// Connection or protocol failure, or timeout.
 pub const EXIT_FAILURE: i32 = 2;
 /// Bad usage.
@@ -41,8 +44,13 @@ pub fn usage() -> String {
          \x20 --docroot DIR       DOCUMENT_ROOT; SCRIPT_NAME is then SCRIPT's path below DIR\n\
          \x20 --header-only       print only the response headers\n\
          \x20 --timeout SECS      give up after SECS seconds without progress (default {DEFAULT_TIMEOUT_SECS}, 0 = never)\n\
+         \x20 --any-status        exit 0 whatever the response's status (a 404 or a 500 included)\n\
+         \x20 --expect TEXT       exit 1 unless the response body contains TEXT (e.g. 'pong' from ping.path)\n\
          \x20 -h, --help          this help\n\
-         Exit status: 0 response status < 500, 1 status >= 500, 2 connection/protocol failure or timeout, 64 bad usage.\n"
+         The FastCGI stderr stream is printed on stderr, each line prefixed 'stderr: ';\n\
+         rfpm's own messages there are prefixed 'rfpm request: '.\n\
+         Exit status: 0 response status 2xx or 3xx (1xx too), 1 status 4xx or 5xx or the --expect text missing,\n\
+         2 no answer (connection or protocol failure, timeout), 64 bad usage.\n"
     )
 }
 
@@ -66,13 +74,17 @@ pub struct Opts {
     pub header_only: bool,
     /// `None` = no timeout.
     pub timeout: Option<Duration>,
+    /// Exit 0 whatever the status.
+    pub any_status: bool,
+    /// Text the body must contain.
+    pub expect: Option<String>,
 }
 
 /// What the arguments ask for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Help,
-    Request(Opts),
+    Request(Box<Opts>),
 }
 
 /// Parses the subcommand's arguments (after `request`). Options may be written
@@ -86,6 +98,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut params: Vec<(String, String)> = Vec::new();
     let mut docroot = None;
     let mut header_only = false;
+    let mut any_status = false;
+    let mut expect = None;
     let mut timeout = Some(Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS));
     let mut i = 0;
     let mut options_done = false;
@@ -170,6 +184,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 flag(&inline)?;
                 header_only = true;
             }
+            "--any-status" => {
+                flag(&inline)?;
+                any_status = true;
+            }
+            "--expect" => {
+                let t = value(inline)?;
+                if t.is_empty() {
+                    return Err("--expect needs a non-empty TEXT".to_string());
+                }
+                expect = Some(t);
+            }
             "--timeout" => {
                 let v = value(inline)?;
                 let secs: f64 = v
@@ -204,7 +229,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             return Err(format!("SCRIPT '{script}' is not below --docroot '{d}'"));
         }
     }
-    Ok(Command::Request(Opts {
+    Ok(Command::Request(Box::new(Opts {
         addr,
         script,
         method: method.unwrap_or_else(|| "GET".to_string()),
@@ -214,7 +239,9 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         docroot,
         header_only,
         timeout,
-    }))
+        any_status,
+        expect,
+    })))
 }
 
 /// Sets a parameter, replacing one of the same name (case-sensitive, like FastCGI).
@@ -308,13 +335,45 @@ pub fn build_params(opts: &Opts, body_len: Option<usize>) -> Vec<(String, String
     params
 }
 
-/// The exit status for a completed response.
-pub fn exit_status(resp: &Response) -> i32 {
-    if resp.status() >= 500 {
-        EXIT_SERVER_ERROR
-    } else {
-        EXIT_OK
+/// The exit status for a completed response, and why it is not 0.
+pub fn verdict(resp: &Response, opts: &Opts) -> (i32, Option<String>) {
+    let status = resp.status();
+    if status >= 400 && !opts.any_status {
+        return (
+            EXIT_BAD_RESPONSE,
+            Some(format!("the response's status is {status}")),
+        );
     }
+    if let Some(text) = &opts.expect {
+        if !contains(resp.body(), text.as_bytes()) {
+            return (
+                EXIT_BAD_RESPONSE,
+                Some(format!("the response's body does not contain '{text}'")),
+            );
+        }
+    }
+    (EXIT_OK, None)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The FastCGI stderr stream as lines of their own, each prefixed `stderr: ` (a last line
+/// without its newline gets one), so it neither runs into rfpm's messages nor is taken for
+/// one.
+pub fn stderr_lines(stderr: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stderr.len() + 16);
+    if stderr.is_empty() {
+        return out;
+    }
+    let body = stderr.strip_suffix(b"\n").unwrap_or(stderr);
+    for line in body.split(|&b| b == b'\n') {
+        out.extend_from_slice(b"stderr: ");
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out
 }
 
 /// The header block of a CGI response, including the blank line that ends it (all of
@@ -415,7 +474,7 @@ pub fn run(args: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut
         };
         let _ = out.write_all(shown);
         let _ = out.flush();
-        let _ = err.write_all(&resp.stderr);
+        let _ = err.write_all(&stderr_lines(&resp.stderr));
         let _ = err.flush();
     };
     match result {
@@ -430,7 +489,11 @@ pub fn run(args: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut
                     ),
                 );
             }
-            exit_status(&resp)
+            let (code, why) = verdict(&resp, &opts);
+            if let Some(why) = why {
+                let _ = writeln!(err, "rfpm request: {why}");
+            }
+            code
         }
         Err(ClientError::Incomplete { partial, source }) => {
             print(&partial, out, err);
@@ -473,7 +536,7 @@ mod tests {
 
     fn opts(list: &[&str]) -> Opts {
         match parse_args(&args(list)) {
-            Ok(Command::Request(o)) => o,
+            Ok(Command::Request(o)) => *o,
             other => panic!("{list:?}: {other:?}"),
         }
     }
@@ -652,17 +715,44 @@ mod tests {
             stdout: s.to_vec(),
             ..Response::default()
         };
-        assert_eq!(exit_status(&resp(b"Content-type: text/html\r\n\r\nx")), 0);
-        assert_eq!(exit_status(&resp(b"Status: 404 Not Found\r\n\r\n")), 0);
-        assert_eq!(exit_status(&resp(b"Status: 499 X\r\n\r\n")), 0);
+        let plain = opts(&["9000", "/x.php"]);
+        let code = |s: &[u8], o: &Opts| verdict(&resp(s), o).0;
+        assert_eq!(code(b"Content-type: text/html\r\n\r\nx", &plain), 0);
+        assert_eq!(code(b"Status: 302 Found\r\nLocation: /\r\n\r\n", &plain), 0);
+        assert_eq!(code(b"Status: 399 X\r\n\r\n", &plain), 0);
+        assert_eq!(code(b"Status: 400 Bad Request\r\n\r\n", &plain), 1);
+        assert_eq!(code(b"Status: 404 Not Found\r\n\r\n", &plain), 1);
         assert_eq!(
-            exit_status(&resp(b"Status: 500 Internal Server Error\r\n\r\n")),
+            code(b"Status: 500 Internal Server Error\r\n\r\n", &plain),
             1
         );
         assert_eq!(
-            exit_status(&resp(b"Status: 503 Service Unavailable\r\n\r\n")),
-            1
+            verdict(&resp(b"Status: 503 Service Unavailable\r\n\r\n"), &plain).1,
+            Some("the response's status is 503".to_string())
         );
+        let any = opts(&["9000", "/x.php", "--any-status"]);
+        assert_eq!(code(b"Status: 404 Not Found\r\n\r\n", &any), 0);
+        assert_eq!(code(b"Status: 503 Service Unavailable\r\n\r\n", &any), 0);
+        let pong = opts(&["9000", "/x.php", "--expect", "pong"]);
+        assert_eq!(code(b"Content-Type: text/plain\r\n\r\npong", &pong), 0);
+        assert_eq!(code(b"Content-Type: text/plain\r\n\r\nping", &pong), 1);
+        // In the headers is not in the body.
+        assert_eq!(code(b"X-Pong: pong\r\n\r\nping", &pong), 1);
+        // The status is checked first.
+        assert_eq!(code(b"Status: 500 X\r\n\r\npong", &pong), 1);
+        assert!(parse_args(&args(&["9000", "/x.php", "--expect", ""])).is_err());
+        assert!(parse_args(&args(&["9000", "/x.php", "--any-status=1"])).is_err());
+    }
+
+    #[test]
+    fn stderr_as_lines() {
+        assert_eq!(stderr_lines(b""), b"");
+        assert_eq!(
+            stderr_lines(b"Primary script unknown"),
+            b"stderr: Primary script unknown\n"
+        );
+        assert_eq!(stderr_lines(b"a\nb\n"), b"stderr: a\nstderr: b\n");
+        assert_eq!(stderr_lines(b"a\n\nb"), b"stderr: a\nstderr: \nstderr: b\n");
     }
 
     struct Outcome {
@@ -914,7 +1004,7 @@ mod tests {
         // A 503 with something on FastCGI stderr.
         let o = call(&[&sock, &fpm.script("fail.php")], b"");
         let out = String::from_utf8_lossy(&o.out).into_owned();
-        assert_eq!(o.code, EXIT_SERVER_ERROR, "{out}");
+        assert_eq!(o.code, EXIT_BAD_RESPONSE, "{out}");
         assert!(
             out.starts_with("Status: 503 Service Unavailable\r\n"),
             "{out}"
@@ -926,13 +1016,19 @@ mod tests {
             String::from_utf8_lossy(&o.err)
         );
 
-        // A missing script: php-fpm answers 404, which is a completed request.
+        // A missing script: php-fpm answers 404, a completed request a probe must not
+        // take for a success.
         let missing = fpm.script("missing.php");
         let o = call(&[&sock, &missing], b"");
         let out = String::from_utf8_lossy(&o.out).into_owned();
-        assert_eq!(o.code, EXIT_OK, "{out}");
+        assert_eq!(o.code, EXIT_BAD_RESPONSE, "{out}");
         assert!(out.starts_with("Status: 404 Not Found\r\n"), "{out}");
         assert!(out.ends_with("File not found.\n"), "{out}");
-        assert_eq!(String::from_utf8_lossy(&o.err), "Primary script unknown");
+        assert_eq!(
+            String::from_utf8_lossy(&o.err),
+            "stderr: Primary script unknown\nrfpm request: the response's status is 404\n"
+        );
+        let o = call(&[&sock, &missing, "--any-status"], b"");
+        assert_eq!(o.code, EXIT_OK);
     }
 }

@@ -73,10 +73,14 @@ pub fn run(argv0: &str, args: &[String], c: &Cli) -> Result<i32, Failure> {
                 notice!("{line}");
             }
         }
-        notice!(
-            "configuration file {} test is successful\n",
-            plan.path_shown
-        );
+        if plan.builtin {
+            notice!("the built-in default configuration test is successful\n");
+        } else {
+            notice!(
+                "configuration file {} test is successful\n",
+                plan.path_shown
+            );
+        }
         return Ok(EX_OK);
     }
 

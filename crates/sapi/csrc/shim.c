@@ -126,6 +126,35 @@ rfpm_shim_result rfpm_shim_module_startup(void *module)
 	return RFPM_SHIM_OK;
 }
 
+static int rfpm_drop_module_constant(zval *el, void *arg)
+{
+	zend_constant *c = Z_PTR_P(el);
+	return ZEND_CONSTANT_MODULE_NUMBER(c) == (uint32_t) *(int *) arg
+		? ZEND_HASH_APPLY_REMOVE : ZEND_HASH_APPLY_KEEP;
+}
+
+bool rfpm_shim_hide_extension(const char *name)
+{
+	size_t len = strlen(name);
+	zend_module_entry *module = zend_hash_str_find_ptr(&module_registry, name, len);
+	if (module == NULL) {
+		return false;
+	}
+	int number = module->module_number;
+	if (module->functions != NULL) {
+		zend_unregister_functions(module->functions, -1, CG(function_table));
+	}
+	zend_hash_apply_with_argument(EG(zend_constants), rfpm_drop_module_constant, &number);
+	zend_unregister_ini_entries(number);
+	/* Out of the registry without its destructor: the module stays started (its
+	 * MSHUTDOWN is not run), only no longer listed. */
+	dtor_func_t dtor = module_registry.pDestructor;
+	module_registry.pDestructor = NULL;
+	zend_hash_str_del(&module_registry, name, len);
+	module_registry.pDestructor = dtor;
+	return true;
+}
+
 #ifdef ZEND_SIGNALS
 /* A worker's own signal handlers as Zend recorded them at its first request start. */
 static __typeof__(SIGG(handlers)) rfpm_worker_handlers;

@@ -43,6 +43,13 @@ bool rfpm_shim_layout(int which, rfpm_shim_layout_t *out);
 /* php_module_startup() with our additional module ("cgi-fcgi": FPM functions, INI). */
 rfpm_shim_result rfpm_shim_module_startup(void *sapi_module_struct_ptr);
 
+/* Removes a loaded extension from what scripts see, as if it had never been loaded: its
+ * functions, constants and INI entries, and its entry in the module registry
+ * (extension_loaded(), get_loaded_extensions(), -m, phpinfo()). Its request hooks still
+ * run (PHP keeps them in arrays built at start-up): harmless for what is removed. Call
+ * outside any request. false: no such extension. */
+bool rfpm_shim_hide_extension(const char *name);
+
 /* Per request, each inside zend_try. */
 rfpm_shim_result rfpm_shim_request_startup(void);
 /* Opens the primary script like FPM does (SG(request_info).path_translated, doc_root,

@@ -130,6 +130,17 @@ pub fn shutdown() {
     }
 }
 
+/// Hides the pcntl extension, which libphp8.2 has built in and php-fpm8.2 has not:
+/// its functions, constants and INI entries are gone and `extension_loaded('pcntl')` is
+/// false, as in php-fpm8.2. Call it outside any request (a worker before its first one;
+/// `-m` and `-i`, which show what a worker sees by default). Idempotent.
+pub fn hide_pcntl() {
+    // SAFETY: a NUL-terminated literal; outside any request, on PHP's only thread, after
+    // module start-up (the registry and tables exist; nothing refers to the removed
+    // entries while no script runs).
+    let _ = unsafe { shim::rfpm_shim_hide_extension(c"pcntl".as_ptr()) };
+}
+
 /// `-v`: `PHP 8.2.x (fpm-fcgi) (built: ...)`, copyright, Zend Engine line(s).
 #[must_use]
 pub fn version_text() -> String {
@@ -177,6 +188,7 @@ fn build_date() -> String {
 
 /// `-m`: the module list, php-fpm's format, on stdout.
 pub fn print_modules() {
+    hide_pcntl();
     // SAFETY: after start-up, outside any request, on PHP's thread; the shim runs the
     // request-less activation inside zend_try.
     unsafe { shim::rfpm_shim_cli_info(0) }
@@ -184,6 +196,7 @@ pub fn print_modules() {
 
 /// `-i`: phpinfo() as text on stdout.
 pub fn print_info() {
+    hide_pcntl();
     // SAFETY: as for `print_modules`.
     unsafe { shim::rfpm_shim_cli_info(1) }
 }

@@ -30,6 +30,11 @@ pub(super) fn setup(pool: &Pool) -> Result<(), String> {
             std::env::set_var("HOME", h);
         }
     }
+    // libphp8.2 has pcntl built in, php-fpm8.2 has not: a script could fork a worker
+    // behind the master's back.
+    if !pool.allow_pcntl {
+        sapi::hide_pcntl();
+    }
     for (k, v) in &pool.php_values {
         if !sapi::set_ini(k, v, false) {
             crate::log::log(
