@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use integration::helpers::{count, ok, pid_of, start, text_of};
-use integration::{both, fd_links, wait_for_file, wait_until, Fpm, Kind, Req, DEADLINE};
+use integration::{
+    both, fd_links, wait_for_file, wait_until, Fpm, FpmBuilder, Kind, Req, DEADLINE,
+};
 
 /// A wait.php request that blocks until `go` exists: returns once the script runs.
 fn blocked_request<'s>(
