@@ -58,6 +58,26 @@ impl Nginx {
         Nginx::start_conf(fpm_sock, docroot, extra, false)
     }
 
+    /// nginx with a `server` block of the caller's, made for the port it gets (it
+    /// listens on every address: the block's `listen` must name that port).
+    pub fn start_server(server: impl Fn(u16) -> String) -> Result<Nginx, HarnessError> {
+        let dir = tempfile::Builder::new()
+            .prefix("itest-nginx-")
+            .tempdir()
+            .map_err(|e| HarnessError::io("creating the nginx temp dir", e))?;
+        let port = free_port()?;
+        let r = dir.path().display().to_string();
+        let text = format!(
+            "daemon off;\nmaster_process off;\npid {r}/nginx.pid;\nerror_log {r}/error.log info;\n\
+             events {{\n    worker_connections 64;\n}}\nhttp {{\n    access_log {r}/access.log;\n\
+             client_body_temp_path {r}/client_body;\n    fastcgi_temp_path {r}/fastcgi_temp;\n\
+             proxy_temp_path {r}/proxy_temp;\n    uwsgi_temp_path {r}/uwsgi_temp;\n\
+             scgi_temp_path {r}/scgi_temp;\n{}\n}}\n",
+            server(port)
+        );
+        Nginx::run(dir, port, &text)
+    }
+
     /// [`Nginx::start`] with FastCGI keep-alive to the FPM, as production setups have it:
     /// an `upstream` with a `keepalive` connection cache and `fastcgi_keep_conn on`, so
     /// nginx sends request after request on the same FPM connection.
@@ -77,7 +97,6 @@ impl Nginx {
             .map_err(|e| HarnessError::io("creating the nginx temp dir", e))?;
         let root = dir.path();
         let port = free_port()?;
-        let conf = root.join("nginx.conf");
         let text = config_text(
             root,
             port,
@@ -86,6 +105,13 @@ impl Nginx {
             &extra.replace("{sock}", fpm_sock),
             keepalive,
         );
+        Nginx::run(dir, port, &text)
+    }
+
+    /// Starts nginx on `text` in `dir`, waits until it accepts on `port`.
+    fn run(dir: tempfile::TempDir, port: u16, text: &str) -> Result<Nginx, HarnessError> {
+        let root = dir.path();
+        let conf = root.join("nginx.conf");
         std::fs::write(&conf, text)
             .map_err(|e| HarnessError::io(format!("writing {}", conf.display()), e))?;
         let stderr = File::create(root.join("stderr.log"))
