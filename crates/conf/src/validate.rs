@@ -345,7 +345,7 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
 
     // access logs
     for p in &cfg.pools {
-        if let Some(al) = p.access_log.as_ref().filter(|s| !s.is_empty()) {
+        if let Some(al) = p.access_log.as_ref() {
             let which = LogFile::AccessLog {
                 pool: p.name.clone(),
             };
