@@ -551,6 +551,37 @@ fn path_shapes() -> Vec<Shape> {
                 ],
             ),
         ),
+        // A PATH_INFO other than the stripped tail: php-fpm keeps it whole as SCRIPT_NAME.
+        // Shorter than the tail it used to panic rfpm's worker (found by fuzz/paths).
+        shape(
+            "apache proxy with a PATH_INFO shorter than the tail",
+            with(
+                g(),
+                &[
+                    (
+                        "SCRIPT_FILENAME",
+                        &format!("proxy:fcgi://localhost{d}/env.php/foo/bar"),
+                    ),
+                    ("SCRIPT_NAME", "/s/env.php/foo/bar"),
+                    ("PATH_INFO", "/z"),
+                    ("DOCUMENT_ROOT", &d),
+                ],
+            ),
+        ),
+        shape(
+            "apache proxy with a PATH_INFO longer than the tail",
+            with(
+                g(),
+                &[
+                    (
+                        "SCRIPT_FILENAME",
+                        &format!("proxy:fcgi://localhost{d}/env.php/foo/bar"),
+                    ),
+                    ("SCRIPT_NAME", "/s/env.php/foo/bar"),
+                    ("PATH_INFO", "/a/b/c/d/e/f/g/h"),
+                ],
+            ),
+        ),
         // CVE-2019-11043 rows, compared byte for byte with php-fpm8.2 (with
         // cgi.fix_pathinfo 1 and 0); the named regression test, through nginx's
         // fastcgi_split_path_info with a %0a and the exploit's shapes, is

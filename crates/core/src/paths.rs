@@ -206,7 +206,15 @@ fn resolve_general(
                     if let Some(new_pi) = new_pi {
                         if let Some(pi) = &pi_orig {
                             p.set("ORIG_PATH_INFO", pi);
-                            let head = &pi[..pi.len() - slen];
+                            // What PATH_INFO held before its tail: without the Apache
+                            // prefix the new PATH_INFO is that tail (longer than slen, so
+                            // the cut is in bounds); behind Apache it came from the script
+                            // path instead, and the old PATH_INFO stays whole.
+                            let head = if apache_proxy {
+                                &pi[..]
+                            } else {
+                                &pi[..pi.len() - slen]
+                            };
                             if effective_sn.as_deref() != Some(head) {
                                 if let Some(sn) = &effective_sn {
                                     p.set("ORIG_SCRIPT_NAME", sn);
@@ -550,6 +558,34 @@ mod tests {
             Some("/w/env.php/foo")
         );
         assert_eq!(r.php_self, b"/env.php/foo");
+    }
+
+    #[test]
+    fn apache_proxy_with_another_path_info_keeps_it_whole() {
+        // As php-fpm8.2 answers: the old PATH_INFO becomes SCRIPT_NAME whatever its
+        // length (shorter than the stripped tail used to panic).
+        for pi in ["/z", "/a/b/c/d/e/f/g/h"] {
+            let (r, p) = run(
+                &[
+                    (
+                        "SCRIPT_FILENAME",
+                        "proxy:fcgi://localhost/w/env.php/foo/bar",
+                    ),
+                    ("SCRIPT_NAME", "/s/env.php/foo/bar"),
+                    ("PATH_INFO", pi),
+                ],
+                true,
+            );
+            assert_eq!(r.script.as_deref(), Some(&b"/w/env.php"[..]));
+            assert_eq!(get(&p, "SCRIPT_NAME").as_deref(), Some(pi));
+            assert_eq!(get(&p, "PATH_INFO").as_deref(), Some("/foo/bar"));
+            assert_eq!(get(&p, "ORIG_PATH_INFO").as_deref(), Some(pi));
+            assert_eq!(
+                get(&p, "ORIG_SCRIPT_NAME").as_deref(),
+                Some("/s/env.php/foo/bar")
+            );
+            assert_eq!(r.php_self, format!("{pi}/foo/bar").into_bytes());
+        }
     }
 
     #[test]
