@@ -269,6 +269,8 @@ fn twenty_reloads_under_load_lose_and_leak_nothing() {
     );
     let master = fpm.master_pid();
     let before = fds(master);
+    let rss_before = rss_kb(master);
+    let mut env_first = 0;
     let stop = AtomicBool::new(false);
     let sent = AtomicUsize::new(0);
     let failures = std::thread::scope(|s| {
@@ -276,6 +278,10 @@ fn twenty_reloads_under_load_lose_and_leak_nothing() {
         for i in 0..20 {
             let at = sent.load(Ordering::Relaxed);
             reload(&fpm, i + 2);
+            if i == 0 {
+                // From the first re-exec on, the environment carries the hand-over.
+                env_first = environ_len(master);
+            }
             // Some requests between reloads.
             assert!(wait_until(DEADLINE, || sent.load(Ordering::Relaxed) >= at + 3));
         }
@@ -297,6 +303,39 @@ fn twenty_reloads_under_load_lose_and_leak_nothing() {
         fds(master),
         fd_links(master)
     );
+    // Each reload is a fresh exec of the same binary: the master's memory and the
+    // environment it hands itself must not grow from one image to the next.
+    let (rss_after, env_after) = (rss_kb(master), environ_len(master));
+    eprintln!(
+        "master RSS {rss_before} kB -> {rss_after} kB, environment {env_first} -> {env_after} bytes"
+    );
+    assert!(
+        rss_after <= rss_before + rss_before / 4,
+        "master RSS {rss_before} kB before 20 reloads, {rss_after} kB after"
+    );
+    // The environment differs between execs only by the hand-over's list of the workers
+    // alive at that moment (about 36 bytes each): a few more of them, not 20 reloads' worth
+    // of anything, fits in 512 bytes.
+    assert!(
+        env_after <= env_first + 512,
+        "master environment {env_first} bytes after the first reload, {env_after} after 20"
+    );
+}
+
+/// The resident set of `pid` in kB (`VmRSS` of /proc/PID/status).
+fn rss_kb(pid: u32) -> u64 {
+    let status = ok(std::fs::read_to_string(format!("/proc/{pid}/status")));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for {pid}: {status}"))
+}
+
+/// The size of the environment block `pid` was exec'd with (its contents are gone: the
+/// process title overwrites them, as php-fpm's does).
+fn environ_len(pid: u32) -> usize {
+    ok(std::fs::read(format!("/proc/{pid}/environ"))).len()
 }
 
 /// `pid.php` on the Unix socket at `path`.
