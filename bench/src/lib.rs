@@ -11,3 +11,16 @@ pub mod mem;
 pub mod scripts;
 pub mod stats;
 pub mod wrk;
+
+/// Prints a bench binary's Markdown table and, with `--out FILE`, writes it there too
+/// (the `make bench-*` targets keep it next to the hand-written analysis).
+pub fn print_and_save(text: &str, out: Option<&std::path::Path>) -> std::process::ExitCode {
+    print!("{text}");
+    if let Some(p) = out {
+        if let Err(e) = std::fs::write(p, text) {
+            eprintln!("{}: {e}", p.display());
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}

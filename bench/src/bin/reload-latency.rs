@@ -206,12 +206,5 @@ fn main() -> ExitCode {
             }
         }
     }
-    print!("{text}");
-    if let Some(p) = out {
-        if let Err(e) = std::fs::write(&p, &text) {
-            eprintln!("{}: {e}", p.display());
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
+    bench::print_and_save(&text, out.as_deref())
 }
