@@ -541,6 +541,15 @@ section! {
         /// rfpm: SIGTERM drains like SIGQUIT (workers finish their request within
         /// `process_control_timeout`) instead of php-fpm's fast stop.
         shutdown_drain: bool = false => "shutdown.drain", Bool, rfpm_only(drains);
+        /// rfpm: the admin listener's address (`listen`'s forms); `None` = no listener.
+        admin_listen: Option<String> = None => "admin.listen", Str, rfpm_only(has_admin);
+        /// rfpm: owner, group and mode of the admin listener's Unix socket.
+        admin_listen_owner: Option<String> = None => "admin.listen.owner", Str,
+            rfpm_only(has_admin_owner);
+        admin_listen_group: Option<String> = None => "admin.listen.group", Str,
+            rfpm_only(has_admin_group);
+        admin_listen_mode: Option<String> = None => "admin.listen.mode", Str,
+            rfpm_only(has_admin_mode);
     }
     aliases {}
 }
@@ -548,6 +557,20 @@ section! {
 /// `shutdown.drain` is set (rfpm only).
 fn drains(g: &GlobalConf) -> bool {
     g.shutdown_drain
+}
+
+/// `admin.listen` and its socket's permissions are set (rfpm only).
+fn has_admin(g: &GlobalConf) -> bool {
+    g.admin_listen.is_some()
+}
+fn has_admin_owner(g: &GlobalConf) -> bool {
+    g.admin_listen_owner.is_some()
+}
+fn has_admin_group(g: &GlobalConf) -> bool {
+    g.admin_listen_group.is_some()
+}
+fn has_admin_mode(g: &GlobalConf) -> bool {
+    g.admin_listen_mode.is_some()
 }
 
 /// `pm.max_requests_jitter` is set (rfpm only).
@@ -916,6 +939,10 @@ mod tests {
             rfpm_only,
             [
                 "shutdown.drain",
+                "admin.listen",
+                "admin.listen.owner",
+                "admin.listen.group",
+                "admin.listen.mode",
                 "pm.max_requests_jitter",
                 "pm.max_memory",
                 "request_read_timeout",
@@ -1030,7 +1057,11 @@ mod tests {
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
              pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n\
              request_read_timeout = 5s\nallow_pcntl = yes\n",
-            MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]")
+            MINIMAL.replace(
+                "[www]",
+                "shutdown.drain = yes\nadmin.listen = 127.0.0.1:9100\nadmin.listen.owner = 0\n\
+                 admin.listen.group = 0\nadmin.listen.mode = 0600\n[www]"
+            )
         ));
         let printed: Vec<String> = dump(&cfg)
             .iter()

@@ -17,6 +17,7 @@
 )]
 
 pub mod access;
+pub mod admin;
 pub mod capture;
 pub mod cli;
 pub mod handoff;
@@ -24,6 +25,7 @@ pub mod level;
 pub mod lifecycle;
 pub mod listen_addr;
 pub mod logline;
+pub mod metrics;
 pub mod paths;
 pub mod pm;
 pub mod recycle;

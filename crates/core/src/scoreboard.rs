@@ -69,6 +69,78 @@ pub struct Header {
     pub max_children_reached: AtomicU64,
     /// Requests that exceeded `request_slowlog_timeout` (reference §3.7).
     pub slow_requests: AtomicU64,
+    /// rfpm: the durations of the pool's finished requests (the metrics' histogram),
+    /// recorded by each worker at a request's end.
+    pub durations: Histogram,
+    /// rfpm: the time between the web server receiving a request (`X-Request-Start`)
+    /// and a worker starting to read it, for requests that carry the header.
+    pub queue_times: Histogram,
+    /// rfpm: finished requests by status class, 1xx to 5xx.
+    pub responses: [AtomicU64; 5],
+}
+
+impl Header {
+    /// Worker side: a request ended with HTTP status `status` (a status outside
+    /// 100..=599 is not counted).
+    pub fn count_response(&self, status: u16) {
+        if let Some(c) = usize::from(status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.responses.get(i))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The requests by status class, 1xx to 5xx.
+    pub fn responses(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.responses[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Upper bounds of the request histograms' buckets, µs (1 ms to 10 s; a last bucket
+/// above them all is implicit).
+pub const BUCKETS_US: [u64; 13] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
+];
+
+/// A histogram in shared memory: one counter per bucket and the sum, O(1) to record
+/// and to read whatever the traffic.
+#[repr(C)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last is above every bound.
+    counts: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+/// A histogram read out: per-bucket counts (not cumulative) and the sum, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistogramView {
+    pub counts: [u64; BUCKETS_US.len() + 1],
+    pub sum_us: u64,
+}
+
+impl HistogramView {
+    /// Observations in all buckets (saturating: the figures come from workers).
+    pub fn count(&self) -> u64 {
+        self.counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
+    }
+}
+
+impl Histogram {
+    /// Records one observation of `us` microseconds.
+    pub fn observe(&self, us: u64) {
+        let i = BUCKETS_US.partition_point(|&b| b < us);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn view(&self) -> HistogramView {
+        HistogramView {
+            counts: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
+            sum_us: self.sum_us.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Longest values a slot keeps (php-fpm's status area: method 15, URI 127, query 511,
@@ -322,5 +394,91 @@ trait TextField {
 impl<const N: usize> TextField for Text<N> {
     fn clear(&self) {
         self.len.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The moment an `X-Request-Start` header names, µs since the epoch: `t=` (optional)
+/// then seconds with an optional fraction, or whole milliseconds, microseconds or
+/// nanoseconds (the New Relic and Heroku convention, told apart by magnitude).
+/// `None` for anything else.
+pub fn parse_request_start(v: &[u8]) -> Option<u64> {
+    let v = std::str::from_utf8(v).ok()?.trim();
+    let v = v.strip_prefix("t=").unwrap_or(v);
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let t: f64 = v.parse().ok()?;
+    let us = if t >= 1e17 {
+        t / 1e3
+    } else if t >= 1e14 {
+        t
+    } else if t >= 1e11 {
+        t * 1e3
+    } else {
+        t * 1e6
+    };
+    // Within u64 and not before 2001 (a value that small is no timestamp).
+    (us.is_finite() && (1e15..1.8e19).contains(&us)).then(|| {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let us = us.round() as u64;
+        us
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_inclusive_upper_bounds() {
+        let h = Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+        };
+        h.observe(0);
+        h.observe(1_000);
+        h.observe(1_001);
+        h.observe(10_000_000);
+        h.observe(10_000_001);
+        let v = h.view();
+        assert_eq!(v.counts[0], 2);
+        assert_eq!(v.counts[1], 1);
+        assert_eq!(v.counts[12], 1);
+        assert_eq!(v.counts[13], 1);
+        assert_eq!(v.count(), 5);
+        assert_eq!(v.sum_us, 20_002_002);
+    }
+
+    #[test]
+    fn request_start_forms() {
+        let s = 1_733_390_000u64;
+        assert_eq!(
+            parse_request_start(b"t=1733390000.123"),
+            Some(s * 1_000_000 + 123_000)
+        );
+        assert_eq!(
+            parse_request_start(b"t=1733390000123"),
+            Some(s * 1_000_000 + 123_000)
+        );
+        assert_eq!(
+            parse_request_start(b"1733390000123456"),
+            Some(s * 1_000_000 + 123_456)
+        );
+        assert_eq!(
+            parse_request_start(b"t=1733390000123456000"),
+            Some(s * 1_000_000 + 123_456)
+        );
+        assert_eq!(parse_request_start(b"t=1733390000"), Some(s * 1_000_000));
+        for bad in [
+            &b""[..],
+            b"t=",
+            b"t=abc",
+            b"t=-5",
+            b"t=12",
+            b"t=1e20",
+            b"t=1.2.3",
+        ] {
+            assert_eq!(parse_request_start(bad), None, "{bad:?}");
+        }
     }
 }

@@ -159,6 +159,14 @@ struct OsSys {
     no_error_log: bool,
 }
 
+/// The operating system as `conf` asks it, for resolving names at run time.
+pub fn os_sys() -> impl conf::Sys {
+    OsSys {
+        error_log: RefCell::new(None),
+        no_error_log: false,
+    }
+}
+
 impl conf::Sys for OsSys {
     fn is_dir(&self, path: &Path) -> bool {
         path.is_dir()

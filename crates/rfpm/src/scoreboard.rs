@@ -91,6 +91,32 @@ impl Scoreboard {
     }
 }
 
+/// A snapshot of a pool for its status page and the admin listener, now: the figures of
+/// its scoreboard and its workers, then those of its draining generations (marked).
+pub fn pool_status<'a>(
+    pool: &str,
+    pm: &'static str,
+    sb: &Scoreboard,
+    draining: impl IntoIterator<Item = &'a Scoreboard>,
+) -> rfpm_core::status::PoolStatus {
+    use rfpm_core::status;
+    let h = sb.header();
+    sb.count_active();
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let counters = status::Counters {
+        start_us: ld(&h.start_us),
+        accepted: ld(&h.accepted),
+        listen_queue: ld(&h.listen_queue),
+        max_listen_queue: ld(&h.max_listen_queue),
+        listen_queue_len: ld(&h.listen_queue_len),
+        max_active: ld(&h.max_active),
+        max_children_reached: ld(&h.max_children_reached),
+        slow_requests: ld(&h.slow_requests),
+    };
+    let draining: Vec<_> = draining.into_iter().flat_map(Scoreboard::views).collect();
+    status::PoolStatus::build_with_draining(pool, pm, &counters, &sb.views(), &draining, now_us())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,12 +141,18 @@ pub fn hide_pcntl() {
     let _ = unsafe { shim::rfpm_shim_hide_extension(c"pcntl".as_ptr()) };
 }
 
+/// The embedded PHP's version (`8.2.29`).
+#[must_use]
+pub fn php_version() -> String {
+    CStr::from_bytes_until_nul(sys::PHP_VERSION)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// `-v`: `PHP 8.2.x (fpm-fcgi) (built: ...)`, copyright, Zend Engine line(s).
 #[must_use]
 pub fn version_text() -> String {
-    let version = CStr::from_bytes_until_nul(sys::PHP_VERSION)
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let version = php_version();
     // SAFETY: get_zend_version returns a static, NUL-terminated string of the library,
     // copied here.
     let zend = unsafe { cstr_opt(sys::get_zend_version()) }

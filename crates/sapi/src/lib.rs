@@ -23,8 +23,8 @@ mod vars;
 
 pub use callbacks::status_reason;
 pub use engine::{
-    hide_pcntl, print_info, print_modules, shutdown, startup, version_text, EngineError,
-    EngineOptions,
+    hide_pcntl, php_version, print_info, print_modules, shutdown, startup, version_text,
+    EngineError, EngineOptions,
 };
 pub use ini::{apply_request_ini, fastcgi_logging, fpm_ini, ini_string, set_ini, FpmIni};
 pub use request::{path_exists, run, Action, Conn, Outcome, Request, RequestEnd, StatusValue};

@@ -64,6 +64,7 @@ impl Supervisor {
                         "[pool {name}] child {pid}, {what} execution timed out ({} sec), terminating",
                         timeouts::seconds(elapsed_us)
                     );
+                    child.terminated = true;
                     let _ = process::kill(pid, libc::SIGTERM);
                 }
             }

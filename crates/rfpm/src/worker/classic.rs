@@ -141,6 +141,7 @@ impl Worker<'_> {
         let p = prepared.vars.0;
         let log = RequestLog {
             slot: self.slot,
+            header: self.sb.header(),
             pool: self.pool,
             status: &self.status,
             access_fd: self.access_fd,
@@ -221,26 +222,5 @@ impl Worker<'_> {
 
 /// A snapshot of the status source's pool, now.
 pub(super) fn pool_status(src: &StatusSource<'_>) -> status::PoolStatus {
-    let h = src.sb.header();
-    src.sb.count_active();
-    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let counters = status::Counters {
-        start_us: ld(&h.start_us),
-        accepted: ld(&h.accepted),
-        listen_queue: ld(&h.listen_queue),
-        max_listen_queue: ld(&h.max_listen_queue),
-        listen_queue_len: ld(&h.listen_queue_len),
-        max_active: ld(&h.max_active),
-        max_children_reached: ld(&h.max_children_reached),
-        slow_requests: ld(&h.slow_requests),
-    };
-    let draining: Vec<_> = src.draining.iter().flat_map(Scoreboard::views).collect();
-    status::PoolStatus::build_with_draining(
-        src.pool,
-        src.pm,
-        &counters,
-        &src.sb.views(),
-        &draining,
-        now_us(),
-    )
+    crate::scoreboard::pool_status(src.pool, src.pm, src.sb, src.draining)
 }

@@ -2,7 +2,7 @@
 use super::StatusSource;
 use crate::access;
 use crate::pool::Pool;
-use crate::scoreboard::{now_us, RequestFigures, Slot};
+use crate::scoreboard::{now_us, Header, RequestFigures, Slot};
 use rfpm_sys::fd;
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -11,6 +11,8 @@ use std::os::fd::BorrowedFd;
 /// What the end of a request needs: the scoreboard slot, the access log.
 pub(super) struct RequestLog<'a> {
     pub(super) slot: &'a Slot,
+    /// The worker's own pool's scoreboard header (its request figures, rfpm's metrics).
+    pub(super) header: &'a Header,
     pub(super) pool: &'a Pool,
     pub(super) status: &'a StatusSource<'a>,
     pub(super) access_fd: Option<BorrowedFd<'a>>,
@@ -23,6 +25,23 @@ pub(super) struct RequestLog<'a> {
 }
 
 impl RequestLog<'_> {
+    /// The pool's request figures for the admin listener's metrics (O(1): a few
+    /// counters in the scoreboard header): duration, status class, and the time the
+    /// request waited since the web server received it when it says (`X-Request-Start`).
+    fn record(&self, duration_us: u64, status: i32) {
+        let h = self.header;
+        h.durations.observe(duration_us);
+        h.count_response(u16::try_from(status).unwrap_or(0));
+        if let Some(t) = self
+            .params
+            .get(b"HTTP_X_REQUEST_START")
+            .and_then(rfpm_core::scoreboard::parse_request_start)
+        {
+            h.queue_times
+                .observe(self.slot.request_start_us().saturating_sub(t));
+        }
+    }
+
     /// Request end (reference §5.5): figures into the slot (state Finishing), then the
     /// access-log line. Returns a notice to log when the line had to be cut.
     pub(super) fn end(&self, end: &sapi::RequestEnd<'_>) -> Option<String> {
@@ -39,6 +58,7 @@ impl RequestLog<'_> {
             memory: end.memory,
         };
         self.slot.end_request(&figures, now);
+        self.record(duration, end.status);
         let fd = self.access_fd?;
         // The slot's text fields (five copies) only when an access log line needs them.
         let v = self.slot.view();
