@@ -234,6 +234,44 @@ fn keep_alive_serves_requests_in_turn() {
     assert_eq!((a.code, a.header("connection")), (200, Some("close")));
 }
 
+/// 300 requests in one write, read only after they were all sent: the answers (24
+/// workers' metrics each, about 10 MB in all, more than loopback's socket buffers hold)
+/// wait for the client to read, in order, none lost, while other clients are served
+/// meanwhile.
+#[test]
+fn pipelined_requests_wait_for_a_slow_reader() {
+    let (b, port) = with_admin(Fpm::builder(Kind::Rfpm).pool_line("pm.max_children = 24"));
+    let _fpm = start(b);
+    let mut s = ok(TcpStream::connect(("127.0.0.1", port)));
+    ok(s.set_read_timeout(Some(Duration::from_secs(10))));
+    let one = b"GET /metrics HTTP/1.1\r\n\r\n";
+    let n = admin_max_head() / one.len() - 1;
+    let all: Vec<u8> = one.iter().copied().cycle().take(one.len() * n).collect();
+    ok(s.write_all(&all));
+    // Another client meanwhile.
+    assert_eq!(get(port, "/health").code, 200);
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut answers = 0;
+    while answers < n {
+        let got = ok(s.read(&mut buf));
+        assert!(got > 0, "closed after {answers} of {n}");
+        raw.extend_from_slice(&buf[..got]);
+        while let Some((a, used)) = parse_answer(&raw, false) {
+            assert_eq!(a.code, 200);
+            assert!(a.body.ends_with("} 1\n"), "{}", a.body);
+            raw.drain(..used);
+            answers += 1;
+        }
+    }
+    assert!(raw.is_empty());
+}
+
+/// The head bound of the admin listener (`rfpm_core::admin::MAX_HEAD`).
+fn admin_max_head() -> usize {
+    8192
+}
+
 const EXPORTER_POOL_METRICS: [&str; 13] = [
     "phpfpm_up",
     "phpfpm_start_since",
@@ -646,6 +684,11 @@ fn worker_restarts_are_counted_by_reason() {
     );
     assert_eq!(reason("exit"), Some(0.0));
     assert_eq!(reason("max_requests"), Some(1.0));
+    // The pool's counters outlive its workers: the two answered requests are still
+    // there after three workers ended.
+    let m = get(port, "/metrics").body;
+    let ok2xx = sample(&m, "rfpm_requests_total{pool=\"www\",status=\"2xx\"}");
+    assert!(ok2xx.is_some_and(|n| n >= 2.0), "{m}");
 }
 
 /// The listener survives hostile clients: 100 malformed requests each get a 4xx and a
@@ -735,6 +778,34 @@ fn the_admin_listener_crosses_a_reload() {
     assert!(wait_until(DEADLINE, || get(port, "/ready").code == 200));
     let r = ok(fpm.request("hello.php", &[]));
     assert!(text_of(&r).contains("Hello"));
+}
+
+/// A worker holds neither the admin listener nor an admin connection: the sockets the
+/// master holds (beyond the pool's) are not among the worker's descriptors, also for a
+/// worker started while an admin connection was open.
+#[test]
+fn workers_hold_no_admin_socket() {
+    let (b, port) = with_admin(Fpm::builder(Kind::Rfpm).pool_line("pm.max_children = 1"));
+    let fpm = start(b);
+    let mut open = ok(TcpStream::connect(("127.0.0.1", port)));
+    ok(open.write_all(b"GET /health HTTP/1.1\r\n\r\n"));
+    let first = fpm.worker_pids()[0];
+    let _ = integration::send_signal(first, libc::SIGKILL);
+    assert!(wait_until(DEADLINE, || {
+        let w = fpm.worker_pids();
+        w.len() == 1 && w[0] != first
+    }));
+    let worker = fpm.worker_pids()[0];
+    // It served a request: it is past its start-up.
+    ok(fpm.request("hello.php", &[]));
+    let master = integration::fd_links(fpm.master_pid());
+    let links = integration::fd_links(worker);
+    let sockets: Vec<&String> = master.iter().filter(|l| l.starts_with("socket:")).collect();
+    // The pool's socket is shared; the admin listener and the connection are not.
+    let shared = sockets.iter().filter(|s| links.contains(s)).count();
+    assert_eq!(shared, 1, "master {sockets:?}\nworker {links:?}");
+    assert!(sockets.len() >= 3, "{sockets:?}");
+    drop(open);
 }
 
 /// `admin.listen` on a Unix socket, with its mode; removed when the master exits.

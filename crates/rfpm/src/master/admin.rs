@@ -54,6 +54,8 @@ struct Conn {
     /// The answer being written, and how much of it was.
     out: Vec<u8>,
     sent: usize,
+    /// Watched for writability (an answer waits), not for reading.
+    writable: bool,
     close_after: bool,
     deadline: Instant,
     /// Last time bytes moved either way (the longest idle is closed first).
@@ -143,6 +145,7 @@ impl Supervisor {
                     buf: Vec::new(),
                     out: Vec::new(),
                     sent: 0,
+                    writable: false,
                     close_after: false,
                     deadline: now + DEADLINE,
                     active: now,
@@ -159,7 +162,11 @@ impl Supervisor {
         let next = if c.out.is_empty() {
             self.read_and_answer(&mut c, id)
         } else {
-            self.flush(&mut c, id)
+            match self.flush(&mut c, id) {
+                // The answer left: requests that came meanwhile are answered now.
+                Next::Keep if c.out.is_empty() => self.answer(&mut c, id),
+                next => next,
+            }
         };
         match next {
             Next::Keep => {
@@ -195,46 +202,53 @@ impl Supervisor {
         self.answer(c, id)
     }
 
-    /// Answers the request at the head of the buffer, if it is whole.
+    /// Answers the requests at the head of the buffer, one after another, while they
+    /// are whole and their answers leave at once.
     fn answer(&mut self, c: &mut Conn, id: u32) -> Next {
-        match admin::parse(&c.buf) {
-            Parse::Incomplete => Next::Keep,
-            Parse::Refuse(code) => {
-                c.buf.clear();
-                c.out = admin::refusal(code);
-                c.close_after = true;
-                self.flush(c, id)
-            }
-            Parse::Request(req) => {
-                c.buf.drain(..req.len.min(c.buf.len()));
-                c.out = match req.method {
-                    Method::Other => {
-                        c.close_after = true;
-                        admin::refusal(405)
-                    }
-                    Method::Get | Method::Head => {
-                        c.close_after = !req.keep_alive;
-                        let (code, ctype, body) = self.page(&req);
-                        admin::response(
-                            code,
-                            ctype,
-                            body.as_bytes(),
-                            req.method == Method::Head,
-                            req.keep_alive,
-                        )
-                    }
-                };
-                if c.out.len() > MAX_ANSWER {
-                    c.out = admin::refusal(503);
+        loop {
+            match admin::parse(&c.buf) {
+                Parse::Incomplete => return Next::Keep,
+                Parse::Refuse(code) => {
+                    c.buf.clear();
+                    c.out = admin::refusal(code);
                     c.close_after = true;
                 }
-                self.flush(c, id)
+                Parse::Request(req) => {
+                    c.buf.drain(..req.len.min(c.buf.len()));
+                    c.out = match req.method {
+                        Method::Other => {
+                            c.close_after = true;
+                            admin::refusal(405)
+                        }
+                        Method::Get | Method::Head => {
+                            c.close_after = !req.keep_alive;
+                            let (code, ctype, body) = self.page(&req);
+                            admin::response(
+                                code,
+                                ctype,
+                                body.as_bytes(),
+                                req.method == Method::Head,
+                                req.keep_alive,
+                            )
+                        }
+                    };
+                    if c.out.len() > MAX_ANSWER {
+                        c.out = admin::refusal(503);
+                        c.close_after = true;
+                    }
+                }
+            }
+            match self.flush(c, id) {
+                // Sent whole, the connection stays: a next request may be here already.
+                Next::Keep if c.out.is_empty() && !c.buf.is_empty() => {}
+                next => return next,
             }
         }
     }
 
     /// Writes what the kernel takes; the rest waits for the socket to be writable.
     fn flush(&mut self, c: &mut Conn, id: u32) -> Next {
+        let token = Token::AdminConn { id }.encode();
         while c.sent < c.out.len() {
             match net::send_nowait(c.fd.as_fd(), &c.out[c.sent..]) {
                 Ok(n) => {
@@ -242,7 +256,10 @@ impl Supervisor {
                     c.active = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let token = Token::AdminConn { id }.encode();
+                    if c.writable {
+                        return Next::Keep;
+                    }
+                    c.writable = true;
                     return match self.epoll.modify(c.fd.as_fd(), token, Trigger::Writable) {
                         Ok(()) => Next::Keep,
                         Err(_) => Next::Close,
@@ -252,15 +269,14 @@ impl Supervisor {
                 Err(_) => return Next::Close,
             }
         }
-        let was_waiting = c.sent > 0 && !c.out.is_empty();
         c.out.clear();
         c.sent = 0;
         if c.close_after {
             return Next::Close;
         }
         c.deadline = Instant::now() + DEADLINE;
-        if was_waiting {
-            let token = Token::AdminConn { id }.encode();
+        if c.writable {
+            c.writable = false;
             if self
                 .epoll
                 .modify(c.fd.as_fd(), token, Trigger::Level)
@@ -269,12 +285,7 @@ impl Supervisor {
                 return Next::Close;
             }
         }
-        // A next request may already be here.
-        if c.buf.is_empty() {
-            Next::Keep
-        } else {
-            self.answer(c, id)
-        }
+        Next::Keep
     }
 
     fn close_admin(&mut self, id: u32) {

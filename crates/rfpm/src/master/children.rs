@@ -326,6 +326,8 @@ impl Supervisor {
         self.children.forget_outputs();
         self.signal_pipe = None;
         self.epoll.close();
+        // The admin listener and its connections are the master's alone.
+        self.admin = None;
         // The worker's pool is one of the current generation (checked by `spawn`); of the
         // draining generations it keeps only the scoreboards its status page lists.
         let owner_name = {
