@@ -13,10 +13,11 @@ RUN_PACKAGES := libphp8.2-embed php8.2-dev libclang-dev clang gcc pkg-config ca-
 # the php-src harness), nginx and curl (end-to-end tests), dpkg-dev/xz-utils (php-src
 # suite download, make deb), acl (getfacl, for the listen.acl_* tests),
 # python3-prometheus-client (parses the openmetrics status page), chromium
-# (status.html), and for the package's test systemd (systemd-analyze), logrotate and
-# man-db.
+# (status.html, the admin page), prometheus (a real scrape of the admin listener, and
+# promtool check metrics), and for the package's test systemd (systemd-analyze),
+# logrotate and man-db.
 DEB_PACKAGES := $(RUN_PACKAGES) php8.2-cli php8.2-fpm nginx curl dpkg-dev xz-utils acl \
-                python3-prometheus-client chromium systemd logrotate man-db
+                python3-prometheus-client chromium prometheus systemd logrotate man-db
 # To benchmark, in addition.
 BENCH_PACKAGES := $(DEB_PACKAGES) php8.2-cgi wrk
 
