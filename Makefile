@@ -33,7 +33,7 @@ define install_packages
 	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-admin chaos chaos-short
 
 all: build
 
@@ -103,7 +103,8 @@ test: lint unit integration conformance-check chaos-short
 	@echo "make test: all passed"
 
 # Side-by-side benchmarks against php-fpm8.2 (bench/README.md); bounded, about 4 minutes.
-# Writes bench/RESULTS.md and the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
+# Writes bench/RESULTS.md (with the admin listener's cost per scrape, admin-scrape) and
+# the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
 BENCH_ARGS ?=
 bench: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
@@ -122,6 +123,14 @@ bench-capture: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/capture-cpu --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --rounds 3 --out bench/CAPTURE-table.md
+
+# What a scrape of the admin listener costs the master: /metrics and /status of static
+# pools of 1, 8 and 32 workers, before and after 20,000 requests (bench/ADMIN.md); about
+# 30 seconds. `make bench` runs it too (rfpm-bench's `--only admin-scrape`).
+bench-admin: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/admin-scrape --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/ADMIN-table.md
 
 # Slow-loris clients against php-fpm8.2 and rfpm with and without request_read_timeout
 # (bench/SLOWLORIS.md); bounded, about a minute.
