@@ -13,10 +13,11 @@ RUN_PACKAGES := libphp8.2-embed php8.2-dev libclang-dev clang gcc pkg-config ca-
 # the php-src harness), nginx and curl (end-to-end tests), dpkg-dev/xz-utils (php-src
 # suite download, make deb), acl (getfacl, for the listen.acl_* tests),
 # python3-prometheus-client (parses the openmetrics status page), chromium
-# (status.html), and for the package's test systemd (systemd-analyze), logrotate and
-# man-db.
+# (status.html, the admin page), prometheus (a real scrape of the admin listener, and
+# promtool check metrics), and for the package's test systemd (systemd-analyze),
+# logrotate and man-db.
 DEB_PACKAGES := $(RUN_PACKAGES) php8.2-cli php8.2-fpm nginx curl dpkg-dev xz-utils acl \
-                python3-prometheus-client chromium systemd logrotate man-db
+                python3-prometheus-client chromium prometheus systemd logrotate man-db
 # To benchmark, in addition.
 BENCH_PACKAGES := $(DEB_PACKAGES) php8.2-cgi wrk
 
@@ -32,7 +33,7 @@ define install_packages
 	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-admin chaos chaos-short
 
 all: build
 
@@ -102,7 +103,8 @@ test: lint unit integration conformance-check chaos-short
 	@echo "make test: all passed"
 
 # Side-by-side benchmarks against php-fpm8.2 (bench/README.md); bounded, about 4 minutes.
-# Writes bench/RESULTS.md and the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
+# Writes bench/RESULTS.md (with the admin listener's cost per scrape, admin-scrape) and
+# the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
 BENCH_ARGS ?=
 bench: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
@@ -121,6 +123,14 @@ bench-capture: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/capture-cpu --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --rounds 3 --out bench/CAPTURE-table.md
+
+# What a scrape of the admin listener costs the master: /metrics and /status of static
+# pools of 1, 8 and 32 workers, before and after 20,000 requests (bench/ADMIN.md); about
+# 30 seconds. `make bench` runs it too (rfpm-bench's `--only admin-scrape`).
+bench-admin: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/admin-scrape --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/ADMIN-table.md
 
 # Slow-loris clients against php-fpm8.2 and rfpm with and without request_read_timeout
 # (bench/SLOWLORIS.md); bounded, about a minute.

@@ -36,7 +36,7 @@ const ACCEPTS_PER_WAKEUP: usize = 32;
 const MAX_ANSWER: usize = 64 << 20;
 
 /// The status page for a browser (`GET /`): it reads `/status` and draws it.
-const PAGE: &str = include_str!("../../../../share/status.html");
+const PAGE: &str = include_str!("../../../../share/admin.html");
 
 /// The listener and its connections.
 pub struct Admin {
