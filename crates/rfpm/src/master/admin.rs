@@ -5,8 +5,8 @@
 //! Everything is bounded: a request head ([`admin::MAX_HEAD`] bytes, parsed by
 //! `rfpm_core::admin`), the connections ([`MAX_CONNS`]: past it the one idle longest is
 //! closed for the newcomer), the time a connection has to send a whole request
-//! ([`DEADLINE`], checked by the 1-second tick: 408 if it sent part of one), accepts per
-//! wake-up. The sockets are non-blocking: an answer the kernel does not take at once
+//! ([`DEADLINE`]: 408 if it sent part of one) or may wait idle between two ([`IDLE`]),
+//! both checked by the 1-second tick, accepts per wake-up. The sockets are non-blocking: an answer the kernel does not take at once
 //! waits for the socket to be writable (within the same deadline). When the master runs
 //! out of descriptors it stops watching the listener until the next tick instead of
 //! spinning.
@@ -26,9 +26,13 @@ use std::time::{Duration, Instant};
 
 /// Most admin connections open at once.
 pub const MAX_CONNS: usize = 128;
-/// Time a connection has to send a whole request (from its accept, or from the end of
-/// the previous answer) and to take the answer.
+/// Time a connection has to send a whole request (from its accept, or from the first
+/// byte of a next one) and to take the answer.
 pub const DEADLINE: Duration = Duration::from_secs(10);
+/// Time a keep-alive connection may wait idle for its next request: longer than the
+/// usual scrape intervals (Prometheus' default is 15 s), so a scraper keeps its
+/// connection; [`MAX_CONNS`] bounds how many may wait.
+pub const IDLE: Duration = Duration::from_secs(60);
 /// Connections accepted per wake-up (the listener is level-triggered: more wake it
 /// again).
 const ACCEPTS_PER_WAKEUP: usize = 32;
@@ -191,8 +195,13 @@ impl Supervisor {
             match net::recv_nowait(c.fd.as_fd(), &mut chunk[..want]) {
                 Ok(0) => return Next::Close,
                 Ok(n) => {
+                    let now = Instant::now();
+                    if c.buf.is_empty() {
+                        // A request begins: it has DEADLINE to arrive whole.
+                        c.deadline = c.deadline.min(now + DEADLINE);
+                    }
                     c.buf.extend_from_slice(&chunk[..n]);
-                    c.active = Instant::now();
+                    c.active = now;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -274,7 +283,7 @@ impl Supervisor {
         if c.close_after {
             return Next::Close;
         }
-        c.deadline = Instant::now() + DEADLINE;
+        c.deadline = Instant::now() + if c.buf.is_empty() { IDLE } else { DEADLINE };
         if c.writable {
             c.writable = false;
             if self
