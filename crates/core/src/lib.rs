@@ -20,6 +20,7 @@ pub mod access;
 pub mod capture;
 pub mod cli;
 pub mod handoff;
+pub mod json;
 pub mod level;
 pub mod lifecycle;
 pub mod listen_addr;
