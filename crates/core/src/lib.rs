@@ -28,6 +28,7 @@ pub mod logline;
 pub mod paths;
 pub mod pm;
 pub mod recycle;
+pub mod request_id;
 pub mod scoreboard;
 pub mod status;
 pub mod systemd;
