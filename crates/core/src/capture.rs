@@ -229,11 +229,14 @@ mod tests {
             .iter()
             .map(|e| (String::from_utf8_lossy(&e.text).into_owned(), e.markers))
             .collect();
-        let want = [("one", 0), ("partial", 0), ("two", 1), ("three", 1), ("four", 2)];
-        assert_eq!(
-            got,
-            want.map(|(t, n)| (t.to_string(), n)).to_vec()
-        );
+        let want = [
+            ("one", 0),
+            ("partial", 0),
+            ("two", 1),
+            ("three", 1),
+            ("four", 2),
+        ];
+        assert_eq!(got, want.map(|(t, n)| (t.to_string(), n)).to_vec());
     }
 
     #[test]

@@ -141,6 +141,11 @@ impl<'a> Object<'a> {
         self.raw(key, &text)
     }
 
+    /// A `true` member.
+    pub fn raw_true(&mut self, key: &str) -> &mut Self {
+        self.raw(key, "true")
+    }
+
     /// A member whose value is already JSON (a number, `null`, `true`).
     fn raw(&mut self, key: &str, json: &str) -> &mut Self {
         let out = self.key(key);
