@@ -348,7 +348,10 @@ pub fn pools(config: &conf::Config, c: &Cli) -> Result<(Vec<Pool>, Vec<conf::Dia
             }
             Err(f) => return Err(failed(&mut said, f)),
         };
-        pools.push(Pool::from_conf(pc, id, perms, opts.is_root, &env));
+        let mut pool = Pool::from_conf(pc, id, perms, opts.is_root, &env);
+        // With JSON error logs, every request has an id for the lines it causes.
+        pool.request_ids |= config.global.log_format.as_deref() == Some("json");
+        pools.push(pool);
     }
     Ok((pools, said))
 }
