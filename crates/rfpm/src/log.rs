@@ -19,8 +19,8 @@ use std::sync::{Mutex, MutexGuard};
 const STDERR: fd::Stdio = fd::Stdio::Err;
 
 pub use rfpm_core::logline::{
-    format_json_at, format_record_at, format_time, Cut, Format, JsonExtra, Record, Style,
-    TimeText, DEFAULT_LIMIT,
+    format_json_at, format_record_at, format_time, Cut, Format, JsonExtra, Record, Style, TimeText,
+    DEFAULT_LIMIT,
 };
 /// Log levels (the worker's PHP messages use the same type).
 pub use rfpm_core::Level;
