@@ -32,7 +32,7 @@ define install_packages
 	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-access-log bench-slowloris chaos chaos-short
 
 all: build
 
@@ -121,6 +121,13 @@ bench-capture: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/capture-cpu --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --rounds 3 --out bench/CAPTURE-table.md
+
+# What a JSON access log costs per request against the plain line (bench/ACCESS-LOG.md);
+# bounded, about 40 seconds.
+bench-access-log: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/access-log --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --rounds 5 --out bench/ACCESS-LOG-table.md
 
 # Slow-loris clients against php-fpm8.2 and rfpm with and without request_read_timeout
 # (bench/SLOWLORIS.md); bounded, about a minute.
