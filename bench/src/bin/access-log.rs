@@ -29,7 +29,11 @@ fn cpu_ticks(pid: u32) -> u64 {
         return 0;
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let field = |n: usize| {
+        f.get(n - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(14) + field(15)
 }
 
@@ -62,7 +66,11 @@ fn round(bin: &Path, json: bool, secs: u64) -> Result<Round, String> {
             d.join("fpm.log").display(),
             sock.display(),
             access.display(),
-            if json { "access.log_format = json\n" } else { "" }
+            if json {
+                "access.log_format = json\n"
+            } else {
+                ""
+            }
         ),
     )
     .map_err(|e| e.to_string())?;
