@@ -126,6 +126,11 @@ impl Logger {
         self.pid = std::process::id();
     }
 
+    /// The pid JSON entries show: this process's (after daemonising, the daemon's).
+    pub fn refresh_pid(&mut self) {
+        self.pid = std::process::id();
+    }
+
     /// Whether the master writes JSON entries now (not to syslog, not in a worker).
     pub fn json(&self) -> bool {
         self.json && self.style() == Style::Master
