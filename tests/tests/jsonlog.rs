@@ -253,7 +253,7 @@ fn request_id_from_the_web_server_is_everywhere() {
     let id = "f81d4fae-7dec-11d0-a765-00a0c91e6bf6";
     let r = ok(fpm.send(
         &Req::get("jsonlog.php")
-            .query("mode=id&ms=1600&var=REQUEST_ID")
+            .query("mode=id&ms=2500&var=REQUEST_ID")
             .param("HTTP_X_REQUEST_ID", id),
     ));
     assert!(
