@@ -33,7 +33,7 @@ define install_packages
 	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-admin chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-access-log bench-admin chaos chaos-short
 
 all: build
 
@@ -131,6 +131,13 @@ bench-admin: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/admin-scrape --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --out bench/ADMIN-table.md
+
+# What a JSON access log costs per request against the plain line (bench/ACCESS-LOG.md);
+# bounded, about 40 seconds.
+bench-access-log: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/access-log --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --rounds 5 --out bench/ACCESS-LOG-table.md
 
 # Slow-loris clients against php-fpm8.2 and rfpm with and without request_read_timeout
 # (bench/SLOWLORIS.md); bounded, about a minute.

@@ -190,6 +190,8 @@ fn debian_package_installs_and_checks() {
         "EXIT STATUS",
         "allow_pcntl",
         "shutdown.drain",
+        "log_format",
+        "request_id.server_var",
         "rfpm request",
     ] {
         assert!(page.contains(want), "the man page lacks {want}");

@@ -475,6 +475,14 @@ fn process_pool(
         if let Err((level, msg)) = check(POOL, p) {
             return Err(Diag::new(level, format!("[pool {name}] {msg}")));
         }
+        // rfpm: the $_SERVER entry that receives the request id is a plain name.
+        if let Some(v) = &p.request_id_server_var {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(err(format!(
+                    "request_id.server_var '{v}' is not a valid variable name ([A-Za-z0-9_]+)"
+                )));
+            }
+        }
         // 3. listen
         if let Some(l) = p.listen.clone() {
             if address_is_unix(&l) && !l.starts_with('/') {
@@ -1118,6 +1126,32 @@ mod tests {
         assert_eq!(
             p.map(|p| (p.uid, p.gid, p.mode)),
             Some((Some(33), Some(33), 0o600))
+        );
+    }
+
+    #[test]
+    fn request_id_server_var_is_a_name() {
+        let result = |var: &str| {
+            let text = format!(
+                "[global]\nerror_log = /tmp/e.log\n[www]\nlisten = /tmp/s\npm = static\npm.max_children = 1\nrequest_id.server_var = {var}\n"
+            );
+            let o = LoadOptions {
+                env: Box::new(|_| None),
+                ..LoadOptions::default()
+            };
+            let mut l = match crate::load_str("t.conf", text.as_bytes(), &o) {
+                Ok(l) => l,
+                Err(f) => panic!("load: {:?}", f.diags),
+            };
+            validate(&mut l.config, &crate::AcceptAllSys, &o)
+                .map(|_| ())
+                .map_err(|f| f.diags.first().map(|d| d.text.clone()).unwrap_or_default())
+        };
+        assert_eq!(result("REQUEST_ID"), Ok(()));
+        assert_eq!(result("x_1"), Ok(()));
+        assert_eq!(
+            result("\"A B\""),
+            Err("[pool www] request_id.server_var 'A B' is not a valid variable name ([A-Za-z0-9_]+)".into())
         );
     }
 

@@ -209,7 +209,14 @@ pub struct Slot {
     query: Text<QUERY_MAX>,
     script: Text<SCRIPT_MAX>,
     user: Text<USER_MAX>,
+    /// rfpm: the requests this worker has served (read whole), counted with the one in
+    /// progress, and that request's id (see [`Slot::set_request_id`]).
+    served: AtomicU64,
+    request_id: Text<REQUEST_ID_MAX>,
 }
+
+/// Longest request id a slot keeps.
+pub const REQUEST_ID_MAX: usize = crate::request_id::MAX_LEN;
 
 /// A consistent copy of a slot, plain data.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -229,6 +236,9 @@ pub struct SlotView {
     pub query: Vec<u8>,
     pub script: Vec<u8>,
     pub user: Vec<u8>,
+    /// The current (or last) request's id as the worker wrote it: untrusted, see
+    /// [`crate::request_id::RequestId::sanitized`].
+    pub request_id: Vec<u8>,
 }
 
 /// The figures of a finished request, as the worker records them.
@@ -292,6 +302,7 @@ impl Slot {
             s.request_start_us.store(now_us, Ordering::Relaxed);
             s.content_length.store(0, Ordering::Relaxed);
             s.clear_texts();
+            s.request_id.clear();
         });
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.set_state(WorkerState::ReadingHeaders, now_us);
@@ -317,6 +328,40 @@ impl Slot {
     /// Worker side: the script that runs.
     pub fn set_script(&self, script: &[u8]) {
         self.write(|s| s.script.set(script));
+    }
+
+    /// Worker side: the id of its `served`-th request (counted from 1 since the worker
+    /// started), which it is serving now. The master pairs it with the worker's output:
+    /// what comes before the worker's `served`-th end-of-request marker belongs to it.
+    pub fn set_request_id(&self, served: u64, id: &[u8]) {
+        self.write(|s| {
+            s.served.store(served, Ordering::Relaxed);
+            s.request_id.set(id);
+        });
+    }
+
+    /// Master side: the id of the worker's `served`-th request, if that is the one the
+    /// slot holds (the worker may have gone on to the next one). Untrusted: bounded,
+    /// and sanitised to the id charset.
+    pub fn request_id_of(&self, served: u64) -> Option<crate::request_id::RequestId> {
+        for _ in 0..64 {
+            let s1 = self.seq.load(Ordering::Acquire);
+            let n = self.served.load(Ordering::Relaxed);
+            let id = self.request_id.get();
+            fence(Ordering::Acquire);
+            if s1 % 2 == 0 && self.seq.load(Ordering::Relaxed) == s1 {
+                return (n == served && !id.is_empty())
+                    .then(|| crate::request_id::RequestId::sanitized(&id));
+            }
+            std::hint::spin_loop();
+        }
+        None
+    }
+
+    /// Master side: the id of the request in progress (empty when none was recorded),
+    /// sanitised.
+    pub fn current_request_id(&self) -> crate::request_id::RequestId {
+        crate::request_id::RequestId::sanitized(&self.view().request_id)
     }
 
     /// Worker side: when its current request started being read (the worker is the only
@@ -347,6 +392,8 @@ impl Slot {
             s.memory.store(0, Ordering::Relaxed);
             s.content_length.store(0, Ordering::Relaxed);
             s.clear_texts();
+            s.served.store(0, Ordering::Relaxed);
+            s.request_id.clear();
         });
         self.pid.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
@@ -376,6 +423,7 @@ impl Slot {
                 query: self.query.get(),
                 script: self.script.get(),
                 user: self.user.get(),
+                request_id: self.request_id.get(),
             };
             fence(Ordering::Acquire);
             if s1 % 2 == 0 && self.seq.load(Ordering::Relaxed) == s1 {

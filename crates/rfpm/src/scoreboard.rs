@@ -178,4 +178,32 @@ mod tests {
         assert_eq!(sb.count_active(), 1);
         assert_eq!(sb.header().max_active.load(Ordering::Relaxed), 1);
     }
+
+    #[test]
+    fn request_ids_pair_with_the_served_count() {
+        let sb = Scoreboard::new("test-rid", 1).expect("mmap");
+        let s = sb.slot(0).expect("slot");
+        s.reset(1);
+        assert_eq!(s.request_id_of(1), None);
+        s.begin_request(2);
+        s.set_request_id(1, b"abc-1");
+        assert_eq!(
+            s.request_id_of(1).map(|i| i.as_bytes().to_vec()),
+            Some(b"abc-1".to_vec())
+        );
+        // The worker went on: its first request's id is no longer known.
+        s.begin_request(3);
+        s.set_request_id(2, b"abc-2");
+        assert_eq!(s.request_id_of(1), None);
+        // A forged id is cut and sanitised.
+        let mut forged = b"x\n\"y".to_vec();
+        forged.extend_from_slice(&[b'z'; 200]);
+        s.set_request_id(3, &forged);
+        let got = s.request_id_of(3).expect("id");
+        assert_eq!(got.as_bytes().len(), rfpm_core::request_id::MAX_LEN);
+        assert!(got.as_bytes().starts_with(b"x..y"));
+        assert_eq!(s.current_request_id(), got);
+        s.reset(4);
+        assert!(s.current_request_id().is_empty());
+    }
 }

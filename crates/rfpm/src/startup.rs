@@ -94,7 +94,11 @@ pub fn run(argv0: &str, args: &[String], c: &Cli) -> Result<i32, Failure> {
     let reporter = if plan.daemonize && !reexec {
         match daemon::daemonize()? {
             Side::Launcher(code) => return Ok(code),
-            Side::Master(r) => Some(r),
+            Side::Master(r) => {
+                // JSON entries name the daemon from now on, not the launcher.
+                log::with(log::Logger::refresh_pid);
+                Some(r)
+            }
         }
     } else {
         None

@@ -22,6 +22,8 @@ pub(super) struct RequestLog<'a> {
     /// The CPU times read at the request's end.
     pub(super) cpu_end: Cell<Option<(u64, u64)>>,
     pub(super) params: &'a fcgi::params::Params,
+    /// The request's id (empty when the pool gives none).
+    pub(super) request_id: rfpm_core::request_id::RequestId,
 }
 
 impl RequestLog<'_> {
@@ -85,6 +87,21 @@ impl RequestLog<'_> {
             headers: &end.headers,
         };
         if access::suppressed(&self.pool.suppress_paths, &entry) {
+            return None;
+        }
+        if self.pool.access_json {
+            let time = rfpm_core::json::rfc3339_utc(v.request_start_us / 1000);
+            let uri = self.params.get("REQUEST_URI").unwrap_or(&v.uri);
+            let j = access::JsonEntry {
+                time: &time,
+                request_id: self.request_id.as_bytes(),
+                uri,
+                query: self.params.get("QUERY_STRING").unwrap_or(&v.query),
+                remote_addr: self.params.get("REMOTE_ADDR"),
+            };
+            let (mut line, _) = access::format_json(&entry, &j);
+            line.push(b'\n');
+            let _ = fd::write(fd, &line);
             return None;
         }
         let (mut line, cut) = access::format(&self.pool.access_format, &entry, &|t, f| {
