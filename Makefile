@@ -158,6 +158,7 @@ MAN8DIR := $(PREFIX)/share/man/man8
 DOCDIR := $(PREFIX)/share/doc/rfpm
 SYSCONFDIR ?= /etc
 UNITDIR ?= /lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 
 install:
 	@test -x "$(BIN)" || $(MAKE) release
@@ -171,6 +172,7 @@ install:
 	install -D -m 0644 dist/systemd/rfpm.service.in "$(DESTDIR)$(UNITDIR)/rfpm.service"
 	sed -i 's|@SBINDIR@|$(SBINDIR)|g' "$(DESTDIR)$(UNITDIR)/rfpm.service"
 	install -D -m 0644 dist/logrotate/rfpm "$(DESTDIR)$(SYSCONFDIR)/logrotate.d/rfpm"
+	install -D -m 0644 dist/tmpfiles/rfpm.conf "$(DESTDIR)$(TMPFILESDIR)/rfpm.conf"
 	@# An existing configuration is kept.
 	for f in php-fpm.conf pool.d/www.conf; do \
 	  test -e "$(DESTDIR)$(SYSCONFDIR)/rfpm/$$f" || install -D -m 0644 "dist/etc/$$f" "$(DESTDIR)$(SYSCONFDIR)/rfpm/$$f"; \

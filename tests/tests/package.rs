@@ -33,6 +33,7 @@ const FILES: &[&str] = &[
     "etc/rfpm/php-fpm.conf",
     "etc/rfpm/pool.d/www.conf",
     "lib/systemd/system/rfpm.service",
+    "usr/lib/tmpfiles.d/rfpm.conf",
     "usr/sbin/rfpm",
     "usr/share/doc/rfpm/CHANGELOG.md.gz",
     "usr/share/doc/rfpm/README.md.gz",
@@ -80,6 +81,13 @@ fn debian_package_installs_and_checks() {
         "/etc/logrotate.d/rfpm\n/etc/rfpm/php-fpm.conf\n/etc/rfpm/pool.d/www.conf\n"
     );
 
+    // /run/rfpm right after installation, also without systemd: the maintainer script
+    // is valid sh and makes it (tmpfiles.d makes it at each boot).
+    let postinst = ok(Command::new("dpkg-deb").args(["-I", &deb, "postinst"]));
+    assert!(postinst.contains("mkdir -p /run/rfpm"), "{postinst}");
+    assert!(postinst.contains("systemd-tmpfiles --create rfpm.conf"), "{postinst}");
+    ok(Command::new("sh").args(["-n", "-c", &postinst]));
+
     let root = tmp.path().join("root");
     ok(Command::new("dpkg").arg("-x").arg(&deb).arg(&root));
     let listing = ok(Command::new("dpkg-deb").args(["-c", &deb]));
@@ -92,6 +100,12 @@ fn debian_package_installs_and_checks() {
     files.sort_unstable();
     assert_eq!(files, FILES);
     assert!(root.join("var/log/rfpm").is_dir(), "no /var/log/rfpm");
+    let tmpfiles = std::fs::read_to_string(root.join("usr/lib/tmpfiles.d/rfpm.conf"))
+        .unwrap_or_default();
+    assert!(
+        tmpfiles.lines().any(|l| l == "d /run/rfpm 0755 root root -"),
+        "{tmpfiles}"
+    );
 
     // The packaged binary runs (its libphp8.2 found).
     let v = ok(Command::new(root.join("usr/sbin/rfpm")).arg("-v"));
