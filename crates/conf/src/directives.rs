@@ -560,6 +560,11 @@ fn allows_pcntl(p: &PoolConf) -> bool {
     p.allow_pcntl
 }
 
+/// `worker.script` is set (rfpm only).
+fn has_worker_script(p: &PoolConf) -> bool {
+    p.worker_script.as_ref().is_some_and(|s| !s.is_empty())
+}
+
 /// `pm.max_memory` is set (rfpm only).
 fn has_max_memory(p: &PoolConf) -> bool {
     p.pm_max_memory != 0
@@ -681,6 +686,10 @@ section! {
         /// rfpm only: the pool's scripts see the pcntl extension (`pcntl_fork()`, …),
         /// which libphp8.2 has and php-fpm8.2 has not; hidden by default.
         allow_pcntl: bool = false => "allow_pcntl", Bool, rfpm_only(allows_pcntl);
+        /// rfpm only: worker mode. Each worker runs this PHP script once (it boots the
+        /// application) and serves every request of the pool through its
+        /// `frankenphp_handle_request()` calls.
+        worker_script: Option<String> = None => "worker.script", Str, rfpm_only(has_worker_script);
     }
     aliases {
         "php_flag" => php_values, Flags;
@@ -919,7 +928,8 @@ mod tests {
                 "pm.max_requests_jitter",
                 "pm.max_memory",
                 "request_read_timeout",
-                "allow_pcntl"
+                "allow_pcntl",
+                "worker.script"
             ]
         );
         let cfg = validated(&format!(
@@ -1029,7 +1039,7 @@ mod tests {
             "{}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
              pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n\
-             request_read_timeout = 5s\nallow_pcntl = yes\n",
+             request_read_timeout = 5s\nallow_pcntl = yes\nworker.script = /w.php\n",
             MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]")
         ));
         let printed: Vec<String> = dump(&cfg)
