@@ -138,6 +138,7 @@ impl Supervisor {
                 scoreboard,
                 pm: pm::PmMemory::default(),
                 access_log: logs.next().flatten(),
+                boot: generation::BootState::default(),
             });
         }
         let g = &m.global;
@@ -291,6 +292,7 @@ impl Supervisor {
                 self.report_to_systemd();
             }
         }
+        self.boot_retries(now);
         let draining: Vec<u32> = self
             .generations
             .all_draining()
