@@ -14,9 +14,11 @@ RUN_PACKAGES := libphp8.2-embed php8.2-dev libclang-dev clang gcc pkg-config ca-
 # suite download, make deb), acl (getfacl, for the listen.acl_* tests),
 # python3-prometheus-client (parses the openmetrics status page), chromium
 # (status.html), and for the package's test systemd (systemd-analyze), logrotate and
-# man-db.
+# man-db; Symfony 5.4 (framework bundle, runtime) for the worker-mode application
+# (tests/fixtures/symfony).
 DEB_PACKAGES := $(RUN_PACKAGES) php8.2-cli php8.2-fpm nginx curl dpkg-dev xz-utils acl \
-                python3-prometheus-client chromium systemd logrotate man-db
+                python3-prometheus-client chromium systemd logrotate man-db \
+                php-symfony-framework-bundle php-symfony-runtime
 # To benchmark, in addition.
 BENCH_PACKAGES := $(DEB_PACKAGES) php8.2-cgi wrk
 
