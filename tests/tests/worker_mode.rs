@@ -415,3 +415,31 @@ fn config_test_checks_the_worker_script() {
         fpm.log()
     );
 }
+
+/// What a request allocates is released after it: the PHP heap of the worker is the
+/// same after 200 more requests (with their own query, cookie and form body).
+#[test]
+fn the_heap_does_not_grow_per_request() {
+    let dir = ok(tempfile::tempdir());
+    let fpm = start(one_worker(&dir.path().join("boots")));
+    let send = |i: usize| {
+        json(&ok(fpm.send(
+            &Req::post(
+                "index.php",
+                "application/x-www-form-urlencoded",
+                format!("f={:04}", i).into_bytes(),
+            )
+            .query(&format!("q={:04}", i))
+            .param("HTTP_COOKIE", &format!("c={:04}", i)),
+        )))
+    };
+    for i in 0..50 {
+        send(i);
+    }
+    let before = send(50)["memory"].clone();
+    for i in 51..250 {
+        send(i);
+    }
+    let after = send(250)["memory"].clone();
+    assert_eq!(before, after, "the PHP heap grew over 200 requests");
+}

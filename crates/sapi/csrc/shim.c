@@ -739,12 +739,25 @@ static void rfpm_worker_session_end(void)
 	zend_hash_str_del(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
 }
 
+/* The extensions that keep per-request copies of the request's variables: ext/filter
+ * keeps the raw values (filter_input()) in arrays its request shutdown frees and the
+ * SAPI's input_filter_init (called by sapi_activate) forgets without freeing. Ended here
+ * as a request end would, before the next request's copies are made. */
+static void rfpm_worker_input_copies_end(void)
+{
+	zend_module_entry *filter = zend_hash_str_find_ptr(&module_registry, "filter", sizeof("filter") - 1);
+	if (filter != NULL && filter->request_shutdown_func != NULL) {
+		filter->request_shutdown_func(filter->type, filter->module_number);
+	}
+}
+
 /* The start of a served request: SG(request_info) and SG(server_context) are set. */
 static void rfpm_worker_begin(void)
 {
 	EG(exit_status) = 0;
 	PG(connection_status) = PHP_CONNECTION_NORMAL;
 	zend_memory_reset_peak_usage();
+	rfpm_worker_input_copies_end();
 	sapi_activate();
 	if (PG(output_handler) && PG(output_handler)[0]) {
 		zval oh;
