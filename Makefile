@@ -34,7 +34,7 @@ define install_packages
 	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-worker chaos chaos-short
 
 all: build
 
@@ -110,6 +110,15 @@ bench: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
+	timeout 300 $(TARGET_DIR)/release/worker-symfony --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/WORKER-table.md --readme README.md
+
+# Worker mode on a Symfony app: php-fpm8.2 classic, rfpm classic, rfpm worker mode side
+# by side, and a worker's RSS over 3,000 requests (bench/WORKER.md); about a minute.
+bench-worker: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/worker-symfony --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/WORKER-table.md --readme README.md
 
 # A reload's cost to the requests that arrive during it, rfpm beside php-fpm8.2
 # (bench/RELOAD.md); bounded, about a minute.
