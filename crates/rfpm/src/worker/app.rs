@@ -180,16 +180,25 @@ impl Host for App<'_, '_> {
                 }
                 return false;
             }
+            let (slot, sb) = (self.w.slot, self.w.sb);
+            let mark_idle = || {
+                if slot.state() != WorkerState::Idle {
+                    sb.leave_active();
+                }
+                slot.set_state(WorkerState::Idle, now_us());
+            };
             let mut conn = match self.kept.take() {
-                Some(c) => c,
+                Some(c) => {
+                    // A kept-alive connection's wait for its next request is idle time
+                    // too: no request timer runs until a byte arrives.
+                    mark_idle();
+                    if !c.has_buffered_input() && !wait_next_request(c.get_ref()) {
+                        self.close(c);
+                        continue;
+                    }
+                    c
+                }
                 None => {
-                    let (slot, sb) = (self.w.slot, self.w.sb);
-                    let mark_idle = || {
-                        if slot.state() != WorkerState::Idle {
-                            sb.leave_active();
-                        }
-                        slot.set_state(WorkerState::Idle, now_us());
-                    };
                     let Some(accepted) = self.acceptor.next(mark_idle) else {
                         return false;
                     };
@@ -222,6 +231,22 @@ impl Host for App<'_, '_> {
                 self.close(conn);
             }
             return true;
+        }
+    }
+}
+
+/// Waits, however long, until a kept-alive connection has its next request's first
+/// byte (or its end); `false` when the worker must stop meanwhile.
+fn wait_next_request(conn: &Connection) -> bool {
+    loop {
+        if signals::worker_quit() {
+            return false;
+        }
+        match rfpm_sys::fd::poll_readable(conn.fd(), 1000) {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
         }
     }
 }
