@@ -388,6 +388,34 @@ fn terminate_timeout_counts_only_the_request() {
     }
     let again = json(&get(&fpm, "index.php", ""));
     assert_eq!(again["pid"], first["pid"], "{}", fpm.log());
+    // Idle longer than the timeout on a kept-alive connection, then on none: waited for
+    // as the timeout's log line that must not come.
+    let mut kept = ok(fpm.client());
+    let k = Req::get("index.php").keep_conn(true);
+    ok(integration::send_on(&mut kept, &fpm.docroot(), &k));
+    assert!(
+        fpm.wait_log(
+            "execution timed out",
+            std::time::Duration::from_millis(2500)
+        )
+        .is_err(),
+        "{}",
+        fpm.log()
+    );
+    let v = json(&ok(integration::send_on(&mut kept, &fpm.docroot(), &k)));
+    assert_eq!(v["pid"], first["pid"], "{}", fpm.log());
+    drop(kept);
+    assert!(
+        fpm.wait_log(
+            "execution timed out",
+            std::time::Duration::from_millis(1500)
+        )
+        .is_err(),
+        "{}",
+        fpm.log()
+    );
+    let v = json(&get(&fpm, "index.php", ""));
+    assert_eq!(v["pid"], first["pid"], "{}", fpm.log());
     let r = fpm.send(&Req::get("index.php").query("do=slow&secs=5"));
     assert!(r.map(|r| text_of(&r) != "slow done").unwrap_or(true));
     ok(fpm.wait_log("execution timed out", DEADLINE));
@@ -442,4 +470,87 @@ fn the_heap_does_not_grow_per_request() {
     }
     let after = send(250)["memory"].clone();
     assert_eq!(before, after, "the PHP heap grew over 200 requests");
+}
+
+/// The status page, fpm_get_status() and the access log work in a worker pool; the
+/// access log names the request's own script.
+#[test]
+fn status_and_access_log_work() {
+    let dir = ok(tempfile::tempdir());
+    let access = dir.path().join("access.log");
+    let fpm = start(
+        one_worker(&dir.path().join("boots"))
+            .pool_line("pm.status_path = /status")
+            .pool_line(format!("access.log = {}", access.display()))
+            .pool_line("access.format = \"%m %r %s %f\""),
+    );
+    let v = json(&get(&fpm, "any.php", "do=status"));
+    assert_eq!(v["pool"], "www", "{v}");
+    assert_eq!(v["accepted"], 1);
+    let page = ok(fpm.send(&Req::get("status").param("SCRIPT_NAME", "/status")));
+    let text = text_of(&page);
+    assert!(text.contains("pool:                 www"), "{text}");
+    assert!(text.contains("accepted conn:        2"), "{text}");
+    assert!(
+        wait_until(DEADLINE, || std::fs::read_to_string(&access)
+            .is_ok_and(|l| l.lines().count() >= 2)),
+        "{}",
+        fpm.log()
+    );
+    let log = ok(std::fs::read_to_string(&access));
+    let first = log.lines().next().unwrap_or("");
+    assert_eq!(
+        first,
+        format!("GET /any.php 200 {}/any.php", fpm.docroot().display())
+    );
+}
+
+/// The slow log shows the handler's request, with the frames of the worker script
+/// under frankenphp_handle_request().
+#[test]
+fn the_slow_log_shows_the_handlers_request() {
+    let dir = ok(tempfile::tempdir());
+    let slowlog = dir.path().join("slow.log");
+    let fpm = start(
+        one_worker(&dir.path().join("boots"))
+            .pool_line(format!("slowlog = {}", slowlog.display()))
+            .pool_line("request_slowlog_timeout = 1s"),
+    );
+    let r = get(&fpm, "slow.php", "do=slow&secs=2.5");
+    assert_eq!(text_of(&r), "slow done");
+    assert!(
+        wait_until(DEADLINE, || std::fs::read_to_string(&slowlog)
+            .is_ok_and(|l| l.contains("frankenphp_handle_request()"))),
+        "{:?}\n{}",
+        std::fs::read_to_string(&slowlog),
+        fpm.log()
+    );
+    let log = ok(std::fs::read_to_string(&slowlog));
+    assert!(
+        log.contains(&format!(
+            "script_filename = {}/slow.php",
+            fpm.docroot().display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains("usleep()"), "{log}");
+    assert!(fpm.log().contains("executing too slow"), "{}", fpm.log());
+}
+
+/// A reload boots the application again in the new generation.
+#[test]
+fn a_reload_boots_again() {
+    let dir = ok(tempfile::tempdir());
+    let boots = dir.path().join("boots");
+    let fpm = start(one_worker(&boots));
+    let before = json(&get(&fpm, "index.php", ""));
+    ok(fpm.signal(libc::SIGUSR2));
+    assert!(
+        wait_until(DEADLINE, || boots_of(&boots) == 2),
+        "{}",
+        fpm.log()
+    );
+    let after = json(&get(&fpm, "index.php", ""));
+    assert_ne!(after["pid"], before["pid"]);
+    assert_eq!(after["served"], 1);
 }
