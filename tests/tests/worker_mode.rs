@@ -554,3 +554,39 @@ fn a_reload_boots_again() {
     assert_ne!(after["pid"], before["pid"]);
     assert_eq!(after["served"], 1);
 }
+
+/// max_execution_time counts each request's own CPU time: three requests of 0.6 s of
+/// CPU each pass a 1 s limit (the timer is re-armed per request, disarmed in between);
+/// a request of more than 1 s ends with a fatal error, a 500, and a new worker.
+#[test]
+fn max_execution_time_counts_each_request() {
+    let fpm = start(
+        Fpm::builder(Kind::Rfpm)
+            .pool_line("pm.max_children = 1")
+            .pool_line(format!(
+                "worker.script = {}",
+                integration::fixtures_dir().join("worker/cpu.php").display()
+            ))
+            .pool_line("php_admin_value[max_execution_time] = 1")
+            .define("display_errors", "0")
+            .define("log_errors", "1"),
+    );
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let r = get(&fpm, "index.php", "cpu=0.6");
+        assert_eq!(r.status(), 200, "{}\n{}", r.stderr_str(), fpm.log());
+        pids.push(json(&r)["pid"].clone());
+    }
+    assert!(pids.iter().all(|p| *p == pids[0]), "{pids:?}");
+    let r = get(&fpm, "index.php", "cpu=3");
+    assert_eq!(r.status(), 500, "{}", fpm.log());
+    assert!(
+        r.stderr_str()
+            .contains("Maximum execution time of 1 second exceeded"),
+        "{}",
+        r.stderr_str()
+    );
+    ok(fpm.wait_log("a fatal error ended the worker script", DEADLINE));
+    let after = json(&get(&fpm, "index.php", "cpu=0"));
+    assert_ne!(after["pid"], pids[0]);
+}
