@@ -847,8 +847,15 @@ void rfpm_shim_worker_end(void)
 	/* Between requests there is no response to change. */
 	SG(headers_sent) = 1;
 	SG(request_info).no_headers = 0;
-	if (rfpm_worker_exit != NULL && EG(exception) != NULL) {
-		zend_clear_exception();
+	if (EG(exception) != NULL) {
+		if (rfpm_worker_exit != NULL) {
+			zend_clear_exception();
+		} else {
+			/* Thrown while the response ended (an output handler, a session save
+			 * handler): reported like the handler's own, not into the script. */
+			zend_exception_error(EG(exception), E_ERROR);
+			EG(exception) = NULL;
+		}
 	}
 }
 
