@@ -217,3 +217,41 @@ fn the_classic_front_controller_serves_the_same_app() {
     assert_eq!(v["served"], 1);
     assert_eq!(send(&fpm, &route("/dirty")).status(), 201);
 }
+
+/// Behind nginx, with the server block Symfony's documentation gives (every path to
+/// `index.php`) and FastCGI keep-alive: the worker-mode app answers its routes, and a
+/// request's state stays its own over kept-alive connections.
+#[test]
+fn behind_nginx_with_keep_alive() {
+    let var = ok(tempfile::tempdir());
+    let fpm = start(worker(var.path()));
+    let public = app_dir().join("public");
+    let sock = fpm.addr();
+    let nginx = ok(integration::Nginx::start_server(|port| {
+        format!(
+            "upstream fpm {{\n    server unix:{sock};\n    keepalive 4;\n}}\n\
+             server {{\n    listen 127.0.0.1:{port};\n    root {root};\n\
+             location / {{\n        try_files $uri /index.php$is_args$args;\n    }}\n\
+             location ~ ^/index\\.php(/|$) {{\n        fastcgi_pass fpm;\n\
+                     fastcgi_keep_conn on;\n\
+                     fastcgi_split_path_info ^(.+\\.php)(/.*)$;\n\
+                     include /etc/nginx/fastcgi_params;\n\
+                     fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;\n\
+                     fastcgi_param DOCUMENT_ROOT $realpath_root;\n        internal;\n    }}\n}}\n",
+            root = public.display()
+        )
+    }));
+    let dirty = ok(nginx.curl("/dirty", &[]));
+    assert_eq!(dirty.status, 201, "{}\n{}", nginx.log(), fpm.log());
+    for _ in 0..5 {
+        let r = ok(nginx.curl("/?a=1", &[]));
+        assert_eq!(r.status, 200);
+        let v: Value = serde_json::from_str(&r.body_str()).unwrap_or(Value::Null);
+        assert_eq!(v["query"], serde_json::json!({"a": "1"}), "{}", r.body_str());
+        assert_eq!(v["cookies"], serde_json::json!([]));
+        assert_eq!(v["headers"], serde_json::json!([]));
+        assert_eq!(v["worker"], "1");
+    }
+    assert!(ok(nginx.curl("/session", &[])).body_str().contains("\"n\":1"));
+    assert_eq!(boots(var.path()), 1, "{}", fpm.log());
+}
