@@ -590,3 +590,37 @@ fn max_execution_time_counts_each_request() {
     let after = json(&get(&fpm, "index.php", "cpu=0"));
     assert_ne!(after["pid"], pids[0]);
 }
+
+/// pm = ondemand: a worker is started for the first connection, boots the app, then
+/// serves; dynamic keeps its spare workers booted.
+#[test]
+fn ondemand_and_dynamic_pools_boot_their_workers() {
+    let dir = ok(tempfile::tempdir());
+    let boots = dir.path().join("boots");
+    let fpm = start(
+        one_worker(&boots)
+            .pool_line("pm = ondemand")
+            .pool_line("pm.max_children = 2"),
+    );
+    assert_eq!(boots_of(&boots), 0);
+    let v = json(&get(&fpm, "index.php", "i=1"));
+    assert_eq!(v["served"], 1, "{}", fpm.log());
+    assert_eq!(boots_of(&boots), 1);
+    let dir2 = ok(tempfile::tempdir());
+    let boots2 = dir2.path().join("boots");
+    let fpm2 = start(
+        one_worker(&boots2)
+            .pool_line("pm = dynamic")
+            .pool_line("pm.max_children = 3")
+            .pool_line("pm.start_servers = 2")
+            .pool_line("pm.min_spare_servers = 1")
+            .pool_line("pm.max_spare_servers = 2"),
+    );
+    assert!(
+        wait_until(DEADLINE, || boots_of(&boots2) == 2),
+        "{}",
+        fpm2.log()
+    );
+    let v = json(&get(&fpm2, "index.php", ""));
+    assert_eq!(v["served"], 1);
+}
