@@ -247,11 +247,18 @@ fn behind_nginx_with_keep_alive() {
         let r = ok(nginx.curl("/?a=1", &[]));
         assert_eq!(r.status, 200);
         let v: Value = serde_json::from_str(&r.body_str()).unwrap_or(Value::Null);
-        assert_eq!(v["query"], serde_json::json!({"a": "1"}), "{}", r.body_str());
+        assert_eq!(
+            v["query"],
+            serde_json::json!({"a": "1"}),
+            "{}",
+            r.body_str()
+        );
         assert_eq!(v["cookies"], serde_json::json!([]));
         assert_eq!(v["headers"], serde_json::json!([]));
         assert_eq!(v["worker"], "1");
     }
-    assert!(ok(nginx.curl("/session", &[])).body_str().contains("\"n\":1"));
+    assert!(ok(nginx.curl("/session", &[]))
+        .body_str()
+        .contains("\"n\":1"));
     assert_eq!(boots(var.path()), 1, "{}", fpm.log());
 }
