@@ -15,9 +15,11 @@ RUN_PACKAGES := libphp8.2-embed php8.2-dev libclang-dev clang gcc pkg-config ca-
 # python3-prometheus-client (parses the openmetrics status page), chromium
 # (status.html, the admin page), prometheus (a real scrape of the admin listener, and
 # promtool check metrics), and for the package's test systemd (systemd-analyze),
-# logrotate and man-db.
+# logrotate and man-db; Symfony 5.4 (framework bundle, runtime) for the worker-mode
+# application (tests/fixtures/symfony).
 DEB_PACKAGES := $(RUN_PACKAGES) php8.2-cli php8.2-fpm nginx curl dpkg-dev xz-utils acl \
-                python3-prometheus-client chromium prometheus systemd logrotate man-db
+                python3-prometheus-client chromium prometheus systemd logrotate man-db \
+                php-symfony-framework-bundle php-symfony-runtime
 # To benchmark, in addition.
 BENCH_PACKAGES := $(DEB_PACKAGES) php8.2-cgi wrk
 
@@ -33,7 +35,7 @@ define install_packages
 	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-access-log bench-admin chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-access-log bench-admin bench-worker chaos chaos-short
 
 all: build
 
@@ -110,6 +112,15 @@ bench: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
+	timeout 300 $(TARGET_DIR)/release/worker-symfony --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/WORKER-table.md --readme README.md
+
+# Worker mode on a Symfony app: php-fpm8.2 classic, rfpm classic, rfpm worker mode side
+# by side, and a worker's RSS over 3,000 requests (bench/WORKER.md); about a minute.
+bench-worker: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/worker-symfony --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/WORKER-table.md --readme README.md
 
 # A reload's cost to the requests that arrive during it, rfpm beside php-fpm8.2
 # (bench/RELOAD.md); bounded, about a minute.

@@ -620,6 +620,11 @@ fn allows_pcntl(p: &PoolConf) -> bool {
     p.allow_pcntl
 }
 
+/// `worker.script` is set (rfpm only).
+fn has_worker_script(p: &PoolConf) -> bool {
+    p.worker_script.as_ref().is_some_and(|s| !s.is_empty())
+}
+
 /// `pm.max_memory` is set (rfpm only).
 fn has_max_memory(p: &PoolConf) -> bool {
     p.pm_max_memory != 0
@@ -749,6 +754,10 @@ section! {
         /// request's id; `None`: `$_SERVER` is php-fpm's.
         request_id_server_var: Option<String> = None => "request_id.server_var", Str,
             rfpm_only(has_request_id_var);
+        /// rfpm only: worker mode. Each worker runs this PHP script once (it boots the
+        /// application) and serves every request of the pool through its
+        /// `frankenphp_handle_request()` calls.
+        worker_script: Option<String> = None => "worker.script", Str, rfpm_only(has_worker_script);
     }
     aliases {
         "php_flag" => php_values, Flags;
@@ -994,7 +1003,8 @@ mod tests {
                 "access.log_format",
                 "request_read_timeout",
                 "allow_pcntl",
-                "request_id.server_var"
+                "request_id.server_var",
+                "worker.script"
             ]
         );
         let cfg = validated(&format!(
@@ -1105,7 +1115,7 @@ mod tests {
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
              pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n\
              request_read_timeout = 5s\nallow_pcntl = yes\naccess.log_format = json\n\
-             request_id.server_var = REQUEST_ID\n",
+             request_id.server_var = REQUEST_ID\nworker.script = /w.php\n",
             MINIMAL.replace(
                 "[www]",
                 "shutdown.drain = yes\nlog_format = json\nadmin.listen = 127.0.0.1:9100\n\

@@ -105,6 +105,11 @@ pub trait Sys {
     fn event_mechanisms(&self) -> &[&'static str] {
         EVENT_MECHANISMS
     }
+    /// `worker.script` (rfpm): a regular file that `ids` (uid, gid; `None`: this
+    /// process) may read. `Err`: why not, as a SYSERR suffix says it.
+    fn readable_by(&self, _path: &Path, _ids: Option<(u32, u32)>) -> Result<(), SysError> {
+        Ok(())
+    }
     /// Current effective uid/gid (used when not root).
     fn current_ids(&self) -> (u32, u32) {
         (0, 0)
@@ -725,11 +730,53 @@ fn process_pool(
             }
             p.php_admin_values = vals;
         }
+        // 19. worker.script (rfpm): a file the pool's user can read.
+        if let Some(ws) = p.worker_script.clone().filter(|s| !s.is_empty()) {
+            let v = fp(&ws, false, &mut cx.diags);
+            p.worker_script = Some(v.clone());
+            let on_disk = match &p.chroot {
+                Some(r) => format!("{r}{v}"),
+                None => v.clone(),
+            };
+            let ids = if is_root {
+                worker_ids(p.user.as_deref(), p.group.as_deref(), cx.sys)
+            } else {
+                None
+            };
+            if let Err(e) = cx.sys.readable_by(Path::new(&on_disk), ids) {
+                return Err(err(format!(
+                    "the worker.script '{v}' is not a file the pool's user can read{}",
+                    e.suffix()
+                )));
+            }
+        }
     }
     if let Some(s) = new_pool {
         cfg.pools.push(s);
     }
     Ok(())
+}
+
+/// The uid and gid a root master's worker of a pool takes (`None`: not resolvable now;
+/// start-up reports it).
+fn worker_ids(user: Option<&str>, group: Option<&str>, sys: &dyn Sys) -> Option<(u32, u32)> {
+    let is_id = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    let user = user.filter(|s| !s.is_empty())?;
+    let (uid, mut gid) = if is_id(user) {
+        let uid = user.parse().ok()?;
+        (uid, sys.user_by_uid(uid).map_or(uid, |u| u.gid))
+    } else {
+        let u = sys.user_by_name(user).ok()?;
+        (u.uid, u.gid)
+    };
+    if let Some(g) = group.filter(|s| !s.is_empty()) {
+        gid = if is_id(g) {
+            g.parse().ok()?
+        } else {
+            sys.group_by_name(g).ok()?
+        };
+    }
+    Some((uid, gid))
 }
 
 /// The extra checks of `-t`/`-tt` (§1.5 item 2), run after [`validate`]:

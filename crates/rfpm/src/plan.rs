@@ -209,6 +209,33 @@ impl conf::Sys for OsSys {
     fn current_ids(&self) -> (u32, u32) {
         (process::geteuid(), process::getegid())
     }
+
+    fn readable_by(&self, path: &Path, ids: Option<(u32, u32)>) -> Result<(), conf::SysError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|e| sys_err(&e))?;
+        if !meta.is_file() {
+            return Err(sys_err(&std::io::Error::from_raw_os_error(
+                if meta.is_dir() {
+                    libc::EISDIR
+                } else {
+                    libc::EINVAL
+                },
+            )));
+        }
+        let readable = match ids {
+            // This process: open it.
+            None => return std::fs::File::open(path).map(drop).map_err(|e| sys_err(&e)),
+            Some((0, _)) => true,
+            Some((uid, _)) if meta.uid() == uid => meta.mode() & 0o400 != 0,
+            Some((_, gid)) if meta.gid() == gid => meta.mode() & 0o040 != 0,
+            Some(_) => meta.mode() & 0o004 != 0,
+        };
+        if readable {
+            Ok(())
+        } else {
+            Err(sys_err(&std::io::Error::from_raw_os_error(libc::EACCES)))
+        }
+    }
 }
 
 /// The command line's part of the configuration stage.

@@ -33,6 +33,9 @@ pub struct Pool {
     /// `request_read_timeout` (rfpm): seconds a connection has to deliver a request's
     /// params (and the body read before the script starts); 0 = off.
     pub read_timeout: u64,
+    /// `worker.script` (rfpm): worker mode; each worker boots this script once and
+    /// serves the pool's requests through its `frankenphp_handle_request()` calls.
+    pub worker_script: Option<String>,
     /// What the worker switches to (uid/gid only when the master is root) and its
     /// `USER`/`HOME`.
     pub identity: conf::Identity,
@@ -132,6 +135,7 @@ impl Pool {
             max_requests_jitter: c.pm_max_requests_jitter.get() as u64,
             max_memory: c.pm_max_memory,
             read_timeout: c.request_read_timeout.get(),
+            worker_script: c.worker_script.clone().filter(|s| !s.is_empty()),
             identity,
             rlimit_files: c.rlimit_files,
             rlimit_core: c.rlimit_core,

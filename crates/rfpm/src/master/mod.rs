@@ -145,6 +145,7 @@ impl Supervisor {
                 pm: pm::PmMemory::default(),
                 access_log: logs.next().flatten(),
                 ended: [0; rfpm_core::metrics::EndReason::ALL.len()],
+                boot: generation::BootState::default(),
             });
         }
         let g = &m.global;
@@ -303,6 +304,7 @@ impl Supervisor {
                 self.report_to_systemd();
             }
         }
+        self.boot_retries(now);
         let draining: Vec<u32> = self
             .generations
             .all_draining()
