@@ -85,7 +85,10 @@ fn debian_package_installs_and_checks() {
     // is valid sh and makes it (tmpfiles.d makes it at each boot).
     let postinst = ok(Command::new("dpkg-deb").args(["-I", &deb, "postinst"]));
     assert!(postinst.contains("mkdir -p /run/rfpm"), "{postinst}");
-    assert!(postinst.contains("systemd-tmpfiles --create rfpm.conf"), "{postinst}");
+    assert!(
+        postinst.contains("systemd-tmpfiles --create rfpm.conf"),
+        "{postinst}"
+    );
     ok(Command::new("sh").args(["-n", "-c", &postinst]));
 
     let root = tmp.path().join("root");
@@ -100,10 +103,12 @@ fn debian_package_installs_and_checks() {
     files.sort_unstable();
     assert_eq!(files, FILES);
     assert!(root.join("var/log/rfpm").is_dir(), "no /var/log/rfpm");
-    let tmpfiles = std::fs::read_to_string(root.join("usr/lib/tmpfiles.d/rfpm.conf"))
-        .unwrap_or_default();
+    let tmpfiles =
+        std::fs::read_to_string(root.join("usr/lib/tmpfiles.d/rfpm.conf")).unwrap_or_default();
     assert!(
-        tmpfiles.lines().any(|l| l == "d /run/rfpm 0755 root root -"),
+        tmpfiles
+            .lines()
+            .any(|l| l == "d /run/rfpm 0755 root root -"),
         "{tmpfiles}"
     );
 
