@@ -731,7 +731,7 @@ section! {
         pm_max_memory: u64 = 0 => "pm.max_memory", Size, rfpm_only(has_max_memory);
         /// Validation fills in `/` for a pool with `pm.status_listen`.
         pm_status_path: Option<String> = None => "pm.status_path", Str;
-        pm_status_listen: Option<String> = None => "pm.status_listen", Str;
+        pm_status_listen: Option<Bytes> = None => "pm.status_listen", Bytes;
         ping_path: Option<String> = None => "ping.path", Str;
         /// Validation fills in `pong` when `ping.path` is set, and clears it otherwise.
         ping_response: Option<String> = None => "ping.response", Str;

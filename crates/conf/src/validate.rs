@@ -564,7 +564,7 @@ fn process_pool(
             let mut s = PoolConf::new(&format!("{name}_status"));
             s.hidden = true;
             s.shared = Some(idx);
-            s.listen = Some(sl.into());
+            s.listen = Some(sl);
             s.pm = Some(Pm::Ondemand);
             s.pm_max_children = Count::new(2);
             s.user = p.user.clone();
