@@ -15,12 +15,14 @@ use integration::fcgi::client::Addr;
 use integration::{both, connect, send_on, wait_until, Fpm, Req, DEADLINE};
 
 // Each answer in hex, one per line: env[X], env[Y\xe9] (a name that is not UTF-8),
-// php_value[include_path], then the worker's working directory. PHP runs a script in
+// env[Z] = $LATIN1 (a master variable that is not UTF-8), php_value[include_path], then
+// the worker's working directory. PHP runs a script in
 // the script's own directory and goes back to the worker's (the pool's `chdir`) when the
 // script ends: a shutdown function sees the worker's.
 const SCRIPT: &str = r#"<?php
 echo bin2hex((string) getenv('X')), "\n";
 echo bin2hex((string) getenv("Y\xe9")), "\n";
+echo bin2hex((string) getenv('Z')), "\n";
 echo bin2hex(ini_get('include_path')), "\n";
 register_shutdown_function(function () { echo bin2hex(getcwd()), "\n"; });
 "#;
@@ -69,6 +71,7 @@ both!(latin1_values_keep_their_bytes, |kind| {
         [b"chdir = ", &cafe[..]].concat(),
         b"env[X] = caf\xe9".to_vec(),
         b"env[Y\xe9] = \"\xe9t\xe9\"".to_vec(),
+        b"env[Z] = $LATIN1".to_vec(),
         [b"php_value[include_path] = \"", &include_path[..], b"\""].concat(),
     ] {
         conf.extend_from_slice(&line);
@@ -79,6 +82,7 @@ both!(latin1_values_keep_their_bytes, |kind| {
 
     let fpm = Fpm::builder(kind)
         .no_config()
+        .env_os("LATIN1", OsStr::from_bytes(b"na\xefve"))
         .arg("-y")
         .arg(conf_path.display().to_string())
         .start()
@@ -104,9 +108,10 @@ both!(latin1_values_keep_their_bytes, |kind| {
         .unwrap_or_else(|e| panic!("request: {e}\n{}", fpm.log()));
     let body = String::from_utf8_lossy(resp.body()).into_owned();
     let want = format!(
-        "{}\n{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n{}\n",
         hex(b"caf\xe9"),
         hex(b"\xe9t\xe9"),
+        hex(b"na\xefve"),
         hex(&include_path),
         hex(&cafe)
     );

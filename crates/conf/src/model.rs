@@ -97,18 +97,16 @@ pub struct KeyValue {
 impl PoolConf {
     /// Effective worker environment additions in application order (the first
     /// definition of a name in the file wins), with `$NAME` values looked up
-    /// in the master environment (missing → empty). Names and values are the file's
-    /// bytes.
-    pub fn worker_env(&self, master_env: &dyn Fn(&str) -> Option<String>) -> Vec<(Bytes, Bytes)> {
+    /// in the master environment (missing → empty). Names and values are bytes, the
+    /// file's and the master environment's.
+    pub fn worker_env(&self, master_env: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Vec<(Bytes, Bytes)> {
         let mut out: Vec<(Bytes, Bytes)> = Vec::new();
         for kv in self.env.iter().rev() {
             if out.iter().any(|(k, _)| *k == kv.key) {
                 continue;
             }
             let v = match kv.value.strip_prefix(b"$") {
-                Some(name) => {
-                    Bytes::from(master_env(&String::from_utf8_lossy(name)).unwrap_or_default())
-                }
+                Some(name) => Bytes::from(master_env(name).unwrap_or_default()),
                 None => kv.value.clone(),
             };
             out.push((kv.key.clone(), v));

@@ -345,7 +345,11 @@ pub fn pools(config: &conf::Config, c: &Cli) -> Result<(Vec<Pool>, Vec<conf::Dia
             Err(f) => return Err(failed(&mut said, f)),
         }
     }
-    let env = |n: &str| std::env::var(n).ok();
+    // `env[X] = $Y`: the master's variable as bytes (UTF-8 or not), as php-fpm's getenv.
+    let env = |n: &[u8]| {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        std::env::var_os(std::ffi::OsStr::from_bytes(n)).map(std::ffi::OsString::into_vec)
+    };
     let mut pools = Vec::new();
     for (pc, id) in config.pools.iter().zip(identities) {
         let perms = match conf::socket_permissions(pc, &sys) {

@@ -93,7 +93,7 @@ impl Pool {
         identity: conf::Identity,
         socket: conf::SocketPerms,
         is_root: bool,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
     ) -> Pool {
         let listen = c.listen.clone().unwrap_or_default();
         // The classification looks at ASCII only (':', digits): lossy text is exact.
