@@ -700,8 +700,8 @@ section! {
         listen: Option<Bytes> = None => "listen", Bytes,
             check(Check::Required(Level::Alert, "no listen address have been defined!"));
         listen_backlog: i32 = BACKLOG_DEFAULT => "listen.backlog", Signed;
-        listen_acl_users: Option<String> = None => "listen.acl_users", Str;
-        listen_acl_groups: Option<String> = None => "listen.acl_groups", Str;
+        listen_acl_users: Option<Bytes> = None => "listen.acl_users", Bytes;
+        listen_acl_groups: Option<Bytes> = None => "listen.acl_groups", Bytes;
         listen_owner: Option<Bytes> = None => "listen.owner", Bytes;
         listen_group: Option<Bytes> = None => "listen.group", Bytes;
         /// Octal string as configured (`None` = 0660 at socket creation).

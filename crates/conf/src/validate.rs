@@ -939,8 +939,8 @@ struct SocketNames<'a> {
     owner: &'a Option<Bytes>,
     group: &'a Option<Bytes>,
     mode: &'a Option<String>,
-    acl_users: &'a Option<String>,
-    acl_groups: &'a Option<String>,
+    acl_users: &'a Option<Bytes>,
+    acl_groups: &'a Option<Bytes>,
 }
 
 fn resolve_socket(n: &SocketNames<'_>, sys: &dyn Sys) -> Result<(SocketPerms, Vec<Diag>), Failure> {
@@ -964,8 +964,8 @@ fn resolve_socket(n: &SocketNames<'_>, sys: &dyn Sys) -> Result<(SocketPerms, Ve
             .collect();
         perms.mode = u32::from_str_radix(&digits, 8).unwrap_or(0);
     }
-    let acl_users = set(n.acl_users);
-    let acl_groups = set(n.acl_groups);
+    let acl_users = set_bytes(n.acl_users);
+    let acl_groups = set_bytes(n.acl_groups);
     if acl_users.is_some() || acl_groups.is_some() {
         // ACLs replace ownership; every entry is a name (split at ',', no trimming).
         for (what, v) in [("owner", n.owner), ("group", n.group)] {
@@ -975,16 +975,18 @@ fn resolve_socket(n: &SocketNames<'_>, sys: &dyn Sys) -> Result<(SocketPerms, Ve
                 )));
             }
         }
-        for u in acl_users.iter().flat_map(|l| l.split(',')) {
+        for u in acl_users.iter().flat_map(|l| l.split(|&c| c == b',')) {
+            let shown = String::from_utf8_lossy(u);
             let pw = sys
-                .user_by_name(u.as_bytes())
-                .map_err(|e| fail(format!("cannot get uid for user '{u}'{}", e.suffix())))?;
+                .user_by_name(u)
+                .map_err(|e| fail(format!("cannot get uid for user '{shown}'{}", e.suffix())))?;
             perms.acl_users.push(pw.uid);
         }
-        for g in acl_groups.iter().flat_map(|l| l.split(',')) {
+        for g in acl_groups.iter().flat_map(|l| l.split(|&c| c == b',')) {
+            let shown = String::from_utf8_lossy(g);
             let gid = sys
-                .group_by_name(g.as_bytes())
-                .map_err(|e| fail(format!("cannot get gid for group '{g}'{}", e.suffix())))?;
+                .group_by_name(g)
+                .map_err(|e| fail(format!("cannot get gid for group '{shown}'{}", e.suffix())))?;
             perms.acl_groups.push(gid);
         }
         return Ok((perms, warnings));
