@@ -198,6 +198,7 @@ impl<T: 'static> Directive<T> {
         let v = &*String::from_utf8_lossy(raw);
         match &self.kind {
             Kind::Str(s) => *(s.set)(t) = Some(expand_pool(v, pool)?),
+            // Stored above, before the text conversion.
             Kind::Bytes(_) => {}
             Kind::Bool(s) => *(s.set)(t) = parse_bool(v)?,
             Kind::Int(s) => *(s.set)(t) = Count::new(parse_int(v)?),
