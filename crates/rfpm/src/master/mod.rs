@@ -51,7 +51,7 @@ pub struct Master {
     pub title_area: Option<title::Area>,
     pub pools: Vec<Pool>,
     pub listeners: Vec<Listener>,
-    pub pid_file: Option<String>,
+    pub pid_file: Option<conf::Bytes>,
     pub process_control_timeout: Duration,
     /// `[global]`: process.max, emergency restart, systemd, log level.
     pub global: conf::GlobalConf,
@@ -76,7 +76,7 @@ struct Supervisor {
     /// The command line, re-executed on reload.
     argv: Vec<String>,
     title_area: Option<title::Area>,
-    pid_file: Option<String>,
+    pid_file: Option<conf::Bytes>,
     process_control_timeout: Duration,
     global: conf::GlobalConf,
     /// The self-pipe the signal handler writes into (`None` in a forked worker).

@@ -75,7 +75,7 @@ pub(super) fn identity(pool: &Pool) -> Result<(), String> {
         );
     }
     if let Some(root) = &pool.chroot {
-        identity::chroot(root).map_err(|e| {
+        identity::chroot(root.as_path()).map_err(|e| {
             format!(
                 "[pool {name}] failed to chroot({root}){}",
                 rfpm_sys::syserr(&e)
