@@ -743,18 +743,26 @@ fn process_pool(
         }
         // 19. worker.script (rfpm): a file the pool's user can read.
         if let Some(ws) = p.worker_script.clone().filter(|s| !s.is_empty()) {
-            let v = fp(&ws, false, &mut cx.diags);
+            // An rfpm-only directive held as text (a path that is not UTF-8 is not
+            // supported here, unlike php-fpm's own path directives).
+            let v = fp(ws.as_bytes(), false, &mut cx.diags)
+                .to_str_lossy()
+                .into_owned();
             p.worker_script = Some(v.clone());
             let on_disk = match &p.chroot {
-                Some(r) => format!("{r}{v}"),
-                None => v.clone(),
+                Some(r) => {
+                    let mut d = r.as_bytes().to_vec();
+                    d.extend_from_slice(v.as_bytes());
+                    Bytes::new(d)
+                }
+                None => Bytes::from(v.as_str()),
             };
             let ids = if is_root {
                 worker_ids(p.user.as_deref(), p.group.as_deref(), cx.sys)
             } else {
                 None
             };
-            if let Err(e) = cx.sys.readable_by(Path::new(&on_disk), ids) {
+            if let Err(e) = cx.sys.readable_by(on_disk.as_path(), ids) {
                 return Err(err(format!(
                     "the worker.script '{v}' is not a file the pool's user can read{}",
                     e.suffix()
@@ -770,11 +778,12 @@ fn process_pool(
 
 /// The uid and gid a root master's worker of a pool takes (`None`: not resolvable now;
 /// start-up reports it).
-fn worker_ids(user: Option<&str>, group: Option<&str>, sys: &dyn Sys) -> Option<(u32, u32)> {
-    let is_id = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+fn worker_ids(user: Option<&[u8]>, group: Option<&[u8]>, sys: &dyn Sys) -> Option<(u32, u32)> {
+    let is_id = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let number = |s: &[u8]| std::str::from_utf8(s).ok()?.parse::<u32>().ok();
     let user = user.filter(|s| !s.is_empty())?;
     let (uid, mut gid) = if is_id(user) {
-        let uid = user.parse().ok()?;
+        let uid = number(user)?;
         (uid, sys.user_by_uid(uid).map_or(uid, |u| u.gid))
     } else {
         let u = sys.user_by_name(user).ok()?;
@@ -782,7 +791,7 @@ fn worker_ids(user: Option<&str>, group: Option<&str>, sys: &dyn Sys) -> Option<
     };
     if let Some(g) = group.filter(|s| !s.is_empty()) {
         gid = if is_id(g) {
-            g.parse().ok()?
+            number(g)?
         } else {
             sys.group_by_name(g).ok()?
         };
