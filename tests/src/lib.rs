@@ -31,7 +31,7 @@ pub use client::{connect, nginx_params, send_on, Req};
 pub use fpm::{Fpm, FpmBuilder};
 pub use nginx::{HttpResponse, Nginx};
 pub use proc::{children_of, fd_links, process_alive, process_title, send_signal};
-pub use util::{free_port, md5_hex, wait_for_file, wait_until};
+pub use util::{chromium, free_port, http_get, md5_hex, wait_for_file, wait_until};
 
 /// Re-export so tests only depend on this crate.
 pub use fcgi;

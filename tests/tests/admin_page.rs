@@ -4,58 +4,15 @@
 //! screenshot in the test run's target tmpdir.
 #![forbid(unsafe_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use integration::helpers::ok;
-use integration::{free_port, wait_for_file, wait_until, Fpm, Kind, Req, DEADLINE};
+use integration::{chromium, free_port, wait_for_file, wait_until, Fpm, Kind, Req, DEADLINE};
 
-/// `GET path` on the admin listener, `Connection: close`: status code and body.
+/// `GET path` on the admin listener: status code and body.
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(DEADLINE))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
-}
-
-/// Debian's chromium, headless (as tests/tests/status.rs drives it).
-fn chromium(profile: &Path, args: &[&str], url: &str) -> std::process::Output {
-    let mut cmd = Command::new("/usr/bin/chromium");
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(args)
-    .arg(url)
-    .stdin(std::process::Stdio::null());
-    match cmd.output() {
-        Ok(o) => o,
-        Err(e) => panic!("/usr/bin/chromium (install it: make deps): {e}"),
-    }
+    integration::http_get(port, path, None)
 }
 
 /// The texts of the `<td class="{class}">` cells of a dumped DOM.

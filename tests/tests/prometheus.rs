@@ -5,8 +5,7 @@
 //! historical `phpfpm_*` names are kept as they are, and promtool says so about them).
 #![forbid(unsafe_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -20,51 +19,6 @@ const PROMTOOL: &str = "/usr/bin/promtool";
 const PROM_DEADLINE: Duration = Duration::from_secs(60);
 /// Requests sent through FastCGI.
 const N: u64 = 7;
-
-/// `GET target` on 127.0.0.1:`port` with `Connection: close`: status code and body.
-fn get(port: u16, target: &str, accept: Option<&str>) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(DEADLINE))?;
-    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{accept}Connection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    // Prometheus' API may answer chunked; the admin listener never does.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((code, body))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
 
 /// A query string value, percent-encoded.
 fn encode(s: &str) -> String {
@@ -130,7 +84,7 @@ impl Prometheus {
     /// The value of an instant query that returns one series (`None`: no answer yet,
     /// or not exactly one series).
     fn query(&self, q: &str) -> Option<String> {
-        let (code, body) = get(
+        let (code, body) = integration::http_get(
             self.port,
             &format!("/api/v1/query?query={}", encode(q)),
             None,
@@ -166,15 +120,14 @@ fn rfpm_with_traffic() -> (Fpm, u16) {
         assert_eq!(r.body(), b"Hello, world!\n");
     }
     assert!(
-        wait_until(DEADLINE, || get(port, "/metrics", None).is_ok_and(
-            |(_, body)| {
+        wait_until(DEADLINE, || integration::http_get(port, "/metrics", None)
+            .is_ok_and(|(_, body)| {
                 body.lines().any(|l| {
                     l == format!("rfpm_request_duration_seconds_count{{pool=\"www\"}} {N}")
                 })
-            }
-        )),
+            })),
         "/metrics never counted {N} requests: {:?}\n{}",
-        get(port, "/metrics", None),
+        integration::http_get(port, "/metrics", None),
         fpm.log()
     );
     (fpm, port)
@@ -206,18 +159,18 @@ fn prometheus_scrapes_the_admin_listener() {
                 last.as_deref() == Some(want)
             }),
             "{q}: Prometheus answers {last:?}, expected {want}\n--- targets ---\n{:?}\n--- prometheus ---\n{}\n--- rfpm ---\n{}",
-            get(prom.port, "/api/v1/targets", None),
+            integration::http_get(prom.port, "/api/v1/targets", None),
             prom.log(),
             fpm.log()
         );
     }
     // The scrape itself went well: no error on the target, OpenMetrics negotiated.
-    let (_, targets) = ok(get(prom.port, "/api/v1/targets", None));
+    let (_, targets) = ok(integration::http_get(prom.port, "/api/v1/targets", None));
     let t: serde_json::Value = ok(serde_json::from_str(&targets));
     let active = &t["data"]["activeTargets"][0];
     assert_eq!(active["health"], "up", "{targets}");
     assert_eq!(active["lastError"], "", "{targets}");
-    let (_, om) = ok(get(
+    let (_, om) = ok(integration::http_get(
         port,
         "/metrics",
         Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
@@ -228,7 +181,7 @@ fn prometheus_scrapes_the_admin_listener() {
 #[test]
 fn promtool_finds_no_problem_in_rfpm_metrics() {
     let (_fpm, port) = rfpm_with_traffic();
-    let (code, text) = ok(get(port, "/metrics", None));
+    let (code, text) = ok(integration::http_get(port, "/metrics", None));
     assert_eq!(code, 200);
     let mut child = Command::new(PROMTOOL)
         .args(["check", "metrics"])

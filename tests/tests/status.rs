@@ -7,7 +7,9 @@ use std::process::Command;
 use std::thread;
 
 use integration::fcgi::client::{Addr, Response};
-use integration::{both, connect, send_on, wait_for_file, Fpm, HarnessError, Kind, Req, DEADLINE};
+use integration::{
+    both, chromium, connect, send_on, wait_for_file, Fpm, HarnessError, Kind, Req, DEADLINE,
+};
 
 fn ok<T>(r: Result<T, HarnessError>) -> T {
     match r {
@@ -526,28 +528,6 @@ both!(fpm_get_status_array, |kind| {
         r.stdout_str()
     );
 });
-
-/// Debian's chromium, headless, as the issue asks.
-fn chromium(profile: &Path, args: &[&str], url: &str) -> std::process::Output {
-    let mut cmd = Command::new("/usr/bin/chromium");
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--virtual-time-budget=5000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(args)
-    .arg(url)
-    .stdin(std::process::Stdio::null());
-    match cmd.output() {
-        Ok(o) => o,
-        Err(e) => panic!("/usr/bin/chromium (install it: make deps): {e}"),
-    }
-}
 
 both!(status_html_in_chromium, |kind| {
     // nginx passes `*.php` to the FPM: the status page lives at /fpm-status.php.
