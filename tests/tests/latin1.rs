@@ -15,7 +15,8 @@ use integration::fcgi::client::Addr;
 use integration::{both, connect, send_on, wait_until, Fpm, Req, DEADLINE};
 
 // Each answer in hex, one per line: env[X], env[Y\xe9] (a name that is not UTF-8),
-// env[Z] = $LATIN1 (a master variable that is not UTF-8), php_value[include_path], then
+// env[Z] = $LATIN1 (a master variable that is not UTF-8), env[W] = "${LATIN1}!" (the
+// INI expansion of the same variable), php_value[include_path], then
 // the worker's working directory. PHP runs a script in
 // the script's own directory and goes back to the worker's (the pool's `chdir`) when the
 // script ends: a shutdown function sees the worker's.
@@ -23,6 +24,7 @@ const SCRIPT: &str = r#"<?php
 echo bin2hex((string) getenv('X')), "\n";
 echo bin2hex((string) getenv("Y\xe9")), "\n";
 echo bin2hex((string) getenv('Z')), "\n";
+echo bin2hex((string) getenv('W')), "\n";
 echo bin2hex(ini_get('include_path')), "\n";
 register_shutdown_function(function () { echo bin2hex(getcwd()), "\n"; });
 "#;
@@ -72,6 +74,7 @@ both!(latin1_values_keep_their_bytes, |kind| {
         b"env[X] = caf\xe9".to_vec(),
         b"env[Y\xe9] = \"\xe9t\xe9\"".to_vec(),
         b"env[Z] = $LATIN1".to_vec(),
+        b"env[W] = \"${LATIN1}!\"".to_vec(),
         [b"php_value[include_path] = \"", &include_path[..], b"\""].concat(),
     ] {
         conf.extend_from_slice(&line);
@@ -108,10 +111,11 @@ both!(latin1_values_keep_their_bytes, |kind| {
         .unwrap_or_else(|e| panic!("request: {e}\n{}", fpm.log()));
     let body = String::from_utf8_lossy(resp.body()).into_owned();
     let want = format!(
-        "{}\n{}\n{}\n{}\n{}\n",
+        "{}\n{}\n{}\n{}\n{}\n{}\n",
         hex(b"caf\xe9"),
         hex(b"\xe9t\xe9"),
         hex(b"na\xefve"),
+        hex(b"na\xefve!"),
         hex(&include_path),
         hex(&cafe)
     );

@@ -32,7 +32,7 @@ pub enum IniEvent {
 /// Lookups the INI parser performs while evaluating a value.
 pub struct IniEnv<'a> {
     /// `${NAME}` lookups.
-    pub var: &'a dyn Fn(&str) -> Option<String>,
+    pub var: &'a dyn Fn(&str) -> Option<Vec<u8>>,
     /// Bare-word PHP constant lookups.
     pub constant: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -926,9 +926,7 @@ impl<'a, 'e> Parser<'a, 'e> {
             return Err(self.err("'}'"));
         }
         self.bump();
-        Ok((self.env.var)(&lossy(&name))
-            .unwrap_or_default()
-            .into_bytes())
+        Ok((self.env.var)(&lossy(&name)).unwrap_or_default())
     }
 
     fn encapsed(&mut self) -> PResult<Value> {
@@ -1072,7 +1070,7 @@ mod tests {
     fn ev(line: &str) -> Vec<IniEvent> {
         let var = |n: &str| {
             if n == "HOME" {
-                Some("/root".to_string())
+                Some(b"/root".to_vec())
             } else {
                 None
             }

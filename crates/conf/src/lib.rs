@@ -118,8 +118,12 @@ impl std::fmt::Display for Diag {
     }
 }
 
-/// A name → value lookup (environment variables, PHP constants).
+/// A name → value lookup (PHP constants).
 pub type Lookup = Box<dyn Fn(&str) -> Option<String>>;
+
+/// The master's environment by name: a value's bytes as the environment holds them
+/// (they need not be UTF-8).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<Vec<u8>>>;
 
 /// Command-line and environment inputs of the configuration stage.
 pub struct LoadOptions {
@@ -134,7 +138,7 @@ pub struct LoadOptions {
     /// `-D` (Some(true)) / `-F` (Some(false)).
     pub daemonize_override: Option<bool>,
     /// Master environment: `${NAME}` in values, `env[X] = $Y`, `WATCHDOG_USEC`.
-    pub env: Lookup,
+    pub env: EnvLookup,
     /// PHP constants for bare words (`E_ALL`); see [`default_constants`].
     pub constant: Lookup,
     /// Effective uid is 0.
@@ -152,7 +156,7 @@ impl Default for LoadOptions {
             localstatedir: PathBuf::from("/var"),
             pid_override: None,
             daemonize_override: None,
-            env: Box::new(|n| std::env::var(n).ok()),
+            env: Box::new(|n| std::env::var_os(n).map(std::os::unix::ffi::OsStringExt::into_vec)),
             constant: default_constants(),
             is_root: false,
             allow_root: false,

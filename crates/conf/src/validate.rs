@@ -253,7 +253,7 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
         .unwrap_or_else(|| "log/php-fpm.log".into());
 
     // systemd (Debian builds have systemd support)
-    let watchdog = (opts.env)("WATCHDOG_USEC");
+    let watchdog = (opts.env)("WATCHDOG_USEC").map(|w| String::from_utf8_lossy(&w).into_owned());
     let interval = watchdog
         .as_deref()
         // php-fpm's int of a long, on purpose (a huge WATCHDOG_USEC wraps as there).

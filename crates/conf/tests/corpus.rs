@@ -120,7 +120,7 @@ fn run_case(case: &Path, mode: &str) -> (Vec<u8>, Vec<u8>) {
     copy_dir(case, tmp.path(), &dir).expect("copy case");
     let env = env_map();
     let mut opts = LoadOptions {
-        env: Box::new(move |n| env.get(n).cloned()),
+        env: Box::new(move |n| env.get(n).map(|v| v.clone().into_bytes())),
         is_root: true,
         allow_root: mode == "R",
         ..LoadOptions::default()

@@ -8,8 +8,8 @@ use proptest::prelude::*;
 fn opts() -> LoadOptions {
     LoadOptions {
         env: Box::new(|n| match n {
-            "A" => Some("alpha".into()),
-            "B" => Some("on".into()),
+            "A" => Some(b"alpha".to_vec()),
+            "B" => Some(b"on".to_vec()),
             _ => None,
         }),
         ..LoadOptions::default()
