@@ -20,7 +20,7 @@ pub struct FpmBuilder {
     www: Vec<String>,
     pools: Vec<(String, Vec<String>)>,
     defines: Vec<String>,
-    args: Vec<String>,
+    args: Vec<std::ffi::OsString>,
     with_config: bool,
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     log_to_file: bool,
@@ -80,7 +80,7 @@ impl FpmBuilder {
     }
 
     /// An extra command-line argument, appended after the harness' own.
-    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+    pub fn arg(mut self, arg: impl Into<std::ffi::OsString>) -> Self {
         self.args.push(arg.into());
         self
     }

@@ -278,3 +278,49 @@ both!(latin1_sockets_cross_a_reload_by_their_bytes, |kind| {
     assert_eq!(resp.body(), b"hello");
     drop(fpm);
 });
+
+// A configuration file whose path is not UTF-8, given with `-y`: both FPMs read it, and
+// a reload re-executes the command line as given (the same bytes), so the master comes
+// back and serves.
+both!(a_latin1_config_path_on_the_command_line, |kind| {
+    let tmp = tempfile::Builder::new()
+        .prefix("itest-latin1-argv-")
+        .tempdir()
+        .expect("tempdir");
+    chmod(tmp.path(), 0o755);
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+    let sock = at(b"argv.sock");
+    let conf = [
+        b"[global]\ndaemonize = no\n[www]\nlisten = ".to_vec(),
+        sock.clone(),
+        b"\npm = static\npm.max_children = 1\n".to_vec(),
+    ]
+    .concat();
+    let conf_path = path_of(&at(b"caf\xe9.conf"));
+    std::fs::write(&conf_path, conf).expect("write conf");
+    let fpm = Fpm::builder(kind)
+        .no_config()
+        .arg("-y")
+        .arg(conf_path.as_os_str())
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let script = tmp.path().join("hello.php");
+    std::fs::write(&script, "<?php echo getmypid();").expect("write script");
+    chmod(&script, 0o644);
+    let ask = || {
+        let mut client = connect(&Addr::Unix(path_of(&sock))).ok()?;
+        let req = Req::get("hello.php").param("SCRIPT_FILENAME", &script.display().to_string());
+        send_on(&mut client, &fpm.docroot(), &req).ok()
+    };
+    let first = ask().unwrap_or_else(|| panic!("no answer\n{}", fpm.log()));
+    fpm.signal(libc::SIGUSR2).expect("SIGUSR2");
+    // The re-executed master serves with new workers.
+    assert!(
+        wait_until(DEADLINE, || ask()
+            .is_some_and(|r| !r.body().is_empty() && r.body() != first.body())),
+        "{}",
+        fpm.log()
+    );
+    assert!(fpm.exited().ok().flatten().is_none(), "{}", fpm.log());
+});

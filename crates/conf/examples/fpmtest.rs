@@ -70,7 +70,7 @@ fn main() {
         match a.as_str() {
             "-R" => opts.allow_root = true,
             "-p" => opts.prefix = args.next().map(PathBuf::from),
-            "-g" => opts.pid_override = args.next(),
+            "-g" => opts.pid_override = args.next().map(String::into_bytes),
             "-y" => path = args.next().map(PathBuf::from).unwrap_or(path),
             "-D" => opts.daemonize_override = Some(true),
             "-F" => opts.daemonize_override = Some(false),

@@ -134,7 +134,7 @@ pub struct LoadOptions {
     /// `localstatedir` (`/var` on Debian) for `pid` and `error_log`.
     pub localstatedir: PathBuf,
     /// `-g`
-    pub pid_override: Option<String>,
+    pub pid_override: Option<Vec<u8>>,
     /// `-D` (Some(true)) / `-F` (Some(false)).
     pub daemonize_override: Option<bool>,
     /// Master environment: `${NAME}` in values, `env[X] = $Y`, `WATCHDOG_USEC`.

@@ -58,7 +58,7 @@ impl<'o> Loader<'o> {
     fn new(opts: &'o LoadOptions) -> Self {
         let mut cfg = Config::default();
         if let Some(p) = opts.pid_override.as_ref().filter(|p| !p.is_empty()) {
-            cfg.global.pid = Some(Bytes::from(p.as_str()));
+            cfg.global.pid = Some(Bytes::from(p.as_slice()));
         }
         Loader {
             opts,

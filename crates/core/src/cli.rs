@@ -23,8 +23,9 @@ pub const EX_CONFIG: i32 = 78;
 /// Options of a normal run (or of `-v`/`-m`, as far as they were parsed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cli {
-    /// `-c`: php.ini directory or file (last one wins).
-    pub php_ini: Option<String>,
+    /// `-c`: php.ini directory or file (last one wins). Paths are the argument's bytes
+    /// (a path need not be UTF-8).
+    pub php_ini: Option<Vec<u8>>,
     /// `-n`: read no php.ini.
     pub no_php_ini: bool,
     /// `-d name[=value]` in command-line order; `-d name` gives `(name, "1")`.
@@ -32,13 +33,13 @@ pub struct Cli {
     /// `-e`: extended info for debuggers/profilers.
     pub profile_info: bool,
     /// `-y`: FPM configuration file (last one wins; may be empty: then the default applies).
-    pub fpm_config: Option<String>,
+    pub fpm_config: Option<Vec<u8>>,
     /// Number of `-t` seen (`-tt` or `-t -t` = 2: test and dump).
     pub test: u8,
     /// `-p`: global prefix.
-    pub prefix: Option<String>,
+    pub prefix: Option<Vec<u8>>,
     /// `-g`: PID file.
-    pub pid: Option<String>,
+    pub pid: Option<Vec<u8>>,
     /// `-R`: allow pools to run as root.
     pub allow_root: bool,
     /// `-D` = `Some(true)`, `-F` = `Some(false)`, last one wins; `None` = config decides.
@@ -166,7 +167,7 @@ const OPTIONS: &[OptDef] = &[
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
     /// An option (its short letter) with its argument if it takes one.
-    Opt(u8, Option<String>),
+    Opt(u8, Option<Vec<u8>>),
     /// Unknown option or missing argument.
     Error,
     /// No more options; `next` is the index of the first argument not consumed.
@@ -183,7 +184,7 @@ enum Step {
 ///   character, `--name=` is an unknown option) or `--name value`; a second `=` is skipped
 ///   (`--name==v` gives `v`); a value given to a long option without argument is ignored.
 struct Scanner<'a> {
-    args: &'a [String],
+    args: &'a [Vec<u8>],
     /// Index of the word being scanned.
     idx: usize,
     /// Byte offset inside a word of glued short options; 0 when between words.
@@ -191,7 +192,7 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    fn new(args: &'a [String]) -> Self {
+    fn new(args: &'a [Vec<u8>]) -> Self {
         Scanner {
             args,
             idx: 0,
@@ -208,7 +209,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Takes the next word as an option argument.
-    fn next_word(&mut self) -> Option<String> {
+    fn next_word(&mut self) -> Option<Vec<u8>> {
         let word = self.args.get(self.idx)?.clone();
         self.idx += 1;
         Some(word)
@@ -218,7 +219,7 @@ impl<'a> Scanner<'a> {
         let Some(word) = self.args.get(self.idx) else {
             return Step::End;
         };
-        let bytes = word.as_bytes();
+        let bytes = word.as_slice();
         if self.off == 0 {
             if bytes.first() != Some(&b'-') || bytes.len() == 1 {
                 return Step::End;
@@ -248,8 +249,7 @@ impl<'a> Scanner<'a> {
             } else {
                 rest_at
             };
-            // `start` follows an ASCII byte, so it is a char boundary.
-            let value = word.get(start..).unwrap_or_default().to_string();
+            let value = word.get(start..).unwrap_or_default().to_vec();
             return Step::Opt(def.short, Some(value));
         }
         if rest_at >= bytes.len() {
@@ -261,8 +261,8 @@ impl<'a> Scanner<'a> {
         Step::Opt(def.short, None)
     }
 
-    fn long(&mut self, word: &str) -> Step {
-        let bytes = word.as_bytes();
+    fn long(&mut self, word: &[u8]) -> Step {
+        let bytes = word;
         if bytes.len() == 2 {
             // `--` alone ends the options.
             self.idx += 1;
@@ -292,16 +292,17 @@ impl<'a> Scanner<'a> {
                 } else {
                     at
                 };
-                // `at` follows an `=`, so it is a char boundary.
-                let value = word.get(at..).unwrap_or_default().to_string();
+                let value = word.get(at..).unwrap_or_default().to_vec();
                 Step::Opt(def.short, Some(value))
             }
         }
     }
 }
 
-/// Splits a `-d` argument: `name=value`, or `name` meaning `name=1`.
-fn split_define(arg: &str) -> (String, String) {
+/// Splits a `-d` argument: `name=value`, or `name` meaning `name=1` (as text: INI
+/// names are ASCII; a value's bytes that are not UTF-8 are replaced).
+fn split_define(arg: &[u8]) -> (String, String) {
+    let arg = String::from_utf8_lossy(arg);
     match arg.split_once('=') {
         Some((name, value)) => (name.to_string(), value.to_string()),
         None => (arg.to_string(), "1".to_string()),
@@ -311,9 +312,13 @@ fn split_define(arg: &str) -> (String, String) {
 /// Parses the arguments (without argv\[0\]) like php-fpm 8.2 does. `-h`, `-?`, `-v`, `-m`
 /// and errors decide at once, in the order met (`-t -v` is the version, `-x -h` an error,
 /// `-h -x` the help). `_prog` is argv\[0\] (kept for messages; php-fpm prints none).
-pub fn parse(_prog: &str, args: &[String]) -> Parsed {
-    if args.first().map(String::as_str) == Some("request") {
-        return Parsed::Request(args[1..].to_vec());
+pub fn parse(_prog: &str, args: &[Vec<u8>]) -> Parsed {
+    if args.first().map(Vec::as_slice) == Some(b"request") {
+        let rest = args[1..]
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        return Parsed::Request(rest);
     }
     let mut cli = Cli::default();
     let mut scanner = Scanner::new(args);
@@ -415,8 +420,8 @@ pub fn version_line(version: &str, describe: &str) -> String {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn args(list: &[&str]) -> Vec<Vec<u8>> {
+        list.iter().map(|s| s.as_bytes().to_vec()).collect()
     }
 
     fn run(list: &[&str]) -> Cli {
@@ -467,7 +472,7 @@ mod tests {
 
     #[test]
     fn options_with_argument_all_forms() {
-        type Get = fn(&Cli) -> Option<&str>;
+        type Get = fn(&Cli) -> Option<&[u8]>;
         let opts: &[(&str, &str, Get)] = &[
             ("c", "php-ini", |c| c.php_ini.as_deref()),
             ("y", "fpm-config", |c| c.fpm_config.as_deref()),
@@ -486,8 +491,9 @@ mod tests {
                 vec![format!("{l}==/x")],
             ];
             for form in forms {
+                let form: Vec<Vec<u8>> = form.into_iter().map(String::into_bytes).collect();
                 match parse("rfpm", &form) {
-                    Parsed::Run(cli) => assert_eq!(get(&cli), Some("/x"), "{form:?}"),
+                    Parsed::Run(cli) => assert_eq!(get(&cli), Some(&b"/x"[..]), "{form:?}"),
                     other => panic!("{form:?}: {other:?}"),
                 }
             }
@@ -497,8 +503,8 @@ mod tests {
             // `--name=` with the `=` last is an unknown option.
             usage_error(&[&format!("{l}="), "/x"]);
             // `-y=` gives an empty value.
-            match parse("rfpm", &[format!("{s}=")]) {
-                Parsed::Run(cli) => assert_eq!(get(&cli), Some(""), "{s}="),
+            match parse("rfpm", &[format!("{s}=").into_bytes()]) {
+                Parsed::Run(cli) => assert_eq!(get(&cli), Some(&b""[..]), "{s}="),
                 other => panic!("{s}=: {other:?}"),
             }
         }
@@ -507,18 +513,18 @@ mod tests {
     #[test]
     fn argument_is_the_next_word_whatever_it_is() {
         let cli = run(&["-t", "-y", "-t"]);
-        assert_eq!(cli.fpm_config.as_deref(), Some("-t"));
+        assert_eq!(cli.fpm_config.as_deref(), Some(&b"-t"[..]));
         assert_eq!(cli.test, 1);
         let cli = run(&["--fpm-config", "--test"]);
-        assert_eq!(cli.fpm_config.as_deref(), Some("--test"));
+        assert_eq!(cli.fpm_config.as_deref(), Some(&b"--test"[..]));
         assert_eq!(cli.test, 0);
     }
 
     #[test]
     fn last_value_wins() {
         let cli = run(&["-y", "a", "-y", "b", "-c", "x", "--php-ini=y", "-DF"]);
-        assert_eq!(cli.fpm_config.as_deref(), Some("b"));
-        assert_eq!(cli.php_ini.as_deref(), Some("y"));
+        assert_eq!(cli.fpm_config.as_deref(), Some(&b"b"[..]));
+        assert_eq!(cli.php_ini.as_deref(), Some(&b"y"[..]));
         assert_eq!(cli.daemonize, Some(false));
         assert_eq!(run(&["-F", "-D"]).daemonize, Some(true));
     }
@@ -562,11 +568,29 @@ mod tests {
         assert_eq!(run(&["--test", "-t"]).test, 2);
         // A value given to a long option without argument is ignored.
         assert_eq!(run(&["--test=foo"]).test, 1);
-        let many: Vec<String> = (0..300).map(|_| "-t".to_string()).collect();
+        let many: Vec<Vec<u8>> = (0..300).map(|_| b"-t".to_vec()).collect();
         match parse("rfpm", &many) {
             Parsed::Run(cli) => assert_eq!(cli.test, u8::MAX),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A path argument keeps its bytes (a Latin-1 file name is not UTF-8).
+    #[test]
+    fn path_arguments_keep_their_bytes() {
+        let cli = match parse(
+            "rfpm",
+            &[
+                b"-y".to_vec(),
+                b"/etc/caf\xe9.conf".to_vec(),
+                b"-p\xe9".to_vec(),
+            ],
+        ) {
+            Parsed::Run(cli) => cli,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(cli.fpm_config.as_deref(), Some(&b"/etc/caf\xe9.conf"[..]));
+        assert_eq!(cli.prefix.as_deref(), Some(&b"\xe9"[..]));
     }
 
     #[test]
@@ -576,9 +600,9 @@ mod tests {
         assert_eq!(cli.test, 1);
         assert_eq!(cli.daemonize, Some(true));
         let cli = run(&["-ty/etc/x.conf"]);
-        assert_eq!(cli.fpm_config.as_deref(), Some("/etc/x.conf"));
+        assert_eq!(cli.fpm_config.as_deref(), Some(&b"/etc/x.conf"[..]));
         let cli = run(&["-ty", "/etc/x.conf"]);
-        assert_eq!(cli.fpm_config.as_deref(), Some("/etc/x.conf"));
+        assert_eq!(cli.fpm_config.as_deref(), Some(&b"/etc/x.conf"[..]));
         usage_error(&["-tx"]);
         usage_error(&["-t-"]);
         usage_error(&["-t="]);
@@ -655,7 +679,7 @@ mod tests {
     fn request_subcommand() {
         assert_eq!(
             parse("rfpm", &args(&["request", "/s", "/x.php", "-t"])),
-            Parsed::Request(args(&["/s", "/x.php", "-t"]))
+            Parsed::Request(vec!["/s".into(), "/x.php".into(), "-t".into()])
         );
         assert_eq!(parse("rfpm", &args(&["request"])), Parsed::Request(vec![]));
         usage_error(&["-t", "request"]);

@@ -36,17 +36,23 @@ use cli::{Parsed, EX_OK, EX_USAGE};
 use std::io::Write;
 
 fn main() {
-    let argv: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
+    // The arguments' bytes: a path given on the command line need not be UTF-8, and a
+    // reload re-executes exactly what was given.
+    let argv: Vec<Vec<u8>> = std::env::args_os()
+        .map(std::os::unix::ffi::OsStringExt::into_vec)
         .collect();
-    let argv0 = argv.first().cloned().unwrap_or_else(|| "rfpm".to_string());
-    let code = real_main(&argv0, argv.get(1..).unwrap_or(&[]));
+    let argv0 = argv.first().map_or_else(
+        || "rfpm".to_string(),
+        |a| String::from_utf8_lossy(a).into_owned(),
+    );
+    let code = real_main(&argv0, &argv);
     let _ = std::io::stdout().flush();
     std::process::exit(code);
 }
 
-fn real_main(argv0: &str, args: &[String]) -> i32 {
-    match cli::parse(argv0, args) {
+/// `argv`: the whole command line, argv\[0\] included (shown as `argv0`).
+fn real_main(argv0: &str, argv: &[Vec<u8>]) -> i32 {
+    match cli::parse(argv0, argv.get(1..).unwrap_or(&[])) {
         Parsed::Request(rest) => request_cmd::main(&rest),
         Parsed::Help => {
             print!("{}{}", cli::usage(argv0), cli::RFPM_USAGE);
@@ -77,7 +83,7 @@ fn real_main(argv0: &str, args: &[String]) -> i32 {
             sapi::print_modules();
             EX_OK
         })),
-        Parsed::Run(c) => exit_code(startup::run(argv0, args, &c)),
+        Parsed::Run(c) => exit_code(startup::run(argv0, argv, &c)),
     }
 }
 

@@ -9,7 +9,9 @@ use crate::log::{self, Level};
 use crate::pool::Pool;
 use rfpm_sys::{fd, identity, process};
 use std::cell::RefCell;
+use std::ffi::OsStr;
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// rfpm's own default configuration file (php-fpm's is `<sysconfdir>/php-fpm.conf`).
@@ -240,7 +242,10 @@ impl conf::Sys for OsSys {
 /// The command line's part of the configuration stage.
 pub fn options(c: &Cli) -> conf::LoadOptions {
     conf::LoadOptions {
-        prefix: c.prefix.as_ref().map(PathBuf::from),
+        prefix: c
+            .prefix
+            .as_deref()
+            .map(|p| PathBuf::from(OsStr::from_bytes(p))),
         pid_override: c.pid.clone(),
         daemonize_override: c.daemonize,
         is_root: process::geteuid() == 0,
@@ -255,25 +260,28 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
     let opts = options(c);
     let is_root = opts.is_root;
     if let Some(p) = &c.prefix {
-        if !Path::new(p).is_dir() {
+        if !Path::new(OsStr::from_bytes(p)).is_dir() {
             return Err(Error::Config(vec![conf::Diag::error(format!(
-                "the global prefix '{p}' does not exist or is not a directory"
+                "the global prefix '{}' does not exist or is not a directory",
+                String::from_utf8_lossy(p)
             ))])
             .into());
         }
     }
 
-    let given = c
-        .fpm_config
-        .clone()
-        .filter(|s| !s.is_empty())
-        .or_else(|| sapi::ini_string("fpm.config").filter(|s| !s.is_empty()));
-    let path = match (&given, &c.prefix) {
+    // The configuration file's path: the argument's bytes (a path need not be UTF-8).
+    let given = c.fpm_config.clone().filter(|s| !s.is_empty()).or_else(|| {
+        sapi::ini_string("fpm.config")
+            .filter(|s| !s.is_empty())
+            .map(String::into_bytes)
+    });
+    let path: Vec<u8> = match (&given, &c.prefix) {
         (Some(p), _) => p.clone(),
-        (None, Some(prefix)) => format!("{prefix}/etc/php-fpm.conf"),
-        (None, None) => DEFAULT_CONFIG.to_string(),
+        (None, Some(prefix)) => [&prefix[..], b"/etc/php-fpm.conf"].concat(),
+        (None, None) => DEFAULT_CONFIG.as_bytes().to_vec(),
     };
-    let builtin_default = given.is_none() && c.prefix.is_none() && !Path::new(&path).exists();
+    let file = Path::new(OsStr::from_bytes(&path));
+    let builtin_default = given.is_none() && c.prefix.is_none() && !file.exists();
     let loaded = if builtin_default {
         crate::notice!(
             "no configuration file '{DEFAULT_CONFIG}': running the built-in default configuration (pool www on 127.0.0.1:9000)"
@@ -284,7 +292,7 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
             &opts,
         )
     } else {
-        conf::load(Path::new(&path), &opts)
+        conf::load(file, &opts)
     };
     let mut loaded = loaded.map_err(|f| Error::Config(f.diags))?;
 
@@ -338,7 +346,7 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
         log.syslog = Some((ident, g.syslog_facility));
     }
     Ok(Plan {
-        path_shown: path,
+        path_shown: String::from_utf8_lossy(&path).into_owned(),
         builtin: builtin_default,
         daemonize: g.daemonize,
         pid_file: g.pid.clone(),

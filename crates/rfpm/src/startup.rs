@@ -44,7 +44,8 @@ pub fn start_engine(c: &Cli, argv0: &str) -> Result<(), Error> {
 
 /// `rfpm [options]`: test the configuration (`-t`), print phpinfo (`-i`), or run.
 /// `Ok` is the exit code.
-pub fn run(argv0: &str, args: &[String], c: &Cli) -> Result<i32, Failure> {
+/// `argv`: the whole command line as given (re-executed on reload).
+pub fn run(argv0: &str, argv: &[Vec<u8>], c: &Cli) -> Result<i32, Failure> {
     // 1. Signals first: PHP captures the handlers that exist at its start-up.
     let signal_pipe =
         signals::install().map_err(|e| Error::sys("failed to install signal handlers", e))?;
@@ -105,7 +106,7 @@ pub fn run(argv0: &str, args: &[String], c: &Cli) -> Result<i32, Failure> {
     } else {
         None
     };
-    match launch(argv0, args, c, plan, signal_pipe, reporter) {
+    match launch(argv, c, plan, signal_pipe, reporter) {
         Ok(code) => Ok(code),
         Err((error, reporter)) => Err(Failure { error, reporter }),
     }
@@ -116,8 +117,7 @@ pub const ADMIN_BACKLOG: i32 = 128;
 
 /// From the daemon's side on: pools, sockets, logs, pid file; then the master runs.
 fn launch(
-    argv0: &str,
-    args: &[String],
+    argv: &[Vec<u8>],
     c: &Cli,
     plan: Plan,
     signal_pipe: std::os::fd::OwnedFd,
@@ -210,8 +210,7 @@ fn launch(
     if let Some(r) = reporter {
         r.started();
     }
-    let mut argv = vec![argv0.to_string()];
-    argv.extend(args.iter().cloned());
+    let argv = argv.to_vec();
 
     let master = master::Master {
         cli: c.clone(),

@@ -14,8 +14,8 @@ use std::ptr;
 /// Where PHP reads its php.ini from (`-c`, `-n`, `-d`).
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
-    /// `-c`: a directory to look in, or the file itself.
-    pub ini_path: Option<String>,
+    /// `-c`: a directory to look in, or the file itself (the argument's bytes).
+    pub ini_path: Option<Vec<u8>>,
     /// `-n`: no php.ini at all (and no scan dir).
     pub no_ini: bool,
     /// `-d` entries as given (`name=value` or `name`), applied last.
@@ -75,7 +75,7 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
         let path = opts
             .ini_path
             .clone()
-            .unwrap_or_else(|| opts.default_ini_dir.clone());
+            .unwrap_or_else(|| opts.default_ini_dir.clone().into_bytes());
         let path = CString::new(path).map_err(|_| EngineError::Nul)?;
         module.php_ini_path_override = path.into_raw();
         if !scan_dir_was_set {

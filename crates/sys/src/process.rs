@@ -198,9 +198,10 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Replaces this process's image with `argv[0]` (searched in `PATH`), keeping the pid
-/// and the descriptors without close-on-exec. Returns only on failure.
-pub fn execvp(argv: &[String]) -> io::Error {
-    let args: Vec<CString> = match argv.iter().map(|a| CString::new(a.as_str())).collect() {
+/// and the descriptors without close-on-exec. Returns only on failure. The arguments are
+/// bytes (as the process was given them).
+pub fn execvp(argv: &[Vec<u8>]) -> io::Error {
+    let args: Vec<CString> = match argv.iter().map(|a| CString::new(a.as_slice())).collect() {
         Ok(a) => a,
         Err(_) => return io::Error::from_raw_os_error(libc::EINVAL),
     };

@@ -345,10 +345,15 @@ pub(super) fn reexec(sup: &Supervisor, opened: &[Listener]) -> std::io::Error {
     std::env::set_var(GENERATION_ENV, sup.generations.current().id.to_string());
     std::env::set_var(HANDOFF_ENV, wire::encode(&handed));
     let argv = &sup.argv;
-    let shown: Vec<String> = argv.iter().take(11).map(|a| format!("\"{a}\"")).collect();
+    let shown: Vec<String> = argv
+        .iter()
+        .take(11)
+        .map(|a| format!("\"{}\"", String::from_utf8_lossy(a)))
+        .collect();
     crate::notice!(
         "reloading: execvp(\"{}\", {{{}}})",
-        argv.first().map_or("", String::as_str),
+        argv.first()
+            .map_or_else(String::new, |a| String::from_utf8_lossy(a).into_owned()),
         shown.join(", ")
     );
     let e = process::execvp(argv);

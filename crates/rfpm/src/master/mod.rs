@@ -46,7 +46,7 @@ pub struct Master {
     /// The command line, parsed: a reload plans the configuration it names.
     pub cli: crate::cli::Cli,
     /// The command line, re-executed on reload.
-    pub argv: Vec<String>,
+    pub argv: Vec<Vec<u8>>,
     /// Where the process title lives (workers set theirs there).
     pub title_area: Option<title::Area>,
     pub pools: Vec<Pool>,
@@ -74,7 +74,7 @@ impl Master {
 struct Supervisor {
     cli: crate::cli::Cli,
     /// The command line, re-executed on reload.
-    argv: Vec<String>,
+    argv: Vec<Vec<u8>>,
     title_area: Option<title::Area>,
     pid_file: Option<conf::Bytes>,
     process_control_timeout: Duration,
