@@ -130,7 +130,7 @@ fn run_case(case: &Path, mode: &str) -> (Vec<u8>, Vec<u8>) {
         while let Some(a) = it.next() {
             match a.as_str() {
                 "-p" => opts.prefix = it.next().map(PathBuf::from),
-                "-g" => opts.pid_override = it.next(),
+                "-g" => opts.pid_override = it.next().map(String::into_bytes),
                 "-F" => opts.daemonize_override = Some(false),
                 "-D" => opts.daemonize_override = Some(true),
                 "-R" => opts.allow_root = true,
