@@ -19,6 +19,7 @@
 pub mod access;
 pub mod capture;
 pub mod cli;
+pub mod compat;
 pub mod handoff;
 pub mod level;
 pub mod lifecycle;

@@ -46,6 +46,12 @@ fn main() {
 }
 
 fn real_main(argv0: &str, args: &[String]) -> i32 {
+    // Before anything calls into PHP: on a libphp of another version (Debian's all name
+    // themselves libphp.so) the first real call would crash.
+    if let Err(e) = sapi::check_library() {
+        eprintln!("{e}");
+        return cli::EX_SOFTWARE;
+    }
     match cli::parse(argv0, args) {
         Parsed::Request(rest) => request_cmd::main(&rest),
         Parsed::Help => {
