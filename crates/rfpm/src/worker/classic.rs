@@ -141,6 +141,7 @@ impl Worker<'_> {
         let p = prepared.vars.0;
         let log = RequestLog {
             slot: self.slot,
+            header: self.sb.header(),
             pool: self.pool,
             status: &self.status,
             access_fd: self.access_fd,
@@ -203,7 +204,7 @@ impl Worker<'_> {
 impl Worker<'_> {
     /// The status page (reference §9.3) from the status source's scoreboard.
     pub(super) fn status_page(&self, query: &[u8], head: bool) -> sapi::Action {
-        let (format, full) = status::select(query);
+        let (format, full) = status::select(query, sapi::COMPAT.status_query_prefix_match);
         let snapshot = pool_status(&self.status);
         let body = status::render(&snapshot, format, full, &|t| {
             rfpm_sys::time::strftime_local(
@@ -233,6 +234,7 @@ pub(super) fn pool_status(src: &StatusSource<'_>) -> status::PoolStatus {
         max_active: ld(&h.max_active),
         max_children_reached: ld(&h.max_children_reached),
         slow_requests: ld(&h.slow_requests),
+        memory_peak: sapi::COMPAT.status_memory_peak.then(|| ld(&h.memory_peak)),
     };
     let draining: Vec<_> = src.draining.iter().flat_map(Scoreboard::views).collect();
     status::PoolStatus::build_with_draining(

@@ -3,6 +3,7 @@ use super::StatusSource;
 use crate::access;
 use crate::pool::Pool;
 use crate::scoreboard::{now_us, RequestFigures, Slot};
+use rfpm_core::scoreboard::Header;
 use rfpm_sys::fd;
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -11,6 +12,8 @@ use std::os::fd::BorrowedFd;
 /// What the end of a request needs: the scoreboard slot, the access log.
 pub(super) struct RequestLog<'a> {
     pub(super) slot: &'a Slot,
+    /// The worker's own pool's counters (`memory peak`).
+    pub(super) header: &'a Header,
     pub(super) pool: &'a Pool,
     pub(super) status: &'a StatusSource<'a>,
     pub(super) access_fd: Option<BorrowedFd<'a>>,
@@ -39,6 +42,9 @@ impl RequestLog<'_> {
             memory: end.memory,
         };
         self.slot.end_request(&figures, now);
+        self.header
+            .memory_peak
+            .fetch_max(end.memory, std::sync::atomic::Ordering::Relaxed);
         let fd = self.access_fd?;
         // The slot's text fields (five copies) only when an access log line needs them.
         let v = self.slot.view();
