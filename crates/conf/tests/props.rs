@@ -106,6 +106,11 @@ proptest! {
             return Ok(());
         }
         let d1 = dump(&first.config);
+        // A value with a newline or NUL (php-fpm keeps the newline of `prefix = $`) has no
+        // form in the line-based format: render writes it truncated (see its doc).
+        if d1.iter().any(|l| l.contains(['\n', '\0'])) {
+            return Ok(());
+        }
         let rendered = render(&first.config);
         let mut second = load_str("b.conf", rendered.as_bytes(), &o)
             .map_err(|f| TestCaseError::fail(format!("{rendered}\n{:?}", f.diags)))?;
