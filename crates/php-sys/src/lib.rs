@@ -21,7 +21,8 @@ pub const PHP_LIBRARY: &str = env!("RFPM_PHP_LIBRARY");
 
 /// The generated bindings. The allowances are for bindgen's output only: C's names,
 /// items nobody uses, the bitfield accessors' transmutes between equal types and their
-/// unsafe blocks without a SAFETY comment, and pedantic style (so that a
+/// unsafe blocks without a SAFETY comment, bitfield constructors with one argument per
+/// field (PHP 8.4 has one of 8), and pedantic style (so that a
 /// `-W clippy::pedantic` run shows the hand-written code).
 #[allow(unknown_lints)] // unnecessary_transmutes is new in Rust 1.88; the MSRV is older
 #[allow(
@@ -31,6 +32,7 @@ pub const PHP_LIBRARY: &str = env!("RFPM_PHP_LIBRARY");
     dead_code,
     unnecessary_transmutes,
     clippy::useless_transmute,
+    clippy::too_many_arguments,
     clippy::undocumented_unsafe_blocks,
     clippy::pedantic
 )]
