@@ -201,7 +201,7 @@ fn debian_stock_config() {
             .expect("run");
         let text: String = String::from_utf8_lossy(&out.stderr)
             .lines()
-            .map(|l| format!("{}\n", strip_time(l)))
+            .flat_map(|l| [strip_time(l), "\n"])
             .collect();
         (text, out.status.code(), out.stdout)
     };

@@ -795,7 +795,7 @@ pub fn atol(s: &str) -> i64 {
     }
 }
 
-impl<'a, 'e> Parser<'a, 'e> {
+impl Parser<'_, '_> {
     fn peek(&mut self) -> &Tok {
         if self.la.is_none() {
             self.la = Some(self.sc.next());
