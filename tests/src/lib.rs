@@ -82,6 +82,14 @@ pub fn php_mm() -> &'static str {
     })
 }
 
+/// Is the PHP rfpm was built for at least `major.minor`? (For the tests of what php-fpm
+/// changed between versions, as `rfpm_core::compat` records it.)
+pub fn php_at_least(major: u32, minor: u32) -> bool {
+    let mut it = php_mm().split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    let v = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    v >= (major, minor)
+}
+
 /// The reference FPM: `$RFPM_REFERENCE_FPM`, else Debian's `/usr/sbin/php-fpm{v}` of
 /// the PHP version rfpm was built for.
 pub fn php_fpm_bin() -> PathBuf {
