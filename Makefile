@@ -22,10 +22,11 @@ RUN_PACKAGES := libphp$(PHP_V)-embed php$(PHP_V)-dev libclang-dev clang gcc pkg-
 # the php-src harness), nginx and curl (end-to-end tests), dpkg-dev/xz-utils (php-src
 # suite download, make deb), acl (getfacl, for the listen.acl_* tests),
 # python3-prometheus-client (parses the openmetrics status page), chromium
-# (status.html), and for the package's test systemd (systemd-analyze), logrotate and
-# man-db.
+# (status.html, the admin page), prometheus (a real scrape of the admin listener, and
+# promtool check metrics), and for the package's test systemd (systemd-analyze),
+# logrotate and man-db.
 DEB_PACKAGES := $(RUN_PACKAGES) php$(PHP_V)-cli php$(PHP_V)-fpm nginx curl dpkg-dev xz-utils acl \
-                python3-prometheus-client chromium systemd logrotate man-db
+                python3-prometheus-client chromium prometheus systemd logrotate man-db
 # To benchmark, in addition.
 BENCH_PACKAGES := $(DEB_PACKAGES) php$(PHP_V)-cgi wrk
 
@@ -41,7 +42,7 @@ define install_packages
 	test -e /usr/lib/libphp$(PHP_V).so || { echo "/usr/lib/libphp$(PHP_V).so missing (libphp$(PHP_V)-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test test-php84 unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test test-php84 unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-access-log bench-admin chaos chaos-short
 
 all: build
 
@@ -117,7 +118,8 @@ test-php84:
 	.ci/php84
 
 # Side-by-side benchmarks against php-fpm8.2 (bench/README.md); bounded, about 4 minutes.
-# Writes bench/RESULTS.md and the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
+# Writes bench/RESULTS.md (with the admin listener's cost per scrape, admin-scrape) and
+# the README's summary table. BENCH_ARGS e.g. "--secs 1 --rounds 3".
 BENCH_ARGS ?=
 bench: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
@@ -136,6 +138,21 @@ bench-capture: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 300 $(TARGET_DIR)/release/capture-cpu --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --rounds 3 --out bench/CAPTURE-table.md
+
+# What a scrape of the admin listener costs the master: /metrics and /status of static
+# pools of 1, 8 and 32 workers, before and after 20,000 requests (bench/ADMIN.md); about
+# 30 seconds. `make bench` runs it too (rfpm-bench's `--only admin-scrape`).
+bench-admin: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/admin-scrape --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/ADMIN-table.md
+
+# What a JSON access log costs per request against the plain line (bench/ACCESS-LOG.md);
+# bounded, about 40 seconds.
+bench-access-log: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/access-log --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --rounds 5 --out bench/ACCESS-LOG-table.md
 
 # Slow-loris clients against php-fpm8.2 and rfpm with and without request_read_timeout
 # (bench/SLOWLORIS.md); bounded, about a minute.
@@ -156,6 +173,7 @@ MAN8DIR := $(PREFIX)/share/man/man8
 DOCDIR := $(PREFIX)/share/doc/rfpm
 SYSCONFDIR ?= /etc
 UNITDIR ?= /lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 
 install:
 	@test -x "$(BIN)" || $(MAKE) release
@@ -170,6 +188,7 @@ install:
 	install -D -m 0644 dist/systemd/rfpm.service.in "$(DESTDIR)$(UNITDIR)/rfpm.service"
 	sed -i 's|@SBINDIR@|$(SBINDIR)|g' "$(DESTDIR)$(UNITDIR)/rfpm.service"
 	install -D -m 0644 dist/logrotate/rfpm "$(DESTDIR)$(SYSCONFDIR)/logrotate.d/rfpm"
+	install -D -m 0644 dist/tmpfiles/rfpm.conf "$(DESTDIR)$(TMPFILESDIR)/rfpm.conf"
 	@# An existing configuration is kept.
 	for f in php-fpm.conf pool.d/www.conf; do \
 	  test -e "$(DESTDIR)$(SYSCONFDIR)/rfpm/$$f" || install -D -m 0644 "dist/etc/$$f" "$(DESTDIR)$(SYSCONFDIR)/rfpm/$$f"; \

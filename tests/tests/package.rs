@@ -35,6 +35,7 @@ const FILES: &[&str] = &[
     "etc/rfpm/php-fpm.conf",
     "etc/rfpm/pool.d/www.conf",
     "lib/systemd/system/rfpm.service",
+    "usr/lib/tmpfiles.d/rfpm.conf",
     "usr/sbin/rfpm",
     "usr/share/doc/rfpm/CHANGELOG.md.gz",
     "usr/share/doc/rfpm/README.md.gz",
@@ -81,6 +82,16 @@ fn debian_package_installs_and_checks() {
         "/etc/logrotate.d/rfpm\n/etc/rfpm/php-fpm.conf\n/etc/rfpm/pool.d/www.conf\n"
     );
 
+    // /run/rfpm right after installation, also without systemd: the maintainer script
+    // is valid sh and makes it (tmpfiles.d makes it at each boot).
+    let postinst = ok(Command::new("dpkg-deb").args(["-I", &deb, "postinst"]));
+    assert!(postinst.contains("mkdir -p /run/rfpm"), "{postinst}");
+    assert!(
+        postinst.contains("systemd-tmpfiles --create rfpm.conf"),
+        "{postinst}"
+    );
+    ok(Command::new("sh").args(["-n", "-c", &postinst]));
+
     let root = tmp.path().join("root");
     ok(Command::new("dpkg").arg("-x").arg(&deb).arg(&root));
     let listing = ok(Command::new("dpkg-deb").args(["-c", &deb]));
@@ -94,6 +105,14 @@ fn debian_package_installs_and_checks() {
     let expected: Vec<String> = FILES.iter().map(|f| f.replace("{v}", v)).collect();
     assert_eq!(files, expected);
     assert!(root.join("var/log/rfpm").is_dir(), "no /var/log/rfpm");
+    let tmpfiles =
+        std::fs::read_to_string(root.join("usr/lib/tmpfiles.d/rfpm.conf")).unwrap_or_default();
+    assert!(
+        tmpfiles
+            .lines()
+            .any(|l| l == "d /run/rfpm 0755 root root -"),
+        "{tmpfiles}"
+    );
 
     // The packaged binary runs (its libphp8.x found).
     let out = ok(Command::new(root.join("usr/sbin/rfpm")).arg("-v"));
@@ -192,6 +211,8 @@ fn debian_package_installs_and_checks() {
         "EXIT STATUS",
         "allow_pcntl",
         "shutdown.drain",
+        "log_format",
+        "request_id.server_var",
         "rfpm request",
     ] {
         assert!(page.contains(want), "the man page lacks {want}");

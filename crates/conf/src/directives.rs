@@ -97,6 +97,9 @@ pub enum Kind<T: 'static> {
     /// A size in bytes with an optional `K`/`M`/`G` suffix (rfpm only, see
     /// [`parse_size`](crate::model::parse_size)). `-tt`: the bytes.
     Size(Slot<T, u64>),
+    /// rfpm: a log format, `plain` (also spelt `text`: php-fpm's lines) or `json`,
+    /// stored as `plain` or `json` (`invalid value (plain or json)`). `-tt`: the value.
+    LogFormat(Slot<T, Option<String>>),
     /// `systemd_interval`: seconds as configured, -1 = unset; validation turns it into
     /// milliseconds, which `-tt` prints in whole seconds.
     SystemdInterval(Slot<T, i32>),
@@ -198,6 +201,7 @@ impl<T: 'static> Directive<T> {
             }
             Kind::Pm(s) => *(s.set)(t) = Some(parse_pm(v)?),
             Kind::Size(s) => *(s.set)(t) = parse_size(v)?,
+            Kind::LogFormat(s) => *(s.set)(t) = Some(parse_log_format(v)?.to_string()),
             Kind::SystemdInterval(s) => *(s.set)(t) = parse_time(v)?,
             Kind::Env(_) | Kind::Values(_) | Kind::Flags(_) | Kind::Paths(_) => {}
         }
@@ -270,6 +274,7 @@ impl<T: 'static> Directive<T> {
             // `pm` is always set after validation.
             Kind::Pm(s) => (s.get)(t).map_or("dynamic", Pm::name).to_string(),
             Kind::Size(s) => (s.get)(t).to_string(),
+            Kind::LogFormat(s) => s2s((s.get)(t)).to_string(),
             Kind::SystemdInterval(s) => format!("{}s", (s.get)(t) / 1000),
             Kind::Env(s) | Kind::Values(s) => {
                 for kv in (s.get)(t) {
@@ -339,6 +344,11 @@ impl<T: 'static> Directive<T> {
                 }
             }
             Kind::Size(s) => line(o, name, &(s.get)(t).to_string()),
+            Kind::LogFormat(s) => {
+                if let Some(v) = (s.get)(t) {
+                    line(o, name, v);
+                }
+            }
             Kind::SystemdInterval(s) => {
                 // Milliseconds after validation, except a value that was too small.
                 let ms = *(s.get)(t);
@@ -391,6 +401,15 @@ impl<T: 'static> Directive<T> {
             | Check::AtLeast(_, level, msg)
             | Check::Range(_, _, level, msg) => Err((level, msg)),
         }
+    }
+}
+
+/// A log format's value: `plain` (or `text`) or `json`, any case.
+fn parse_log_format(v: &str) -> Result<&'static str, &'static str> {
+    match v.to_ascii_lowercase().as_str() {
+        "plain" | "text" => Ok("plain"),
+        "json" => Ok("json"),
+        _ => Err("invalid value (plain or json)"),
     }
 }
 
@@ -520,6 +539,9 @@ section! {
         /// Bytes.
         log_limit: Count = Count::new(1024) => "log_limit", Int,
             check(Check::AtLeast(512, Level::Error, "log_limit must be greater than 512"));
+        /// rfpm: `json` writes every error log line (to a file or stderr) as one JSON
+        /// object; `plain` (`None`) is php-fpm's lines.
+        log_format: Option<String> = None => "log_format", LogFormat, rfpm_only(has_log_format);
         emergency_restart_interval: Secs = Secs::new(0) => "emergency_restart_interval", Time;
         emergency_restart_threshold: Count = Count::new(0) => "emergency_restart_threshold", Int;
         process_control_timeout: Secs = Secs::new(0) => "process_control_timeout", Time;
@@ -541,13 +563,51 @@ section! {
         /// rfpm: SIGTERM drains like SIGQUIT (workers finish their request within
         /// `process_control_timeout`) instead of php-fpm's fast stop.
         shutdown_drain: bool = false => "shutdown.drain", Bool, rfpm_only(drains);
+        /// rfpm: the admin listener's address (`listen`'s forms); `None` = no listener.
+        admin_listen: Option<String> = None => "admin.listen", Str, rfpm_only(has_admin);
+        /// rfpm: owner, group and mode of the admin listener's Unix socket.
+        admin_listen_owner: Option<String> = None => "admin.listen.owner", Str,
+            rfpm_only(has_admin_owner);
+        admin_listen_group: Option<String> = None => "admin.listen.group", Str,
+            rfpm_only(has_admin_group);
+        admin_listen_mode: Option<String> = None => "admin.listen.mode", Str,
+            rfpm_only(has_admin_mode);
     }
     aliases {}
+}
+
+/// `log_format` is set (rfpm only).
+fn has_log_format(g: &GlobalConf) -> bool {
+    g.log_format.is_some()
+}
+
+/// `access.log_format` is set (rfpm only).
+fn has_access_log_format(p: &PoolConf) -> bool {
+    p.access_log_format.is_some()
+}
+
+/// `request_id.server_var` is set (rfpm only).
+fn has_request_id_var(p: &PoolConf) -> bool {
+    p.request_id_server_var.is_some()
 }
 
 /// `shutdown.drain` is set (rfpm only).
 fn drains(g: &GlobalConf) -> bool {
     g.shutdown_drain
+}
+
+/// `admin.listen` and its socket's permissions are set (rfpm only).
+fn has_admin(g: &GlobalConf) -> bool {
+    g.admin_listen.is_some()
+}
+fn has_admin_owner(g: &GlobalConf) -> bool {
+    g.admin_listen_owner.is_some()
+}
+fn has_admin_group(g: &GlobalConf) -> bool {
+    g.admin_listen_group.is_some()
+}
+fn has_admin_mode(g: &GlobalConf) -> bool {
+    g.admin_listen_mode.is_some()
 }
 
 /// `pm.max_requests_jitter` is set (rfpm only).
@@ -641,6 +701,10 @@ section! {
         /// Validation fills in [`DEFAULT_ACCESS_FORMAT`](crate::model::DEFAULT_ACCESS_FORMAT)
         /// when `access.log` is set.
         access_format: Option<String> = None => "access.format", Str;
+        /// rfpm: `json` writes one JSON object per request instead of `access.format`'s
+        /// line; `plain` (`None`) is `access.format`.
+        access_log_format: Option<String> = None => "access.log_format", LogFormat,
+            rfpm_only(has_access_log_format);
         /// `access.suppress_path[]`, in php-fpm's (dump) order.
         access_suppress_path: Vec<String> = Vec::new() => "access.suppress_path", Paths;
         slowlog: Option<String> = None => "slowlog", Str;
@@ -681,6 +745,10 @@ section! {
         /// rfpm only: the pool's scripts see the pcntl extension (`pcntl_fork()`, …),
         /// which libphp8.2 has and php-fpm8.2 has not; hidden by default.
         allow_pcntl: bool = false => "allow_pcntl", Bool, rfpm_only(allows_pcntl);
+        /// rfpm only: the `$_SERVER` entry (a param of this name) that receives the
+        /// request's id; `None`: `$_SERVER` is php-fpm's.
+        request_id_server_var: Option<String> = None => "request_id.server_var", Str,
+            rfpm_only(has_request_id_var);
     }
     aliases {
         "php_flag" => php_values, Flags;
@@ -915,11 +983,18 @@ mod tests {
         assert_eq!(
             rfpm_only,
             [
+                "log_format",
                 "shutdown.drain",
+                "admin.listen",
+                "admin.listen.owner",
+                "admin.listen.group",
+                "admin.listen.mode",
                 "pm.max_requests_jitter",
                 "pm.max_memory",
+                "access.log_format",
                 "request_read_timeout",
-                "allow_pcntl"
+                "allow_pcntl",
+                "request_id.server_var"
             ]
         );
         let cfg = validated(&format!(
@@ -1029,8 +1104,13 @@ mod tests {
             "{}env[A] = 1\nphp_value[b] = 2\nphp_flag[c] = on\n\
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
              pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n\
-             request_read_timeout = 5s\nallow_pcntl = yes\n",
-            MINIMAL.replace("[www]", "shutdown.drain = yes\n[www]")
+             request_read_timeout = 5s\nallow_pcntl = yes\naccess.log_format = json\n\
+             request_id.server_var = REQUEST_ID\n",
+            MINIMAL.replace(
+                "[www]",
+                "shutdown.drain = yes\nlog_format = json\nadmin.listen = 127.0.0.1:9100\n\
+                 admin.listen.owner = 0\nadmin.listen.group = 0\nadmin.listen.mode = 0600\n[www]"
+            )
         ));
         let printed: Vec<String> = dump(&cfg)
             .iter()
@@ -1081,6 +1161,7 @@ mod tests {
                 Kind::LogLevel(_) => "warn",
                 Kind::Pm(_) => "ondemand",
                 Kind::Size(_) => "2M",
+                Kind::LogFormat(_) => "JSON",
                 Kind::Env(_) | Kind::Values(_) | Kind::Flags(_) | Kind::Paths(_) => "",
             }
         }
@@ -1145,6 +1226,41 @@ mod tests {
         assert_eq!(check(POOL, &p), Err((Level::Alert, msg)));
         let r = set(POOL, &mut p, name, "16M", Some("www"));
         assert!(matches!(r, SetResult::Err(_, crate::model::ERR_NUMBER)));
+    }
+
+    /// rfpm's log formats: `plain` (or `text`) and `json` in any case, `-tt` prints them
+    /// only when set, anything else is refused while parsing.
+    #[test]
+    fn log_formats() {
+        let unset = validated(MINIMAL);
+        assert_eq!(unset.global.log_format, None);
+        assert!(!dump(&unset).iter().any(|l| l.contains("log_format")));
+        let cfg = validated(&format!(
+            "{}access.log = /dev/null\naccess.log_format = JSON\n",
+            MINIMAL.replace("[www]", "log_format = Text\n[www]")
+        ));
+        assert_eq!(cfg.global.log_format.as_deref(), Some("plain"));
+        assert_eq!(cfg.pools[0].access_log_format.as_deref(), Some("json"));
+        let d = dump(&cfg);
+        let at = |l: &str| d.iter().position(|x| x == l);
+        assert_eq!(
+            at("	log_format = plain"),
+            at("	log_limit = 1024").map(|i| i + 1)
+        );
+        assert_eq!(
+            at("	access.log_format = json"),
+            at(&format!(
+                "\taccess.format = {}",
+                crate::model::DEFAULT_ACCESS_FORMAT
+            ))
+            .map(|i| i + 1)
+        );
+        assert!(render(&cfg).contains("access.log_format = \"json\"\n"));
+        let mut g = GlobalConf::default();
+        assert!(matches!(
+            set(GLOBAL, &mut g, "log_format", "yaml", None),
+            SetResult::Err("log_format", "invalid value (plain or json)")
+        ));
     }
 
     /// php-fpm keeps a negative count as configured and prints it; the program reads 0.

@@ -41,8 +41,9 @@ pub use model::{Config, Count, KeyValue, Pm, Secs};
 /// The one log level of rfpm (`log_level`, and the level of every [`Diag`]).
 pub use rfpm_core::Level;
 pub use validate::{
-    global_priority_notice, resolve_identity, socket_permissions, test_identities, validate,
-    AcceptAllSys, Identity, LogFile, SocketPerms, Sys, SysError, UserInfo,
+    admin_socket_permissions, global_priority_notice, resolve_identity, socket_permissions,
+    test_identities, validate, AcceptAllSys, Identity, LogFile, SocketPerms, Sys, SysError,
+    UserInfo,
 };
 
 /// One php-fpm log line without timestamp and level prefix, or one line PHP itself

@@ -343,6 +343,39 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
         }
     }
 
+    // rfpm: the admin listener's address parses, a Unix path is made absolute like a
+    // pool's, and no pool listens there.
+    if let Some(a) = cfg.global.admin_listen.clone() {
+        let fail = |t: String| Diag::error(format!("admin.listen: {t}"));
+        if a.trim().is_empty() {
+            return Err(cx.fail(fail("an address is required".into())));
+        }
+        if let Err(e) = rfpm_core::listen_addr::parse(&a) {
+            return Err(cx.fail(fail(format!("'{a}': {e}"))));
+        }
+        let a = if address_is_unix(&a) && !a.starts_with('/') {
+            let gp = gp.as_deref();
+            full_path(
+                &a,
+                Some(gp.unwrap_or(&install)),
+                gp,
+                &install,
+                false,
+                &mut cx.diags,
+            )
+        } else {
+            a
+        };
+        if let Some(p) = cfg.pools.iter().find(|p| p.listen.as_deref() == Some(&a)) {
+            let d = fail(format!(
+                "'{a}' is already the listen address of pool '{}'",
+                p.name
+            ));
+            return Err(cx.fail(d));
+        }
+        cfg.global.admin_listen = Some(a);
+    }
+
     // access logs
     for p in &cfg.pools {
         if let Some(al) = p.access_log.as_ref() {
@@ -441,6 +474,14 @@ fn process_pool(
         // set, pm.max_children positive.
         if let Err((level, msg)) = check(POOL, p) {
             return Err(Diag::new(level, format!("[pool {name}] {msg}")));
+        }
+        // rfpm: the $_SERVER entry that receives the request id is a plain name.
+        if let Some(v) = &p.request_id_server_var {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(err(format!(
+                    "request_id.server_var '{v}' is not a valid variable name ([A-Za-z0-9_]+)"
+                )));
+            }
         }
         // 3. listen
         if let Some(l) = p.listen.clone() {
@@ -697,6 +738,9 @@ fn process_pool(
 /// adds nothing but `FPM initialization failed`).
 pub fn test_identities(cfg: &Config, sys: &dyn Sys) -> Result<(), Failure> {
     let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    if cfg.global.admin_listen.is_some() {
+        admin_socket_permissions(&cfg.global, sys)?;
+    }
     for p in &cfg.pools {
         let named = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && !is_id(s));
         let fail = |t: String| Failure {
@@ -850,10 +894,49 @@ pub fn socket_permissions(
     pool: &PoolConf,
     sys: &dyn Sys,
 ) -> Result<(SocketPerms, Vec<Diag>), Failure> {
-    let name = &pool.name;
+    let names = SocketNames {
+        prefix: format!("[pool {}] ", pool.name),
+        owner: &pool.listen_owner,
+        group: &pool.listen_group,
+        mode: &pool.listen_mode,
+        acl_users: &pool.listen_acl_users,
+        acl_groups: &pool.listen_acl_groups,
+    };
+    resolve_socket(&names, sys)
+}
+
+/// rfpm: the admin listener's Unix socket (`admin.listen.owner`, `.group`, `.mode`),
+/// resolved like a pool's; errors start with `admin.listen: `.
+pub fn admin_socket_permissions(
+    g: &crate::GlobalConf,
+    sys: &dyn Sys,
+) -> Result<SocketPerms, Failure> {
+    let names = SocketNames {
+        prefix: "admin.listen: ".to_string(),
+        owner: &g.admin_listen_owner,
+        group: &g.admin_listen_group,
+        mode: &g.admin_listen_mode,
+        acl_users: &None,
+        acl_groups: &None,
+    };
+    resolve_socket(&names, sys).map(|(perms, _)| perms)
+}
+
+/// The directives that set a Unix socket's permissions, and the prefix of messages.
+struct SocketNames<'a> {
+    prefix: String,
+    owner: &'a Option<String>,
+    group: &'a Option<String>,
+    mode: &'a Option<String>,
+    acl_users: &'a Option<String>,
+    acl_groups: &'a Option<String>,
+}
+
+fn resolve_socket(n: &SocketNames<'_>, sys: &dyn Sys) -> Result<(SocketPerms, Vec<Diag>), Failure> {
+    let prefix = &n.prefix;
     let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
     let fail = |t: String| Failure {
-        diags: vec![Diag::error(format!("[pool {name}] {t}"))],
+        diags: vec![Diag::error(format!("{prefix}{t}"))],
     };
     let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let mut warnings = Vec::new();
@@ -861,7 +944,7 @@ pub fn socket_permissions(
         mode: 0o660,
         ..SocketPerms::default()
     };
-    if let Some(m) = set(&pool.listen_mode) {
+    if let Some(m) = set(n.mode) {
         let digits: String = m
             .trim_start()
             .chars()
@@ -869,14 +952,14 @@ pub fn socket_permissions(
             .collect();
         perms.mode = u32::from_str_radix(&digits, 8).unwrap_or(0);
     }
-    let acl_users = set(&pool.listen_acl_users);
-    let acl_groups = set(&pool.listen_acl_groups);
+    let acl_users = set(n.acl_users);
+    let acl_groups = set(n.acl_groups);
     if acl_users.is_some() || acl_groups.is_some() {
         // ACLs replace ownership; every entry is a name (split at ',', no trimming).
-        for (what, v) in [("owner", &pool.listen_owner), ("group", &pool.listen_group)] {
+        for (what, v) in [("owner", n.owner), ("group", n.group)] {
             if let Some(v) = set(v) {
                 warnings.push(Diag::warning(format!(
-                    "[pool {name}] ACL set, listen.{what} = '{v}' is ignored"
+                    "{prefix}ACL set, listen.{what} = '{v}' is ignored"
                 )));
             }
         }
@@ -894,7 +977,7 @@ pub fn socket_permissions(
         }
         return Ok((perms, warnings));
     }
-    if let Some(o) = set(&pool.listen_owner) {
+    if let Some(o) = set(n.owner) {
         if is_id(&o) {
             perms.uid = Some(o.parse().unwrap_or(u32::MAX));
         } else {
@@ -905,7 +988,7 @@ pub fn socket_permissions(
             perms.gid = Some(pw.gid);
         }
     }
-    if let Some(g) = set(&pool.listen_group) {
+    if let Some(g) = set(n.group) {
         if is_id(&g) {
             perms.gid = Some(g.parse().unwrap_or(u32::MAX));
         } else {
@@ -986,6 +1069,90 @@ mod tests {
             "shutdown.drain = yes\nprocess_control_timeout = 20s"
         ));
         assert!(!warned(""));
+    }
+
+    /// `admin.listen` (rfpm): a valid address, made absolute like a pool's socket, never
+    /// a pool's own address; its owner resolves like `listen.owner`.
+    #[test]
+    fn admin_listen_is_checked() {
+        let o = LoadOptions {
+            env: Box::new(|_| None),
+            ..LoadOptions::default()
+        };
+        let run = |extra: &str| {
+            let text = format!("[global]\nerror_log = /tmp/e.log\n{extra}\n[www]\nlisten = /tmp/s\npm = static\npm.max_children = 1\n");
+            let mut l = match crate::load_str("t.conf", text.as_bytes(), &o) {
+                Ok(l) => l,
+                Err(f) => panic!("load: {:?}", f.diags),
+            };
+            validate(&mut l.config, &crate::AcceptAllSys, &o)
+                .map(|_| l.config)
+                .map_err(|f| f.diags.iter().map(|d| d.text.clone()).collect::<Vec<_>>())
+        };
+        let ok = run("admin.listen = 127.0.0.1:9100").expect("valid");
+        assert_eq!(ok.global.admin_listen.as_deref(), Some("127.0.0.1:9100"));
+        let rel = run("admin.listen = admin.sock").expect("valid");
+        assert!(rel
+            .global
+            .admin_listen
+            .is_some_and(|a| a.starts_with('/') && a.ends_with("/admin.sock")));
+        let e = run("admin.listen = 127.0.0.1:0").expect_err("port 0");
+        assert!(
+            e.iter()
+                .any(|t| t == "admin.listen: '127.0.0.1:0': invalid port value '0'"),
+            "{e:?}"
+        );
+        let e = run("admin.listen = /tmp/s").expect_err("a pool's address");
+        assert!(
+            e.iter()
+                .any(|t| t == "admin.listen: '/tmp/s' is already the listen address of pool 'www'"),
+            "{e:?}"
+        );
+        let mut g = crate::GlobalConf {
+            admin_listen: Some("/tmp/a".into()),
+            admin_listen_owner: Some("nobody-here".into()),
+            admin_listen_mode: Some("0600".into()),
+            ..Default::default()
+        };
+        let e = admin_socket_permissions(&g, &NoSys)
+            .err()
+            .map(|f| f.diags[0].text.clone());
+        assert_eq!(
+            e.as_deref(),
+            Some("admin.listen: cannot get uid for user 'nobody-here': Success (0)")
+        );
+        g.admin_listen_owner = Some("www-data".into());
+        let p = admin_socket_permissions(&g, &NoSys).ok();
+        assert_eq!(
+            p.map(|p| (p.uid, p.gid, p.mode)),
+            Some((Some(33), Some(33), 0o600))
+        );
+    }
+
+    #[test]
+    fn request_id_server_var_is_a_name() {
+        let result = |var: &str| {
+            let text = format!(
+                "[global]\nerror_log = /tmp/e.log\n[www]\nlisten = /tmp/s\npm = static\npm.max_children = 1\nrequest_id.server_var = {var}\n"
+            );
+            let o = LoadOptions {
+                env: Box::new(|_| None),
+                ..LoadOptions::default()
+            };
+            let mut l = match crate::load_str("t.conf", text.as_bytes(), &o) {
+                Ok(l) => l,
+                Err(f) => panic!("load: {:?}", f.diags),
+            };
+            validate(&mut l.config, &crate::AcceptAllSys, &o)
+                .map(|_| ())
+                .map_err(|f| f.diags.first().map(|d| d.text.clone()).unwrap_or_default())
+        };
+        assert_eq!(result("REQUEST_ID"), Ok(()));
+        assert_eq!(result("x_1"), Ok(()));
+        assert_eq!(
+            result("\"A B\""),
+            Err("[pool www] request_id.server_var 'A B' is not a valid variable name ([A-Za-z0-9_]+)".into())
+        );
     }
 
     #[test]

@@ -173,6 +173,69 @@ fn token(
     }
 }
 
+/// Longest value of one string member of a JSON access entry, in bytes before
+/// escaping: five such members escape to at most 60 KiB, under [`LINE_MAX`].
+pub const JSON_FIELD_MAX: usize = 2048;
+
+/// What a JSON access entry shows beyond [`Entry`].
+pub struct JsonEntry<'a> {
+    /// When the request started being read, RFC 3339.
+    pub time: &'a str,
+    pub request_id: &'a [u8],
+    /// The URI the client asked for (`REQUEST_URI`, else the effective SCRIPT_NAME).
+    pub uri: &'a [u8],
+    /// `QUERY_STRING` whole.
+    pub query: &'a [u8],
+    /// The client's address as the web server reports it (`REMOTE_ADDR`).
+    pub remote_addr: Option<&'a [u8]>,
+}
+
+/// One request as a JSON object on one line (`access.log_format = json`, without the
+/// newline): `time`, `pool`, `pid`, `request_id`, `method`, `uri`, `query`, `status`,
+/// `duration_ms`, `cpu_ms`, `memory_bytes` (peak), `script`, `remote_addr`, `user`,
+/// `content_length`. Every string is escaped whatever its bytes; one longer than
+/// [`JSON_FIELD_MAX`] is cut there, and the entry then says `"truncated":true` (the
+/// bool returned).
+pub fn format_json<'a>(e: &Entry<'a>, j: &JsonEntry<'a>) -> (Vec<u8>, bool) {
+    let mut cut = false;
+    let mut bound = |v: &'a [u8]| -> &'a [u8] {
+        if v.len() > JSON_FIELD_MAX {
+            cut = true;
+            &v[..JSON_FIELD_MAX]
+        } else {
+            v
+        }
+    };
+    let method = bound(e.method);
+    let uri = bound(j.uri);
+    let query = bound(j.query);
+    let script = bound(e.script);
+    let user = bound(e.user);
+    let remote = j.remote_addr.map(&mut bound);
+    let mut out = Vec::with_capacity(320 + uri.len() + query.len() + script.len());
+    let mut o = crate::json::Object::new(&mut out);
+    o.str("time", j.time.as_bytes())
+        .str("pool", e.pool.as_bytes())
+        .i64("pid", i64::from(e.pid))
+        .str("request_id", j.request_id)
+        .opt_str("method", (!method.is_empty()).then_some(method))
+        .str("uri", uri)
+        .str("query", query)
+        .i64("status", i64::from(e.status))
+        .milli("duration_ms", e.duration_us)
+        .milli("cpu_ms", e.cpu_user_us.saturating_add(e.cpu_system_us))
+        .u64("memory_bytes", e.memory)
+        .opt_str("script", (!script.is_empty()).then_some(script))
+        .opt_str("remote_addr", remote)
+        .opt_str("user", (!user.is_empty()).then_some(user))
+        .i64("content_length", e.content_length);
+    if cut {
+        o.raw_true("truncated");
+    }
+    o.finish();
+    (out, cut)
+}
+
 /// `access.suppress_path` (reference §5.5): whether the line is skipped.
 pub fn suppressed(paths: &[Vec<u8>], e: &Entry<'_>) -> bool {
     !paths.is_empty()
@@ -279,6 +342,79 @@ mod tests {
         let (line, cut) = format(b"%{X}e", &e, &utc);
         assert_eq!(line.len(), 5000);
         assert!(!cut);
+    }
+
+    #[test]
+    fn json_entry_escapes_every_field() {
+        let param = |_: &[u8]| None;
+        let e = Entry {
+            user: b"bob\"\\",
+            script: b"/srv/\xff.php",
+            ..entry(&param, &[])
+        };
+        let uri = b"/a\"b\\c\x01\n\xc3\x28?x=\"1\"".to_vec();
+        let j = JsonEntry {
+            time: "2026-11-24T03:14:43.042Z",
+            request_id: b"rid-1",
+            uri: &uri,
+            query: b"x=\"1\"\t\x00",
+            remote_addr: Some(b"192.0.2.1"),
+        };
+        let (line, cut) = format_json(&e, &j);
+        assert!(!cut);
+        assert!(!line.contains(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
+        assert_eq!(v["uri"], String::from_utf8_lossy(&uri).as_ref());
+        assert_eq!(v["query"], "x=\"1\"\t\u{0}");
+        assert_eq!(v["script"], "/srv/\u{fffd}.php");
+        assert_eq!(v["user"], "bob\"\\");
+        assert_eq!(v["request_id"], "rid-1");
+        assert_eq!(v["remote_addr"], "192.0.2.1");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["duration_ms"].as_f64(), Some(0.375));
+        assert_eq!(v["cpu_ms"].as_f64(), Some(0.0));
+        assert_eq!(v["memory_bytes"], 2_097_152);
+        assert_eq!(v["content_length"], 0);
+        assert_eq!(
+            (v["pool"].as_str(), v["pid"].as_i64()),
+            (Some("www"), Some(31013))
+        );
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v.get("truncated"), None);
+        // Absent values are null.
+        let e = Entry {
+            user: b"",
+            script: b"",
+            method: b"",
+            ..entry(&param, &[])
+        };
+        let j = JsonEntry {
+            remote_addr: None,
+            ..j
+        };
+        let v: serde_json::Value = serde_json::from_slice(&format_json(&e, &j).0).expect("JSON");
+        for k in ["user", "script", "method", "remote_addr"] {
+            assert!(v[k].is_null(), "{k}");
+        }
+    }
+
+    #[test]
+    fn json_entry_is_bounded() {
+        let param = |_: &[u8]| None;
+        let e = entry(&param, &[]);
+        let huge = vec![0x01u8; 1 << 20];
+        let j = JsonEntry {
+            time: "t",
+            request_id: b"r",
+            uri: &huge,
+            query: &huge,
+            remote_addr: Some(&huge),
+        };
+        let (line, cut) = format_json(&e, &j);
+        assert!(cut && line.len() < LINE_MAX);
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["uri"].as_str().map(str::len), Some(JSON_FIELD_MAX));
     }
 
     #[test]

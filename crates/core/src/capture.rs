@@ -30,6 +30,9 @@ pub struct Entry {
     pub stream: Stream,
     pub text: Vec<u8>,
     pub pipe_closed: bool,
+    /// End-of-request markers seen before this entry ended: the entry was written
+    /// during (or after) the worker's `markers + 1`-th request.
+    pub markers: u64,
 }
 
 /// The assembler of one worker (both its streams).
@@ -41,6 +44,7 @@ pub struct Capture {
     /// Bytes of a possible marker at the end of the last stderr read.
     held: Vec<u8>,
     emitted: bool,
+    markers: u64,
 }
 
 impl Capture {
@@ -52,6 +56,7 @@ impl Capture {
             stream: Stream::Stderr,
             held: Vec::new(),
             emitted: false,
+            markers: 0,
         }
     }
 
@@ -61,6 +66,7 @@ impl Capture {
                 stream: self.stream,
                 text: std::mem::take(&mut self.pending),
                 pipe_closed: false,
+                markers: self.markers,
             });
             self.emitted = true;
         }
@@ -126,6 +132,7 @@ impl Capture {
             if rest.len() >= MARKER.len() {
                 if rest.starts_with(MARKER) {
                     self.emit(out);
+                    self.markers += 1;
                     i += MARKER.len();
                     continue;
                 }
@@ -151,6 +158,7 @@ impl Capture {
                 stream,
                 text: std::mem::take(&mut self.pending),
                 pipe_closed: first,
+                markers: self.markers,
             });
             self.emitted = true;
         }
@@ -207,6 +215,31 @@ mod tests {
     }
 
     #[test]
+    fn entries_count_the_requests_before_them() {
+        let mut c = Capture::new(100);
+        let mut out = Vec::new();
+        c.feed(Stream::Stderr, b"one\npartial", &mut out);
+        c.feed(Stream::Stderr, MARKER, &mut out);
+        c.feed(Stream::Stdout, b"two\n", &mut out);
+        let mut split = b"three\0fs".to_vec();
+        c.feed(Stream::Stderr, &split, &mut out);
+        split = b"cf\0four\n".to_vec();
+        c.feed(Stream::Stderr, &split, &mut out);
+        let got: Vec<(String, u64)> = out
+            .iter()
+            .map(|e| (String::from_utf8_lossy(&e.text).into_owned(), e.markers))
+            .collect();
+        let want = [
+            ("one", 0),
+            ("partial", 0),
+            ("two", 1),
+            ("three", 1),
+            ("four", 2),
+        ];
+        assert_eq!(got, want.map(|(t, n)| (t.to_string(), n)).to_vec());
+    }
+
+    #[test]
     fn marker_split_across_reads() {
         let mut c = Capture::new(1023);
         let mut out = Vec::new();
@@ -255,7 +288,8 @@ mod tests {
             vec![Entry {
                 stream: Stream::Stderr,
                 text: b"dying words".to_vec(),
-                pipe_closed: true
+                pipe_closed: true,
+                markers: 0,
             }]
         );
     }

@@ -17,17 +17,21 @@
 )]
 
 pub mod access;
+pub mod admin;
 pub mod capture;
 pub mod cli;
 pub mod compat;
 pub mod handoff;
+pub mod json;
 pub mod level;
 pub mod lifecycle;
 pub mod listen_addr;
 pub mod logline;
+pub mod metrics;
 pub mod paths;
 pub mod pm;
 pub mod recycle;
+pub mod request_id;
 pub mod scoreboard;
 pub mod status;
 pub mod systemd;

@@ -235,6 +235,120 @@ pub fn format_record_at(fmt: &Format, time: &str, rec: &Record<'_>) -> Vec<u8> {
     out
 }
 
+/// The members of a JSON entry beyond `time`, `level`, `msg` and `pid`: where they apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JsonExtra<'a> {
+    pub pool: Option<&'a [u8]>,
+    /// The worker a captured line comes from.
+    pub child: Option<i32>,
+    /// `stdout` or `stderr` for a captured line.
+    pub stream: Option<&'a str>,
+    pub request_id: Option<&'a [u8]>,
+}
+
+/// Splits php-fpm's `[pool NAME] ` prefix off a master message: `(Some(NAME), rest)`.
+pub fn split_pool(message: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    let Some(rest) = message.strip_prefix(b"[pool ".as_slice()) else {
+        return (None, message);
+    };
+    match rest.iter().position(|&b| b == b']') {
+        Some(end) if rest.get(end + 1) == Some(&b' ') => (Some(&rest[..end]), &rest[end + 2..]),
+        _ => (None, message),
+    }
+}
+
+/// The pid in a message that starts with `child N` (`child 123 exited with code 0`).
+pub fn leading_child(message: &[u8]) -> Option<i32> {
+    let rest = message.strip_prefix(b"child ".as_slice())?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || rest.get(digits).is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// The message text of a JSON entry, cut as [`format_record_at`] cuts the line it is
+/// part of (the thresholds apply to the text with its newline): a stream entry at
+/// `log_limit`, a one-shot message beyond 2048 bytes (or `log_limit` with a SYSERR
+/// suffix); a cut text ends in `...`.
+fn json_message(fmt: &Format, rec: &Record<'_>, message: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(message.len() + 32);
+    m.extend_from_slice(message);
+    if let Some(errno) = rec.errno {
+        m.extend_from_slice(syserr_suffix(errno).as_bytes());
+    }
+    let limit = fmt.limit.max(4);
+    let (allowed, cut_len) = match rec.cut {
+        Cut::OneShot => {
+            let cut_len = limit.min(ONE_SHOT_BUFFER);
+            let allowed = if rec.errno.is_some() {
+                cut_len
+            } else {
+                ONE_SHOT_BUFFER
+            };
+            (allowed, cut_len)
+        }
+        Cut::Stream => (limit, limit),
+    };
+    if m.len() + 1 > allowed {
+        m.truncate(cut_len.saturating_sub(4));
+        m.extend_from_slice(b"...");
+    }
+    m
+}
+
+/// One error log entry as a JSON object on one line (`log_format = json`):
+/// `{"time":…,"level":"notice","msg":…,"pid":…}`, then `pool`, `child`, `stream`,
+/// `request_id` where they apply, and at debug level the source location
+/// (`function`, `line`). A master message's `[pool NAME] ` prefix becomes the `pool`
+/// member (and a following `child N`, the `child` member). `time` is RFC 3339 (UTC,
+/// milliseconds), `fmt.pid` the writing process.
+pub fn format_json_at(
+    fmt: &Format,
+    time: &str,
+    rec: &Record<'_>,
+    extra: &JsonExtra<'_>,
+) -> Vec<u8> {
+    let (pool, text) = match extra.pool {
+        Some(p) => (Some(p), rec.message),
+        None => split_pool(rec.message),
+    };
+    let child = extra
+        .child
+        .or_else(|| pool.and_then(|_| leading_child(text)));
+    let msg = json_message(fmt, rec, text);
+    let mut out = Vec::with_capacity(96 + msg.len());
+    let mut level = [0u8; 8];
+    let name = rec.level.as_str().as_bytes();
+    let n = name.len().min(level.len());
+    level[..n].copy_from_slice(&name[..n]);
+    level[..n].make_ascii_lowercase();
+    let mut o = crate::json::Object::new(&mut out);
+    o.str("time", time.as_bytes())
+        .str("level", &level[..n])
+        .str("msg", &msg)
+        .u64("pid", u64::from(fmt.pid));
+    if let Some(p) = pool {
+        o.str("pool", p);
+    }
+    if let Some(c) = child {
+        o.i64("child", i64::from(c));
+    }
+    if let Some(s) = extra.stream {
+        o.str("stream", s.as_bytes());
+    }
+    if let Some(r) = extra.request_id {
+        o.str("request_id", r);
+    }
+    if fmt.debug {
+        o.str("function", rec.function.as_bytes())
+            .u64("line", u64::from(rec.line));
+    }
+    o.finish();
+    out.push(b'\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +572,108 @@ mod tests {
         };
         let out = format_record(&fmt(Style::Master, false, 4096), &TM, &r);
         assert!(out.len() > 1600 && out.ends_with(b"(2)\n"));
+    }
+
+    fn json(line: &[u8]) -> serde_json::Value {
+        assert!(line.ends_with(b"\n") && !line[..line.len() - 1].contains(&b'\n'));
+        serde_json::from_slice(line).expect("one JSON object")
+    }
+
+    #[test]
+    fn json_master_line() {
+        let f = fmt(Style::Master, false, 1024);
+        let line = format_json_at(
+            &f,
+            "2026-11-04T03:13:25.000Z",
+            &rec(Level::Notice, "fpm is running, pid 26377"),
+            &JsonExtra::default(),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&line),
+            "{\"time\":\"2026-11-04T03:13:25.000Z\",\"level\":\"notice\",\"msg\":\"fpm is running, pid 26377\",\"pid\":26377}\n"
+        );
+        let r = Record {
+            errno: Some(2),
+            ..rec(
+                Level::Warning,
+                "[pool www] child 42 exited on signal 9 (SIGKILL) \"x\"",
+            )
+        };
+        let v = json(&format_json_at(&f, "t", &r, &JsonExtra::default()));
+        assert_eq!(v["pool"], "www");
+        assert_eq!(v["child"], 42);
+        assert_eq!(v["level"], "warning");
+        assert_eq!(
+            v["msg"],
+            "child 42 exited on signal 9 (SIGKILL) \"x\": No such file or directory (2)"
+        );
+        let d = json(&format_json_at(
+            &fmt(Style::Master, true, 1024),
+            "t",
+            &rec(Level::Debug, "x"),
+            &JsonExtra::default(),
+        ));
+        assert_eq!(
+            (d["function"].as_str(), d["line"].as_u64()),
+            (Some("fpm_init"), Some(72))
+        );
+    }
+
+    #[test]
+    fn json_captured_line_is_whole_and_escaped() {
+        let mut text = vec![b'a'; 5000];
+        text.extend_from_slice(b"\"\\\x01\xff\tend");
+        let r = Record {
+            cut: Cut::Stream,
+            message: &text,
+            ..rec(Level::Warning, "")
+        };
+        let extra = JsonExtra {
+            pool: Some(b"www"),
+            child: Some(7),
+            stream: Some("stderr"),
+            request_id: Some(b"rid"),
+        };
+        let v = json(&format_json_at(
+            &fmt(Style::Master, false, 8192),
+            "t",
+            &r,
+            &extra,
+        ));
+        assert_eq!(
+            v["msg"].as_str(),
+            Some(String::from_utf8_lossy(&text).as_ref())
+        );
+        assert_eq!(
+            (
+                v["pool"].as_str(),
+                v["child"].as_i64(),
+                v["stream"].as_str(),
+                v["request_id"].as_str()
+            ),
+            (Some("www"), Some(7), Some("stderr"), Some("rid"))
+        );
+        // Longer than log_limit: cut, and said so.
+        let v = json(&format_json_at(
+            &fmt(Style::Master, false, 1024),
+            "t",
+            &r,
+            &extra,
+        ));
+        let msg = v["msg"].as_str().unwrap_or_default();
+        assert_eq!(msg.len(), 1023);
+        assert!(msg.ends_with("a..."));
+    }
+
+    #[test]
+    fn pool_prefixes() {
+        assert_eq!(split_pool(b"[pool www] x"), (Some(&b"www"[..]), &b"x"[..]));
+        assert_eq!(split_pool(b"[pool www]x"), (None, &b"[pool www]x"[..]));
+        assert_eq!(split_pool(b"no pool"), (None, &b"no pool"[..]));
+        assert_eq!(leading_child(b"child 12 exited"), Some(12));
+        assert_eq!(leading_child(b"child 12, script"), Some(12));
+        assert_eq!(leading_child(b"child 12x"), None);
+        assert_eq!(leading_child(b"children"), None);
     }
 
     #[test]

@@ -72,6 +72,78 @@ pub struct Header {
     /// The highest peak memory of a finished request, bytes (written by the workers as
     /// requests end): the status page's `memory peak` of php-fpm 8.4.
     pub memory_peak: AtomicU64,
+    /// rfpm: the durations of the pool's finished requests (the metrics' histogram),
+    /// recorded by each worker at a request's end.
+    pub durations: Histogram,
+    /// rfpm: the time between the web server receiving a request (`X-Request-Start`)
+    /// and a worker starting to read it, for requests that carry the header.
+    pub queue_times: Histogram,
+    /// rfpm: finished requests by status class, 1xx to 5xx.
+    pub responses: [AtomicU64; 5],
+}
+
+impl Header {
+    /// Worker side: a request ended with HTTP status `status` (a status outside
+    /// 100..=599 is not counted).
+    pub fn count_response(&self, status: u16) {
+        if let Some(c) = usize::from(status / 100)
+            .checked_sub(1)
+            .and_then(|i| self.responses.get(i))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The requests by status class, 1xx to 5xx.
+    pub fn responses(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.responses[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Upper bounds of the request histograms' buckets, µs (1 ms to 10 s; a last bucket
+/// above them all is implicit).
+pub const BUCKETS_US: [u64; 13] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
+];
+
+/// A histogram in shared memory: one counter per bucket and the sum, O(1) to record
+/// and to read whatever the traffic.
+#[repr(C)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last is above every bound.
+    counts: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+/// A histogram read out: per-bucket counts (not cumulative) and the sum, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistogramView {
+    pub counts: [u64; BUCKETS_US.len() + 1],
+    pub sum_us: u64,
+}
+
+impl HistogramView {
+    /// Observations in all buckets (saturating: the figures come from workers).
+    pub fn count(&self) -> u64 {
+        self.counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
+    }
+}
+
+impl Histogram {
+    /// Records one observation of `us` microseconds.
+    pub fn observe(&self, us: u64) {
+        let i = BUCKETS_US.partition_point(|&b| b < us);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    pub fn view(&self) -> HistogramView {
+        HistogramView {
+            counts: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
+            sum_us: self.sum_us.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Longest values a slot keeps (php-fpm's status area: method 15, URI 127, query 511,
@@ -140,7 +212,14 @@ pub struct Slot {
     query: Text<QUERY_MAX>,
     script: Text<SCRIPT_MAX>,
     user: Text<USER_MAX>,
+    /// rfpm: the requests this worker has served (read whole), counted with the one in
+    /// progress, and that request's id (see [`Slot::set_request_id`]).
+    served: AtomicU64,
+    request_id: Text<REQUEST_ID_MAX>,
 }
+
+/// Longest request id a slot keeps.
+pub const REQUEST_ID_MAX: usize = crate::request_id::MAX_LEN;
 
 /// A consistent copy of a slot, plain data.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -160,6 +239,9 @@ pub struct SlotView {
     pub query: Vec<u8>,
     pub script: Vec<u8>,
     pub user: Vec<u8>,
+    /// The current (or last) request's id as the worker wrote it: untrusted, see
+    /// [`crate::request_id::RequestId::sanitized`].
+    pub request_id: Vec<u8>,
 }
 
 /// The figures of a finished request, as the worker records them.
@@ -223,6 +305,7 @@ impl Slot {
             s.request_start_us.store(now_us, Ordering::Relaxed);
             s.content_length.store(0, Ordering::Relaxed);
             s.clear_texts();
+            s.request_id.clear();
         });
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.set_state(WorkerState::ReadingHeaders, now_us);
@@ -248,6 +331,40 @@ impl Slot {
     /// Worker side: the script that runs.
     pub fn set_script(&self, script: &[u8]) {
         self.write(|s| s.script.set(script));
+    }
+
+    /// Worker side: the id of its `served`-th request (counted from 1 since the worker
+    /// started), which it is serving now. The master pairs it with the worker's output:
+    /// what comes before the worker's `served`-th end-of-request marker belongs to it.
+    pub fn set_request_id(&self, served: u64, id: &[u8]) {
+        self.write(|s| {
+            s.served.store(served, Ordering::Relaxed);
+            s.request_id.set(id);
+        });
+    }
+
+    /// Master side: the id of the worker's `served`-th request, if that is the one the
+    /// slot holds (the worker may have gone on to the next one). Untrusted: bounded,
+    /// and sanitised to the id charset.
+    pub fn request_id_of(&self, served: u64) -> Option<crate::request_id::RequestId> {
+        for _ in 0..64 {
+            let s1 = self.seq.load(Ordering::Acquire);
+            let n = self.served.load(Ordering::Relaxed);
+            let id = self.request_id.get();
+            fence(Ordering::Acquire);
+            if s1 % 2 == 0 && self.seq.load(Ordering::Relaxed) == s1 {
+                return (n == served && !id.is_empty())
+                    .then(|| crate::request_id::RequestId::sanitized(&id));
+            }
+            std::hint::spin_loop();
+        }
+        None
+    }
+
+    /// Master side: the id of the request in progress (empty when none was recorded),
+    /// sanitised.
+    pub fn current_request_id(&self) -> crate::request_id::RequestId {
+        crate::request_id::RequestId::sanitized(&self.view().request_id)
     }
 
     /// Worker side: when its current request started being read (the worker is the only
@@ -278,6 +395,8 @@ impl Slot {
             s.memory.store(0, Ordering::Relaxed);
             s.content_length.store(0, Ordering::Relaxed);
             s.clear_texts();
+            s.served.store(0, Ordering::Relaxed);
+            s.request_id.clear();
         });
         self.pid.store(0, Ordering::Relaxed);
         self.requests.store(0, Ordering::Relaxed);
@@ -307,6 +426,7 @@ impl Slot {
                 query: self.query.get(),
                 script: self.script.get(),
                 user: self.user.get(),
+                request_id: self.request_id.get(),
             };
             fence(Ordering::Acquire);
             if s1 % 2 == 0 && self.seq.load(Ordering::Relaxed) == s1 {
@@ -325,5 +445,91 @@ trait TextField {
 impl<const N: usize> TextField for Text<N> {
     fn clear(&self) {
         self.len.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The moment an `X-Request-Start` header names, µs since the epoch: `t=` (optional)
+/// then seconds with an optional fraction, or whole milliseconds, microseconds or
+/// nanoseconds (the New Relic and Heroku convention, told apart by magnitude).
+/// `None` for anything else.
+pub fn parse_request_start(v: &[u8]) -> Option<u64> {
+    let v = std::str::from_utf8(v).ok()?.trim();
+    let v = v.strip_prefix("t=").unwrap_or(v);
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    let t: f64 = v.parse().ok()?;
+    let us = if t >= 1e17 {
+        t / 1e3
+    } else if t >= 1e14 {
+        t
+    } else if t >= 1e11 {
+        t * 1e3
+    } else {
+        t * 1e6
+    };
+    // Within u64 and not before 2001 (a value that small is no timestamp).
+    (us.is_finite() && (1e15..1.8e19).contains(&us)).then(|| {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let us = us.round() as u64;
+        us
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_inclusive_upper_bounds() {
+        let h = Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+        };
+        h.observe(0);
+        h.observe(1_000);
+        h.observe(1_001);
+        h.observe(10_000_000);
+        h.observe(10_000_001);
+        let v = h.view();
+        assert_eq!(v.counts[0], 2);
+        assert_eq!(v.counts[1], 1);
+        assert_eq!(v.counts[12], 1);
+        assert_eq!(v.counts[13], 1);
+        assert_eq!(v.count(), 5);
+        assert_eq!(v.sum_us, 20_002_002);
+    }
+
+    #[test]
+    fn request_start_forms() {
+        let s = 1_733_390_000u64;
+        assert_eq!(
+            parse_request_start(b"t=1733390000.123"),
+            Some(s * 1_000_000 + 123_000)
+        );
+        assert_eq!(
+            parse_request_start(b"t=1733390000123"),
+            Some(s * 1_000_000 + 123_000)
+        );
+        assert_eq!(
+            parse_request_start(b"1733390000123456"),
+            Some(s * 1_000_000 + 123_456)
+        );
+        assert_eq!(
+            parse_request_start(b"t=1733390000123456000"),
+            Some(s * 1_000_000 + 123_456)
+        );
+        assert_eq!(parse_request_start(b"t=1733390000"), Some(s * 1_000_000));
+        for bad in [
+            &b""[..],
+            b"t=",
+            b"t=abc",
+            b"t=-5",
+            b"t=12",
+            b"t=1e20",
+            b"t=1.2.3",
+        ] {
+            assert_eq!(parse_request_start(bad), None, "{bad:?}");
+        }
     }
 }

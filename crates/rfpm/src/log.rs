@@ -19,7 +19,8 @@ use std::sync::{Mutex, MutexGuard};
 const STDERR: fd::Stdio = fd::Stdio::Err;
 
 pub use rfpm_core::logline::{
-    format_record_at, format_time, Cut, Format, Record, Style, TimeText, DEFAULT_LIMIT,
+    format_json_at, format_record_at, format_time, Cut, Format, JsonExtra, Record, Style, TimeText,
+    DEFAULT_LIMIT,
 };
 /// Log levels (the worker's PHP messages use the same type).
 pub use rfpm_core::Level;
@@ -65,6 +66,11 @@ pub struct Logger {
     held: Option<(File, PathBuf)>,
     /// The entries' time, formatted once a second.
     times: TimeText,
+    /// `log_format = json` (rfpm): master entries to a file or stderr are JSON objects.
+    /// Syslog keeps php-fpm's text (syslog stamps its own time and pid).
+    json: bool,
+    /// This process's pid, for JSON entries.
+    pid: u32,
 }
 
 impl Default for Logger {
@@ -109,7 +115,25 @@ impl Logger {
             stderr_tied: false,
             held: None,
             times: TimeText::new(),
+            json: false,
+            pid: 0,
         }
+    }
+
+    /// `log_format`: JSON entries (`true`) or php-fpm's lines.
+    pub fn set_json(&mut self, json: bool) {
+        self.json = json;
+        self.pid = std::process::id();
+    }
+
+    /// The pid JSON entries show: this process's (after daemonising, the daemon's).
+    pub fn refresh_pid(&mut self) {
+        self.pid = std::process::id();
+    }
+
+    /// Whether the master writes JSON entries now (not to syslog, not in a worker).
+    pub fn json(&self) -> bool {
+        self.json && self.style() == Style::Master
     }
 
     #[allow(dead_code)] // status page and tests
@@ -247,6 +271,9 @@ impl Logger {
     /// saved original stderr) are closed in this process, entries go to fd 2 as
     /// `LEVEL: message`.
     pub fn worker_mode(&mut self) {
+        // The master wraps what a worker writes (JSON or not): workers write php-fpm's
+        // `LEVEL: message`.
+        self.json = false;
         self.dest = Dest::Stderr;
         self.saved_stderr = None;
         self.stderr_tied = false;
@@ -290,8 +317,29 @@ impl Logger {
         if !self.enabled(rec.level) {
             return;
         }
+        if self.json() {
+            self.log_json(rec, &JsonExtra::default());
+            return;
+        }
         let fmt = self.format();
         let entry = format_record_at(&fmt, self.times.get(&now(), fmt.debug), rec);
+        self.write_entry(rec.level, &entry);
+    }
+
+    /// Writes one entry as JSON (whatever `log_format`; the caller checked [`Logger::json`]).
+    pub fn log_json(&mut self, rec: &Record<'_>, extra: &JsonExtra<'_>) {
+        if !self.enabled(rec.level) {
+            return;
+        }
+        let fmt = Format {
+            pid: self.pid,
+            ..self.format()
+        };
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let time = rfpm_core::json::rfc3339_utc(ms);
+        let entry = format_json_at(&fmt, &time, rec, extra);
         self.write_entry(rec.level, &entry);
     }
 

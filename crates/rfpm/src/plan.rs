@@ -36,6 +36,8 @@ pub struct LogPlan {
     early: Vec<conf::Diag>,
     /// `log_level`, when the configuration sets it.
     level: Option<Level>,
+    /// `log_format = json` (rfpm).
+    json: bool,
     /// The error log file validation opened.
     file: Option<(File, PathBuf)>,
     /// The master logs to stderr: the file is only held open (and reopened on SIGUSR1).
@@ -66,6 +68,7 @@ impl LogPlan {
             if let Some(level) = self.level {
                 l.set_level(level);
             }
+            l.set_json(self.json);
             if let Some((file, path)) = self.file {
                 if self.file_held {
                     l.hold_file(file, path);
@@ -157,6 +160,14 @@ struct OsSys {
     /// The built-in default logs to stderr only: its error log is not opened (a user
     /// who may not write `/var/log` runs it too).
     no_error_log: bool,
+}
+
+/// The operating system as `conf` asks it, for resolving names at run time.
+pub fn os_sys() -> impl conf::Sys {
+    OsSys {
+        error_log: RefCell::new(None),
+        no_error_log: false,
+    }
 }
 
 impl conf::Sys for OsSys {
@@ -260,6 +271,7 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
     let mut log = LogPlan {
         early: std::mem::take(&mut loaded.diags),
         level: loaded.config.global.log_level,
+        json: loaded.config.global.log_format.as_deref() == Some("json"),
         ..LogPlan::default()
     };
     let daemonize = c.daemonize.unwrap_or(loaded.config.global.daemonize);
@@ -348,7 +360,10 @@ pub fn pools(config: &conf::Config, c: &Cli) -> Result<(Vec<Pool>, Vec<conf::Dia
             }
             Err(f) => return Err(failed(&mut said, f)),
         };
-        pools.push(Pool::from_conf(pc, id, perms, opts.is_root, &env));
+        let mut pool = Pool::from_conf(pc, id, perms, opts.is_root, &env);
+        // With JSON error logs, every request has an id for the lines it causes.
+        pool.request_ids |= config.global.log_format.as_deref() == Some("json");
+        pools.push(pool);
     }
     Ok((pools, said))
 }

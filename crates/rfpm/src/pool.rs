@@ -74,6 +74,14 @@ pub struct Pool {
     pub access_format: Vec<u8>,
     /// `access.suppress_path[]`.
     pub suppress_paths: Vec<Vec<u8>>,
+    /// `access.log_format = json` (rfpm): one JSON object per request.
+    pub access_json: bool,
+    /// `request_id.server_var` (rfpm): the `$_SERVER` entry that receives the id.
+    pub request_id_var: Option<Vec<u8>>,
+    /// Whether the pool's requests get an id (rfpm): when a JSON log or
+    /// `request_id.server_var` shows it. Off for a php-fpm configuration, which then
+    /// costs nothing.
+    pub request_ids: bool,
 }
 
 impl Pool {
@@ -171,6 +179,13 @@ impl Pool {
                 .iter()
                 .map(|p| p.as_bytes().to_vec())
                 .collect(),
+            access_json: c.access_log_format.as_deref() == Some("json"),
+            request_id_var: c
+                .request_id_server_var
+                .as_ref()
+                .map(|v| v.as_bytes().to_vec()),
+            request_ids: c.access_log_format.as_deref() == Some("json")
+                || c.request_id_server_var.is_some(),
         }
     }
 

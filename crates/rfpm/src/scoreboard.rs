@@ -91,6 +91,34 @@ impl Scoreboard {
     }
 }
 
+/// A snapshot of a pool for its status page and the admin listener, now: the figures of
+/// its scoreboard and its workers, then those of its draining generations (marked).
+pub fn pool_status<'a>(
+    pool: &str,
+    pm: &'static str,
+    sb: &Scoreboard,
+    draining: impl IntoIterator<Item = &'a Scoreboard>,
+) -> rfpm_core::status::PoolStatus {
+    use rfpm_core::status;
+    let h = sb.header();
+    sb.count_active();
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let counters = status::Counters {
+        start_us: ld(&h.start_us),
+        accepted: ld(&h.accepted),
+        listen_queue: ld(&h.listen_queue),
+        max_listen_queue: ld(&h.max_listen_queue),
+        listen_queue_len: ld(&h.listen_queue_len),
+        max_active: ld(&h.max_active),
+        max_children_reached: ld(&h.max_children_reached),
+        slow_requests: ld(&h.slow_requests),
+        // php-fpm 8.4's memory peak, on the pages of the version that has it.
+        memory_peak: sapi::COMPAT.status_memory_peak.then(|| ld(&h.memory_peak)),
+    };
+    let draining: Vec<_> = draining.into_iter().flat_map(Scoreboard::views).collect();
+    status::PoolStatus::build_with_draining(pool, pm, &counters, &sb.views(), &draining, now_us())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +179,33 @@ mod tests {
         assert_eq!(sb.views().len(), 1);
         assert_eq!(sb.count_active(), 1);
         assert_eq!(sb.header().max_active.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn request_ids_pair_with_the_served_count() {
+        let sb = Scoreboard::new("test-rid", 1).expect("mmap");
+        let s = sb.slot(0).expect("slot");
+        s.reset(1);
+        assert_eq!(s.request_id_of(1), None);
+        s.begin_request(2);
+        s.set_request_id(1, b"abc-1");
+        assert_eq!(
+            s.request_id_of(1).map(|i| i.as_bytes().to_vec()),
+            Some(b"abc-1".to_vec())
+        );
+        // The worker went on: its first request's id is no longer known.
+        s.begin_request(3);
+        s.set_request_id(2, b"abc-2");
+        assert_eq!(s.request_id_of(1), None);
+        // A forged id is cut and sanitised.
+        let mut forged = b"x\n\"y".to_vec();
+        forged.extend_from_slice(&[b'z'; 200]);
+        s.set_request_id(3, &forged);
+        let got = s.request_id_of(3).expect("id");
+        assert_eq!(got.as_bytes().len(), rfpm_core::request_id::MAX_LEN);
+        assert!(got.as_bytes().starts_with(b"x..y"));
+        assert_eq!(s.current_request_id(), got);
+        s.reset(4);
+        assert!(s.current_request_id().is_empty());
     }
 }

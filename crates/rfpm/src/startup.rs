@@ -90,7 +90,11 @@ pub fn run(argv0: &str, args: &[String], c: &Cli) -> Result<i32, Failure> {
     let reporter = if plan.daemonize && !reexec {
         match daemon::daemonize()? {
             Side::Launcher(code) => return Ok(code),
-            Side::Master(r) => Some(r),
+            Side::Master(r) => {
+                // JSON entries name the daemon from now on, not the launcher.
+                log::with(log::Logger::refresh_pid);
+                Some(r)
+            }
         }
     } else {
         None
@@ -100,6 +104,9 @@ pub fn run(argv0: &str, args: &[String], c: &Cli) -> Result<i32, Failure> {
         Err((error, reporter)) => Err(Failure { error, reporter }),
     }
 }
+
+/// The admin listener's accept queue (its connections are few and short).
+pub const ADMIN_BACKLOG: i32 = 128;
 
 /// From the daemon's side on: pools, sockets, logs, pid file; then the master runs.
 fn launch(
@@ -145,6 +152,19 @@ fn launch(
         }
         listeners.push(fail_with!(res.map_err(|msg| Error::init(msg, None))));
     }
+    // The admin listener (rfpm), taken over on reload like the pools' sockets.
+    let admin = match plan.config.global.admin_listen.as_deref() {
+        Some(addr) => {
+            let perms = fail_with!(listen::admin_perms(&plan.config.global));
+            let mut notices = Vec::new();
+            let res = listen::open(addr, ADMIN_BACKLOG, &perms, &mut inherited, &mut notices);
+            for n in notices {
+                notice!("{n}");
+            }
+            Some(fail_with!(res.map_err(|msg| Error::init(msg, None))))
+        }
+        None => None,
+    };
     listen::close_unused(inherited);
 
     // Access logs: opened by the master now, written by the workers (reference §5.5).
@@ -192,6 +212,7 @@ fn launch(
         global: plan.config.global.clone(),
         signal_pipe,
         access_logs,
+        admin,
     };
     let ran = master.run();
     sapi::shutdown();

@@ -141,6 +141,14 @@ pub fn hide_pcntl() {
     let _ = unsafe { shim::rfpm_shim_hide_extension(c"pcntl".as_ptr()) };
 }
 
+/// The embedded PHP's version (`8.2.29`).
+#[must_use]
+pub fn php_version() -> String {
+    CStr::from_bytes_until_nul(sys::PHP_VERSION)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// `-v`: `PHP 8.x.y (fpm-fcgi) (built: ...)`, copyright, Zend Engine line(s); from PHP
 /// 8.4 on the library's own text (with `(NTS)` and Debian's `Built by` line), as
 /// php-fpm 8.4 prints it.
@@ -158,9 +166,7 @@ pub fn version_text() -> String {
             return text;
         }
     }
-    let version = CStr::from_bytes_until_nul(sys::PHP_VERSION)
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let version = php_version();
     // SAFETY: get_zend_version returns a static, NUL-terminated string of the library,
     // copied here.
     let zend = unsafe { cstr_opt(sys::get_zend_version()) }

@@ -23,7 +23,7 @@ mod vars;
 
 pub use callbacks::status_reason;
 pub use engine::{
-    check_library, constant, hide_pcntl, print_info, print_modules, shutdown, startup,
+    check_library, constant, hide_pcntl, php_version, print_info, print_modules, shutdown, startup,
     version_text, EngineError, EngineOptions,
 };
 pub use ini::{apply_request_ini, fastcgi_logging, fpm_ini, ini_string, set_ini, FpmIni};

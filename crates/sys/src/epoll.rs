@@ -12,11 +12,13 @@ const BATCH_C: libc::c_int = 32;
 /// that every call answers `EBADF`.
 pub struct Epoll(Option<OwnedFd>);
 
-/// How a descriptor is watched: readable, level- or edge-triggered.
+/// How a descriptor is watched: readable, level- or edge-triggered; or writable
+/// (level-triggered), for a connection with output the kernel could not take yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     Level,
     Edge,
+    Writable,
 }
 
 /// An epoll flag as the `events` field holds it (libc declares them `c_int`; EPOLLET
@@ -26,10 +28,11 @@ fn flag(bits: libc::c_int) -> u32 {
 }
 
 fn event(token: u64, trigger: Trigger) -> libc::epoll_event {
-    let mut events = flag(libc::EPOLLIN);
-    if trigger == Trigger::Edge {
-        events |= flag(libc::EPOLLET);
-    }
+    let events = match trigger {
+        Trigger::Level => flag(libc::EPOLLIN),
+        Trigger::Edge => flag(libc::EPOLLIN) | flag(libc::EPOLLET),
+        Trigger::Writable => flag(libc::EPOLLOUT),
+    };
     libc::epoll_event { events, u64: token }
 }
 
@@ -126,5 +129,9 @@ mod tests {
         ep.delete(r.as_fd()).expect("delete");
         ep.wait(0, &mut out).expect("wait");
         assert!(out.is_empty());
+        // An empty pipe's write end is writable at once.
+        ep.add(w.as_fd(), 11, Trigger::Writable).expect("add");
+        ep.wait(100, &mut out).expect("wait");
+        assert_eq!(out, vec![11]);
     }
 }

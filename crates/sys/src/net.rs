@@ -21,6 +21,38 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
 
+/// accept(2) of a non-blocking listener for the master's event loop: the new
+/// descriptor is non-blocking and close-on-exec; `WouldBlock` when none is waiting.
+pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: NULL address pointers ask for no peer address; the borrow keeps the
+    // listening descriptor open during the call.
+    let r = cvt(unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+        )
+    })?;
+    // SAFETY: accept4 succeeded: `r` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// send(2) that never blocks and never raises SIGPIPE; `WouldBlock` when the send
+/// buffer is full.
+pub fn send_nowait(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live slice valid for reads of its length during the call;
+    // the borrow keeps the descriptor open.
+    cvt_size(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })
+}
+
 /// recv(2) that never blocks (`MSG_DONTWAIT`); `WouldBlock` when nothing is there.
 pub fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a live, exclusively borrowed slice valid for writes of its

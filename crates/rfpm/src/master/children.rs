@@ -33,6 +33,8 @@ pub struct Child {
     /// whether it was asked to finish because of it (it is replaced like any exit).
     pub memory_over: u32,
     pub recycling: bool,
+    /// `request_terminate_timeout`: the master terminated it.
+    pub terminated: bool,
     /// catch_workers_output: the read ends of the worker's stdout and stderr.
     pub output: Option<Output>,
     /// Which of its requests were already logged as slow or terminated.
@@ -62,6 +64,11 @@ impl Children {
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Child> {
         self.0.values_mut()
+    }
+
+    /// Whether `pid` is a child the master started (and has not reaped).
+    pub fn contains(&self, pid: Pid) -> bool {
+        self.0.contains_key(&pid)
     }
 
     pub fn pids(&self) -> Vec<Pid> {
@@ -299,6 +306,7 @@ impl Supervisor {
             asked_to_stop: false,
             memory_over: 0,
             recycling: false,
+            terminated: false,
             output,
             timeouts: timeouts::Memory::default(),
         });
@@ -318,6 +326,8 @@ impl Supervisor {
         self.children.forget_outputs();
         self.signal_pipe = None;
         self.epoll.close();
+        // The admin listener and its connections are the master's alone.
+        self.admin = None;
         // The worker's pool is one of the current generation (checked by `spawn`); of the
         // draining generations it keeps only the scoreboards its status page lists.
         let owner_name = {
@@ -394,6 +404,9 @@ impl Supervisor {
                 continue;
             }
             let after = after_of(child.started);
+            if self.life.state().spawns() {
+                self.count_end(&child, exit);
+            }
             if child.asked_to_stop
                 && exit
                     != (Exit::Signal {
@@ -443,6 +456,41 @@ impl Supervisor {
 }
 
 impl Supervisor {
+    /// Counts a worker of the current generation that ended while the master serves,
+    /// by reason (the admin listener's `rfpm_worker_restarts_total`).
+    fn count_end(&mut self, child: &Child, exit: Exit) {
+        use rfpm_core::metrics::{end_reason, EndReason, Ending};
+        let Some(p) = self.generations.current_mut().pools.get_mut(child.pool) else {
+            return;
+        };
+        let by_master = if child.recycling {
+            Some(EndReason::Memory)
+        } else if child.terminated {
+            Some(EndReason::TerminateTimeout)
+        } else if child.asked_to_stop {
+            Some(EndReason::Idle)
+        } else {
+            None
+        };
+        let (signaled, code) = match exit {
+            Exit::Code(c) => (false, c),
+            Exit::Signal { .. } => (true, 0),
+        };
+        let requests = p
+            .scoreboard
+            .slot(child.slot)
+            .map_or(0, |s| s.requests.load(Relaxed));
+        let reason = end_reason(&Ending {
+            by_master,
+            signaled,
+            code,
+            requests,
+            max_requests: p.spec.max_requests,
+        });
+        let n = &mut p.ended[reason.index()];
+        *n = n.saturating_add(1);
+    }
+
     /// A worker of a draining generation is gone: logged at debug level (it was asked to
     /// finish, as php-fpm's workers are during a reload); the generation is forgotten
     /// with its last worker; its pool in the current generation may start a worker in

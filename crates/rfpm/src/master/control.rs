@@ -103,22 +103,33 @@ impl Supervisor {
             .generations
             .pools()
             .map(|p| p.listener.key.clone())
+            .chain(self.admin.as_ref().map(|a| a.listener.key.clone()))
             .collect();
         let mut opened: Vec<Listener> = Vec::new();
-        for p in &pools {
-            let keys = listen::keys_for(&p.listen);
+        // The admin listener (rfpm) is planned like a pool's socket.
+        let admin = match plan.config.global.admin_listen.as_deref() {
+            Some(a) => match listen::admin_perms(&plan.config.global) {
+                Ok(perms) => Some((a, perms)),
+                Err(e) => {
+                    e.log_reason();
+                    aborted();
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let sockets = pools
+            .iter()
+            .map(|p| (p.listen.as_str(), p.backlog, listen::perms_of(p)))
+            .chain(admin.map(|(a, perms)| (a, crate::startup::ADMIN_BACKLOG, perms)));
+        for (addr, backlog, perms) in sockets {
+            let keys = listen::keys_for(addr);
             let known = |k: &String| held.contains(k) || opened.iter().any(|l| &l.key == k);
             if keys.iter().any(known) {
                 continue;
             }
             let mut notices = Vec::new();
-            let res = listen::open(
-                &p.listen,
-                p.backlog,
-                &listen::perms_of(p),
-                &mut Vec::new(),
-                &mut notices,
-            );
+            let res = listen::open(addr, backlog, &perms, &mut Vec::new(), &mut notices);
             for n in notices {
                 crate::notice!("{n}");
             }
@@ -234,8 +245,9 @@ impl Supervisor {
 
     /// The master exits: its Unix sockets and its pid file are removed.
     fn cleanup(&self) {
-        for p in self.generations.pools() {
-            if let Some(path) = &p.listener.unix_path {
+        let admin = self.admin.as_ref().map(|a| &a.listener);
+        for l in self.generations.pools().map(|p| &p.listener).chain(admin) {
+            if let Some(path) = &l.unix_path {
                 let _ = std::fs::remove_file(path);
             }
         }

@@ -20,11 +20,17 @@ pub enum Token {
     Listen { generation: u32, pool: u32 },
     /// A worker wrote into its stdout or stderr pipe (`catch_workers_output`).
     Output { pid: i32, stream: Stream },
+    /// The admin listener has a waiting connection.
+    Admin,
+    /// An admin connection can be read (or written, while an answer waits).
+    AdminConn { id: u32 },
 }
 
 const KIND_SIGNALS: u64 = 1;
 const KIND_LISTEN: u64 = 2;
 const KIND_OUTPUT: u64 = 3;
+const KIND_ADMIN: u64 = 4;
+const KIND_ADMIN_CONN: u64 = 5;
 
 impl Token {
     /// The 64 bits epoll carries: kind in the top byte, then the fields.
@@ -38,6 +44,8 @@ impl Token {
                 let pid = u64::from(pid.unsigned_abs());
                 (KIND_OUTPUT << 56) | (pid << 1) | u64::from(stream == Stream::Stderr)
             }
+            Token::Admin => KIND_ADMIN << 56,
+            Token::AdminConn { id } => (KIND_ADMIN_CONN << 56) | u64::from(id),
         }
     }
 
@@ -61,6 +69,10 @@ impl Token {
                     stream,
                 })
             }
+            KIND_ADMIN if v == KIND_ADMIN << 56 => Some(Token::Admin),
+            KIND_ADMIN_CONN => Some(Token::AdminConn {
+                id: u32::try_from(v & ((1 << 56) - 1)).ok()?,
+            }),
             _ => None,
         }
     }
@@ -222,6 +234,9 @@ mod tests {
                 pid: 1,
                 stream: Stream::Stdout,
             },
+            Token::Admin,
+            Token::AdminConn { id: 0 },
+            Token::AdminConn { id: u32::MAX },
         ] {
             assert_eq!(Token::decode(t.encode()), Some(t), "{t:?}");
         }

@@ -32,6 +32,9 @@ pub struct PoolRuntime {
     pub pm: PmMemory,
     /// The access log, opened by the master, written by the workers (reference §5.5).
     pub access_log: Option<OwnedFd>,
+    /// rfpm: workers of the pool that ended while it served, by
+    /// `rfpm_core::metrics::EndReason` (the admin listener's metrics).
+    pub ended: [u64; rfpm_core::metrics::EndReason::ALL.len()],
 }
 
 impl Generation {

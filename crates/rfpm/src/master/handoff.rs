@@ -154,6 +154,7 @@ impl Supervisor {
                     timeouts: crate::timeouts::Memory::default(),
                     memory_over: 0,
                     recycling: false,
+                    terminated: false,
                 });
                 any = true;
             }
@@ -315,6 +316,7 @@ pub(super) fn reexec(sup: &Supervisor, opened: &[Listener]) -> std::io::Error {
         .generations
         .pools()
         .map(|p| &p.listener)
+        .chain(sup.admin.as_ref().map(|a| &a.listener))
         .chain(opened.iter())
         .collect();
     let socks: Vec<(String, i32)> = listeners

@@ -95,6 +95,22 @@ pub fn perms_of(p: &crate::pool::Pool) -> UnixPerms {
     }
 }
 
+/// The admin listener's socket permissions (`admin.listen.owner/group/mode`, rfpm),
+/// resolved now (a name that does not resolve is an error, as for a pool).
+pub fn admin_perms(g: &conf::GlobalConf) -> Result<UnixPerms, crate::error::Error> {
+    let sys = crate::plan::os_sys();
+    let p = conf::admin_socket_permissions(g, &sys)
+        .map_err(|f| crate::error::Error::Config(f.diags))?;
+    Ok(UnixPerms {
+        pool: "admin".to_string(),
+        mode: p.mode,
+        owner: p.uid,
+        group: p.gid,
+        acl_users: Vec::new(),
+        acl_groups: Vec::new(),
+    })
+}
+
 /// Closes sockets a reload opened but did not hand over (and removes their paths).
 pub fn discard(opened: Vec<Listener>) {
     for l in opened {

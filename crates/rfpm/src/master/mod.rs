@@ -10,9 +10,11 @@
 //! - `timeouts`: slow log and `request_terminate_timeout`;
 //! - `memory`: `pm.max_memory`, the workers' RSS read from `/proc`;
 //! - `handoff`: what crosses `exec` on reload;
-//! - `listen`: the listening sockets.
+//! - `listen`: the listening sockets;
+//! - `admin`: the admin listener (health, readiness, status, metrics; rfpm).
 //!
 //! `LIFECYCLE.md` beside this file draws the states, the signals and the effects.
+mod admin;
 mod children;
 mod control;
 mod event;
@@ -57,6 +59,8 @@ pub struct Master {
     pub signal_pipe: OwnedFd,
     /// Each pool's access log, opened at start (reference §5.5).
     pub access_logs: Vec<Option<OwnedFd>>,
+    /// The admin listener's socket (`admin.listen`, rfpm).
+    pub admin: Option<Listener>,
 }
 
 impl Master {
@@ -95,6 +99,8 @@ struct Supervisor {
     /// systemd's notification socket, and the request count at the last report.
     notifier: Option<systemd::Notifier>,
     reported_requests: u64,
+    /// The admin listener (`admin.listen`) and its connections.
+    admin: Option<admin::Admin>,
 }
 
 impl Supervisor {
@@ -138,6 +144,7 @@ impl Supervisor {
                 scoreboard,
                 pm: pm::PmMemory::default(),
                 access_log: logs.next().flatten(),
+                ended: [0; rfpm_core::metrics::EndReason::ALL.len()],
             });
         }
         let g = &m.global;
@@ -174,7 +181,9 @@ impl Supervisor {
             process_max_warned: false,
             notifier,
             reported_requests: 0,
+            admin: m.admin.map(admin::Admin::new),
         };
+        s.watch_admin();
         // The generations the previous image handed over (a reload) drain here.
         s.adopt_handed_over(handoff::take());
         Ok(s)
@@ -234,6 +243,8 @@ impl Supervisor {
                     Some(Token::Output { pid, stream }) => {
                         self.drain_output(pid, stream, output::READS_PER_WAKEUP);
                     }
+                    Some(Token::Admin) => self.on_admin_listener(),
+                    Some(Token::AdminConn { id }) => self.on_admin_conn(id),
                     // The self-pipe is read below, every pass.
                     Some(Token::Signals) | None => {}
                 }
@@ -273,6 +284,7 @@ impl Supervisor {
                 self.reap();
             }
             self.sample_status();
+            self.admin_tick();
             if self.life.state().spawns() {
                 self.maintenance();
                 self.check_memory();

@@ -24,8 +24,10 @@ pub struct Output {
 
 /// The longest captured text that fits one `log_limit` entry with its decoration.
 pub fn max_captured_text(pool: &str, decorate: bool, pid: Pid) -> usize {
-    let limit = crate::log::with(|l| l.limit());
-    if !decorate {
+    let (limit, json) = crate::log::with(|l| (l.limit(), l.json()));
+    // JSON entries (log_format = json): the text whole up to log_limit, its decoration
+    // in other members.
+    if !decorate || json {
         return limit.saturating_sub(1);
     }
     // "[DD-Mon-YYYY HH:MM:SS] WARNING: [pool P] child N said into stderr: \"" + "\"" + "\n"
@@ -43,9 +45,21 @@ impl Supervisor {
         let Some(child) = self.children.get_mut(pid) else {
             return;
         };
-        let (name, decorate) = match self.generations.info(child.generation, child.pool) {
+        let info = self.generations.info(child.generation, child.pool);
+        let (name, decorate) = match &info {
             Some(p) => (p.name, p.decorate_workers_output),
             None => ("", true),
+        };
+        // log_format = json: each entry carries the id of the request it was written
+        // during, from the worker's slot (see `request_ids`).
+        let json = crate::log::with(|l| l.json());
+        let slot = info
+            .as_ref()
+            .and_then(|p| p.scoreboard)
+            .and_then(|sb| sb.slot(child.slot));
+        let mut ids = RequestIds {
+            slot: if json { slot } else { None },
+            cached: None,
         };
         let Some(out) = child.output.as_mut() else {
             return;
@@ -88,7 +102,11 @@ impl Supervisor {
                 }
             };
             for e in entries.drain(..) {
-                log_captured(name, decorate, pid, &e, &mut line);
+                if json {
+                    log_captured_json(name, pid, &e, ids.of(&e));
+                } else {
+                    log_captured(name, decorate, pid, &e, &mut line);
+                }
             }
             if last {
                 break;
@@ -98,6 +116,57 @@ impl Supervisor {
             *slot = Some(pipe);
         }
     }
+}
+
+/// Which request a captured entry belongs to. The worker writes its request's id into
+/// its scoreboard slot with its served count (`Slot::set_request_id`) before PHP runs,
+/// and an end-of-request marker into its stderr after the request; an entry that
+/// follows `n` markers was written during the worker's `n + 1`-th request, whose id the
+/// slot still holds unless the worker has gone on to the next request meanwhile (then
+/// the entry has no id rather than a wrong one).
+struct RequestIds<'a> {
+    slot: Option<&'a crate::scoreboard::Slot>,
+    /// The last (served count, id) found.
+    cached: Option<(u64, rfpm_core::request_id::RequestId)>,
+}
+
+impl RequestIds<'_> {
+    fn of(&mut self, e: &capture::Entry) -> Option<rfpm_core::request_id::RequestId> {
+        let served = e.markers.checked_add(1)?;
+        if let Some((n, id)) = self.cached {
+            if n == served {
+                return Some(id);
+            }
+        }
+        let id = self.slot?.request_id_of(served)?;
+        self.cached = Some((served, id));
+        Some(id)
+    }
+}
+
+/// One captured entry as a JSON error log entry: the text whole (up to log_limit),
+/// escaped, with the pool, the child, the stream and the request id as members.
+fn log_captured_json(
+    pool: &str,
+    pid: Pid,
+    e: &capture::Entry,
+    request_id: Option<rfpm_core::request_id::RequestId>,
+) {
+    let rec = crate::log::Record {
+        level: Level::Warning,
+        function: "fpm_stdio_child_said",
+        line: line!(),
+        message: &e.text,
+        errno: None,
+        cut: crate::log::Cut::Stream,
+    };
+    let extra = crate::log::JsonExtra {
+        pool: Some(pool.as_bytes()),
+        child: Some(pid),
+        stream: Some(e.stream.name()),
+        request_id: request_id.as_ref().map(|r| r.as_bytes()),
+    };
+    crate::log::with(|l| l.log_json(&rec, &extra));
 }
 
 /// One captured entry as a master log line (reference §3.10): decorated

@@ -7,6 +7,7 @@ use super::Supervisor;
 use crate::log::Level;
 use crate::scoreboard::now_us;
 use crate::timeouts;
+use rfpm_core::request_id::RequestId;
 use rfpm_sys::process::{self, Pid};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -50,20 +51,30 @@ impl Supervisor {
             };
             let what = timeouts::describe(&s.script, &s.method, &s.uri, &s.query);
             let name = &p.spec.name;
+            // The request's id (rfpm), as the worker wrote it: untrusted, sanitised.
+            let rid = RequestId::sanitized(&s.request_id);
+            let rid = (p.spec.request_ids && !rid.is_empty()).then_some(rid);
             match verdict {
                 timeouts::Verdict::Slow { elapsed_us } => {
-                    crate::warning!(
-                        "[pool {name}] child {pid}, {what} executing too slow ({} sec), logging",
-                        timeouts::seconds(elapsed_us)
+                    warn_with_id(
+                        &format!(
+                            "[pool {name}] child {pid}, {what} executing too slow ({} sec), logging",
+                            timeouts::seconds(elapsed_us)
+                        ),
+                        rid.as_ref(),
                     );
                     p.scoreboard.header().slow_requests.fetch_add(1, Relaxed);
-                    write_slow_log(p, &s.script, pid);
+                    write_slow_log(p, &s.script, pid, rid.as_ref());
                 }
                 timeouts::Verdict::Terminate { elapsed_us } => {
-                    crate::warning!(
-                        "[pool {name}] child {pid}, {what} execution timed out ({} sec), terminating",
-                        timeouts::seconds(elapsed_us)
+                    warn_with_id(
+                        &format!(
+                            "[pool {name}] child {pid}, {what} execution timed out ({} sec), terminating",
+                            timeouts::seconds(elapsed_us)
+                        ),
+                        rid.as_ref(),
                     );
+                    child.terminated = true;
                     let _ = process::kill(pid, libc::SIGTERM);
                 }
             }
@@ -71,9 +82,33 @@ impl Supervisor {
     }
 }
 
+/// A WARNING about a request; in a JSON error log with the request's id as a member.
+fn warn_with_id(msg: &str, rid: Option<&RequestId>) {
+    let json = crate::log::with(|l| l.json());
+    match rid {
+        Some(id) if json => {
+            let rec = crate::log::Record {
+                level: Level::Warning,
+                function: "fpm_request_check_timed_out",
+                line: line!(),
+                message: msg.as_bytes(),
+                errno: None,
+                cut: crate::log::Cut::OneShot,
+            };
+            let extra = crate::log::JsonExtra {
+                request_id: Some(id.as_bytes()),
+                ..crate::log::JsonExtra::default()
+            };
+            crate::log::with(|l| l.log_json(&rec, &extra));
+        }
+        _ => crate::warning!("{msg}"),
+    }
+}
+
 /// Appends one entry to the pool's slow log: a blank line, the time and pool, the
-/// script, then the worker's PHP stack read from its memory (reference §3.7).
-fn write_slow_log(p: &PoolRuntime, script: &[u8], pid: Pid) {
+/// script, (rfpm, when the pool gives request ids) `request_id = …`, then the worker's
+/// PHP stack read from its memory (reference §3.7).
+fn write_slow_log(p: &PoolRuntime, script: &[u8], pid: Pid, rid: Option<&RequestId>) {
     let Some(path) = p.spec.slowlog.as_deref() else {
         return;
     };
@@ -86,6 +121,11 @@ fn write_slow_log(p: &PoolRuntime, script: &[u8], pid: Pid) {
     .into_bytes();
     entry.extend_from_slice(script);
     entry.push(b'\n');
+    if let Some(id) = rid {
+        entry.extend_from_slice(b"request_id = ");
+        entry.extend_from_slice(id.as_bytes());
+        entry.push(b'\n');
+    }
     crate::notice!("about to trace {pid}");
     match sapi::stack::trace_process(pid, p.spec.slowlog_depth) {
         Ok(frames) => {

@@ -35,6 +35,10 @@ pub(super) struct Worker<'p> {
     pub(super) cpu_start: (u64, u64),
     /// Where close_gracefully discards what the peer still sends.
     pub(super) drain: Vec<u8>,
+    /// The request id generator, when the pool's requests get ids (rfpm).
+    pub(super) ids: Option<rfpm_core::request_id::Generator>,
+    /// The current request's id (empty when the pool gives none).
+    pub(super) request_id: rfpm_core::request_id::RequestId,
 }
 
 impl Worker<'_> {
@@ -136,6 +140,7 @@ impl Worker<'_> {
         conn: &mut ServerConn<Connection>,
         req: &mut fcgi::server::Request,
     ) -> bool {
+        self.assign_request_id(&mut req.params);
         let prepared = self.prepare(&mut req.params);
         let sreq = prepared.request();
         let p = prepared.vars.0;
@@ -150,6 +155,7 @@ impl Worker<'_> {
             cpu_start: self.cpu_start,
             cpu_end: Cell::new(None),
             params: p,
+            request_id: self.request_id,
         };
         let mut io = FcgiIo {
             log: &log,
@@ -202,6 +208,23 @@ impl Worker<'_> {
 }
 
 impl Worker<'_> {
+    /// The request's id (rfpm, when the pool gives ids): the web server's
+    /// `HTTP_X_REQUEST_ID` when usable, else a generated one. Written into the slot with
+    /// the served count (the master pairs the worker's output with it), and into the
+    /// params under `request_id.server_var` when set (so `$_SERVER` is php-fpm's
+    /// otherwise).
+    fn assign_request_id(&mut self, params: &mut fcgi::params::Params) {
+        let Some(gen) = self.ids.as_mut() else {
+            return;
+        };
+        let id = rfpm_core::request_id::choose(params.get(rfpm_core::request_id::PARAM), gen);
+        self.request_id = id;
+        self.slot.set_request_id(self.served, id.as_bytes());
+        if let Some(var) = &self.pool.request_id_var {
+            params.set(var, id.as_bytes());
+        }
+    }
+
     /// The status page (reference §9.3) from the status source's scoreboard.
     pub(super) fn status_page(&self, query: &[u8], head: bool) -> sapi::Action {
         let (format, full) = status::select(query, sapi::COMPAT.status_query_prefix_match);
@@ -222,27 +245,5 @@ impl Worker<'_> {
 
 /// A snapshot of the status source's pool, now.
 pub(super) fn pool_status(src: &StatusSource<'_>) -> status::PoolStatus {
-    let h = src.sb.header();
-    src.sb.count_active();
-    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let counters = status::Counters {
-        start_us: ld(&h.start_us),
-        accepted: ld(&h.accepted),
-        listen_queue: ld(&h.listen_queue),
-        max_listen_queue: ld(&h.max_listen_queue),
-        listen_queue_len: ld(&h.listen_queue_len),
-        max_active: ld(&h.max_active),
-        max_children_reached: ld(&h.max_children_reached),
-        slow_requests: ld(&h.slow_requests),
-        memory_peak: sapi::COMPAT.status_memory_peak.then(|| ld(&h.memory_peak)),
-    };
-    let draining: Vec<_> = src.draining.iter().flat_map(Scoreboard::views).collect();
-    status::PoolStatus::build_with_draining(
-        src.pool,
-        src.pm,
-        &counters,
-        &src.sb.views(),
-        &draining,
-        now_us(),
-    )
+    crate::scoreboard::pool_status(src.pool, src.pm, src.sb, src.draining)
 }

@@ -2,8 +2,7 @@
 use super::StatusSource;
 use crate::access;
 use crate::pool::Pool;
-use crate::scoreboard::{now_us, RequestFigures, Slot};
-use rfpm_core::scoreboard::Header;
+use crate::scoreboard::{now_us, Header, RequestFigures, Slot};
 use rfpm_sys::fd;
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -12,7 +11,7 @@ use std::os::fd::BorrowedFd;
 /// What the end of a request needs: the scoreboard slot, the access log.
 pub(super) struct RequestLog<'a> {
     pub(super) slot: &'a Slot,
-    /// The worker's own pool's counters (`memory peak`).
+    /// The worker's own pool's scoreboard header (its request figures, rfpm's metrics).
     pub(super) header: &'a Header,
     pub(super) pool: &'a Pool,
     pub(super) status: &'a StatusSource<'a>,
@@ -23,9 +22,28 @@ pub(super) struct RequestLog<'a> {
     /// The CPU times read at the request's end.
     pub(super) cpu_end: Cell<Option<(u64, u64)>>,
     pub(super) params: &'a fcgi::params::Params,
+    /// The request's id (empty when the pool gives none).
+    pub(super) request_id: rfpm_core::request_id::RequestId,
 }
 
 impl RequestLog<'_> {
+    /// The pool's request figures for the admin listener's metrics (O(1): a few
+    /// counters in the scoreboard header): duration, status class, and the time the
+    /// request waited since the web server received it when it says (`X-Request-Start`).
+    fn record(&self, duration_us: u64, status: i32) {
+        let h = self.header;
+        h.durations.observe(duration_us);
+        h.count_response(u16::try_from(status).unwrap_or(0));
+        if let Some(t) = self
+            .params
+            .get(b"HTTP_X_REQUEST_START")
+            .and_then(rfpm_core::scoreboard::parse_request_start)
+        {
+            h.queue_times
+                .observe(self.slot.request_start_us().saturating_sub(t));
+        }
+    }
+
     /// Request end (reference §5.5): figures into the slot (state Finishing), then the
     /// access-log line. Returns a notice to log when the line had to be cut.
     pub(super) fn end(&self, end: &sapi::RequestEnd<'_>) -> Option<String> {
@@ -45,6 +63,7 @@ impl RequestLog<'_> {
         self.header
             .memory_peak
             .fetch_max(end.memory, std::sync::atomic::Ordering::Relaxed);
+        self.record(duration, end.status);
         let fd = self.access_fd?;
         // The slot's text fields (five copies) only when an access log line needs them.
         let v = self.slot.view();
@@ -71,6 +90,21 @@ impl RequestLog<'_> {
             headers: &end.headers,
         };
         if access::suppressed(&self.pool.suppress_paths, &entry) {
+            return None;
+        }
+        if self.pool.access_json {
+            let time = rfpm_core::json::rfc3339_utc(v.request_start_us / 1000);
+            let uri = self.params.get("REQUEST_URI").unwrap_or(&v.uri);
+            let j = access::JsonEntry {
+                time: &time,
+                request_id: self.request_id.as_bytes(),
+                uri,
+                query: self.params.get("QUERY_STRING").unwrap_or(&v.query),
+                remote_addr: self.params.get("REMOTE_ADDR"),
+            };
+            let (mut line, _) = access::format_json(&entry, &j);
+            line.push(b'\n');
+            let _ = fd::write(fd, &line);
             return None;
         }
         let (mut line, cut) = access::format(&self.pool.access_format, &entry, &|t, f| {

@@ -80,6 +80,16 @@ pub fn main(
         peer: None,
         ppid: process::getppid(),
         cpu_start: rfpm_sys::time::cpu_times_us(),
+        ids: pool.request_ids.then(|| {
+            // Drawn once per worker (the pid and the clock mixed in, in case the
+            // kernel's generator fails): no system call per request.
+            let pid = u64::from(process::getpid().unsigned_abs());
+            let seed = rfpm_sys::random::u64().unwrap_or(0)
+                ^ pid.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                ^ crate::scoreboard::now_us();
+            rfpm_core::request_id::Generator::new(seed)
+        }),
+        request_id: rfpm_core::request_id::RequestId::default(),
     };
     w.serve_all(&mut acceptor);
     std::process::exit(0);
