@@ -24,9 +24,11 @@ RUN_PACKAGES := libphp$(PHP_V)-embed php$(PHP_V)-dev libclang-dev clang gcc pkg-
 # python3-prometheus-client (parses the openmetrics status page), chromium
 # (status.html, the admin page), prometheus (a real scrape of the admin listener, and
 # promtool check metrics), and for the package's test systemd (systemd-analyze),
-# logrotate and man-db.
+# logrotate and man-db; Symfony 5.4 (framework bundle, runtime) for the worker-mode
+# application (tests/fixtures/symfony).
 DEB_PACKAGES := $(RUN_PACKAGES) php$(PHP_V)-cli php$(PHP_V)-fpm nginx curl dpkg-dev xz-utils acl \
-                python3-prometheus-client chromium prometheus systemd logrotate man-db
+                python3-prometheus-client chromium prometheus systemd logrotate man-db \
+                php-symfony-framework-bundle php-symfony-runtime
 # To benchmark, in addition.
 BENCH_PACKAGES := $(DEB_PACKAGES) php$(PHP_V)-cgi wrk
 
@@ -42,7 +44,7 @@ define install_packages
 	test -e /usr/lib/libphp$(PHP_V).so || { echo "/usr/lib/libphp$(PHP_V).so missing (libphp$(PHP_V)-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test test-php84 unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-access-log bench-admin chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test test-php84 unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-access-log bench-admin bench-worker chaos chaos-short
 
 all: build
 
@@ -125,6 +127,15 @@ bench: deps-bench
 	$(CARGO) build --release -p rfpm -p bench
 	timeout 600 $(TARGET_DIR)/release/rfpm-bench --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
 	  --results bench/RESULTS.md --readme README.md $(BENCH_ARGS)
+	timeout 300 $(TARGET_DIR)/release/worker-symfony --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/WORKER-table.md --readme README.md
+
+# Worker mode on a Symfony app: php-fpm8.2 classic, rfpm classic, rfpm worker mode side
+# by side, and a worker's RSS over 3,000 requests (bench/WORKER.md); about a minute.
+bench-worker: deps-bench
+	$(CARGO) build --release -p rfpm -p bench
+	timeout 300 $(TARGET_DIR)/release/worker-symfony --rfpm $(abspath $(TARGET_DIR))/release/rfpm \
+	  --out bench/WORKER-table.md --readme README.md
 
 # A reload's cost to the requests that arrive during it, rfpm beside php-fpm8.2
 # (bench/RELOAD.md); bounded, about a minute.

@@ -22,7 +22,7 @@ pub struct FpmBuilder {
     defines: Vec<String>,
     args: Vec<String>,
     with_config: bool,
-    env: Vec<(String, String)>,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     log_to_file: bool,
     run_as: Option<(u32, u32)>,
     without_r: bool,
@@ -87,7 +87,17 @@ impl FpmBuilder {
 
     /// An extra environment variable for the master.
     pub fn env(mut self, name: &str, value: &str) -> Self {
-        self.env.push((name.to_string(), value.to_string()));
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// An extra environment variable for the master, any bytes (not only UTF-8).
+    pub fn env_os(
+        mut self,
+        name: impl Into<std::ffi::OsString>,
+        value: impl Into<std::ffi::OsString>,
+    ) -> Self {
+        self.env.push((name.into(), value.into()));
         self
     }
 

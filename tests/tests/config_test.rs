@@ -36,6 +36,30 @@ impl Mode {
     }
 }
 
+/// Every `from` in `b` replaced by `to`, other bytes kept (a Latin-1 case stays
+/// Latin-1: configurations and outputs are compared byte for byte).
+fn replace(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// [`strip_time`] over bytes, then the temp dir written back as `@DIR@`.
+fn normalise(line: &[u8], dir: &str) -> Vec<u8> {
+    let stamped = line.len() >= 23 && line[0] == b'[' && line[21] == b']' && line[22] == b' ';
+    let line = if stamped { &line[23..] } else { line };
+    replace(line, dir.as_bytes(), b"@DIR@")
+}
+
 /// Removes the `[dd-Mon-yyyy hh:mm:ss] ` prefix of a log line.
 fn strip_time(line: &str) -> &str {
     let b = line.as_bytes();
@@ -57,15 +81,15 @@ fn copy_case(from: &Path, to: &Path, dir: &str) {
             copy_case(&src, &dst, dir);
         } else if !e.file_name().to_string_lossy().starts_with("expected-") {
             let text = std::fs::read(&src).expect("read");
-            let text = String::from_utf8_lossy(&text).replace("@DIR@", dir);
-            std::fs::write(&dst, text).expect("write");
+            std::fs::write(&dst, replace(&text, b"@DIR@", dir.as_bytes())).expect("write");
             std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         }
     }
 }
 
-/// Runs `bin -n -tt` on a fresh copy of `case`; returns the normalised output and exit code.
-fn run(bin: &Path, case: &Path, mode: Mode) -> String {
+/// Runs `bin -n -tt` on a fresh copy of `case`; returns the normalised output and exit
+/// code, as bytes.
+fn run(bin: &Path, case: &Path, mode: Mode) -> Vec<u8> {
     let tmp = tempfile::Builder::new()
         .prefix("itest-conf-")
         .tempdir()
@@ -107,20 +131,25 @@ fn run(bin: &Path, case: &Path, mode: Mode) -> String {
         .stdin(Stdio::null());
     let out = cmd.output().expect("run");
     // Both streams: php-fpm writes its log lines to stderr, PHP's own parse errors too.
-    let mut text = String::new();
+    let mut text = Vec::new();
     for stream in [&out.stdout, &out.stderr] {
-        for line in String::from_utf8_lossy(stream).lines() {
-            text.push_str(&strip_time(line).replace(&dir, "@DIR@"));
-            text.push('\n');
+        if stream.is_empty() {
+            continue;
+        }
+        // Line by line (a final newline ends the last line, it does not start another).
+        let body = stream.strip_suffix(b"\n").unwrap_or(stream);
+        for line in body.split(|&c| c == b'\n') {
+            text.extend_from_slice(&normalise(line, &dir));
+            text.push(b'\n');
         }
     }
-    text.push_str(&format!("rc={}\n", out.status.code().unwrap_or(-1)));
+    text.extend_from_slice(format!("rc={}\n", out.status.code().unwrap_or(-1)).as_bytes());
     // What landed in the error log file (most cases use `<dir>/err.log`): before the master
     // is launched every line goes to the file and to stderr, the result line included.
-    if let Ok(log) = std::fs::read_to_string(tmp.path().join("err.log")) {
-        text.push_str("--- err.log\n");
-        for line in log.split_inclusive('\n') {
-            text.push_str(&strip_time(line).replace(&dir, "@DIR@"));
+    if let Ok(log) = std::fs::read(tmp.path().join("err.log")) {
+        text.extend_from_slice(b"--- err.log\n");
+        for line in log.split_inclusive(|&c| c == b'\n') {
+            text.extend_from_slice(&normalise(line, &dir));
         }
     }
     text
@@ -155,9 +184,11 @@ fn compare(modes: &[Mode]) {
             compared += 1;
             if actual != expected {
                 failures.push(format!(
-                    "=== {} ({})\n--- php-fpm\n{expected}--- rfpm\n{actual}",
+                    "=== {} ({})\n--- php-fpm\n{}--- rfpm\n{}",
                     case.display(),
-                    mode.name()
+                    mode.name(),
+                    String::from_utf8_lossy(&expected),
+                    String::from_utf8_lossy(&actual)
                 ));
             }
         }

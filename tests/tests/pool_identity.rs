@@ -517,3 +517,20 @@ echo "moved to ", getcwd(), "\n";
     assert_eq!(get(&app.join("cwd.php")), moved_home, "{}", fpm.log());
     assert_eq!(cwd_of_worker(), Some(elsewhere.clone()));
 });
+
+// `env[A=B] = 1`: a name setenv(3) refuses. php-fpm8.2 skips it and serves; the worker
+// must not die at start (it did, over and over: std's set_var panics on `=`). The
+// entries around it are set.
+both!(env_name_with_an_equals_sign_is_skipped, |kind| {
+    let fpm = Fpm::builder(kind)
+        .pool_line("env[BEFORE] = b")
+        .pool_line("env[A=B] = 1")
+        .pool_line("env[HTTP_FOO] = after")
+        .start()
+        .expect("start");
+    let body = String::from_utf8_lossy(fpm.send(&Req::get("env.php")).expect("request").body())
+        .into_owned();
+    assert!(body.contains("getenv(HTTP_FOO)='after'"), "{body}");
+    assert!(!body.contains("A=B"), "{body}");
+    assert!(!fpm.log().contains("exited with code"), "{}", fpm.log());
+});

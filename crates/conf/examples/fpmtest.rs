@@ -23,13 +23,14 @@ impl Sys for StdSys {
     fn is_dir(&self, p: &Path) -> bool {
         p.is_dir()
     }
-    fn user_by_name(&self, n: &str) -> Result<UserInfo, SysError> {
-        passwd_lookup(0, n).ok_or_else(SysError::not_found)
+    fn user_by_name(&self, n: &[u8]) -> Result<UserInfo, SysError> {
+        passwd_lookup(0, &String::from_utf8_lossy(n)).ok_or_else(SysError::not_found)
     }
     fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError> {
         passwd_lookup(2, &uid.to_string()).ok_or_else(SysError::not_found)
     }
-    fn group_by_name(&self, n: &str) -> Result<u32, SysError> {
+    fn group_by_name(&self, n: &[u8]) -> Result<u32, SysError> {
+        let n = &*String::from_utf8_lossy(n);
         let text = std::fs::read_to_string("/etc/group").map_err(|_| SysError::not_found())?;
         text.lines()
             .find_map(|l| {
@@ -38,7 +39,7 @@ impl Sys for StdSys {
             })
             .ok_or_else(SysError::not_found)
     }
-    fn open_log(&self, _w: &LogFile, path: &str) -> Result<(), SysError> {
+    fn open_log(&self, _w: &LogFile, path: &Path) -> Result<(), SysError> {
         std::fs::OpenOptions::new()
             .append(true)
             .create(true)

@@ -48,9 +48,9 @@
 use rfpm_core::Level;
 
 use crate::model::{
-    expand_pool, parse_bool, parse_facility, parse_int, parse_pm, parse_rlimit, parse_size,
-    parse_time, Config, Count, KeyValue, Pm, Secs, BACKLOG_DEFAULT, PRIORITY_UNSET,
-    SYSLOG_FACILITIES,
+    expand_pool, expand_pool_bytes, parse_bool, parse_facility, parse_int, parse_pm, parse_rlimit,
+    parse_size, parse_time, Bytes, Config, Count, KeyValue, Pm, Secs, BACKLOG_DEFAULT,
+    PRIORITY_UNSET, SYSLOG_FACILITIES,
 };
 
 /// Which section a directive belongs to.
@@ -71,6 +71,9 @@ pub struct Slot<T: 'static, V: 'static> {
 pub enum Kind<T: 'static> {
     /// A string, `$pool` expanded. `-tt`: the value, or `undefined`.
     Str(Slot<T, Option<String>>),
+    /// Like [`Kind::Str`], but the value keeps the file's bytes: what php-fpm hands to
+    /// the operating system (a path, a user name). `-tt`: the bytes, or `undefined`.
+    Bytes(Slot<T, Option<Bytes>>),
     /// `yes`/`no`/`on`/`1`/… (`invalid boolean value`). `-tt`: `yes` or `no`.
     Bool(Slot<T, bool>),
     /// An integer, optional leading `-` (`is not a valid number …`). `-tt`: as configured.
@@ -186,9 +189,17 @@ impl<T: 'static> Directive<T> {
     }
 
     /// Parses and stores a scalar value; the error is php-fpm's reason text.
-    fn parse(&self, t: &mut T, v: &str, pool: Option<&str>) -> Result<(), &'static str> {
+    fn parse(&self, t: &mut T, raw: &[u8], pool: Option<&str>) -> Result<(), &'static str> {
+        if let Kind::Bytes(s) = &self.kind {
+            *(s.set)(t) = Some(expand_pool_bytes(raw, pool)?);
+            return Ok(());
+        }
+        // Every other kind is text (a number, a name, a format): shown lossily.
+        let v = &*String::from_utf8_lossy(raw);
         match &self.kind {
             Kind::Str(s) => *(s.set)(t) = Some(expand_pool(v, pool)?),
+            // Stored above, before the text conversion.
+            Kind::Bytes(_) => {}
             Kind::Bool(s) => *(s.set)(t) = parse_bool(v)?,
             Kind::Int(s) => *(s.set)(t) = Count::new(parse_int(v)?),
             Kind::OptInt(s) => *(s.set)(t) = Some(Count::new(parse_int(v)?)),
@@ -209,10 +220,11 @@ impl<T: 'static> Directive<T> {
     }
 
     /// Stores one array entry; the error is the whole message after the location.
-    fn parse_array(&self, t: &mut T, key: String, value: String, pool: &str) -> Result<(), String> {
+    fn parse_array(&self, t: &mut T, key: Bytes, value: Bytes, pool: &str) -> Result<(), String> {
         let name = self.name;
         let (list, parsed) = match &self.kind {
             Kind::Paths(s) => {
+                let value = value.to_str_lossy().into_owned();
                 if !key.is_empty() {
                     return Err(format!("Keys provided to field '{name}' are ignored"));
                 }
@@ -228,12 +240,12 @@ impl<T: 'static> Directive<T> {
                 if value.is_empty() {
                     return Err("empty value".into());
                 }
-                ((s.set)(t), expand_pool(&value, Some(pool)))
+                ((s.set)(t), expand_pool_bytes(&value, Some(pool)))
             }
-            Kind::Values(s) => ((s.set)(t), expand_pool(&value, Some(pool))),
+            Kind::Values(s) => ((s.set)(t), expand_pool_bytes(&value, Some(pool))),
             Kind::Flags(s) => (
                 (s.set)(t),
-                parse_bool(&value).map(|b| if b { "1" } else { "0" }.to_string()),
+                parse_bool(&value.to_str_lossy()).map(|b| Bytes::from(if b { "1" } else { "0" })),
             ),
             _ => return Err(format!("unknown directive '{name}'")),
         };
@@ -247,14 +259,20 @@ impl<T: 'static> Directive<T> {
         }
     }
 
-    /// The `-tt` lines of this directive (none, one, or one per array entry).
-    fn dump(&self, t: &T, o: &mut Vec<String>) {
+    /// The `-tt` lines of this directive (none, one, or one per array entry), as the
+    /// bytes php-fpm prints.
+    fn dump(&self, t: &T, o: &mut Vec<Vec<u8>>) {
         if !self.dumped || self.dump_if.is_some_and(|set| !set(t)) {
             return;
         }
         let name = self.name;
         let value = match &self.kind {
             Kind::Str(s) => s2s((s.get)(t)).to_string(),
+            Kind::Bytes(s) => {
+                let v = (s.get)(t).as_deref().unwrap_or(b"undefined");
+                o.push([b"\t", name.as_bytes(), b" = ", v].concat());
+                return;
+            }
             Kind::Bool(s) => yes_no(*(s.get)(t)).to_string(),
             Kind::Int(s) => (s.get)(t).configured().to_string(),
             Kind::OptInt(s) => match (s.get)(t) {
@@ -278,7 +296,8 @@ impl<T: 'static> Directive<T> {
             Kind::SystemdInterval(s) => format!("{}s", (s.get)(t) / 1000),
             Kind::Env(s) | Kind::Values(s) => {
                 for kv in (s.get)(t) {
-                    o.push(format!("\t{name}[{}] = {}", kv.key, kv.value));
+                    let (k, v) = (kv.key.as_bytes(), kv.value.as_bytes());
+                    o.push([b"\t", name.as_bytes(), b"[", k, b"] = ", v].concat());
                 }
                 return;
             }
@@ -286,16 +305,16 @@ impl<T: 'static> Directive<T> {
             Kind::Flags(_) => return,
             Kind::Paths(s) => {
                 for p in (s.get)(t) {
-                    o.push(format!("\t{name}[] = {p}"));
+                    o.push(format!("\t{name}[] = {p}").into_bytes());
                 }
                 return;
             }
         };
-        o.push(format!("\t{name} = {value}"));
+        o.push(format!("\t{name} = {value}").into_bytes());
     }
 
     /// This directive's lines of a configuration file that loads back to `t`.
-    fn render(&self, t: &T, o: &mut String) {
+    fn render(&self, t: &T, o: &mut Vec<u8>) {
         if self.render_if.is_some_and(|f| !f(t)) {
             return;
         }
@@ -303,6 +322,11 @@ impl<T: 'static> Directive<T> {
         let b = |x: bool| if x { "1" } else { "" };
         match &self.kind {
             Kind::Str(s) => {
+                if let Some(v) = (s.get)(t) {
+                    line(o, name, v);
+                }
+            }
+            Kind::Bytes(s) => {
                 if let Some(v) = (s.get)(t) {
                     line(o, name, v);
                 }
@@ -359,7 +383,10 @@ impl<T: 'static> Directive<T> {
             }
             Kind::Env(s) | Kind::Values(s) => {
                 for kv in (s.get)(t).iter().rev() {
-                    line(o, &format!("{name}[{}]", quote(&kv.key)), &kv.value);
+                    let mut key = format!("{name}[").into_bytes();
+                    key.extend_from_slice(&quote(&kv.key));
+                    key.push(b']');
+                    line(o, &key, &kv.value);
                 }
             }
             // Written as the `*_value` they are stored as.
@@ -379,6 +406,9 @@ impl<T: 'static> Directive<T> {
         };
         let ok = match (check, &self.kind) {
             (Check::Required(..), Kind::Str(s)) => {
+                (s.get)(t).as_ref().is_some_and(|v| !v.is_empty())
+            }
+            (Check::Required(..), Kind::Bytes(s)) => {
                 (s.get)(t).as_ref().is_some_and(|v| !v.is_empty())
             }
             (Check::Required(..), Kind::Pm(s)) => (s.get)(t).is_some(),
@@ -425,27 +455,36 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
-fn quote(v: &str) -> String {
-    let mut o = String::with_capacity(v.len() + 2);
-    o.push('"');
-    for c in v.chars() {
-        if matches!(c, '"' | '\\' | '$') {
-            o.push('\\');
+/// A double-quoted INI string of the bytes.
+fn quote(v: &[u8]) -> Vec<u8> {
+    let mut o = Vec::with_capacity(v.len() + 2);
+    o.push(b'"');
+    for &c in v {
+        if matches!(c, b'"' | b'\\' | b'$') {
+            o.push(b'\\');
         }
         o.push(c);
     }
-    o.push('"');
+    o.push(b'"');
     o
 }
 
 /// `name = "value"`, the value cut at the first newline or NUL (which php-fpm's
 /// line-based format cannot hold).
-fn line(o: &mut String, name: &str, v: &str) {
-    let v: String = v
-        .chars()
-        .take_while(|c| !matches!(c, '\n' | '\r' | '\0'))
-        .collect();
-    o.push_str(&format!("{name} = {}\n", quote(&v)));
+fn line<N, V>(o: &mut Vec<u8>, name: &N, v: &V)
+where
+    N: AsRef<[u8]> + ?Sized,
+    V: AsRef<[u8]> + ?Sized,
+{
+    let v = v.as_ref();
+    let end = v
+        .iter()
+        .position(|c| matches!(c, b'\n' | b'\r' | 0))
+        .unwrap_or(v.len());
+    o.extend_from_slice(name.as_ref());
+    o.extend_from_slice(b" = ");
+    o.extend_from_slice(&quote(&v[..end]));
+    o.push(b'\n');
 }
 
 /// Declares a section: its struct (extra fields, then one field per directive row) and its
@@ -526,9 +565,9 @@ section! {
     }
     directives {
         /// Absolute after validation; `None` = no pid file.
-        pid: Option<String> = None => "pid", Str;
+        pid: Option<Bytes> = None => "pid", Bytes;
         /// `syslog` = syslog; validation fills in `log/php-fpm.log` and makes it absolute.
-        error_log: Option<String> = None => "error_log", Str;
+        error_log: Option<Bytes> = None => "error_log", Bytes;
         /// Validation fills in `php-fpm`.
         syslog_ident: Option<String> = None => "syslog.ident", Str;
         /// Numeric syslog facility; -1 = unset (validation fills in LOG_DAEMON = 24).
@@ -566,9 +605,9 @@ section! {
         /// rfpm: the admin listener's address (`listen`'s forms); `None` = no listener.
         admin_listen: Option<String> = None => "admin.listen", Str, rfpm_only(has_admin);
         /// rfpm: owner, group and mode of the admin listener's Unix socket.
-        admin_listen_owner: Option<String> = None => "admin.listen.owner", Str,
+        admin_listen_owner: Option<Bytes> = None => "admin.listen.owner", Bytes,
             rfpm_only(has_admin_owner);
-        admin_listen_group: Option<String> = None => "admin.listen.group", Str,
+        admin_listen_group: Option<Bytes> = None => "admin.listen.group", Bytes,
             rfpm_only(has_admin_group);
         admin_listen_mode: Option<String> = None => "admin.listen.mode", Str,
             rfpm_only(has_admin_mode);
@@ -620,6 +659,11 @@ fn allows_pcntl(p: &PoolConf) -> bool {
     p.allow_pcntl
 }
 
+/// `worker.script` is set (rfpm only).
+fn has_worker_script(p: &PoolConf) -> bool {
+    p.worker_script.as_ref().is_some_and(|s| !s.is_empty())
+}
+
 /// `pm.max_memory` is set (rfpm only).
 fn has_max_memory(p: &PoolConf) -> bool {
     p.pm_max_memory != 0
@@ -656,16 +700,16 @@ section! {
         shared: Option<usize> = None;
     }
     directives {
-        prefix: Option<String> = None => "prefix", Str;
-        user: Option<String> = None => "user", Str;
-        group: Option<String> = None => "group", Str;
-        listen: Option<String> = None => "listen", Str,
+        prefix: Option<Bytes> = None => "prefix", Bytes;
+        user: Option<Bytes> = None => "user", Bytes;
+        group: Option<Bytes> = None => "group", Bytes;
+        listen: Option<Bytes> = None => "listen", Bytes,
             check(Check::Required(Level::Alert, "no listen address have been defined!"));
         listen_backlog: i32 = BACKLOG_DEFAULT => "listen.backlog", Signed;
-        listen_acl_users: Option<String> = None => "listen.acl_users", Str;
-        listen_acl_groups: Option<String> = None => "listen.acl_groups", Str;
-        listen_owner: Option<String> = None => "listen.owner", Str;
-        listen_group: Option<String> = None => "listen.group", Str;
+        listen_acl_users: Option<Bytes> = None => "listen.acl_users", Bytes;
+        listen_acl_groups: Option<Bytes> = None => "listen.acl_groups", Bytes;
+        listen_owner: Option<Bytes> = None => "listen.owner", Bytes;
+        listen_group: Option<Bytes> = None => "listen.group", Bytes;
         /// Octal string as configured (`None` = 0660 at socket creation).
         listen_mode: Option<String> = None => "listen.mode", Str;
         listen_allowed_clients: Option<String> = None => "listen.allowed_clients", Str;
@@ -693,11 +737,11 @@ section! {
         pm_max_memory: u64 = 0 => "pm.max_memory", Size, rfpm_only(has_max_memory);
         /// Validation fills in `/` for a pool with `pm.status_listen`.
         pm_status_path: Option<String> = None => "pm.status_path", Str;
-        pm_status_listen: Option<String> = None => "pm.status_listen", Str;
+        pm_status_listen: Option<Bytes> = None => "pm.status_listen", Bytes;
         ping_path: Option<String> = None => "ping.path", Str;
         /// Validation fills in `pong` when `ping.path` is set, and clears it otherwise.
         ping_response: Option<String> = None => "ping.response", Str;
-        access_log: Option<String> = None => "access.log", Str;
+        access_log: Option<Bytes> = None => "access.log", Bytes;
         /// Validation fills in [`DEFAULT_ACCESS_FORMAT`](crate::model::DEFAULT_ACCESS_FORMAT)
         /// when `access.log` is set.
         access_format: Option<String> = None => "access.format", Str;
@@ -707,7 +751,7 @@ section! {
             rfpm_only(has_access_log_format);
         /// `access.suppress_path[]`, in php-fpm's (dump) order.
         access_suppress_path: Vec<String> = Vec::new() => "access.suppress_path", Paths;
-        slowlog: Option<String> = None => "slowlog", Str;
+        slowlog: Option<Bytes> = None => "slowlog", Bytes;
         request_slowlog_timeout: Secs = Secs::new(0) => "request_slowlog_timeout", Time;
         /// Validation fills in 20 when unset (0).
         request_slowlog_trace_depth: Count = Count::new(0) => "request_slowlog_trace_depth", Int,
@@ -723,8 +767,8 @@ section! {
         rlimit_files: i32 = 0 => "rlimit_files", Signed;
         /// -1 = unlimited, 0 = inherit.
         rlimit_core: i32 = 0 => "rlimit_core", Rlimit;
-        chroot: Option<String> = None => "chroot", Str;
-        chdir: Option<String> = None => "chdir", Str;
+        chroot: Option<Bytes> = None => "chroot", Bytes;
+        chdir: Option<Bytes> = None => "chdir", Bytes;
         catch_workers_output: bool = false => "catch_workers_output", Bool;
         decorate_workers_output: bool = true => "decorate_workers_output", Bool;
         clear_env: bool = true => "clear_env", Bool;
@@ -749,6 +793,10 @@ section! {
         /// request's id; `None`: `$_SERVER` is php-fpm's.
         request_id_server_var: Option<String> = None => "request_id.server_var", Str,
             rfpm_only(has_request_id_var);
+        /// rfpm only: worker mode. Each worker runs this PHP script once (it boots the
+        /// application) and serves every request of the pool through its
+        /// `frankenphp_handle_request()` calls.
+        worker_script: Option<String> = None => "worker.script", Str, rfpm_only(has_worker_script);
     }
     aliases {
         "php_flag" => php_values, Flags;
@@ -793,7 +841,7 @@ pub(crate) fn set<T>(
     table: &[Directive<T>],
     t: &mut T,
     name: &str,
-    v: &str,
+    v: impl AsRef<[u8]>,
     pool: Option<&str>,
 ) -> SetResult {
     let Some(d) = table
@@ -802,7 +850,7 @@ pub(crate) fn set<T>(
     else {
         return SetResult::Unknown;
     };
-    match d.parse(t, v, pool) {
+    match d.parse(t, v.as_ref(), pool) {
         Ok(()) => SetResult::Ok,
         Err(reason) => SetResult::Err(d.name, reason),
     }
@@ -820,8 +868,8 @@ pub(crate) fn array_needs_key(name: &str) -> bool {
 pub(crate) fn set_array(
     p: &mut PoolConf,
     name: &str,
-    key: String,
-    value: String,
+    key: Bytes,
+    value: Bytes,
 ) -> Result<(), String> {
     let Some(d) = POOL.iter().find(|d| d.is_array() && d.name == name) else {
         return Err(format!("unknown directive '{name}'"));
@@ -837,19 +885,29 @@ pub(crate) fn check<T>(table: &[Directive<T>], t: &T) -> Result<(), (Level, &'st
 }
 
 /// The `-tt` dump (§2.9): one NOTICE text per element, without the final
-/// "test is successful" line. Call it on a validated configuration.
+/// "test is successful" line, shown lossily (see [`dump_bytes`] for what php-fpm
+/// prints). Call it on a validated configuration.
 pub fn dump(cfg: &Config) -> Vec<String> {
-    let mut o = vec!["[global]".to_string()];
+    dump_bytes(cfg)
+        .into_iter()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .collect()
+}
+
+/// The `-tt` dump as php-fpm prints it: values that are not UTF-8 (a Latin-1 path)
+/// byte for byte.
+pub fn dump_bytes(cfg: &Config) -> Vec<Vec<u8>> {
+    let mut o = vec![b"[global]".to_vec()];
     for d in GLOBAL {
         d.dump(&cfg.global, &mut o);
     }
-    o.push(" ".to_string());
+    o.push(b" ".to_vec());
     for p in cfg.pools.iter().filter(|p| !p.hidden) {
-        o.push(format!("[{}]", p.name));
+        o.push(format!("[{}]", p.name).into_bytes());
         for d in POOL {
             d.dump(p, &mut o);
         }
-        o.push(" ".to_string());
+        o.push(b" ".to_vec());
     }
     o
 }
@@ -859,13 +917,13 @@ pub fn dump(cfg: &Config) -> Vec<String> {
 /// double-quoted, array entries in file order, hidden status pools left out
 /// (validation recreates them). Values containing a newline or NUL cannot be
 /// represented in php-fpm's line-based format and are written truncated.
-pub fn render(cfg: &Config) -> String {
-    let mut o = String::from("[global]\n");
+pub fn render(cfg: &Config) -> Vec<u8> {
+    let mut o = b"[global]\n".to_vec();
     for d in GLOBAL {
         d.render(&cfg.global, &mut o);
     }
     for p in cfg.pools.iter().filter(|p| !p.hidden) {
-        o.push_str(&format!("[{}]\n", p.name));
+        o.extend_from_slice(format!("[{}]\n", p.name).as_bytes());
         for d in POOL {
             d.render(p, &mut o);
         }
@@ -994,7 +1052,8 @@ mod tests {
                 "access.log_format",
                 "request_read_timeout",
                 "allow_pcntl",
-                "request_id.server_var"
+                "request_id.server_var",
+                "worker.script"
             ]
         );
         let cfg = validated(&format!(
@@ -1105,7 +1164,7 @@ mod tests {
              php_admin_value[d] = 3\nphp_admin_flag[e] = off\naccess.suppress_path[] = /x\n\
              pm.max_requests_jitter = 3\npm.max_memory = 1M\nrequest.max_params_size = 65536\n\
              request_read_timeout = 5s\nallow_pcntl = yes\naccess.log_format = json\n\
-             request_id.server_var = REQUEST_ID\n",
+             request_id.server_var = REQUEST_ID\nworker.script = /w.php\n",
             MINIMAL.replace(
                 "[www]",
                 "shutdown.drain = yes\nlog_format = json\nadmin.listen = 127.0.0.1:9100\n\
@@ -1133,7 +1192,10 @@ mod tests {
                 let ok = matches!(
                     (d.check, &d.kind),
                     (None, _)
-                        | (Some(Check::Required(..)), Kind::Str(_) | Kind::Pm(_))
+                        | (
+                            Some(Check::Required(..)),
+                            Kind::Str(_) | Kind::Bytes(_) | Kind::Pm(_)
+                        )
                         | (Some(Check::AtLeast(..)), Kind::Int(_) | Kind::OptInt(_))
                         | (Some(Check::Range(..)), Kind::Priority(_))
                 );
@@ -1149,7 +1211,7 @@ mod tests {
     fn every_scalar_parses_by_name_in_any_case() {
         fn sample<T>(k: &Kind<T>) -> &'static str {
             match k {
-                Kind::Str(_) => "/x",
+                Kind::Str(_) | Kind::Bytes(_) => "/x",
                 Kind::Bool(_) => "yes",
                 Kind::Int(_)
                 | Kind::OptInt(_)
@@ -1209,7 +1271,8 @@ mod tests {
         let unset = validated(MINIMAL);
         assert_eq!(unset.pools[0].request_max_params_size, None);
         assert!(!dump(&unset).iter().any(|l| l.contains(name)));
-        assert!(!render(&unset).contains(name));
+        let rendered = |c: &Config| String::from_utf8_lossy(&render(c)).into_owned();
+        assert!(!rendered(&unset).contains(name));
         let set_ = validated(&format!(
             "{MINIMAL}{name} = 20000000
 "
@@ -1219,7 +1282,7 @@ mod tests {
         assert!(dump(&set_)
             .iter()
             .any(|l| l == "\trequest.max_params_size = 20000000"));
-        assert!(render(&set_).contains("request.max_params_size = \"20000000\"\n"));
+        assert!(rendered(&set_).contains("request.max_params_size = \"20000000\"\n"));
         let mut p = set_.pools[0].clone();
         p.request_max_params_size = Some(Count::new(0));
         let msg = "request.max_params_size must be a positive value";
@@ -1255,7 +1318,8 @@ mod tests {
             ))
             .map(|i| i + 1)
         );
-        assert!(render(&cfg).contains("access.log_format = \"json\"\n"));
+        let rendered = String::from_utf8_lossy(&render(&cfg)).into_owned();
+        assert!(rendered.contains("access.log_format = \"json\"\n"));
         let mut g = GlobalConf::default();
         assert!(matches!(
             set(GLOBAL, &mut g, "log_format", "yaml", None),

@@ -13,14 +13,16 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IniEvent {
     /// `[name]`
+    /// (The name shown lossily: a pool name is text.)
     Section(String),
-    /// `key = value` (value `None` for a bare key without `=`).
-    Entry(String, Option<String>),
-    /// `name[key] = value`
+    /// `key = value` (value `None` for a bare key without `=`). The name is shown
+    /// lossily (directive names are ASCII); the value keeps the file's bytes.
+    Entry(String, Option<Vec<u8>>),
+    /// `name[key] = value`: key and value keep the file's bytes.
     ArrayEntry {
         name: String,
-        key: String,
-        value: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
     },
     /// PHP's own syntax error text, e.g.
     /// `syntax error, unexpected '=' in Unknown on line 1`.
@@ -39,16 +41,16 @@ pub struct IniEnv<'a> {
 enum Tok {
     Eof,
     Section,
-    Label(String),
-    Offset(String),
+    Label(Vec<u8>),
+    Offset(Vec<u8>),
     DollarCurly,
-    VarName(String),
-    Quoted(String),
-    Raw(String),
-    Constant(String),
-    Number(String),
-    Str(String),
-    Whitespace(String),
+    VarName(Vec<u8>),
+    Quoted(Vec<u8>),
+    Raw(Vec<u8>),
+    Constant(Vec<u8>),
+    Number(Vec<u8>),
+    Str(Vec<u8>),
+    Whitespace(Vec<u8>),
     BoolTrue,
     BoolFalse,
     EndOfLine,
@@ -124,7 +126,7 @@ struct Scanner<'a> {
     lineno: u32,
 }
 
-fn trim_ws(b: &[u8]) -> String {
+fn trim_ws(b: &[u8]) -> Vec<u8> {
     let mut a = 0;
     let mut e = b.len();
     while a < e && matches!(b[a], b' ' | b'\t' | b'\n' | b'\r') {
@@ -133,7 +135,12 @@ fn trim_ws(b: &[u8]) -> String {
     while e > a && matches!(b[e - 1], b' ' | b'\t' | b'\n' | b'\r') {
         e -= 1;
     }
-    String::from_utf8_lossy(&b[a..e]).into_owned()
+    b[a..e].to_vec()
+}
+
+/// A name for a lookup or a message (names are ASCII in every valid configuration).
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 impl<'a> Scanner<'a> {
@@ -479,7 +486,7 @@ impl<'a> Scanner<'a> {
                 Tok::EndOfLine
             }
             6 => Tok::Char(c),
-            _ => Tok::Whitespace(String::new()), // restart
+            _ => Tok::Whitespace(Vec::new()), // restart
         }
     }
 
@@ -553,9 +560,9 @@ impl<'a> Scanner<'a> {
             return Tok::EndOfLine;
         }
         self.pos += best;
-        let text = || String::from_utf8_lossy(&self.s[p..p + best]).into_owned();
+        let text = || self.s[p..p + best].to_vec();
         match rule {
-            1 => Tok::Raw(String::from_utf8_lossy(&self.s[p + 1..p + best - 1]).into_owned()),
+            1 => Tok::Raw(self.s[p + 1..p + best - 1].to_vec()),
             2 => {
                 self.push(St::VarName);
                 Tok::DollarCurly
@@ -642,9 +649,9 @@ impl<'a> Scanner<'a> {
             return Tok::Eof;
         }
         self.pos += best;
-        let text = String::from_utf8_lossy(&self.s[p..p + best]).into_owned();
+        let text = self.s[p..p + best].to_vec();
         match rule {
-            1 => Tok::Raw(text[1..text.len() - 1].to_string()),
+            1 => Tok::Raw(text[1..text.len() - 1].to_vec()),
             2 => {
                 if self.state == St::SectionValue {
                     self.lineno += 1;
@@ -734,7 +741,7 @@ impl<'a> Scanner<'a> {
             }
             i += 1;
         }
-        Tok::Quoted(String::from_utf8_lossy(&out).into_owned())
+        Tok::Quoted(out)
     }
 }
 
@@ -747,6 +754,7 @@ struct Parser<'a, 'e> {
 }
 
 type PResult<T> = Result<T, String>;
+type Value = Vec<u8>;
 
 fn syntax(tok: &Tok, expecting: &str, line: u32) -> String {
     if expecting.is_empty() {
@@ -760,12 +768,21 @@ fn syntax(tok: &Tok, expecting: &str, line: u32) -> String {
 /// glibc's strtol and then truncates to int.
 #[allow(clippy::cast_possible_truncation)] // C's conversion of the long to int, on purpose
 pub fn atoi(s: &str) -> i32 {
-    atol(s) as i32
+    atoi_bytes(s.as_bytes())
+}
+
+/// [`atoi`] over bytes.
+#[allow(clippy::cast_possible_truncation)] // C's conversion of the long to int, on purpose
+pub fn atoi_bytes(b: &[u8]) -> i32 {
+    atol_bytes(b) as i32
 }
 
 /// C `strtol(s, NULL, 10)` with saturation.
 pub fn atol(s: &str) -> i64 {
-    let b = s.as_bytes();
+    atol_bytes(s.as_bytes())
+}
+
+fn atol_bytes(b: &[u8]) -> i64 {
     let mut i = 0;
     while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
         i += 1;
@@ -828,22 +845,22 @@ impl Parser<'_, '_> {
                         }
                         _ => return Err(self.err("']'")),
                     }
-                    self.events.push(IniEvent::Section(name));
+                    self.events.push(IniEvent::Section(lossy(&name)));
                 }
                 Tok::Label(l) => {
                     if matches!(self.peek(), Tok::Char(b'=')) {
                         self.bump();
                         let v = self.string_or_value()?;
-                        self.events.push(IniEvent::Entry(l, Some(v)));
+                        self.events.push(IniEvent::Entry(lossy(&l), Some(v)));
                     } else {
-                        self.events.push(IniEvent::Entry(l, None));
+                        self.events.push(IniEvent::Entry(lossy(&l), None));
                     }
                 }
                 Tok::Offset(name) => {
                     let key = if self.starts_var_string(false) {
                         self.var_string_list(true)?
                     } else {
-                        String::new()
+                        Vec::new()
                     };
                     if !matches!(self.peek(), Tok::Char(b']')) {
                         return Err(self.err("']'"));
@@ -854,7 +871,11 @@ impl Parser<'_, '_> {
                     }
                     self.bump();
                     let value = self.string_or_value()?;
-                    self.events.push(IniEvent::ArrayEntry { name, key, value });
+                    self.events.push(IniEvent::ArrayEntry {
+                        name: lossy(&name),
+                        key,
+                        value,
+                    });
                 }
                 t => {
                     return Err(syntax(&t, "", self.sc.lineno));
@@ -876,28 +897,28 @@ impl Parser<'_, '_> {
         )
     }
 
-    fn section_value(&mut self) -> PResult<String> {
-        let mut out = String::new();
+    fn section_value(&mut self) -> PResult<Value> {
+        let mut out = Vec::new();
         while self.starts_var_string(true) {
             match self.bump() {
-                Tok::DollarCurly => out.push_str(&self.var_ref()?),
-                Tok::Char(b'"') => out.push_str(&self.encapsed()?),
+                Tok::DollarCurly => out.extend_from_slice(&self.var_ref()?),
+                Tok::Char(b'"') => out.extend_from_slice(&self.encapsed()?),
                 Tok::Constant(s)
                 | Tok::Raw(s)
                 | Tok::Number(s)
                 | Tok::Str(s)
-                | Tok::Whitespace(s) => out.push_str(&s),
+                | Tok::Whitespace(s) => out.extend_from_slice(&s),
                 _ => {}
             }
         }
         Ok(out)
     }
 
-    fn var_ref(&mut self) -> PResult<String> {
+    fn var_ref(&mut self) -> PResult<Value> {
         let name = match self.peek() {
             Tok::VarName(_) => match self.bump() {
                 Tok::VarName(n) => n,
-                _ => String::new(),
+                _ => Vec::new(),
             },
             _ => return Err(self.err("TC_VARNAME")),
         };
@@ -905,11 +926,13 @@ impl Parser<'_, '_> {
             return Err(self.err("'}'"));
         }
         self.bump();
-        Ok((self.env.var)(&name).unwrap_or_default())
+        Ok((self.env.var)(&lossy(&name))
+            .unwrap_or_default()
+            .into_bytes())
     }
 
-    fn encapsed(&mut self) -> PResult<String> {
-        let mut out = String::new();
+    fn encapsed(&mut self) -> PResult<Value> {
+        let mut out = Vec::new();
         loop {
             match self.peek() {
                 Tok::Char(b'"') => {
@@ -918,11 +941,11 @@ impl Parser<'_, '_> {
                 }
                 Tok::DollarCurly => {
                     self.bump();
-                    out.push_str(&self.var_ref()?);
+                    out.extend_from_slice(&self.var_ref()?);
                 }
                 Tok::Quoted(_) => {
                     if let Tok::Quoted(s) = self.bump() {
-                        out.push_str(&s);
+                        out.extend_from_slice(&s);
                     }
                 }
                 _ => return Err(self.err("TC_DOLLAR_CURLY or TC_QUOTED_STRING or '\"'")),
@@ -931,43 +954,45 @@ impl Parser<'_, '_> {
     }
 
     /// var_string_list with constant lookup.
-    fn var_string_list(&mut self, _offset: bool) -> PResult<String> {
-        let mut out = String::new();
+    fn var_string_list(&mut self, _offset: bool) -> PResult<Value> {
+        let mut out = Vec::new();
         while self.starts_var_string(false) {
             match self.bump() {
-                Tok::DollarCurly => out.push_str(&self.var_ref()?),
-                Tok::Char(b'"') => out.push_str(&self.encapsed()?),
-                Tok::Constant(s) => match (self.env.constant)(&s) {
-                    Some(v) => out.push_str(&v),
-                    None => out.push_str(&s),
+                Tok::DollarCurly => out.extend_from_slice(&self.var_ref()?),
+                Tok::Char(b'"') => out.extend_from_slice(&self.encapsed()?),
+                Tok::Constant(s) => match (self.env.constant)(&lossy(&s)) {
+                    Some(v) => out.extend_from_slice(v.as_bytes()),
+                    None => out.extend_from_slice(&s),
                 },
-                Tok::Raw(s) | Tok::Number(s) | Tok::Str(s) | Tok::Whitespace(s) => out.push_str(&s),
+                Tok::Raw(s) | Tok::Number(s) | Tok::Str(s) | Tok::Whitespace(s) => {
+                    out.extend_from_slice(&s);
+                }
                 _ => {}
             }
         }
         Ok(out)
     }
 
-    fn string_or_value(&mut self) -> PResult<String> {
+    fn string_or_value(&mut self) -> PResult<Value> {
         match self.peek() {
             Tok::BoolTrue => {
                 self.bump();
-                Ok("1".into())
+                Ok(b"1".to_vec())
             }
             Tok::BoolFalse => {
                 self.bump();
-                Ok(String::new())
+                Ok(Vec::new())
             }
             Tok::EndOfLine => {
                 self.bump();
-                Ok(String::new())
+                Ok(Vec::new())
             }
             _ => self.expr(),
         }
     }
 
     /// expr: binary operators, all left-associative with equal precedence.
-    fn expr(&mut self) -> PResult<String> {
+    fn expr(&mut self) -> PResult<Value> {
         let mut lhs = self.unary()?;
         loop {
             let op = match self.peek() {
@@ -976,27 +1001,27 @@ impl Parser<'_, '_> {
             };
             self.bump();
             let rhs = self.unary()?;
-            let (a, b) = (atoi(&lhs), atoi(&rhs));
+            let (a, b) = (atoi_bytes(&lhs), atoi_bytes(&rhs));
             let r = match op {
                 b'|' => a | b,
                 b'&' => a & b,
                 _ => a ^ b,
             };
-            lhs = r.to_string();
+            lhs = r.to_string().into_bytes();
         }
     }
 
-    fn unary(&mut self) -> PResult<String> {
+    fn unary(&mut self) -> PResult<Value> {
         match self.peek() {
             Tok::Char(b'~') => {
                 self.bump();
                 let v = self.unary()?;
-                Ok((!atoi(&v)).to_string())
+                Ok((!atoi_bytes(&v)).to_string().into_bytes())
             }
             Tok::Char(b'!') => {
                 self.bump();
                 let v = self.unary()?;
-                Ok(i32::from(atoi(&v) == 0).to_string())
+                Ok(i32::from(atoi_bytes(&v) == 0).to_string().into_bytes())
             }
             Tok::Char(b'(') => {
                 self.bump();
@@ -1061,7 +1086,7 @@ mod tests {
     }
 
     fn entry(k: &str, v: &str) -> Vec<IniEvent> {
-        vec![IniEvent::Entry(k.into(), Some(v.into()))]
+        vec![IniEvent::Entry(k.into(), Some(v.as_bytes().to_vec()))]
     }
 
     #[test]
@@ -1083,11 +1108,41 @@ mod tests {
             ev("php_value[ x y  ] = 1"),
             vec![IniEvent::ArrayEntry {
                 name: "php_value".into(),
-                key: "x y  ".into(),
-                value: "1".into()
+                key: b"x y  ".to_vec(),
+                value: b"1".to_vec()
             }]
         );
         assert_eq!(ev("# x"), vec![IniEvent::Entry("# x".into(), None)]);
+    }
+
+    /// Bytes that are not UTF-8 (Latin-1 here) reach the events exactly, in every
+    /// form a value takes: bare, quoted, raw, and array keys and values.
+    #[test]
+    fn values_keep_their_bytes() {
+        let var = |_: &str| None;
+        let constant = |_: &str| None;
+        let env = IniEnv {
+            var: &var,
+            constant: &constant,
+        };
+        let one = |line: &[u8]| parse_line(line, &env);
+        let v = |b: &[u8]| vec![IniEvent::Entry("chdir".into(), Some(b.to_vec()))];
+        assert_eq!(one(b"chdir = /tmp/caf\xe9"), v(b"/tmp/caf\xe9"));
+        assert_eq!(one(b"chdir = \"/tmp/caf\xe9 x\""), v(b"/tmp/caf\xe9 x"));
+        assert_eq!(one(b"chdir = '\xe9\xff'"), v(b"\xe9\xff"));
+        assert_eq!(one(b"chdir = a\xe9 b\xe9 ; c\xe9"), v(b"a\xe9 b\xe9"));
+        assert_eq!(
+            one(b"env[Y\xe9] = caf\xe9"),
+            vec![IniEvent::ArrayEntry {
+                name: "env".into(),
+                key: b"Y\xe9".to_vec(),
+                value: b"caf\xe9".to_vec()
+            }]
+        );
+        assert_eq!(
+            one(b"[caf\xe9]"),
+            vec![IniEvent::Section("caf\u{fffd}".into())]
+        );
     }
 
     #[test]

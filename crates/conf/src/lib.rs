@@ -25,6 +25,7 @@
 )]
 
 pub mod access;
+pub mod bytes;
 pub mod constants;
 pub mod directives;
 pub mod ini;
@@ -34,8 +35,9 @@ pub mod validate;
 
 use std::path::PathBuf;
 
+pub use bytes::Bytes;
 pub use constants::default_constants;
-pub use directives::{dump, render, GlobalConf, PoolConf};
+pub use directives::{dump, dump_bytes, render, GlobalConf, PoolConf};
 pub use load::{load, load_str};
 pub use model::{Config, Count, KeyValue, Pm, Secs};
 /// The one log level of rfpm (`log_level`, and the level of every [`Diag`]).
@@ -54,7 +56,11 @@ pub struct Diag {
     /// (`PHP:  syntax error, … in Unknown on line N`): no timestamp, no level, not
     /// written to the error log and not subject to `log_level`.
     pub level: Option<Level>,
+    /// The line as text (lossy when [`Diag::bytes`] are not UTF-8).
     pub text: String,
+    /// The line's exact bytes when they are not UTF-8 (a `-tt` line showing a Latin-1
+    /// path); `None`: they are `text`'s.
+    pub bytes: Option<Vec<u8>>,
 }
 
 impl Diag {
@@ -62,6 +68,18 @@ impl Diag {
         Diag {
             level: Some(level),
             text: text.into(),
+            bytes: None,
+        }
+    }
+    /// A line of these exact bytes (shown lossily as text).
+    pub fn from_bytes(level: Level, line: Vec<u8>) -> Self {
+        match String::from_utf8(line) {
+            Ok(text) => Diag::new(level, text),
+            Err(e) => Diag {
+                level: Some(level),
+                text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                bytes: Some(e.into_bytes()),
+            },
         }
     }
     /// A line PHP prints itself (see [`Diag::level`]).
@@ -69,7 +87,12 @@ impl Diag {
         Diag {
             level: None,
             text: text.into(),
+            bytes: None,
         }
+    }
+    /// The line's exact bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.as_deref().unwrap_or(self.text.as_bytes())
     }
     pub fn error(text: impl Into<String>) -> Self {
         Diag::new(Level::Error, text)
@@ -221,9 +244,9 @@ pub fn config_test(
     }
     if full {
         out.extend(
-            dump(&loaded.config)
+            dump_bytes(&loaded.config)
                 .into_iter()
-                .map(Diag::notice)
+                .map(|l| Diag::from_bytes(Level::Notice, l))
                 .filter(keep),
         );
     }

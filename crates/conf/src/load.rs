@@ -1,10 +1,12 @@
 //! Reading the main configuration file and its includes.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use crate::directives::{self, array_needs_key, set_array, SetResult, GLOBAL, POOL};
 use crate::ini::{parse_line, IniEnv, IniEvent};
-use crate::{Config, Diag, Failure, LoadOptions, Loaded, PoolConf};
+use crate::{Bytes, Config, Diag, Failure, LoadOptions, Loaded, PoolConf};
 
 /// Nesting limit: the main file plus 4 levels of includes.
 const MAX_RECURSION: u32 = 5;
@@ -35,9 +37,8 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, Failure> {
     if let Some(f) = l.prefix_failure() {
         return Err(f);
     }
-    let name = path.to_string_lossy().into_owned();
-    let ok = l.load_file(&name);
-    l.finish(&name, ok)
+    let ok = l.load_file(path);
+    l.finish(&path.to_string_lossy(), ok)
 }
 
 /// Like [`load`], but the main file's content is given (its name is only used
@@ -57,7 +58,7 @@ impl<'o> Loader<'o> {
     fn new(opts: &'o LoadOptions) -> Self {
         let mut cfg = Config::default();
         if let Some(p) = opts.pid_override.as_ref().filter(|p| !p.is_empty()) {
-            cfg.global.pid = Some(p.clone());
+            cfg.global.pid = Some(Bytes::from(p.as_str()));
         }
         Loader {
             opts,
@@ -96,7 +97,9 @@ impl<'o> Loader<'o> {
         }
     }
 
-    fn load_file(&mut self, filename: &str) -> bool {
+    /// Reads the file at `path` (its exact bytes); messages show it lossily.
+    fn load_file(&mut self, path: &Path) -> bool {
+        let filename = &*path.to_string_lossy();
         self.depth += 1;
         if self.depth > MAX_RECURSION {
             self.diags.push(Diag::error(
@@ -105,7 +108,7 @@ impl<'o> Loader<'o> {
             self.depth -= 1;
             return false;
         }
-        let ok = match std::fs::read(filename) {
+        let ok = match std::fs::read(path) {
             Ok(content) => self.load_bytes(filename, &content),
             Err(e) => {
                 self.diags.push(Diag::error(format!(
@@ -135,7 +138,7 @@ impl<'o> Loader<'o> {
                 parse_line(line, &ienv)
             };
             let mut error = false;
-            let mut include: Option<String> = None;
+            let mut include: Option<Vec<u8>> = None;
             for ev in events {
                 if let IniEvent::SyntaxError(msg) = ev {
                     self.diags.push(Diag::raw(format!("PHP:  {msg}")));
@@ -171,7 +174,7 @@ impl<'o> Loader<'o> {
         &mut self,
         filename: &str,
         ev: IniEvent,
-        include: &mut Option<String>,
+        include: &mut Option<Vec<u8>>,
     ) -> Option<String> {
         match ev {
             IniEvent::Section(name) => {
@@ -225,12 +228,14 @@ impl<'o> Loader<'o> {
                     )),
                 }
             }
-            IniEvent::ArrayEntry { name, key, value } => self.array(filename, &name, key, value),
+            IniEvent::ArrayEntry { name, key, value } => {
+                self.array(filename, &name, key.into(), value.into())
+            }
             IniEvent::SyntaxError(_) => None,
         }
     }
 
-    fn array(&mut self, filename: &str, name: &str, key: String, value: String) -> Option<String> {
+    fn array(&mut self, filename: &str, name: &str, key: Bytes, value: Bytes) -> Option<String> {
         let loc = self.loc(filename);
         if key.is_empty() && array_needs_key(name) {
             return Some(format!("{loc} You must provide a key for field '{name}'"));
@@ -243,41 +248,46 @@ impl<'o> Loader<'o> {
             .map(|e| format!("{loc} {e}"))
     }
 
-    fn include(&mut self, filename: &str, pattern: &str) -> bool {
-        let full = if pattern.starts_with('/') {
-            pattern.to_string()
+    /// `include = pattern`: the pattern's bytes, relative to the prefix, globbed.
+    fn include(&mut self, filename: &str, pattern: &[u8]) -> bool {
+        let full = if pattern.starts_with(b"/") {
+            pattern.to_vec()
         } else {
             let prefix = self
                 .opts
                 .prefix
                 .as_ref()
                 .unwrap_or(&self.opts.install_prefix);
-            format!("{}/{}", prefix.display(), pattern)
+            [prefix.as_os_str().as_bytes(), b"/", pattern].concat()
         };
+        let full_shown = String::from_utf8_lossy(&full).into_owned();
+        let full_shown = &full_shown;
         match crate::load::glob(&full) {
             Err(GlobError::NoMatch) => {
                 self.diags.push(Diag::warning(format!(
                     "Nothing matches the include pattern '{}' from {} at line {}.",
-                    full, filename, self.lineno
+                    full_shown, filename, self.lineno
                 )));
                 true
             }
             Err(GlobError::Aborted) => {
                 self.diags.push(Diag::error(format!(
                     "Unable to globalize '{}' (ret=2) from {} at line {}.",
-                    full, filename, self.lineno
+                    full_shown, filename, self.lineno
                 )));
                 false
             }
             Ok(paths) => {
                 for p in paths {
-                    if p.ends_with('/') || p.is_empty() {
+                    if p.ends_with(b"/") || p.is_empty() {
                         continue;
                     }
-                    if !self.load_file(&p) {
+                    if !self.load_file(os_path(&p)) {
                         self.diags.push(Diag::error(format!(
                             "Unable to include {} from {} at line {}",
-                            p, filename, self.lineno
+                            String::from_utf8_lossy(&p),
+                            filename,
+                            self.lineno
                         )));
                         return false;
                     }
@@ -296,8 +306,8 @@ pub(crate) enum GlobError {
     Aborted,
 }
 
-fn has_magic(s: &str) -> bool {
-    s.bytes().any(|c| matches!(c, b'*' | b'?' | b'['))
+fn has_magic(s: &[u8]) -> bool {
+    s.iter().any(|c| matches!(c, b'*' | b'?' | b'['))
 }
 
 /// fnmatch(3) without flags except that a leading '.' must be matched explicitly.
@@ -396,67 +406,72 @@ pub(crate) fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
     m(pat, name)
 }
 
-/// glob(3) with GLOB_ERR | GLOB_MARK: sorted matches, directories marked with
-/// a trailing '/'.
-pub(crate) fn glob(pattern: &str) -> Result<Vec<String>, GlobError> {
+/// A path from the bytes of the configuration.
+fn os_path(b: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(b))
+}
+
+/// glob(3) with GLOB_ERR | GLOB_MARK over bytes (names need not be UTF-8): sorted
+/// matches, directories marked with a trailing '/'.
+pub(crate) fn glob(pattern: &[u8]) -> Result<Vec<Vec<u8>>, GlobError> {
     if !has_magic(pattern) {
-        let meta = std::fs::metadata(pattern);
-        return match meta {
+        return match std::fs::metadata(os_path(pattern)) {
             Ok(m) => {
-                let mut p = pattern.to_string();
-                if m.is_dir() && !p.ends_with('/') {
-                    p.push('/');
+                let mut p = pattern.to_vec();
+                if m.is_dir() && !p.ends_with(b"/") {
+                    p.push(b'/');
                 }
                 Ok(vec![p])
             }
             Err(_) => {
-                if std::fs::symlink_metadata(pattern).is_ok() {
-                    Ok(vec![pattern.to_string()])
+                if std::fs::symlink_metadata(os_path(pattern)).is_ok() {
+                    Ok(vec![pattern.to_vec()])
                 } else {
                     Err(GlobError::NoMatch)
                 }
             }
         };
     }
-    let absolute = pattern.starts_with('/');
-    let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
-    let mut bases: Vec<String> = vec![if absolute { "/".into() } else { String::new() }];
+    let absolute = pattern.starts_with(b"/");
+    let comps: Vec<&[u8]> = pattern
+        .split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    let mut bases: Vec<Vec<u8>> = vec![if absolute { b"/".to_vec() } else { Vec::new() }];
+    let join = |base: &[u8], name: &[u8]| [base, name].concat();
     for (i, comp) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
         let mut next = Vec::new();
         for base in &bases {
             if !has_magic(comp) {
-                let p = format!("{base}{comp}");
+                let p = join(base, comp);
                 if last {
-                    if std::fs::symlink_metadata(&p).is_ok() {
+                    if std::fs::symlink_metadata(os_path(&p)).is_ok() {
                         next.push(p);
                     }
                 } else {
-                    next.push(format!("{p}/"));
+                    next.push(join(&p, b"/"));
                 }
                 continue;
             }
-            let dir = if base.is_empty() { "." } else { base.as_str() };
-            let Ok(rd) = std::fs::read_dir(dir) else {
+            let dir: &[u8] = if base.is_empty() { b"." } else { base };
+            let Ok(rd) = std::fs::read_dir(os_path(dir)) else {
                 return Err(GlobError::Aborted);
             };
             let mut names: Vec<Vec<u8>> = Vec::new();
             for e in rd.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned().into_bytes();
-                if fnmatch(comp.as_bytes(), &n) {
+                let n = e.file_name().into_vec();
+                if fnmatch(comp, &n) {
                     names.push(n);
                 }
             }
             names.sort();
             for n in names {
-                let n = String::from_utf8_lossy(&n).into_owned();
+                let p = join(base, &n);
                 if last {
-                    next.push(format!("{base}{n}"));
-                } else {
-                    let p = format!("{base}{n}");
-                    if std::path::Path::new(&p).is_dir() {
-                        next.push(format!("{p}/"));
-                    }
+                    next.push(p);
+                } else if os_path(&p).is_dir() {
+                    next.push(join(&p, b"/"));
                 }
             }
         }
@@ -471,12 +486,11 @@ pub(crate) fn glob(pattern: &str) -> Result<Vec<String>, GlobError> {
     bases.sort();
     Ok(bases
         .into_iter()
-        .map(|p| {
-            if std::path::Path::new(&p).is_dir() && !p.ends_with('/') {
-                format!("{p}/")
-            } else {
-                p
+        .map(|mut p| {
+            if os_path(&p).is_dir() && !p.ends_with(b"/") {
+                p.push(b'/');
             }
+            p
         })
         .collect())
 }

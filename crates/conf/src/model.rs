@@ -3,6 +3,7 @@
 //! helpers over a pool. The section structs [`GlobalConf`] and [`PoolConf`] and their
 //! directives are declared in [`crate::directives`].
 
+pub use crate::bytes::Bytes;
 pub use crate::directives::{dump, render, GlobalConf, PoolConf};
 use crate::ini::atoi;
 
@@ -85,25 +86,27 @@ impl Secs {
     }
 }
 
-/// One `key = value` of an array directive.
+/// One `key = value` of an array directive: both the file's bytes (an environment
+/// variable, a PHP INI setting).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
-    pub key: String,
-    pub value: String,
+    pub key: Bytes,
+    pub value: Bytes,
 }
 
 impl PoolConf {
     /// Effective worker environment additions in application order (the first
     /// definition of a name in the file wins), with `$NAME` values looked up
-    /// in the master environment (missing → empty).
-    pub fn worker_env(&self, master_env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
+    /// in the master environment (missing → empty). Names and values are bytes, the
+    /// file's and the master environment's.
+    pub fn worker_env(&self, master_env: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> Vec<(Bytes, Bytes)> {
+        let mut out: Vec<(Bytes, Bytes)> = Vec::new();
         for kv in self.env.iter().rev() {
             if out.iter().any(|(k, _)| *k == kv.key) {
                 continue;
             }
-            let v = match kv.value.strip_prefix('$') {
-                Some(name) => master_env(name).unwrap_or_default(),
+            let v = match kv.value.strip_prefix(b"$") {
+                Some(name) => Bytes::from(master_env(name).unwrap_or_default()),
                 None => kv.value.clone(),
             };
             out.push((kv.key.clone(), v));
@@ -113,7 +116,9 @@ impl PoolConf {
 
     /// Is `listen` a Unix socket path (php-fpm's rule: no ':' and not all digits)?
     pub fn listen_is_unix(&self) -> bool {
-        self.listen.as_deref().is_some_and(address_is_unix)
+        self.listen
+            .as_ref()
+            .is_some_and(|l| address_is_unix(&l.to_str_lossy()))
     }
 
     /// `security.limit_extensions` split on spaces/tabs (empty = allow all).
@@ -240,6 +245,26 @@ pub(crate) fn parse_pm(v: &str) -> Result<Pm, &'static str> {
         "ondemand" => Pm::Ondemand,
         _ => return Err("invalid process manager (static, dynamic or ondemand)"),
     })
+}
+
+/// `$pool` expansion of a value kept as bytes; `None` pool = in `[global]`.
+pub(crate) fn expand_pool_bytes(v: &[u8], pool: Option<&str>) -> Result<Bytes, &'static str> {
+    const POOL: &[u8] = b"$pool";
+    if !v.windows(POOL.len()).any(|w| w == POOL) {
+        return Ok(Bytes::from(v));
+    }
+    let Some(p) = pool else {
+        return Err("Can't use '$pool' when the pool is not defined");
+    };
+    let mut out = Vec::with_capacity(v.len() + p.len());
+    let mut rest = v;
+    while let Some(i) = rest.windows(POOL.len()).position(|w| w == POOL) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(p.as_bytes());
+        rest = &rest[i + POOL.len()..];
+    }
+    out.extend_from_slice(rest);
+    Ok(Bytes::from(out))
 }
 
 /// `$pool` expansion of string values; `None` pool = in `[global]`.

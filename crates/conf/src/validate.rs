@@ -4,6 +4,7 @@
 //! Every effect goes through [`Sys`], so this stays pure: the rfpm binary
 //! implements it with libc (and keeps the log file descriptors it opens).
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::directives::{check, GLOBAL, POOL};
@@ -11,7 +12,7 @@ use crate::model::{
     address_is_unix, Config, Count, Pm, PoolConf, BACKLOG_DEFAULT, DEFAULT_ACCESS_FORMAT,
     DEFAULT_LIMIT_EXTENSIONS, EVENT_MECHANISMS, PRIORITY_UNSET,
 };
-use crate::{Diag, Failure, LoadOptions};
+use crate::{Bytes, Diag, Failure, LoadOptions};
 
 /// A failed system call: `strerror(errno)` and `errno`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +64,9 @@ impl Sys for AcceptAllSys {
     fn is_dir(&self, _p: &Path) -> bool {
         true
     }
-    fn user_by_name(&self, n: &str) -> Result<UserInfo, SysError> {
+    fn user_by_name(&self, n: &[u8]) -> Result<UserInfo, SysError> {
         Ok(UserInfo {
-            name: n.into(),
+            name: String::from_utf8_lossy(n).into_owned(),
             uid: 1000,
             gid: 1000,
             home: "/home".into(),
@@ -79,10 +80,10 @@ impl Sys for AcceptAllSys {
             home: "/home".into(),
         })
     }
-    fn group_by_name(&self, _n: &str) -> Result<u32, SysError> {
+    fn group_by_name(&self, _n: &[u8]) -> Result<u32, SysError> {
         Ok(1000)
     }
-    fn open_log(&self, _w: &LogFile, _p: &str) -> Result<(), SysError> {
+    fn open_log(&self, _w: &LogFile, _p: &Path) -> Result<(), SysError> {
         Ok(())
     }
 }
@@ -91,19 +92,25 @@ impl Sys for AcceptAllSys {
 pub trait Sys {
     /// stat(2) says it is a directory.
     fn is_dir(&self, path: &Path) -> bool;
-    /// getpwnam(3); not found = `Err(SysError::not_found())` (or the errno set).
-    fn user_by_name(&self, name: &str) -> Result<UserInfo, SysError>;
+    /// getpwnam(3) of the name's bytes; not found = `Err(SysError::not_found())` (or
+    /// the errno set).
+    fn user_by_name(&self, name: &[u8]) -> Result<UserInfo, SysError>;
     /// getpwuid(3).
     fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError>;
-    /// getgrnam(3) → gid.
-    fn group_by_name(&self, name: &str) -> Result<u32, SysError>;
+    /// getgrnam(3) of the name's bytes → gid.
+    fn group_by_name(&self, name: &[u8]) -> Result<u32, SysError>;
     /// Open (append, create, mode 0600) a log file at this point of the
     /// start-up sequence. The binary keeps the descriptor (for the error log:
     /// starts writing to it); tests just record or fail.
-    fn open_log(&self, which: &LogFile, path: &str) -> Result<(), SysError>;
+    fn open_log(&self, which: &LogFile, path: &Path) -> Result<(), SysError>;
     /// Available event mechanisms, in auto-selection order.
     fn event_mechanisms(&self) -> &[&'static str] {
         EVENT_MECHANISMS
+    }
+    /// `worker.script` (rfpm): a regular file that `ids` (uid, gid; `None`: this
+    /// process) may read. `Err`: why not, as a SYSERR suffix says it.
+    fn readable_by(&self, _path: &Path, _ids: Option<(u32, u32)>) -> Result<(), SysError> {
+        Ok(())
     }
     /// Current effective uid/gid (used when not root).
     fn current_ids(&self) -> (u32, u32) {
@@ -111,47 +118,49 @@ pub trait Sys {
     }
 }
 
-/// php-fpm's `fpm_evaluate_full_path`.
+/// php-fpm's `fpm_evaluate_full_path`, over bytes (a path need not be UTF-8).
 fn full_path(
-    value: &str,
-    pool_prefix: Option<&str>,
-    global_prefix: Option<&str>,
-    default_prefix: &str,
+    value: &[u8],
+    pool_prefix: Option<&[u8]>,
+    global_prefix: Option<&[u8]>,
+    default_prefix: &[u8],
     expand: bool,
     diags: &mut Vec<Diag>,
-) -> String {
-    if value.starts_with('/') {
-        return value.to_string();
+) -> Bytes {
+    const PREFIX: &[u8] = b"$prefix";
+    if value.starts_with(b"/") {
+        return value.into();
     }
     let use_pool = pool_prefix.is_some();
-    let prefix = pool_prefix
-        .or(global_prefix)
-        .unwrap_or(default_prefix)
-        .to_string();
-    let mut rest: Option<String> = Some(value.to_string());
+    let prefix = pool_prefix.or(global_prefix).unwrap_or(default_prefix);
+    let mut rest = Some(value);
     if expand {
-        if let Some(pos) = value.find("$prefix") {
+        if let Some(pos) = value.windows(PREFIX.len()).position(|w| w == PREFIX) {
             if pos != 0 {
                 diags.push(Diag::error(
                     "'$prefix' must be use at the beginning of the value",
                 ));
-                return value.to_string();
+                return value.into();
             }
-            rest = if value.len() > "$prefix".len() {
-                Some(value["$prefix".len()..].to_string())
-            } else {
-                None
-            };
+            rest = (value.len() > PREFIX.len()).then(|| &value[PREFIX.len()..]);
         }
     }
     let out = match rest {
-        Some(r) => format!("{prefix}/{r}"),
-        None => prefix,
+        Some(r) => [prefix, b"/", r].concat(),
+        None => prefix.to_vec(),
     };
-    if !out.starts_with('/') && use_pool {
+    if !out.starts_with(b"/") && use_pool {
         return full_path(&out, None, global_prefix, default_prefix, expand, diags);
     }
-    out
+    out.into()
+}
+
+/// A numeric user or group id as configured (all ASCII digits; too large: `u32::MAX`).
+fn parse_id(digits: &[u8]) -> u32 {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(u32::MAX)
 }
 
 /// PHP INI names whose relative values get the pool prefix.
@@ -185,11 +194,11 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn global_prefix(&self) -> Option<String> {
+    fn global_prefix(&self) -> Option<Vec<u8>> {
         self.opts
             .prefix
             .as_ref()
-            .map(|p| p.to_string_lossy().into_owned())
+            .map(|p| p.as_os_str().as_bytes().to_vec())
     }
 
     fn fail(mut self, d: Diag) -> Failure {
@@ -211,7 +220,7 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
         diags: Vec::new(),
     };
     let gp = cx.global_prefix();
-    let lsd = opts.localstatedir.to_string_lossy().into_owned();
+    let lsd = opts.localstatedir.as_os_str().as_bytes();
     let g = &mut cfg.global;
 
     if let Some(pid) = g.pid.take() {
@@ -219,7 +228,7 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
             &pid,
             None,
             gp.as_deref(),
-            &lsd,
+            lsd,
             false,
             &mut cx.diags,
         ));
@@ -241,7 +250,7 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
     let error_log = g
         .error_log
         .take()
-        .unwrap_or_else(|| "log/php-fpm.log".to_string());
+        .unwrap_or_else(|| "log/php-fpm.log".into());
 
     // systemd (Debian builds have systemd support)
     let watchdog = (opts.env)("WATCHDOG_USEC");
@@ -277,15 +286,15 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
     if g.syslog_facility < 0 {
         g.syslog_facility = 3 << 3;
     }
-    let is_syslog = error_log.eq_ignore_ascii_case("syslog");
+    let is_syslog = error_log.eq_ignore_ascii_case(b"syslog");
     let error_log = if is_syslog {
         error_log
     } else {
-        full_path(&error_log, None, gp.as_deref(), &lsd, false, &mut cx.diags)
+        full_path(&error_log, None, gp.as_deref(), lsd, false, &mut cx.diags)
     };
     g.error_log = Some(error_log.clone());
     if !is_syslog {
-        if let Err(e) = sys.open_log(&LogFile::ErrorLog, &error_log) {
+        if let Err(e) = sys.open_log(&LogFile::ErrorLog, error_log.as_path()) {
             return Err(cx.fail(Diag::error(format!(
                 "failed to open error_log ({}){}",
                 error_log,
@@ -318,10 +327,10 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
         )));
     }
 
-    let install = opts.install_prefix.to_string_lossy().into_owned();
+    let install = opts.install_prefix.as_os_str().as_bytes();
     let mut i = 0;
     while i < cfg.pools.len() {
-        if let Err(d) = process_pool(cfg, i, &mut cx, gp.as_deref(), &install, edge) {
+        if let Err(d) = process_pool(cfg, i, &mut cx, gp.as_deref(), install, edge) {
             return Err(cx.fail(d));
         }
         i += 1;
@@ -356,17 +365,20 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
         let a = if address_is_unix(&a) && !a.starts_with('/') {
             let gp = gp.as_deref();
             full_path(
-                &a,
-                Some(gp.unwrap_or(&install)),
+                a.as_bytes(),
+                Some(gp.unwrap_or(install)),
                 gp,
-                &install,
+                install,
                 false,
                 &mut cx.diags,
             )
+            .to_str_lossy()
+            .into_owned()
         } else {
             a
         };
-        if let Some(p) = cfg.pools.iter().find(|p| p.listen.as_deref() == Some(&a)) {
+        let taken = |p: &&PoolConf| p.listen.as_ref().is_some_and(|l| l == a.as_str());
+        if let Some(p) = cfg.pools.iter().find(taken) {
             let d = fail(format!(
                 "'{a}' is already the listen address of pool '{}'",
                 p.name
@@ -382,7 +394,7 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
             let which = LogFile::AccessLog {
                 pool: p.name.clone(),
             };
-            if let Err(e) = cx.sys.open_log(&which, al) {
+            if let Err(e) = cx.sys.open_log(&which, al.as_path()) {
                 let d = Diag::error(format!("failed to open access log ({}){}", al, e.suffix()));
                 return Err(cx.fail(d));
             }
@@ -431,8 +443,8 @@ fn process_pool(
     cfg: &mut Config,
     idx: usize,
     cx: &mut Ctx<'_>,
-    gp: Option<&str>,
-    install: &str,
+    gp: Option<&[u8]>,
+    install: &[u8],
     edge: bool,
 ) -> Result<(), Diag> {
     let is_root = cx.opts.is_root;
@@ -448,14 +460,14 @@ fn process_pool(
         if let Some(pre) = p.prefix.clone().filter(|s| !s.is_empty()) {
             let v = full_path(&pre, None, gp, install, false, &mut cx.diags);
             p.prefix = Some(v.clone());
-            if !cx.sys.is_dir(Path::new(&v)) {
+            if !cx.sys.is_dir(v.as_path()) {
                 return Err(err(format!(
                     "the prefix '{v}' does not exist or is not a directory"
                 )));
             }
         }
         let pp = p.prefix.clone();
-        let fp = |v: &str, expand: bool, diags: &mut Vec<Diag>| {
+        let fp = |v: &[u8], expand: bool, diags: &mut Vec<Diag>| {
             full_path(
                 v,
                 Some(pp.as_deref().unwrap_or_else(|| gp.unwrap_or(install))),
@@ -485,7 +497,7 @@ fn process_pool(
         }
         // 3. listen
         if let Some(l) = p.listen.clone() {
-            if address_is_unix(&l) && !l.starts_with('/') {
+            if address_is_unix(&l.to_str_lossy()) && !l.starts_with(b"/") {
                 p.listen = Some(fp(&l, false, &mut cx.diags));
             }
         }
@@ -633,7 +645,7 @@ fn process_pool(
             }
             if let Some(sl) = p.slowlog.clone() {
                 let which = crate::validate::LogFile::SlowLog { pool: name.clone() };
-                if let Err(e) = cx.sys.open_log(&which, &sl) {
+                if let Err(e) = cx.sys.open_log(&which, sl.as_path()) {
                     return Err(Diag::error(format!(
                         "Unable to create or open slowlog({sl}){}",
                         e.suffix()
@@ -666,10 +678,10 @@ fn process_pool(
         if let Some(cr) = p.chroot.clone().filter(|s| !s.is_empty()) {
             let v = fp(&cr, true, &mut cx.diags);
             p.chroot = Some(v.clone());
-            if !v.starts_with('/') {
+            if !v.starts_with(b"/") {
                 return Err(err(format!("the chroot path '{v}' must start with a '/'")));
             }
-            if !cx.sys.is_dir(Path::new(&v)) {
+            if !cx.sys.is_dir(v.as_path()) {
                 return Err(err(format!(
                     "the chroot path '{v}' does not exist or is not a directory"
                 )));
@@ -679,18 +691,18 @@ fn process_pool(
         if let Some(cd) = p.chdir.clone().filter(|s| !s.is_empty()) {
             let v = fp(&cd, false, &mut cx.diags);
             p.chdir = Some(v.clone());
-            if !v.starts_with('/') {
+            if !v.starts_with(b"/") {
                 return Err(err(format!("the chdir path '{v}' must start with a '/'")));
             }
             match &p.chroot {
                 Some(r) => {
-                    let both = format!("{r}/{v}");
-                    if !cx.sys.is_dir(Path::new(&both)) {
+                    let both = Bytes::from([r.as_bytes(), b"/", v.as_bytes()].concat());
+                    if !cx.sys.is_dir(both.as_path()) {
                         return Err(err(format!("the chdir path '{v}' within the chroot path '{r}' ('{both}') does not exist or is not a directory")));
                     }
                 }
                 None => {
-                    if !cx.sys.is_dir(Path::new(&v)) {
+                    if !cx.sys.is_dir(v.as_path()) {
                         return Err(err(format!(
                             "the chdir path '{v}' does not exist or is not a directory"
                         )));
@@ -704,7 +716,11 @@ fn process_pool(
         }
         // 18. path-like INI values
         if p.chroot.is_none() {
-            let expand = |k: &str| INI_TO_EXPAND.iter().any(|n| n.eq_ignore_ascii_case(k));
+            let expand = |k: &[u8]| {
+                INI_TO_EXPAND
+                    .iter()
+                    .any(|n| n.as_bytes().eq_ignore_ascii_case(k))
+            };
             let mut vals = std::mem::take(&mut p.php_values);
             for kv in vals.iter_mut() {
                 if expand(&kv.key) {
@@ -714,8 +730,8 @@ fn process_pool(
             p.php_values = vals;
             let mut vals = std::mem::take(&mut p.php_admin_values);
             for kv in vals.iter_mut() {
-                if kv.key.eq_ignore_ascii_case("error_log")
-                    && kv.value.eq_ignore_ascii_case("syslog")
+                if kv.key.eq_ignore_ascii_case(b"error_log")
+                    && kv.value.eq_ignore_ascii_case(b"syslog")
                 {
                     continue;
                 }
@@ -725,6 +741,34 @@ fn process_pool(
             }
             p.php_admin_values = vals;
         }
+        // 19. worker.script (rfpm): a file the pool's user can read.
+        if let Some(ws) = p.worker_script.clone().filter(|s| !s.is_empty()) {
+            // An rfpm-only directive held as text (a path that is not UTF-8 is not
+            // supported here, unlike php-fpm's own path directives).
+            let v = fp(ws.as_bytes(), false, &mut cx.diags)
+                .to_str_lossy()
+                .into_owned();
+            p.worker_script = Some(v.clone());
+            let on_disk = match &p.chroot {
+                Some(r) => {
+                    let mut d = r.as_bytes().to_vec();
+                    d.extend_from_slice(v.as_bytes());
+                    Bytes::new(d)
+                }
+                None => Bytes::from(v.as_str()),
+            };
+            let ids = if is_root {
+                worker_ids(p.user.as_deref(), p.group.as_deref(), cx.sys)
+            } else {
+                None
+            };
+            if let Err(e) = cx.sys.readable_by(on_disk.as_path(), ids) {
+                return Err(err(format!(
+                    "the worker.script '{v}' is not a file the pool's user can read{}",
+                    e.suffix()
+                )));
+            }
+        }
     }
     if let Some(s) = new_pool {
         cfg.pools.push(s);
@@ -732,17 +776,40 @@ fn process_pool(
     Ok(())
 }
 
+/// The uid and gid a root master's worker of a pool takes (`None`: not resolvable now;
+/// start-up reports it).
+fn worker_ids(user: Option<&[u8]>, group: Option<&[u8]>, sys: &dyn Sys) -> Option<(u32, u32)> {
+    let is_id = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let number = |s: &[u8]| std::str::from_utf8(s).ok()?.parse::<u32>().ok();
+    let user = user.filter(|s| !s.is_empty())?;
+    let (uid, mut gid) = if is_id(user) {
+        let uid = number(user)?;
+        (uid, sys.user_by_uid(uid).map_or(uid, |u| u.gid))
+    } else {
+        let u = sys.user_by_name(user).ok()?;
+        (u.uid, u.gid)
+    };
+    if let Some(g) = group.filter(|s| !s.is_empty()) {
+        gid = if is_id(g) {
+            number(g)?
+        } else {
+            sys.group_by_name(g).ok()?
+        };
+    }
+    Some((uid, gid))
+}
+
 /// The extra checks of `-t`/`-tt` (§1.5 item 2), run after [`validate`]:
 /// names in `user`, `group`, `listen.owner`, `listen.group` must resolve
 /// (numeric values are accepted). On failure the lines are complete (php-fpm
 /// adds nothing but `FPM initialization failed`).
 pub fn test_identities(cfg: &Config, sys: &dyn Sys) -> Result<(), Failure> {
-    let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    let is_id = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     if cfg.global.admin_listen.is_some() {
         admin_socket_permissions(&cfg.global, sys)?;
     }
     for p in &cfg.pools {
-        let named = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && !is_id(s));
+        let named = |v: &Option<Bytes>| v.clone().filter(|s| !s.is_empty() && !is_id(s));
         let fail = |t: String| Failure {
             diags: vec![Diag::error(format!("[pool {}] {t}", p.name))],
         };
@@ -797,8 +864,8 @@ pub fn resolve_identity(
     let mut id = Identity::default();
     let mut diags = Vec::new();
     let name = &pool.name;
-    let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
-    let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let is_id = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    let set = |v: &Option<Bytes>| v.clone().filter(|s| !s.is_empty());
     let fail = |t: String| Failure {
         diags: vec![Diag::error(format!("[pool {name}] {t}"))],
     };
@@ -807,7 +874,7 @@ pub fn resolve_identity(
         let mut gid = 0u32;
         if let Some(u) = set(&pool.user) {
             if is_id(&u) {
-                uid = u.parse().unwrap_or(u32::MAX);
+                uid = parse_id(&u);
                 if let Ok(pw) = sys.user_by_uid(uid) {
                     gid = pw.gid;
                     id.initgroups_user = Some(pw.name.clone());
@@ -827,7 +894,7 @@ pub fn resolve_identity(
         }
         if let Some(g) = set(&pool.group) {
             gid = if is_id(&g) {
-                g.parse().unwrap_or(u32::MAX)
+                parse_id(&g)
             } else {
                 sys.group_by_name(&g)
                     .map_err(|_| fail(format!("cannot get gid for group '{g}'")))?
@@ -925,20 +992,21 @@ pub fn admin_socket_permissions(
 /// The directives that set a Unix socket's permissions, and the prefix of messages.
 struct SocketNames<'a> {
     prefix: String,
-    owner: &'a Option<String>,
-    group: &'a Option<String>,
+    owner: &'a Option<Bytes>,
+    group: &'a Option<Bytes>,
     mode: &'a Option<String>,
-    acl_users: &'a Option<String>,
-    acl_groups: &'a Option<String>,
+    acl_users: &'a Option<Bytes>,
+    acl_groups: &'a Option<Bytes>,
 }
 
 fn resolve_socket(n: &SocketNames<'_>, sys: &dyn Sys) -> Result<(SocketPerms, Vec<Diag>), Failure> {
     let prefix = &n.prefix;
-    let is_id = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
+    let is_id = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
     let fail = |t: String| Failure {
         diags: vec![Diag::error(format!("{prefix}{t}"))],
     };
     let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let set_bytes = |v: &Option<Bytes>| v.clone().filter(|s| !s.is_empty());
     let mut warnings = Vec::new();
     let mut perms = SocketPerms {
         mode: 0o660,
@@ -952,34 +1020,36 @@ fn resolve_socket(n: &SocketNames<'_>, sys: &dyn Sys) -> Result<(SocketPerms, Ve
             .collect();
         perms.mode = u32::from_str_radix(&digits, 8).unwrap_or(0);
     }
-    let acl_users = set(n.acl_users);
-    let acl_groups = set(n.acl_groups);
+    let acl_users = set_bytes(n.acl_users);
+    let acl_groups = set_bytes(n.acl_groups);
     if acl_users.is_some() || acl_groups.is_some() {
         // ACLs replace ownership; every entry is a name (split at ',', no trimming).
         for (what, v) in [("owner", n.owner), ("group", n.group)] {
-            if let Some(v) = set(v) {
+            if let Some(v) = set_bytes(v) {
                 warnings.push(Diag::warning(format!(
                     "{prefix}ACL set, listen.{what} = '{v}' is ignored"
                 )));
             }
         }
-        for u in acl_users.iter().flat_map(|l| l.split(',')) {
+        for u in acl_users.iter().flat_map(|l| l.split(|&c| c == b',')) {
+            let shown = String::from_utf8_lossy(u);
             let pw = sys
                 .user_by_name(u)
-                .map_err(|e| fail(format!("cannot get uid for user '{u}'{}", e.suffix())))?;
+                .map_err(|e| fail(format!("cannot get uid for user '{shown}'{}", e.suffix())))?;
             perms.acl_users.push(pw.uid);
         }
-        for g in acl_groups.iter().flat_map(|l| l.split(',')) {
+        for g in acl_groups.iter().flat_map(|l| l.split(|&c| c == b',')) {
+            let shown = String::from_utf8_lossy(g);
             let gid = sys
                 .group_by_name(g)
-                .map_err(|e| fail(format!("cannot get gid for group '{g}'{}", e.suffix())))?;
+                .map_err(|e| fail(format!("cannot get gid for group '{shown}'{}", e.suffix())))?;
             perms.acl_groups.push(gid);
         }
         return Ok((perms, warnings));
     }
-    if let Some(o) = set(n.owner) {
+    if let Some(o) = set_bytes(n.owner) {
         if is_id(&o) {
-            perms.uid = Some(o.parse().unwrap_or(u32::MAX));
+            perms.uid = Some(parse_id(&o));
         } else {
             let pw = sys
                 .user_by_name(&o)
@@ -988,9 +1058,9 @@ fn resolve_socket(n: &SocketNames<'_>, sys: &dyn Sys) -> Result<(SocketPerms, Ve
             perms.gid = Some(pw.gid);
         }
     }
-    if let Some(g) = set(n.group) {
+    if let Some(g) = set_bytes(n.group) {
         if is_id(&g) {
-            perms.gid = Some(g.parse().unwrap_or(u32::MAX));
+            perms.gid = Some(parse_id(&g));
         } else {
             perms.gid = Some(
                 sys.group_by_name(&g)
@@ -1017,10 +1087,10 @@ mod tests {
         fn is_dir(&self, _p: &Path) -> bool {
             true
         }
-        fn user_by_name(&self, n: &str) -> Result<UserInfo, SysError> {
-            if n == "www-data" {
+        fn user_by_name(&self, n: &[u8]) -> Result<UserInfo, SysError> {
+            if n == b"www-data" {
                 Ok(UserInfo {
-                    name: n.into(),
+                    name: "www-data".into(),
                     uid: 33,
                     gid: 33,
                     home: "/var/www".into(),
@@ -1031,15 +1101,15 @@ mod tests {
         }
         fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError> {
             if uid == 33 {
-                self.user_by_name("www-data")
+                self.user_by_name(b"www-data")
             } else {
                 Err(SysError::not_found())
             }
         }
-        fn group_by_name(&self, _n: &str) -> Result<u32, SysError> {
+        fn group_by_name(&self, _n: &[u8]) -> Result<u32, SysError> {
             Err(SysError::not_found())
         }
-        fn open_log(&self, _w: &LogFile, _p: &str) -> Result<(), SysError> {
+        fn open_log(&self, _w: &LogFile, _p: &Path) -> Result<(), SysError> {
             Ok(())
         }
     }
@@ -1245,21 +1315,29 @@ mod tests {
     #[test]
     fn paths() {
         let mut d = Vec::new();
-        assert_eq!(full_path("a", None, None, "/var", false, &mut d), "/var/a");
-        assert_eq!(full_path("", None, None, "/var", false, &mut d), "/var/");
+        let srv = Some(&b"/srv"[..]);
         assert_eq!(
-            full_path("$prefix/j", Some("/srv"), None, "/usr", true, &mut d),
+            full_path(b"a", None, None, b"/var", false, &mut d),
+            "/var/a"
+        );
+        assert_eq!(full_path(b"", None, None, b"/var", false, &mut d), "/var/");
+        assert_eq!(
+            full_path(b"$prefix/j", srv, None, b"/usr", true, &mut d),
             "/srv//j"
         );
         assert_eq!(
-            full_path("$prefix", Some("/srv"), None, "/usr", true, &mut d),
+            full_path(b"$prefix", srv, None, b"/usr", true, &mut d),
             "/srv"
         );
         assert!(d.is_empty());
         assert_eq!(
-            full_path("x$prefix", Some("/srv"), None, "/usr", true, &mut d),
+            full_path(b"x$prefix", srv, None, b"/usr", true, &mut d),
             "x$prefix"
         );
         assert_eq!(d.len(), 1);
+        // Bytes that are not UTF-8 stay as they are, in the value and in the prefix.
+        let latin1 = Some(&b"/srv/caf\xe9"[..]);
+        let v = full_path(b"$prefix/d\xe9", latin1, None, b"/usr", true, &mut d);
+        assert_eq!(v.as_bytes(), b"/srv/caf\xe9//d\xe9");
     }
 }

@@ -33,10 +33,10 @@ impl Sys for FakeSys {
     fn is_dir(&self, p: &Path) -> bool {
         p.is_dir()
     }
-    fn user_by_name(&self, n: &str) -> Result<UserInfo, SysError> {
+    fn user_by_name(&self, n: &[u8]) -> Result<UserInfo, SysError> {
         users()
             .into_iter()
-            .find(|u| u.name == n)
+            .find(|u| u.name.as_bytes() == n)
             .ok_or_else(SysError::not_found)
     }
     fn user_by_uid(&self, uid: u32) -> Result<UserInfo, SysError> {
@@ -45,17 +45,17 @@ impl Sys for FakeSys {
             .find(|u| u.uid == uid)
             .ok_or_else(SysError::not_found)
     }
-    fn group_by_name(&self, n: &str) -> Result<u32, SysError> {
+    fn group_by_name(&self, n: &[u8]) -> Result<u32, SysError> {
         match n {
-            "root" => Ok(0),
-            "daemon" => Ok(1),
-            "www-data" => Ok(33),
-            "nogroup" => Ok(65534),
+            b"root" => Ok(0),
+            b"daemon" => Ok(1),
+            b"www-data" => Ok(33),
+            b"nogroup" => Ok(65534),
             _ => Err(SysError::not_found()),
         }
     }
-    fn open_log(&self, _w: &LogFile, path: &str) -> Result<(), SysError> {
-        match Path::new(path).parent() {
+    fn open_log(&self, _w: &LogFile, path: &Path) -> Result<(), SysError> {
+        match path.parent() {
             Some(d) if d.is_dir() => Ok(()),
             _ => Err(SysError {
                 errno: 2,
@@ -76,11 +76,26 @@ fn copy_dir(from: &Path, to: &Path, dir: &str) -> std::io::Result<()> {
             copy_dir(&src, &dst, dir)?;
         } else if !name.to_string_lossy().starts_with("expected-") {
             let content = std::fs::read(&src)?;
-            let text = String::from_utf8_lossy(&content).replace("@DIR@", dir);
-            std::fs::write(&dst, text)?;
+            std::fs::write(&dst, replace(&content, b"@DIR@", dir.as_bytes()))?;
         }
     }
     Ok(())
+}
+
+/// Every `from` in `b` replaced by `to`, bytes kept (a Latin-1 case stays Latin-1).
+fn replace(b: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn env_map() -> HashMap<String, String> {
@@ -97,9 +112,9 @@ fn env_map() -> HashMap<String, String> {
     .collect()
 }
 
-/// Run one case; returns (actual, expected).
-fn run_case(case: &Path, mode: &str) -> (String, String) {
-    let expected = std::fs::read_to_string(case.join(format!("expected-{mode}")))
+/// Run one case; returns (actual, expected), byte for byte.
+fn run_case(case: &Path, mode: &str) -> (Vec<u8>, Vec<u8>) {
+    let expected = std::fs::read(case.join(format!("expected-{mode}")))
         .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().to_string_lossy().into_owned();
@@ -137,16 +152,18 @@ fn run_case(case: &Path, mode: &str) -> (String, String) {
     // `[LEVEL] text` (no timestamp) once the log is set up; all lines of the
     // syslog case are emitted after that point.
     let syslog = case.to_string_lossy().contains("syslog");
-    let mut out = String::new();
+    let mut out = Vec::new();
     for l in lines {
-        let text = match l.level {
-            Some(level) if syslog => format!("[{}] {}", level.as_str(), l.text),
-            _ => l.to_string(),
+        let head = match l.level {
+            Some(level) if syslog => format!("[{}] ", level.as_str()),
+            Some(level) => format!("{}: ", level.as_str()),
+            None => String::new(),
         };
-        out.push_str(&text.replace(&dir, "@DIR@"));
-        out.push('\n');
+        let text = [head.as_bytes(), l.as_bytes()].concat();
+        out.extend_from_slice(&replace(&text, dir.as_bytes(), b"@DIR@"));
+        out.push(b'\n');
     }
-    out.push_str(&format!("rc={rc}\n"));
+    out.extend_from_slice(format!("rc={rc}\n").as_bytes());
     (out, expected)
 }
 
@@ -166,8 +183,10 @@ fn corpus_matches_php_fpm() {
             let (actual, expected) = run_case(case, mode);
             if actual != expected {
                 failures.push(format!(
-                    "=== {} ({mode})\n--- expected\n{expected}--- actual\n{actual}",
-                    case.display()
+                    "=== {} ({mode})\n--- expected\n{}--- actual\n{}",
+                    case.display(),
+                    String::from_utf8_lossy(&expected),
+                    String::from_utf8_lossy(&actual)
                 ));
             }
         }

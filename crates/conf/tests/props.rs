@@ -2,7 +2,7 @@
 //! and validates renders (`conf::render`) to a file that loads and validates
 //! to the same `-tt` dump.
 
-use conf::{dump, load_str, render, validate, AcceptAllSys, LoadOptions};
+use conf::{dump, dump_bytes, load_str, render, validate, AcceptAllSys, LoadOptions};
 use proptest::prelude::*;
 
 fn opts() -> LoadOptions {
@@ -58,6 +58,27 @@ fn value() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Pool directives whose values keep the file's bytes (absolute paths, so that
+/// validation keeps them as written).
+const BYTE_DIRECTIVES: &[&str] = &[
+    "chdir",
+    "chroot",
+    "access.log",
+    "slowlog",
+    "env[X]",
+    "env[Y\u{e9}]",
+    "php_value[k]",
+    "php_admin_value[error_log]",
+];
+
+/// An absolute path with bytes that are not UTF-8.
+fn raw_value() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop_oneof![0x80u8..=0xff, b'a'..=b'z'], 1..10).prop_map(|mut v| {
+        v.insert(0, b'/');
+        v
+    })
+}
+
 fn line() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => (prop::sample::select(directives()), value()).prop_map(|(d, v)| format!("{d} = {v}")),
@@ -105,17 +126,57 @@ proptest! {
         if validate(&mut first.config, &AcceptAllSys, &o).is_err() {
             return Ok(());
         }
-        let d1 = dump(&first.config);
+        let d1 = dump_bytes(&first.config);
         // A value with a newline or NUL (php-fpm keeps the newline of `prefix = $`) has no
         // form in the line-based format: render writes it truncated (see its doc).
-        if d1.iter().any(|l| l.contains(['\n', '\0'])) {
+        if d1.iter().any(|l| l.contains(&b'\n') || l.contains(&0)) {
             return Ok(());
         }
         let rendered = render(&first.config);
-        let mut second = load_str("b.conf", rendered.as_bytes(), &o)
-            .map_err(|f| TestCaseError::fail(format!("{rendered}\n{:?}", f.diags)))?;
+        let shown = String::from_utf8_lossy(&rendered).into_owned();
+        let mut second = load_str("b.conf", &rendered, &o)
+            .map_err(|f| TestCaseError::fail(format!("{shown}\n{:?}", f.diags)))?;
         validate(&mut second.config, &AcceptAllSys, &o)
-            .map_err(|f| TestCaseError::fail(format!("{rendered}\n{:?}", f.diags)))?;
-        prop_assert_eq!(d1, dump(&second.config), "rendered:\n{}", rendered);
+            .map_err(|f| TestCaseError::fail(format!("{shown}\n{:?}", f.diags)))?;
+        prop_assert_eq!(d1, dump_bytes(&second.config), "rendered:\n{}", shown);
+    }
+
+    /// Values that are not UTF-8 (any byte from 0x80) in the directives that keep the
+    /// file's bytes reach the configuration exactly, `-tt` prints them exactly, and they
+    /// render to a file that loads back to the same bytes.
+    #[test]
+    fn bytes_are_kept_and_render_back(
+        pool in valid_pool(),
+        values in prop::collection::vec((prop::sample::select(BYTE_DIRECTIVES), raw_value()), 1..8),
+    ) {
+        let mut text = pool.into_bytes();
+        for (d, v) in &values {
+            text.extend_from_slice(d.as_bytes());
+            text.extend_from_slice(b" = \"");
+            text.extend_from_slice(v);
+            text.extend_from_slice(b"\"\n");
+        }
+        let o = opts();
+        let mut first = load_str("a.conf", &text, &o)
+            .map_err(|f| TestCaseError::fail(format!("{:?}", f.diags)))?;
+        if validate(&mut first.config, &AcceptAllSys, &o).is_err() {
+            return Ok(());
+        }
+        let d1 = dump_bytes(&first.config);
+        // The last value of a directive is the one kept (an array keeps each key's).
+        for (d, v) in &values {
+            let last = values.iter().rev().find(|(e, _)| e == d).map(|(_, w)| w);
+            if last == Some(v) && !d.contains('[') {
+                let mut want = format!("\t{d} = ").into_bytes();
+                want.extend_from_slice(v);
+                prop_assert!(d1.contains(&want), "{} = {:?} not in the dump", d, v);
+            }
+        }
+        let rendered = render(&first.config);
+        let mut second = load_str("b.conf", &rendered, &o)
+            .map_err(|f| TestCaseError::fail(format!("{:?}", f.diags)))?;
+        validate(&mut second.config, &AcceptAllSys, &o)
+            .map_err(|f| TestCaseError::fail(format!("{:?}", f.diags)))?;
+        prop_assert_eq!(d1, dump_bytes(&second.config));
     }
 }

@@ -86,7 +86,7 @@ fn wait_for_report(r: &OwnedFd) -> i32 {
 }
 
 /// Writes the master's pid to `path` (a stale file is replaced).
-pub fn write_pid_file(path: &str) -> Result<(), Error> {
+pub fn write_pid_file(path: &conf::Bytes) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
     let mut f = std::fs::OpenOptions::new()

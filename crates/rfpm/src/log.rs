@@ -384,6 +384,12 @@ pub fn with<R>(f: impl FnOnce(&mut Logger) -> R) -> R {
 
 /// Logs a one-shot message through the process-wide logger.
 pub fn log(level: Level, function: &str, line: u32, message: &str, errno: Option<i32>) {
+    log_bytes(level, function, line, message.as_bytes(), errno);
+}
+
+/// Logs a one-shot message of exact bytes (a `-tt` line showing a configured path that
+/// is not UTF-8, as php-fpm prints it).
+pub fn log_bytes(level: Level, function: &str, line: u32, message: &[u8], errno: Option<i32>) {
     let mut logger = global();
     if !logger.enabled(level) {
         return;
@@ -392,7 +398,7 @@ pub fn log(level: Level, function: &str, line: u32, message: &str, errno: Option
         level,
         function,
         line,
-        message: message.as_bytes(),
+        message,
         errno,
         cut: Cut::OneShot,
     });

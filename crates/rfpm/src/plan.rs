@@ -23,7 +23,8 @@ pub struct Plan {
     /// No `-y` and no file at [`DEFAULT_CONFIG`]: the built-in default runs.
     pub builtin: bool,
     pub daemonize: bool,
-    pub pid_file: Option<String>,
+    /// The pid file's exact path (a configured path need not be UTF-8).
+    pub pid_file: Option<conf::Bytes>,
     pub process_control_timeout: u64,
     /// The error log's new settings, and what validation said (written once they apply).
     pub log: LogPlan,
@@ -117,7 +118,7 @@ fn builtin(is_root: bool, allow_root: bool) -> String {
          pm = static\n\
          pm.max_children = 4\n",
     );
-    if is_root && !allow_root && identity::user_by_name("www-data").is_some() {
+    if is_root && !allow_root && identity::user_by_name(b"www-data").is_some() {
         s.push_str("user = www-data\ngroup = www-data\n");
     }
     s
@@ -175,7 +176,7 @@ impl conf::Sys for OsSys {
         path.is_dir()
     }
 
-    fn user_by_name(&self, name: &str) -> Result<conf::UserInfo, conf::SysError> {
+    fn user_by_name(&self, name: &[u8]) -> Result<conf::UserInfo, conf::SysError> {
         identity::user_by_name(name)
             .map(user_info)
             .ok_or_else(conf::SysError::not_found)
@@ -187,27 +188,52 @@ impl conf::Sys for OsSys {
             .ok_or_else(conf::SysError::not_found)
     }
 
-    fn group_by_name(&self, name: &str) -> Result<u32, conf::SysError> {
+    fn group_by_name(&self, name: &[u8]) -> Result<u32, conf::SysError> {
         identity::group_by_name(name).ok_or_else(conf::SysError::not_found)
     }
 
-    fn open_log(&self, which: &conf::LogFile, path: &str) -> Result<(), conf::SysError> {
+    fn open_log(&self, which: &conf::LogFile, path: &Path) -> Result<(), conf::SysError> {
         match which {
             conf::LogFile::ErrorLog if self.no_error_log => Ok(()),
             conf::LogFile::ErrorLog => {
-                let file = log::open_log_file(Path::new(path)).map_err(|e| sys_err(&e))?;
-                *self.error_log.borrow_mut() = Some((file, PathBuf::from(path)));
+                let file = log::open_log_file(path).map_err(|e| sys_err(&e))?;
+                *self.error_log.borrow_mut() = Some((file, path.to_path_buf()));
                 Ok(())
             }
             // Access and slow logs are created now; writing them lands with their issues.
-            _ => log::open_log_file(Path::new(path))
-                .map(drop)
-                .map_err(|e| sys_err(&e)),
+            _ => log::open_log_file(path).map(drop).map_err(|e| sys_err(&e)),
         }
     }
 
     fn current_ids(&self) -> (u32, u32) {
         (process::geteuid(), process::getegid())
+    }
+
+    fn readable_by(&self, path: &Path, ids: Option<(u32, u32)>) -> Result<(), conf::SysError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|e| sys_err(&e))?;
+        if !meta.is_file() {
+            return Err(sys_err(&std::io::Error::from_raw_os_error(
+                if meta.is_dir() {
+                    libc::EISDIR
+                } else {
+                    libc::EINVAL
+                },
+            )));
+        }
+        let readable = match ids {
+            // This process: open it.
+            None => return std::fs::File::open(path).map(drop).map_err(|e| sys_err(&e)),
+            Some((0, _)) => true,
+            Some((uid, _)) if meta.uid() == uid => meta.mode() & 0o400 != 0,
+            Some((_, gid)) if meta.gid() == gid => meta.mode() & 0o040 != 0,
+            Some(_) => meta.mode() & 0o004 != 0,
+        };
+        if readable {
+            Ok(())
+        } else {
+            Err(sys_err(&std::io::Error::from_raw_os_error(libc::EACCES)))
+        }
     }
 }
 
@@ -309,7 +335,7 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
     log.limit = Some(g.log_limit.get());
     if g.error_log
         .as_deref()
-        .is_some_and(|e| e.eq_ignore_ascii_case("syslog"))
+        .is_some_and(|e| e.eq_ignore_ascii_case(b"syslog"))
         && !use_stderr
     {
         let ident = g.syslog_ident.clone().unwrap_or_else(|| "php-fpm".into());
@@ -350,7 +376,11 @@ pub fn pools(config: &conf::Config, c: &Cli) -> Result<(Vec<Pool>, Vec<conf::Dia
             Err(f) => return Err(failed(&mut said, f)),
         }
     }
-    let env = |n: &str| std::env::var(n).ok();
+    // `env[X] = $Y`: the master's variable as bytes (UTF-8 or not), as php-fpm's getenv.
+    let env = |n: &[u8]| {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        std::env::var_os(std::ffi::OsStr::from_bytes(n)).map(std::ffi::OsString::into_vec)
+    };
     let mut pools = Vec::new();
     for (pc, id) in config.pools.iter().zip(identities) {
         let perms = match conf::socket_permissions(pc, &sys) {

@@ -7,7 +7,8 @@ pub use rfpm_core::pm::Pm;
 #[derive(Debug, Clone)]
 pub struct Pool {
     pub name: String,
-    pub listen: String,
+    /// `listen` as configured: its bytes are the Unix socket's path (shown lossily).
+    pub listen: conf::Bytes,
     pub is_unix: bool,
     pub backlog: i32,
     /// `listen.mode`, `listen.owner`/`listen.group`, `listen.acl_*` resolved.
@@ -33,6 +34,9 @@ pub struct Pool {
     /// `request_read_timeout` (rfpm): seconds a connection has to deliver a request's
     /// params (and the body read before the script starts); 0 = off.
     pub read_timeout: u64,
+    /// `worker.script` (rfpm): worker mode; each worker boots this script once and
+    /// serves the pool's requests through its `frankenphp_handle_request()` calls.
+    pub worker_script: Option<String>,
     /// What the worker switches to (uid/gid only when the master is root) and its
     /// `USER`/`HOME`.
     pub identity: conf::Identity,
@@ -40,8 +44,8 @@ pub struct Pool {
     pub rlimit_files: i32,
     pub rlimit_core: i32,
     /// `chroot` (root master only; `$prefix` already resolved).
-    pub chroot: Option<String>,
-    pub chdir: Option<String>,
+    pub chroot: Option<conf::Bytes>,
+    pub chdir: Option<conf::Bytes>,
     /// `process.priority` (root master only).
     pub priority: Option<i32>,
     pub dumpable: bool,
@@ -49,28 +53,28 @@ pub struct Pool {
     pub apparmor_hat: Option<String>,
     pub clear_env: bool,
     /// `env[]` in application order, `$VAR` values already taken from the master.
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(conf::Bytes, conf::Bytes)>,
     pub limit_extensions: Vec<Vec<u8>>,
     pub ping: Option<(Vec<u8>, Vec<u8>)>,
     pub catch_workers_output: bool,
     pub decorate_workers_output: bool,
     /// `php_value`/`php_flag` then `php_admin_value`/`php_admin_flag`, in the order
     /// they are applied (the first definition in the file is applied last and wins).
-    pub php_values: Vec<(String, String)>,
+    pub php_values: Vec<(conf::Bytes, conf::Bytes)>,
     /// `listen.allowed_clients` as written (parsed by each worker, TCP pools only).
     pub allowed_clients: Option<String>,
-    pub php_admin_values: Vec<(String, String)>,
+    pub php_admin_values: Vec<(conf::Bytes, conf::Bytes)>,
     /// `request_terminate_timeout`(+`_track_finished`) and `request_slowlog_timeout`.
     pub timeouts: crate::timeouts::TimeoutConf,
     /// The slow-log file and `request_slowlog_trace_depth`.
-    pub slowlog: Option<String>,
+    pub slowlog: Option<conf::Bytes>,
     pub slowlog_depth: usize,
     /// `pm.status_path` (reference §9).
     pub status_path: Option<Vec<u8>>,
     /// A hidden `pm.status_listen` pool: index of the pool whose status it shows.
     pub shared: Option<usize>,
     /// `access.log` (resolved path) and `access.format`.
-    pub access_log: Option<String>,
+    pub access_log: Option<conf::Bytes>,
     pub access_format: Vec<u8>,
     /// `access.suppress_path[]`.
     pub suppress_paths: Vec<Vec<u8>>,
@@ -92,10 +96,11 @@ impl Pool {
         identity: conf::Identity,
         socket: conf::SocketPerms,
         is_root: bool,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
     ) -> Pool {
         let listen = c.listen.clone().unwrap_or_default();
-        let is_unix = conf::model::address_is_unix(&listen);
+        // The classification looks at ASCII only (':', digits): lossy text is exact.
+        let is_unix = conf::model::address_is_unix(&listen.to_str_lossy());
         let pm = c.pm.unwrap_or(Pm::Static);
         let limit_extensions = c
             .limit_extensions()
@@ -132,6 +137,7 @@ impl Pool {
             max_requests_jitter: c.pm_max_requests_jitter.get() as u64,
             max_memory: c.pm_max_memory,
             read_timeout: c.request_read_timeout.get(),
+            worker_script: c.worker_script.clone().filter(|s| !s.is_empty()),
             identity,
             rlimit_files: c.rlimit_files,
             rlimit_core: c.rlimit_core,

@@ -67,8 +67,10 @@ pub fn run(argv0: &str, args: &[String], c: &Cli) -> Result<i32, Failure> {
     std::mem::take(&mut plan.log).commit();
     if c.test > 0 {
         if c.test > 1 {
-            for line in conf::dump(&plan.config) {
-                notice!("{line}");
+            // Byte for byte: a configured path that is not UTF-8 prints as php-fpm's.
+            for line in conf::dump_bytes(&plan.config) {
+                let function = crate::__rfpm_fn_name!();
+                log::log_bytes(log::Level::Notice, function, line!(), &line, None);
             }
         }
         let what = if plan.builtin {
@@ -157,7 +159,13 @@ fn launch(
         Some(addr) => {
             let perms = fail_with!(listen::admin_perms(&plan.config.global));
             let mut notices = Vec::new();
-            let res = listen::open(addr, ADMIN_BACKLOG, &perms, &mut inherited, &mut notices);
+            let res = listen::open(
+                addr.as_bytes(),
+                ADMIN_BACKLOG,
+                &perms,
+                &mut inherited,
+                &mut notices,
+            );
             for n in notices {
                 notice!("{n}");
             }
@@ -170,7 +178,7 @@ fn launch(
     // Access logs: opened by the master now, written by the workers (reference §5.5).
     let mut access_logs = Vec::new();
     for p in &pools {
-        let opened = p.access_log.as_deref().map(|path| {
+        let opened = p.access_log.as_ref().map(|path| {
             fd::open_append(path).map_err(|source| Error::File {
                 what: format!("failed to open access log ({path})"),
                 source,

@@ -12,12 +12,17 @@
 #include "zend_exceptions.h"
 #include "zend_extensions.h"
 #include "zend_ini_scanner.h"
+#include "ext/spl/spl_exceptions.h"
+#include "ext/session/php_session.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include "shim.h"
 
 rfpm_shim_ini_t rfpm_shim_ini;
+
+/* A worker script runs (worker mode): see the worker section at the end. */
+static bool rfpm_worker_active = false;
 
 PHP_INI_BEGIN()
 	STD_PHP_INI_BOOLEAN("cgi.rfc2616_headers", "0", PHP_INI_ALL, OnUpdateBool, rfc2616_headers, rfpm_shim_ini_t, rfpm_shim_ini)
@@ -89,11 +94,19 @@ ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_apache_request_headers, 0, 0, IS_ARRAY, 0)
 ZEND_END_ARG_INFO()
 
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_handle_request, 0, 1, _IS_BOOL, 0)
+	ZEND_ARG_TYPE_INFO(0, callback, IS_CALLABLE, 0)
+ZEND_END_ARG_INFO()
+
+static PHP_FUNCTION(frankenphp_handle_request);
+
 static const zend_function_entry rfpm_functions[] = {
 	ZEND_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
 	ZEND_FE(apache_request_headers, arginfo_apache_request_headers)
 	ZEND_FE(fpm_get_status, arginfo_fpm_get_status)
 	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
+	ZEND_FE(frankenphp_handle_request, arginfo_frankenphp_handle_request)
+	ZEND_FALIAS(frankenphp_finish_request, fastcgi_finish_request, arginfo_fastcgi_finish_request)
 	ZEND_FE_END
 };
 
@@ -623,6 +636,11 @@ rfpm_shim_result rfpm_shim_parse_ini_string(const char *str, rfpm_shim_ini_entry
 bool rfpm_shim_import_env_copy(void *arr_zval)
 {
 	zval *arr = arr_zval;
+	/* A worker script's $_ENV is the boot's and persists: a request's $_SERVER is never
+	 * a copy of it. */
+	if (rfpm_worker_active) {
+		return false;
+	}
 	int tracks[2] = { TRACK_VARS_ENV, TRACK_VARS_SERVER };
 	for (int i = 0; i < 2; i++) {
 		zval *other = &PG(http_globals)[tracks[i]];
@@ -641,4 +659,255 @@ bool rfpm_shim_is_env_array(const void *arr_zval)
 	const zval *arr = arr_zval;
 	const zval *env = &PG(http_globals)[TRACK_VARS_ENV];
 	return Z_TYPE_P(arr) == IS_ARRAY && Z_TYPE_P(env) == IS_ARRAY && Z_ARR_P(arr) == Z_ARR_P(env);
+}
+
+/* ---- Worker mode (worker.script): one long PHP request, the boot, inside which
+ * frankenphp_handle_request() serves FastCGI requests one by one. Each served request
+ * gets the per-request state a fresh request would have: SAPI state (headers, status,
+ * body, cookies, uploads), output buffering, superglobals, session. What persists by
+ * design: globals, statics, ini changes, $_ENV. */
+
+/* Inside the handler of frankenphp_handle_request() (no nested call). */
+static bool rfpm_worker_in_handler = false;
+/* exit() inside the handler: its unwind exception, held while the response ends. */
+static zend_object *rfpm_worker_exit = NULL;
+
+void rfpm_shim_worker_enter(void)
+{
+	rfpm_worker_active = true;
+	/* A client that goes away must not end the application. */
+	zend_string *name = zend_string_init("ignore_user_abort", sizeof("ignore_user_abort") - 1, 0);
+	zend_alter_ini_entry_chars(name, "1", 1, PHP_INI_USER, PHP_INI_STAGE_RUNTIME);
+	zend_string_release(name);
+	/* The boot has no response: its output goes to the worker's output unaltered. */
+	SG(request_info).no_headers = 1;
+}
+
+void rfpm_shim_worker_leave(void)
+{
+	rfpm_worker_active = false;
+	rfpm_worker_in_handler = false;
+}
+
+/* Output of the time between requests (and of the boot) goes out now, unbuffered from
+ * here on, to the connection SG(server_context) names. */
+static void rfpm_worker_output_idle(void)
+{
+	zend_try {
+		php_output_end_all();
+	} zend_end_try();
+	zend_try {
+		php_output_deactivate();
+	} zend_end_try();
+	php_output_activate();
+}
+
+/* The superglobals of the request, built as at a request start: the arrays of the
+ * previous request are released first. $_ENV stays. */
+static void rfpm_worker_globals(void)
+{
+	static const int tracks[] = { TRACK_VARS_GET, TRACK_VARS_POST, TRACK_VARS_COOKIE, TRACK_VARS_SERVER, TRACK_VARS_FILES };
+	static const char *const names[] = { "_GET", "_POST", "_COOKIE", "_SERVER", "_FILES", "_REQUEST" };
+	for (size_t i = 0; i < sizeof(tracks) / sizeof(tracks[0]); i++) {
+		zval_ptr_dtor(&PG(http_globals)[tracks[i]]);
+		ZVAL_UNDEF(&PG(http_globals)[tracks[i]]);
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		zend_auto_global *ag = zend_hash_str_find_ptr(CG(auto_globals), names[i], strlen(names[i]));
+		if (ag != NULL && ag->auto_global_callback != NULL) {
+			ag->armed = ag->auto_global_callback(ag->name);
+		}
+	}
+	/* No session before session_start(): the previous request's is not visible. */
+	zend_hash_str_del(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
+}
+
+/* The session of the request ends with it (written and closed); the next request starts
+ * without one. Save handlers set at boot stay. */
+static void rfpm_worker_session_end(void)
+{
+	if (PS(session_status) == php_session_active) {
+		zend_try {
+			php_session_flush(1);
+		} zend_end_try();
+	}
+	if (!Z_ISUNDEF(PS(http_session_vars))) {
+		zval_ptr_dtor(&PS(http_session_vars));
+		ZVAL_UNDEF(&PS(http_session_vars));
+	}
+	if (PS(mod_data) != NULL && PS(mod) != NULL) {
+		zend_try {
+			PS(mod)->s_close(&PS(mod_data));
+		} zend_end_try();
+		PS(mod_data) = NULL;
+	}
+	if (PS(id) != NULL) {
+		zend_string_release(PS(id));
+		PS(id) = NULL;
+	}
+	if (PS(session_vars) != NULL) {
+		zend_string_release(PS(session_vars));
+		PS(session_vars) = NULL;
+	}
+	PS(session_status) = php_session_none;
+	PS(in_save_handler) = 0;
+	PS(mod_user_is_open) = 0;
+	PS(define_sid) = 1;
+	zend_hash_str_del(&EG(symbol_table), "_SESSION", sizeof("_SESSION") - 1);
+}
+
+/* The extensions that keep per-request copies of the request's variables: ext/filter
+ * keeps the raw values (filter_input()) in arrays its request shutdown frees and the
+ * SAPI's input_filter_init (called by sapi_activate) forgets without freeing. Ended here
+ * as a request end would, before the next request's copies are made. */
+static void rfpm_worker_input_copies_end(void)
+{
+	zend_module_entry *filter = zend_hash_str_find_ptr(&module_registry, "filter", sizeof("filter") - 1);
+	if (filter != NULL && filter->request_shutdown_func != NULL) {
+		filter->request_shutdown_func(filter->type, filter->module_number);
+	}
+}
+
+/* The start of a served request: SG(request_info) and SG(server_context) are set. */
+static void rfpm_worker_begin(void)
+{
+	EG(exit_status) = 0;
+	PG(connection_status) = PHP_CONNECTION_NORMAL;
+	zend_memory_reset_peak_usage();
+	rfpm_worker_input_copies_end();
+	sapi_activate();
+	if (PG(output_handler) && PG(output_handler)[0]) {
+		zval oh;
+		ZVAL_STRING(&oh, PG(output_handler));
+		php_output_start_user(&oh, 0, PHP_OUTPUT_HANDLER_STDFLAGS);
+		zval_ptr_dtor(&oh);
+	} else if (PG(output_buffering)) {
+		php_output_start_user(NULL, PG(output_buffering) > 1 ? PG(output_buffering) : 0, PHP_OUTPUT_HANDLER_STDFLAGS);
+	} else if (PG(implicit_flush)) {
+		php_output_set_implicit_flush(1);
+	}
+	rfpm_worker_globals();
+	/* max_execution_time counts the request only, from its current value. */
+	zend_set_timeout(EG(timeout_seconds), 0);
+}
+
+rfpm_shim_result rfpm_shim_worker_call(void *fci_p, void *fcc_p)
+{
+	zend_fcall_info *fci = fci_p;
+	zend_fcall_info_cache *fcc = fcc_p;
+	/* volatile: set inside zend_try and read after a possible longjmp. */
+	volatile rfpm_shim_result r = RFPM_SHIM_OK;
+	zend_try {
+		zval retval;
+		rfpm_worker_begin();
+		ZVAL_UNDEF(&retval);
+		fci->retval = &retval;
+		fci->params = NULL;
+		fci->param_count = 0;
+		fci->named_params = NULL;
+		rfpm_worker_in_handler = true;
+		zend_call_function(fci, fcc);
+		rfpm_worker_in_handler = false;
+		zval_ptr_dtor(&retval);
+		if (EG(exception) != NULL) {
+			if (zend_is_unwind_exit(EG(exception)) || zend_is_graceful_exit(EG(exception))) {
+				/* exit(): held until the response is out, then the script unwinds. */
+				rfpm_worker_exit = EG(exception);
+				EG(exception) = NULL;
+				r = RFPM_SHIM_FAILED;
+			} else {
+				/* A 500 (before the message, which display_errors may print), and
+				 * the report of an uncaught exception of a script (a fatal error in
+				 * the log), without ending the application. */
+				if (!SG(headers_sent)) {
+					SG(sapi_headers).http_response_code = 500;
+				}
+				zend_exception_error(EG(exception), E_ERROR);
+				EG(exception) = NULL;
+			}
+		}
+	} zend_catch {
+		r = RFPM_SHIM_BAILOUT;
+	} zend_end_try();
+	rfpm_worker_in_handler = false;
+	zend_unset_timeout();
+	return r;
+}
+
+void rfpm_shim_worker_end(void)
+{
+	/* Output, then the headers if none were sent, to the client. */
+	zend_try {
+		php_output_end_all();
+	} zend_end_try();
+	zend_try {
+		php_output_deactivate();
+	} zend_end_try();
+	zend_try {
+		rfpm_worker_session_end();
+	} zend_end_try();
+	if (!Z_ISUNDEF(SG(callback_func))) {
+		zval_ptr_dtor(&SG(callback_func));
+		ZVAL_UNDEF(&SG(callback_func));
+	}
+	/* php://input's temporary stream belongs to the request. */
+	if (SG(request_info).request_body != NULL) {
+		php_stream_close(SG(request_info).request_body);
+		SG(request_info).request_body = NULL;
+	}
+	/* Headers, status, the unread body, auth, uploaded files (deleted). */
+	zend_try {
+		sapi_deactivate();
+	} zend_end_try();
+	SG(request_info).cookie_data = NULL;
+	php_output_activate();
+	/* Between requests there is no response to change. */
+	SG(headers_sent) = 1;
+	SG(request_info).no_headers = 0;
+	if (EG(exception) != NULL) {
+		if (rfpm_worker_exit != NULL) {
+			zend_clear_exception();
+		} else {
+			/* Thrown while the response ended (an output handler, a session save
+			 * handler): reported like the handler's own, not into the script. */
+			zend_exception_error(EG(exception), E_ERROR);
+			EG(exception) = NULL;
+		}
+	}
+}
+
+static PHP_FUNCTION(frankenphp_handle_request)
+{
+	zend_fcall_info fci;
+	zend_fcall_info_cache fcc;
+	ZEND_PARSE_PARAMETERS_START(1, 1)
+		Z_PARAM_FUNC(fci, fcc)
+	ZEND_PARSE_PARAMETERS_END();
+	if (!rfpm_worker_active) {
+		zend_throw_exception(spl_ce_RuntimeException, "frankenphp_handle_request() called while not in worker mode", 0);
+		RETURN_THROWS();
+	}
+	if (rfpm_worker_in_handler) {
+		zend_throw_exception(spl_ce_RuntimeException, "frankenphp_handle_request() called from its own handler", 0);
+		RETURN_THROWS();
+	}
+	/* Waiting is not the request's time. */
+	zend_unset_timeout();
+	rfpm_worker_output_idle();
+	switch (rfpm_rs_worker_handle(&fci, &fcc)) {
+	case RFPM_SHIM_WORKER_STOP:
+		RETURN_FALSE;
+	case RFPM_SHIM_WORKER_BAILOUT:
+		/* The fatal error of the handler ends the script, its response delivered. */
+		zend_bailout();
+		RETURN_FALSE;
+	case RFPM_SHIM_WORKER_EXIT:
+		if (rfpm_worker_exit != NULL) {
+			EG(exception) = rfpm_worker_exit;
+			rfpm_worker_exit = NULL;
+		}
+		RETURN_TRUE;
+	default:
+		RETURN_TRUE;
+	}
 }

@@ -131,7 +131,29 @@ typedef struct {
 
 void rfpm_shim_stack_layout(rfpm_shim_stack_layout_t *out);
 
+/* Worker mode (worker.script). enter: before the worker script runs (ignore_user_abort
+ * on, the boot sends no headers); leave: after it ended. */
+void rfpm_shim_worker_enter(void);
+void rfpm_shim_worker_leave(void);
+/* One served request, SG(request_info) and SG(server_context) set: the request's state
+ * as at a request start, then the handler (fci/fcc: zend_fcall_info and its cache).
+ * OK; FAILED: exit() (held until frankenphp_handle_request returns); BAILOUT: a fatal
+ * error (frankenphp_handle_request re-raises it after the response). */
+rfpm_shim_result rfpm_shim_worker_call(void *fci, void *fcc);
+/* The end of a served request: output and headers out, session closed, SAPI state
+ * (uploads, php://input) released. */
+void rfpm_shim_worker_end(void);
+
+/* What rfpm_rs_worker_handle tells frankenphp_handle_request. */
+typedef enum {
+	RFPM_SHIM_WORKER_STOP = 0,    /* return false: the worker must stop */
+	RFPM_SHIM_WORKER_SERVED = 1,  /* return true */
+	RFPM_SHIM_WORKER_EXIT = 2,    /* the handler called exit(): the script unwinds */
+	RFPM_SHIM_WORKER_BAILOUT = 3  /* a fatal error: re-raised */
+} rfpm_shim_worker_status;
+
 /* Implemented in Rust (crate sapi). */
+extern rfpm_shim_worker_status rfpm_rs_worker_handle(void *fci, void *fcc);
 extern bool rfpm_rs_write(const char *str, size_t len);
 extern bool rfpm_rs_flush(void);
 extern size_t rfpm_rs_read_post(char *buf, size_t count, const char **warning);

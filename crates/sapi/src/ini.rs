@@ -10,7 +10,8 @@ use std::ptr;
 /// Sets an INI entry for the rest of this worker's life (pool `php_value` and
 /// `php_admin_value`, reference §7.9); `admin` also locks it. `false` when PHP does not
 /// know the entry or refuses the value.
-pub fn set_ini(name: &str, value: &str, admin: bool) -> bool {
+/// Name and value are bytes: PHP INI values are byte strings (a Latin-1 path stays one).
+pub fn set_ini(name: &[u8], value: &[u8], admin: bool) -> bool {
     let Ok(v) = CString::new(value) else {
         return false;
     };

@@ -20,6 +20,7 @@ mod request;
 mod shim;
 pub mod stack;
 mod vars;
+pub mod worker;
 
 pub use callbacks::status_reason;
 pub use engine::{

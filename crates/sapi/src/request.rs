@@ -111,6 +111,15 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    pub(crate) fn new(conn: &'a mut (dyn Conn + 'a), req: &'a Request<'a>) -> Ctx<'a> {
+        Ctx {
+            conn: RefCell::new(conn),
+            req,
+            scratch: Cell::new(Vec::new()),
+            warning: RefCell::new(Vec::new()),
+        }
+    }
+
     /// The connection, for one call.
     pub(crate) fn conn(&self) -> RefMut<'_, dyn Conn + 'a> {
         RefMut::map(self.conn.borrow_mut(), |c| &mut **c)

@@ -132,8 +132,9 @@ pub fn isatty(fd: BorrowedFd<'_>) -> bool {
     unsafe { libc::isatty(fd.as_raw_fd()) == 1 }
 }
 
-/// Opens a log for appending (create with mode 0600, close-on-exec).
-pub fn open_append(path: &str) -> io::Result<OwnedFd> {
+/// Opens a log for appending (create with mode 0600, close-on-exec). The path is any
+/// bytes (a configured path need not be UTF-8).
+pub fn open_append(path: impl AsRef<std::path::Path>) -> io::Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .append(true)

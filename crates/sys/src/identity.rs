@@ -3,6 +3,8 @@
 use crate::errno::{cvt, syserr};
 use std::ffi::{CStr, CString};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// A passwd entry.
 #[derive(Debug, Clone)]
@@ -59,7 +61,7 @@ fn nss_lookup<T>(
     }
 }
 
-fn user_by_name_buf(name: &str, initial: usize) -> Option<User> {
+fn user_by_name_buf(name: &[u8], initial: usize) -> Option<User> {
     let cname = CString::new(name).ok()?;
     nss_lookup(initial, |buf| {
         // SAFETY: all-zero is a valid passwd (a plain C struct); getpwnam_r writes into
@@ -80,7 +82,8 @@ fn user_by_name_buf(name: &str, initial: usize) -> Option<User> {
     })
 }
 
-pub fn user_by_name(name: &str) -> Option<User> {
+/// getpwnam_r(3) of the name's bytes (NSS takes bytes, UTF-8 or not).
+pub fn user_by_name(name: &[u8]) -> Option<User> {
     user_by_name_buf(name, NSS_BUF)
 }
 
@@ -96,7 +99,7 @@ pub fn user_by_uid(uid: u32) -> Option<User> {
     })
 }
 
-fn group_by_name_buf(name: &str, initial: usize) -> Option<u32> {
+fn group_by_name_buf(name: &[u8], initial: usize) -> Option<u32> {
     let cname = CString::new(name).ok()?;
     nss_lookup(initial, |buf| {
         // SAFETY: all-zero is a valid group (a plain C struct); getgrnam_r writes into it
@@ -117,7 +120,8 @@ fn group_by_name_buf(name: &str, initial: usize) -> Option<u32> {
     })
 }
 
-pub fn group_by_name(name: &str) -> Option<u32> {
+/// getgrnam_r(3) of the name's bytes.
+pub fn group_by_name(name: &[u8]) -> Option<u32> {
     group_by_name_buf(name, NSS_BUF)
 }
 
@@ -187,8 +191,9 @@ pub fn set_priority(prio: i32) -> io::Result<()> {
     cvt(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, prio) }).map(drop)
 }
 
-pub fn chroot(path: &str) -> io::Result<()> {
-    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+pub fn chroot(path: &Path) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `c` is a NUL-terminated path alive during the call.
     cvt(unsafe { libc::chroot(c.as_ptr()) }).map(drop)
 }
@@ -201,8 +206,9 @@ pub fn set_dumpable() -> io::Result<()> {
 
 /// Writes the access ACL of a file (the `system.posix_acl_access` attribute, the
 /// kernel's own format; see [`crate::acl`]).
-pub fn set_access_acl(path: &str, xattr: &[u8]) -> io::Result<()> {
-    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+pub fn set_access_acl(path: &Path, xattr: &[u8]) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `c` and the attribute name are NUL-terminated strings alive during the
     // call; `xattr` is a live slice read for its true length.
     cvt(unsafe {
@@ -223,8 +229,9 @@ pub fn umask(mask: u32) -> u32 {
     unsafe { libc::umask(mask) }
 }
 
-pub fn chown(path: &str, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-    let c = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+pub fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `c` is a NUL-terminated path alive during the call; -1 (u32::MAX) means
     // "leave unchanged".
     cvt(unsafe { libc::chown(c.as_ptr(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX)) })
@@ -285,11 +292,11 @@ mod tests {
     #[test]
     fn lookups_grow_their_buffer_on_erange() {
         // A 1-byte buffer cannot hold any entry: the lookup must retry with a larger one.
-        let root = super::user_by_name_buf("root", 1);
+        let root = super::user_by_name_buf(b"root", 1);
         assert_eq!(root.as_ref().map(|u| u.uid), Some(0), "{root:?}");
-        assert_eq!(super::group_by_name_buf("root", 1), Some(0));
-        assert!(super::user_by_name_buf("no-such-user-rfpm", 1).is_none());
-        assert!(super::group_by_name_buf("no-such-group-rfpm", 1).is_none());
+        assert_eq!(super::group_by_name_buf(b"root", 1), Some(0));
+        assert!(super::user_by_name_buf(b"no-such-user-rfpm", 1).is_none());
+        assert!(super::group_by_name_buf(b"no-such-group-rfpm", 1).is_none());
         assert_eq!(
             super::user_by_uid(0).map(|u| u.name),
             Some("root".to_string())

@@ -354,7 +354,8 @@ impl Supervisor {
     }
 
     /// Why the master cannot take requests now, if it cannot: it is stopping, or a pool
-    /// has no worker able to accept and cannot start one on demand.
+    /// has no worker able to accept and cannot start one on demand (worker mode: its
+    /// script failed to boot too often and the pool gave up until a reload).
     fn unready_reason(&self) -> Option<String> {
         use rfpm_core::lifecycle::State;
         match self.life.state() {
@@ -367,7 +368,13 @@ impl Supervisor {
             .iter()
             .enumerate()
             .find(|&(i, p)| !self.pool_ready(i, p))
-            .map(|(_, p)| format!("pool {} has no worker able to accept", p.spec.name))
+            .map(|(_, p)| {
+                if p.boot.not_spawning {
+                    format!("pool {} gave up booting its worker script", p.spec.name)
+                } else {
+                    format!("pool {} has no worker able to accept", p.spec.name)
+                }
+            })
     }
 
     fn pool_ready(&self, i: usize, p: &super::generation::PoolRuntime) -> bool {
@@ -376,7 +383,7 @@ impl Supervisor {
             .children
             .of_pool(id, i)
             .any(|c| !c.asked_to_stop && !c.recycling);
-        accepting || p.spec.pm == Pm::Ondemand
+        !p.boot.not_spawning && (accepting || p.spec.pm == Pm::Ondemand)
     }
 
     /// Each pool's figures for one scrape, with the status snapshot they come from.

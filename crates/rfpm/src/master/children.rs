@@ -1,6 +1,6 @@
 //! The master's children: a pid → child table, spawning a worker from a [`ChildSpec`]
 //! (which generation, which pool), and reaping (reference §3.2, §3.4, §3.6).
-use super::generation::{GenerationId, PoolRuntime};
+use super::generation::{BootState, GenerationId, PoolRuntime, BOOT_FAILURES_MAX};
 use super::output::{self, Output};
 use super::Supervisor;
 use crate::capture::{Capture, Stream};
@@ -179,6 +179,10 @@ impl Supervisor {
         let Some(p) = self.generations.pool(spec.generation, pool) else {
             return Err(SpawnError::Limit);
         };
+        // Worker mode: backing off after failed boots, or given up until a reload.
+        if p.boot.blocks_spawn() {
+            return Err(SpawnError::Limit);
+        }
         // process.max counts the workers of all pools (reference §3.4).
         let process_max = self.global.process_max.get();
         if process_max > 0 && self.children.len() >= process_max {
@@ -433,6 +437,9 @@ impl Supervisor {
                 "[pool {name}] child {pid} exited {} after {after} seconds from start",
                 how(exit)
             );
+            if !self.worker_exit(&child, &name, exit) {
+                continue;
+            }
             let crashed = matches!(
                 exit,
                 Exit::Signal {
@@ -489,6 +496,72 @@ impl Supervisor {
         });
         let n = &mut p.ended[reason.index()];
         *n = n.saturating_add(1);
+    }
+
+    /// Worker mode: what a worker's exit says of its application's boot (the exit codes
+    /// of `worker::app`), logged; a failed boot delays the next one (100 ms, doubled,
+    /// at most 5 s) and after [`BOOT_FAILURES_MAX`] in a row the pool starts no worker
+    /// until the next reload. `false`: the worker is not replaced now.
+    fn worker_exit(&mut self, child: &Child, name: &str, exit: Exit) -> bool {
+        let pool = child.pool;
+        let Some(p) = self.generations.current_mut().pools.get_mut(pool) else {
+            return true;
+        };
+        let Some(script) = p.spec.worker_script.clone() else {
+            return true;
+        };
+        let pid = child.pid;
+        match exit {
+            Exit::Code(worker::BOOT_FAILED) => {
+                p.boot.failures += 1;
+                let n = p.boot.failures;
+                if n >= BOOT_FAILURES_MAX {
+                    p.boot.not_spawning = true;
+                    crate::error!("[pool {name}] the worker script '{script}' failed to boot {n} times in a row: no worker is started for this pool until the next reload");
+                    return false;
+                }
+                let delay = BootState::delay(n);
+                p.boot.retry_pending = true;
+                crate::warning!(
+                    "[pool {name}] child {pid}: the worker script '{script}' failed to boot ({n} in a row), next boot in {} ms",
+                    delay.as_millis()
+                );
+                let timer = super::event::Timer::BootRetry(u32::try_from(pool).unwrap_or(u32::MAX));
+                self.deadlines.arm(timer, Instant::now() + delay);
+                false
+            }
+            Exit::Code(worker::FATAL_IN_REQUEST) => {
+                p.boot.failures = 0;
+                crate::warning!("[pool {name}] child {pid}: a fatal error ended the worker script '{script}', the application boots again in a new worker");
+                true
+            }
+            _ => {
+                p.boot.failures = 0;
+                true
+            }
+        }
+    }
+
+    /// Worker mode: the pools whose next boot is due start their workers again.
+    pub(super) fn boot_retries(&mut self, now: Instant) {
+        let id = self.generations.current().id;
+        for pool in 0..self.generations.current().pools.len() {
+            let timer = super::event::Timer::BootRetry(u32::try_from(pool).unwrap_or(u32::MAX));
+            if !self.deadlines.take_if_due(timer, now) {
+                continue;
+            }
+            let static_pool = {
+                let p = &mut self.generations.current_mut().pools[pool];
+                p.boot.retry_pending = false;
+                p.spec.pm == crate::pool::Pm::Static
+            };
+            if !self.life.state().spawns() {
+                continue;
+            }
+            // A static pool is filled up again; the others follow their manager.
+            let _ = self.spawn(ChildSpec::new(id, pool, true));
+            while static_pool && self.spawn(ChildSpec::new(id, pool, true)).is_ok() {}
+        }
     }
 
     /// A worker of a draining generation is gone: logged at debug level (it was asked to

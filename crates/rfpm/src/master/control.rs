@@ -120,10 +120,10 @@ impl Supervisor {
         };
         let sockets = pools
             .iter()
-            .map(|p| (p.listen.as_str(), p.backlog, listen::perms_of(p)))
-            .chain(admin.map(|(a, perms)| (a, crate::startup::ADMIN_BACKLOG, perms)));
+            .map(|p| (p.listen.as_bytes(), p.backlog, listen::perms_of(p)))
+            .chain(admin.map(|(a, perms)| (a.as_bytes(), crate::startup::ADMIN_BACKLOG, perms)));
         for (addr, backlog, perms) in sockets {
-            let keys = listen::keys_for(addr);
+            let keys = listen::keys_for(&String::from_utf8_lossy(addr));
             let known = |k: &String| held.contains(k) || opened.iter().any(|l| &l.key == k);
             if keys.iter().any(known) {
                 continue;
@@ -143,7 +143,7 @@ impl Supervisor {
                 }
             }
         }
-        for path in pools.iter().filter_map(|p| p.access_log.as_deref()) {
+        for path in pools.iter().filter_map(|p| p.access_log.as_ref()) {
             if let Err(e) = fd::open_append(path) {
                 crate::error_sys!(e, "failed to open access log ({path})");
                 listen::discard(opened);
@@ -265,7 +265,7 @@ fn reopen_access_logs(generations: &Generations) -> (bool, Option<std::io::Error
     let mut any = false;
     let mut failed = None;
     for p in generations.pools() {
-        let (Some(log), Some(path)) = (&p.access_log, p.spec.access_log.as_deref()) else {
+        let (Some(log), Some(path)) = (&p.access_log, p.spec.access_log.as_ref()) else {
             continue;
         };
         any = true;

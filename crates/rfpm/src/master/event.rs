@@ -91,6 +91,8 @@ pub enum Timer {
     Escalation,
     /// `process_control_timeout` of a draining generation: signal its workers harder.
     Drain(u32),
+    /// Worker mode: the next boot of pool N after failed ones.
+    BootRetry(u32),
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -35,6 +35,40 @@ pub struct PoolRuntime {
     /// rfpm: workers of the pool that ended while it served, by
     /// `rfpm_core::metrics::EndReason` (the admin listener's metrics).
     pub ended: [u64; rfpm_core::metrics::EndReason::ALL.len()],
+    /// Worker mode (`worker.script`): how the application's boots went. A readiness
+    /// check reads [`BootState::not_spawning`] (the pool gave up until the next reload)
+    /// and [`BootState::failures`].
+    pub boot: BootState,
+}
+
+/// Worker mode: the boots of a pool's worker script, as the master counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BootState {
+    /// Boots that failed in a row (a worker exited before its script's first
+    /// `frankenphp_handle_request()`); 0 again after any other exit.
+    pub failures: u32,
+    /// The next worker starts when `Timer::BootRetry` is due, not before.
+    pub retry_pending: bool,
+    /// After [`BOOT_FAILURES_MAX`] failed boots in a row, the pool starts no worker
+    /// until the next reload.
+    pub not_spawning: bool,
+}
+
+/// Failed boots in a row after which a worker pool stops starting workers.
+pub const BOOT_FAILURES_MAX: u32 = 10;
+
+impl BootState {
+    /// The delay before the next boot after `failures` failed ones in a row: 100 ms,
+    /// doubled each time, at most 5 s.
+    pub fn delay(failures: u32) -> std::time::Duration {
+        let ms = 100u64.saturating_mul(1 << failures.saturating_sub(1).min(16));
+        std::time::Duration::from_millis(ms.min(5000))
+    }
+
+    /// No worker may start now (backing off, or given up).
+    pub fn blocks_spawn(&self) -> bool {
+        self.retry_pending || self.not_spawning
+    }
 }
 
 impl Generation {

@@ -4,14 +4,18 @@
 use rfpm_core::listen_addr::{parse_inherited, var_name, ListenAddr, MAX_VARS};
 use rfpm_sys::{fd, identity};
 use socket2::{Domain, Socket, Type};
+use std::ffi::OsStr;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// A bound, listening socket.
 pub struct Listener {
     pub fd: OwnedFd,
-    pub unix_path: Option<String>,
-    /// `FPM_SOCKETS` key: `ip:port` as inet_ntop prints it, or the path.
+    /// The socket file's exact path (a configured path need not be UTF-8).
+    pub unix_path: Option<PathBuf>,
+    /// `FPM_SOCKETS` key: `ip:port` as inet_ntop prints it, or the path (lossily).
     pub key: String,
 }
 
@@ -132,20 +136,23 @@ fn candidate_keys(addr: &ListenAddr) -> Vec<String> {
     }
 }
 
-/// Creates the socket for `listen` (as written in the config), or takes over the one
-/// the previous image bound for it.
+/// Creates the socket for `listen` (as written in the config: bytes, which for a Unix
+/// socket are its path exactly), or takes over the one the previous image bound for it.
 pub fn open(
-    listen: &str,
+    listen_bytes: &[u8],
     backlog: i32,
     perms: &UnixPerms,
     inherited: &mut Vec<Inherited>,
     notices: &mut Notices,
 ) -> Result<Listener, String> {
+    // Addresses are parsed as text (the forms are ASCII); a Unix path keeps its bytes.
+    let listen = &*String::from_utf8_lossy(listen_bytes);
+    let path = Path::new(OsStr::from_bytes(listen_bytes));
     let addr = rfpm_core::listen_addr::parse(listen)?;
     for key in candidate_keys(&addr) {
         if let Some(pos) = inherited.iter().position(|i| i.key == key) {
             let i = inherited.swap_remove(pos);
-            let unix_path = matches!(addr, ListenAddr::Unix(_)).then(|| key.clone());
+            let unix_path = matches!(addr, ListenAddr::Unix(_)).then(|| path.to_path_buf());
             return Ok(Listener {
                 fd: i.fd,
                 unix_path,
@@ -200,7 +207,7 @@ pub fn open(
                 rfpm_sys::syserr(&e)
             ))
         }
-        ListenAddr::Unix(path) => open_unix(&path, backlog, perms),
+        ListenAddr::Unix(shown) => open_unix(path, &shown, backlog, perms),
     }
 }
 
@@ -227,10 +234,17 @@ fn bind_tcp(addr: SocketAddr, backlog: i32, dual_stack: bool) -> std::io::Result
     Ok(s)
 }
 
-fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, String> {
+/// Binds the Unix socket at `path` (exact bytes); `shown` is the path in messages and
+/// the `FPM_SOCKETS` key.
+fn open_unix(
+    path: &Path,
+    shown: &str,
+    backlog: i32,
+    perms: &UnixPerms,
+) -> Result<Listener, String> {
     let addr = socket2::SockAddr::unix(path).map_err(|e| {
         format!(
-            "unable to bind listening socket for address '{path}'{}",
+            "unable to bind listening socket for address '{shown}'{}",
             rfpm_sys::syserr(&e)
         )
     })?;
@@ -238,14 +252,14 @@ fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, St
     if let Ok(probe) = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None) {
         if probe.connect(&addr).is_ok() {
             return Err(format!(
-                "Another FPM instance seems to already listen on {path}"
+                "Another FPM instance seems to already listen on {shown}"
             ));
         }
     }
     let _ = std::fs::remove_file(path);
     let s = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(|e| {
         format!(
-            "unable to bind listening socket for address '{path}'{}",
+            "unable to bind listening socket for address '{shown}'{}",
             rfpm_sys::syserr(&e)
         )
     })?;
@@ -254,7 +268,7 @@ fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, St
     identity::umask(old);
     bound.map_err(|e| {
         format!(
-            "unable to bind listening socket for address '{path}'{}",
+            "unable to bind listening socket for address '{shown}'{}",
             rfpm_sys::syserr(&e)
         )
     })?;
@@ -263,28 +277,28 @@ fn open_unix(path: &str, backlog: i32, perms: &UnixPerms) -> Result<Listener, St
         let acl = rfpm_sys::acl::encode(perms.mode & 0o777, &perms.acl_users, &perms.acl_groups);
         identity::set_access_acl(path, &acl).map_err(|e| {
             format!(
-                "[pool {pool}] failed to write the ACL of the socket '{path}'{}",
+                "[pool {pool}] failed to write the ACL of the socket '{shown}'{}",
                 rfpm_sys::syserr(&e)
             )
         })?;
     } else if perms.owner.is_some() || perms.group.is_some() {
         identity::chown(path, perms.owner, perms.group).map_err(|e| {
             format!(
-                "[pool {pool}] failed to chown() the socket '{path}'{}",
+                "[pool {pool}] failed to chown() the socket '{shown}'{}",
                 rfpm_sys::syserr(&e)
             )
         })?;
     }
     s.listen(backlog).map_err(|e| {
         format!(
-            "failed to listen to address '{path}'{}",
+            "failed to listen to address '{shown}'{}",
             rfpm_sys::syserr(&e)
         )
     })?;
     Ok(Listener {
         fd: s.into(),
-        unix_path: Some(path.to_string()),
-        key: path.to_string(),
+        unix_path: Some(path.to_path_buf()),
+        key: shown.to_string(),
     })
 }
 
@@ -299,7 +313,7 @@ mod tests {
         let path = path.to_string_lossy().into_owned();
         let mut n = Vec::new();
         let l = open(
-            &path,
+            path.as_bytes(),
             16,
             &UnixPerms {
                 mode: 0o660,
@@ -312,7 +326,7 @@ mod tests {
         assert!(l.unix_path.is_some());
         // A second bind on the same live path is refused like php-fpm.
         let err = open(
-            &path,
+            path.as_bytes(),
             16,
             &UnixPerms {
                 mode: 0o660,

@@ -51,7 +51,7 @@ pub struct Master {
     pub title_area: Option<title::Area>,
     pub pools: Vec<Pool>,
     pub listeners: Vec<Listener>,
-    pub pid_file: Option<String>,
+    pub pid_file: Option<conf::Bytes>,
     pub process_control_timeout: Duration,
     /// `[global]`: process.max, emergency restart, systemd, log level.
     pub global: conf::GlobalConf,
@@ -76,7 +76,7 @@ struct Supervisor {
     /// The command line, re-executed on reload.
     argv: Vec<String>,
     title_area: Option<title::Area>,
-    pid_file: Option<String>,
+    pid_file: Option<conf::Bytes>,
     process_control_timeout: Duration,
     global: conf::GlobalConf,
     /// The self-pipe the signal handler writes into (`None` in a forked worker).
@@ -145,6 +145,7 @@ impl Supervisor {
                 pm: pm::PmMemory::default(),
                 access_log: logs.next().flatten(),
                 ended: [0; rfpm_core::metrics::EndReason::ALL.len()],
+                boot: generation::BootState::default(),
             });
         }
         let g = &m.global;
@@ -303,6 +304,7 @@ impl Supervisor {
                 self.report_to_systemd();
             }
         }
+        self.boot_retries(now);
         let draining: Vec<u32> = self
             .generations
             .all_draining()

@@ -109,7 +109,7 @@ fn warn_with_id(msg: &str, rid: Option<&RequestId>) {
 /// script, (rfpm, when the pool gives request ids) `request_id = …`, then the worker's
 /// PHP stack read from its memory (reference §3.7).
 fn write_slow_log(p: &PoolRuntime, script: &[u8], pid: Pid, rid: Option<&RequestId>) {
-    let Some(path) = p.spec.slowlog.as_deref() else {
+    let Some(path) = p.spec.slowlog.as_ref() else {
         return;
     };
     let debug = crate::log::with(|l| l.level()) == Level::Debug;

@@ -68,45 +68,15 @@ impl Worker<'_> {
     /// The requests of one connection; `false` when the worker must exit.
     pub(super) fn serve_requests(&mut self, conn: &mut ServerConn<Connection>) -> bool {
         loop {
-            let was_idle = self.slot.state() == WorkerState::Idle;
-            self.slot.begin_request(now_us());
-            self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
-            if was_idle {
-                self.sb.enter_active();
-            }
-            if self.pool.read_timeout > 0 {
-                let t = Duration::from_secs(self.pool.read_timeout);
-                conn.get_mut().set_deadline(Some(Instant::now() + t));
-            }
-            let read = conn.read_request();
-            let Ok(Some(mut req)) = read else {
-                if conn.close_reason() == Some(fcgi::server::CloseReason::ParamsTooLarge) {
-                    self.refuse_params(conn);
-                }
-                if matches!(&read, Err(fcgi::server::Error::Io(e)) if e.kind() == io::ErrorKind::TimedOut)
-                {
-                    // A client that trickles its request holds the worker no longer.
-                    crate::warning!(
-                        "[pool {}] request_read_timeout ({}s) passed before the request was read: connection closed",
-                        self.pool.name,
-                        self.pool.read_timeout
-                    );
-                }
+            let Some(mut req) = self.read_request(conn) else {
                 // End of stream or a malformed request: php-fpm closes at once, without
                 // the graceful shutdown (the peer may see a reset).
                 return true;
             };
             self.served += 1;
             let keep = self.serve(conn, &mut req);
-            // The next request decodes into these params' allocations.
-            conn.recycle_params(std::mem::take(&mut req.params));
-            if self.pool.catch_workers_output {
-                // End of request: the master ends any pending partial line here.
-                let _ = std::io::stdout().flush();
-                let _ = fd::write(fd::Stdio::Err.borrow(), crate::capture::MARKER);
-            }
-            let limit_reached = self.max_requests > 0 && self.served >= self.max_requests;
-            if limit_reached {
+            self.after_request(conn, req);
+            if self.limit_reached() {
                 close_gracefully(conn, &mut self.drain);
                 return false;
             }
@@ -116,6 +86,63 @@ impl Worker<'_> {
         }
         close_gracefully(conn, &mut self.drain);
         true
+    }
+
+    /// `pm.max_requests` (with its jitter) is reached.
+    pub(super) fn limit_reached(&self) -> bool {
+        self.max_requests > 0 && self.served >= self.max_requests
+    }
+
+    /// The next request of a connection (the slot Reading headers); `None` at the end
+    /// of the stream, for a malformed request (refused or logged as php-fpm does) or
+    /// when `request_read_timeout` passed: the connection must then be closed.
+    pub(super) fn read_request(
+        &mut self,
+        conn: &mut ServerConn<Connection>,
+    ) -> Option<fcgi::server::Request> {
+        let was_idle = self.slot.state() == WorkerState::Idle;
+        self.slot.begin_request(now_us());
+        self.sb.header().accepted.fetch_add(1, Ordering::Relaxed);
+        if was_idle {
+            self.sb.enter_active();
+        }
+        if self.pool.read_timeout > 0 {
+            let t = Duration::from_secs(self.pool.read_timeout);
+            conn.get_mut().set_deadline(Some(Instant::now() + t));
+        }
+        let read = conn.read_request();
+        let Ok(Some(req)) = read else {
+            if conn.close_reason() == Some(fcgi::server::CloseReason::ParamsTooLarge) {
+                self.refuse_params(conn);
+            }
+            if matches!(&read, Err(fcgi::server::Error::Io(e)) if e.kind() == io::ErrorKind::TimedOut)
+            {
+                // A client that trickles its request holds the worker no longer.
+                crate::warning!(
+                    "[pool {}] request_read_timeout ({}s) passed before the request was read: connection closed",
+                    self.pool.name,
+                    self.pool.read_timeout
+                );
+            }
+            return None;
+        };
+        Some(req)
+    }
+
+    /// After a request: its params' allocations kept for the next one, the end of its
+    /// output marked for the master.
+    pub(super) fn after_request(
+        &mut self,
+        conn: &mut ServerConn<Connection>,
+        mut req: fcgi::server::Request,
+    ) {
+        // The next request decodes into these params' allocations.
+        conn.recycle_params(std::mem::take(&mut req.params));
+        if self.pool.catch_workers_output {
+            // End of request: the master ends any pending partial line here.
+            let _ = std::io::stdout().flush();
+            let _ = fd::write(fd::Stdio::Err.borrow(), crate::capture::MARKER);
+        }
     }
 
     /// A request whose params exceed `request.max_params_size` (rfpm's bound; php-fpm
@@ -139,6 +166,18 @@ impl Worker<'_> {
         &mut self,
         conn: &mut ServerConn<Connection>,
         req: &mut fcgi::server::Request,
+    ) -> bool {
+        self.serve_with(conn, req, |io, sreq| sapi::run(io, sreq))
+    }
+
+    /// One request, PHP's part run by `php` (a request of its own in a classic worker,
+    /// the application's handler in worker mode); returns whether the connection stays
+    /// open for another.
+    pub(super) fn serve_with(
+        &mut self,
+        conn: &mut ServerConn<Connection>,
+        req: &mut fcgi::server::Request,
+        mut php: impl FnMut(&mut FcgiIo<'_>, &sapi::Request<'_>) -> sapi::Outcome,
     ) -> bool {
         self.assign_request_id(&mut req.params);
         let prepared = self.prepare(&mut req.params);
@@ -177,7 +216,7 @@ impl Worker<'_> {
                 });
             }
         }
-        let outcome = sapi::run(&mut io, &sreq);
+        let outcome = php(&mut io, &sreq);
         // The next request's CPU time starts where this one's ended.
         self.cpu_start = log
             .cpu_end

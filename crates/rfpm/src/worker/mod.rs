@@ -2,6 +2,7 @@
 //! then accepts connections and serves FastCGI requests through PHP one at a time.
 
 mod accept;
+mod app;
 mod classic;
 mod finish;
 mod io;
@@ -14,6 +15,8 @@ use crate::pool::Pool;
 use crate::scoreboard::Scoreboard;
 use rfpm_sys::process;
 use std::os::fd::BorrowedFd;
+
+pub use app::{BOOT_FAILED, FATAL_IN_REQUEST};
 
 /// Whose status a worker's status page and `fpm_get_status()` show: its own pool's, or
 /// for a hidden `pm.status_listen` pool the owner's (reference §9.4).
@@ -91,6 +94,9 @@ pub fn main(
         }),
         request_id: rfpm_core::request_id::RequestId::default(),
     };
+    if let Some(script) = &pool.worker_script {
+        app::run(w, acceptor, script);
+    }
     w.serve_all(&mut acceptor);
     std::process::exit(0);
 }

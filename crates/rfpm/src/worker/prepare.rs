@@ -56,7 +56,9 @@ impl Worker<'_> {
         let has_script_param =
             params.contains("SCRIPT_FILENAME") || params.contains("PATH_TRANSLATED");
         let path_ini = PathIni {
-            fix_pathinfo: fpm_ini.fix_pathinfo,
+            // Worker mode: the application sees the paths as the web server sent them
+            // (no file on disk has to match them).
+            fix_pathinfo: fpm_ini.fix_pathinfo && self.pool.worker_script.is_none(),
             discard_path: fpm_ini.discard_path,
             // Only read (a hash lookup and two allocations) when resolve would use it.
             doc_root: if fpm_ini.fix_pathinfo && !params.contains("DOCUMENT_ROOT") {
@@ -163,6 +165,10 @@ impl Worker<'_> {
                     return self.status_page(query.to_bytes(), head);
                 }
             }
+        }
+        if self.pool.worker_script.is_some() {
+            // Worker mode: the application serves every request (front controller).
+            return sapi::Action::Execute;
         }
         let Some(script) = script.map(CStr::to_bytes) else {
             return sapi::Action::NotFound;

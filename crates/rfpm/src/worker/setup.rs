@@ -18,7 +18,7 @@ pub(super) fn setup(pool: &Pool) -> Result<(), String> {
         }
     }
     for (k, v) in &pool.env {
-        std::env::set_var(k, v);
+        set_env(k.as_os_str(), v.as_os_str());
     }
     if !pool.env.iter().any(|(k, _)| k == "USER") {
         if let Some(u) = &pool.identity.user {
@@ -75,7 +75,7 @@ pub(super) fn identity(pool: &Pool) -> Result<(), String> {
         );
     }
     if let Some(root) = &pool.chroot {
-        identity::chroot(root).map_err(|e| {
+        identity::chroot(root.as_path()).map_err(|e| {
             format!(
                 "[pool {name}] failed to chroot({root}){}",
                 rfpm_sys::syserr(&e)
@@ -137,4 +137,19 @@ pub(super) fn identity(pool: &Pool) -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// `env[NAME] = value` as php-fpm's setenv(3) gives it: a name the C library refuses
+/// (empty, or holding `=`) is skipped, and a value ends at its first NUL byte (a C
+/// string). std's `set_var` would panic on those, and the worker would die at start
+/// again and again.
+fn set_env(k: &std::ffi::OsStr, v: &std::ffi::OsStr) {
+    use std::os::unix::ffi::OsStrExt;
+    let name = k.as_bytes();
+    if name.is_empty() || name.contains(&b'=') || name.contains(&0) {
+        return;
+    }
+    let value = v.as_bytes();
+    let value = &value[..value.iter().position(|&b| b == 0).unwrap_or(value.len())];
+    std::env::set_var(k, std::ffi::OsStr::from_bytes(value));
 }

@@ -1,0 +1,193 @@
+//! Configuration values that are not UTF-8 (issue #19): a file written in Latin-1, with
+//! the byte 0xE9 (`é`) in `chdir`, in `listen` (a Unix socket path), in an `env[]` name
+//! and value and in a `php_value`. php-fpm8.2 hands the bytes to the operating system and
+//! to PHP as they are: the socket appears at the exact byte path and serves, the worker's
+//! working directory is the directory whose name holds the byte, `getenv()` returns the
+//! bytes. rfpm must give the same answers.
+#![forbid(unsafe_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use integration::fcgi::client::Addr;
+use integration::{both, connect, send_on, wait_until, Fpm, Req, DEADLINE};
+
+// Each answer in hex, one per line: env[X], env[Y\xe9] (a name that is not UTF-8),
+// env[Z] = $LATIN1 (a master variable that is not UTF-8), php_value[include_path], then
+// the worker's working directory. PHP runs a script in
+// the script's own directory and goes back to the worker's (the pool's `chdir`) when the
+// script ends: a shutdown function sees the worker's.
+const SCRIPT: &str = r#"<?php
+echo bin2hex((string) getenv('X')), "\n";
+echo bin2hex((string) getenv("Y\xe9")), "\n";
+echo bin2hex((string) getenv('Z')), "\n";
+echo bin2hex(ini_get('include_path')), "\n";
+register_shutdown_function(function () { echo bin2hex(getcwd()), "\n"; });
+"#;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
+}
+
+fn path_of(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+both!(latin1_values_keep_their_bytes, |kind| {
+    let tmp = tempfile::Builder::new()
+        .prefix("itest-latin1-")
+        .tempdir()
+        .expect("tempdir");
+    chmod(tmp.path(), 0o755);
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+
+    let cafe = at(b"caf\xe9");
+    std::fs::create_dir(path_of(&cafe)).expect("mkdir caf\\xe9");
+    chmod(&path_of(&cafe), 0o755);
+    let script = tmp.path().join("bytes.php");
+    std::fs::write(&script, SCRIPT).expect("write script");
+    chmod(&script, 0o644);
+    let sock = at(b"s\xe9.sock");
+    let include_path = b".:/usr/share/caf\xe9".to_vec();
+
+    // The whole file as bytes: Latin-1, not UTF-8.
+    let mut conf = Vec::new();
+    for line in [
+        b"[global]".to_vec(),
+        [b"error_log = ", &at(b"fpm.log")[..]].concat(),
+        [b"pid = ", &at(b"fpm.pid")[..]].concat(),
+        b"daemonize = no".to_vec(),
+        b"[www]".to_vec(),
+        [b"listen = ", &sock[..]].concat(),
+        b"pm = static".to_vec(),
+        b"pm.max_children = 1".to_vec(),
+        [b"chdir = ", &cafe[..]].concat(),
+        b"env[X] = caf\xe9".to_vec(),
+        b"env[Y\xe9] = \"\xe9t\xe9\"".to_vec(),
+        b"env[Z] = $LATIN1".to_vec(),
+        [b"php_value[include_path] = \"", &include_path[..], b"\""].concat(),
+    ] {
+        conf.extend_from_slice(&line);
+        conf.push(b'\n');
+    }
+    let conf_path = tmp.path().join("latin1.conf");
+    std::fs::write(&conf_path, &conf).expect("write conf");
+
+    let fpm = Fpm::builder(kind)
+        .no_config()
+        .env_os("LATIN1", OsStr::from_bytes(b"na\xefve"))
+        .arg("-y")
+        .arg(conf_path.display().to_string())
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}"));
+
+    // The socket is at the exact byte path (and nowhere under a U+FFFD name).
+    let is_socket =
+        |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket());
+    assert!(
+        wait_until(DEADLINE, || is_socket(&path_of(&sock))),
+        "no socket at {:?}\n{}",
+        path_of(&sock),
+        fpm.log()
+    );
+    let lossy = tmp.path().join("s\u{fffd}.sock");
+    assert!(!lossy.exists(), "a socket at the lossy path\n{}", fpm.log());
+
+    // It serves; the answers are the configured bytes.
+    let mut client = connect(&Addr::Unix(path_of(&sock)))
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", fpm.log()));
+    let req = Req::get("bytes.php").param("SCRIPT_FILENAME", &script.display().to_string());
+    let resp = send_on(&mut client, &fpm.docroot(), &req)
+        .unwrap_or_else(|e| panic!("request: {e}\n{}", fpm.log()));
+    let body = String::from_utf8_lossy(resp.body()).into_owned();
+    let want = format!(
+        "{}\n{}\n{}\n{}\n{}\n",
+        hex(b"caf\xe9"),
+        hex(b"\xe9t\xe9"),
+        hex(b"na\xefve"),
+        hex(&include_path),
+        hex(&cafe)
+    );
+    assert_eq!(body, want, "{}", fpm.log());
+    assert_eq!(hex(b"caf\xe9"), "636166e9");
+    drop(fpm);
+});
+
+/// `-tt` on the same kind of file prints the values' bytes exactly as php-fpm8.2 does.
+#[test]
+fn test_config_prints_the_bytes_as_php_fpm_does() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+    std::fs::create_dir(path_of(&at(b"caf\xe9"))).expect("mkdir");
+    let mut conf = Vec::new();
+    for line in [
+        b"[global]".to_vec(),
+        [b"error_log = ", &at(b"err\xe9.log")[..]].concat(),
+        [b"pid = ", &at(b"p\xe9.pid")[..]].concat(),
+        b"[www]".to_vec(),
+        [b"listen = ", &at(b"s\xe9.sock")[..]].concat(),
+        b"pm = static".to_vec(),
+        b"pm.max_children = 1".to_vec(),
+        [b"chdir = ", &at(b"caf\xe9")[..]].concat(),
+        [b"access.log = ", &at(b"a\xe9.log")[..]].concat(),
+        [b"slowlog = ", &at(b"sl\xe9.log")[..]].concat(),
+        b"env[X] = caf\xe9".to_vec(),
+        b"env[Y\xe9] = 1".to_vec(),
+        b"php_admin_value[include_path] = '/x\xe9'".to_vec(),
+    ] {
+        conf.extend_from_slice(&line);
+        conf.push(b'\n');
+    }
+    let conf_path = tmp.path().join("php-fpm.conf");
+    std::fs::write(&conf_path, &conf).expect("write conf");
+    let run = |bin: &Path| {
+        let out = std::process::Command::new(bin)
+            .args(["-n", "-tt", "-R", "-y"])
+            .arg(&conf_path)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run");
+        // Without the `[dd-Mon-yyyy hh:mm:ss] ` stamps.
+        let lines: Vec<Vec<u8>> = out
+            .stderr
+            .split(|&c| c == b'\n')
+            .map(|l| {
+                l.get(23..)
+                    .filter(|_| l.first() == Some(&b'['))
+                    .unwrap_or(l)
+                    .to_vec()
+            })
+            .collect();
+        (lines, out.status.code())
+    };
+    let expected = run(&integration::php_fpm_bin());
+    let actual = run(&integration::rfpm_bin());
+    assert_eq!(expected.1, Some(0));
+    let chdir = [b"NOTICE: \tchdir = ", &at(b"caf\xe9")[..]].concat();
+    assert!(
+        expected.0.contains(&chdir),
+        "php-fpm printed no Latin-1 chdir"
+    );
+    assert!(expected.0.contains(&b"NOTICE: \tenv[Y\xe9] = 1".to_vec()));
+    let show = |l: &[Vec<u8>]| {
+        l.iter()
+            .map(|x| x.escape_ascii().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        actual,
+        expected,
+        "rfpm:\n{}\nphp-fpm:\n{}",
+        show(&actual.0),
+        show(&expected.0)
+    );
+}
