@@ -28,7 +28,11 @@ register_shutdown_function(function () { echo bin2hex(getcwd()), "\n"; });
 "#;
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|c| format!("{c:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    b.iter()
+        .flat_map(|c| [DIGITS[usize::from(c >> 4)], DIGITS[usize::from(c & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 fn path_of(bytes: &[u8]) -> PathBuf {
