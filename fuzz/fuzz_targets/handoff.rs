@@ -9,6 +9,18 @@ use libfuzzer_sys::fuzz_target;
 use rfpm_core::{handoff, listen_addr};
 
 fuzz_target!(|data: &[u8]| {
+    // FPM_SOCKETS, FPM_SOCKETS_1, ...: the input's bytes split on NUL into variables.
+    let vars: Vec<Vec<u8>> = data.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+    let socks = listen_addr::parse_inherited(&vars);
+    assert!(socks.iter().all(|(_, fd)| *fd >= 0));
+    if socks.iter().all(|(k, _)| !k.contains(&b',') && !k.is_empty()) {
+        let exported: Vec<Vec<u8>> = listen_addr::export_vars(&socks)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(listen_addr::parse_inherited(&exported), socks, "FPM_SOCKETS round trip");
+    }
+
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -26,15 +38,4 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // FPM_SOCKETS, FPM_SOCKETS_1, ...: the input split on NUL into variables.
-    let vars: Vec<String> = text.split('\0').map(str::to_string).collect();
-    let socks = listen_addr::parse_inherited(&vars);
-    assert!(socks.iter().all(|(_, fd)| *fd >= 0));
-    if socks.iter().all(|(k, _)| !k.contains(',') && !k.is_empty()) {
-        let exported: Vec<String> = listen_addr::export_vars(&socks)
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect();
-        assert_eq!(listen_addr::parse_inherited(&exported), socks, "FPM_SOCKETS round trip");
-    }
 });

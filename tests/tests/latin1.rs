@@ -195,3 +195,86 @@ fn test_config_prints_the_bytes_as_php_fpm_does() {
         show(&expected.0)
     );
 }
+
+// A reload hands a Latin-1 socket path over by its bytes (`FPM_SOCKETS`): the pool
+// that stays takes its socket over (the notice names the path's bytes), and the socket
+// of a pool the new configuration dropped is closed and its file removed.
+both!(latin1_sockets_cross_a_reload_by_their_bytes, |kind| {
+    let tmp = tempfile::Builder::new()
+        .prefix("itest-latin1-reload-")
+        .tempdir()
+        .expect("tempdir");
+    chmod(tmp.path(), 0o755);
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+    let (kept, dropped, log) = (at(b"s\xe9.sock"), at(b"t\xe9.sock"), at(b"fpm.log"));
+    let conf = |with_second: bool| {
+        let mut c = Vec::new();
+        let mut lines = vec![
+            b"[global]".to_vec(),
+            [b"error_log = ", &log[..]].concat(),
+            b"daemonize = no".to_vec(),
+            b"[www]".to_vec(),
+            [b"listen = ", &kept[..]].concat(),
+            b"pm = static".to_vec(),
+            b"pm.max_children = 1".to_vec(),
+        ];
+        if with_second {
+            lines.extend([
+                b"[second]".to_vec(),
+                [b"listen = ", &dropped[..]].concat(),
+                b"pm = static".to_vec(),
+                b"pm.max_children = 1".to_vec(),
+            ]);
+        }
+        for l in lines {
+            c.extend_from_slice(&l);
+            c.push(b'\n');
+        }
+        c
+    };
+    let conf_path = tmp.path().join("latin1.conf");
+    std::fs::write(&conf_path, conf(true)).expect("write conf");
+    let fpm = Fpm::builder(kind)
+        .no_config()
+        .arg("-y")
+        .arg(conf_path.display().to_string())
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    assert!(wait_until(DEADLINE, || path_of(&dropped).exists()));
+    std::fs::write(&conf_path, conf(false)).expect("rewrite conf");
+    fpm.signal(libc::SIGUSR2).expect("SIGUSR2");
+    // The master's log as bytes (the harness runs it with -O: on its stderr).
+    let log_bytes = || std::fs::read(fpm.dir().join("stderr.log")).unwrap_or_default();
+    let ready = b"ready to handle connections";
+    assert!(
+        wait_until(DEADLINE, || log_bytes()
+            .windows(ready.len())
+            .filter(|w| w == ready)
+            .count()
+            >= 2),
+        "{}",
+        String::from_utf8_lossy(&log_bytes())
+    );
+    let notice = [&b"using inherited socket fd="[..]].concat();
+    let text = log_bytes();
+    let named = text
+        .split(|&b| b == b'\n')
+        .filter(|l| l.windows(notice.len()).any(|w| w == &notice[..]))
+        .any(|l| l.ends_with(&[b"\"", &kept[..], b"\""].concat()));
+    assert!(named, "{}", String::from_utf8_lossy(&text));
+    assert!(
+        wait_until(DEADLINE, || !path_of(&dropped).exists()),
+        "the dropped pool's socket is still there\n{}",
+        String::from_utf8_lossy(&log_bytes())
+    );
+    let mut client =
+        connect(&Addr::Unix(path_of(&kept))).unwrap_or_else(|e| panic!("connect: {e}"));
+    let script = tmp.path().join("hello.php");
+    std::fs::write(&script, "<?php echo 'hello';").expect("write script");
+    chmod(&script, 0o644);
+    let req = Req::get("hello.php").param("SCRIPT_FILENAME", &script.display().to_string());
+    let resp = send_on(&mut client, &fpm.docroot(), &req).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.body(), b"hello");
+    drop(fpm);
+});

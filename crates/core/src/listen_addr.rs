@@ -53,16 +53,20 @@ pub fn var_name(i: usize) -> String {
     }
 }
 
-/// `key=fd,key=fd` entries of `FPM_SOCKETS`, `FPM_SOCKETS_1`, ....
-pub fn parse_inherited(vars: &[String]) -> Vec<(String, i32)> {
+/// `key=fd,key=fd` entries of `FPM_SOCKETS`, `FPM_SOCKETS_1`, .... The values are
+/// bytes, as the environment holds them: a key is a Unix socket's path exactly.
+pub fn parse_inherited(vars: &[Vec<u8>]) -> Vec<(Vec<u8>, i32)> {
     let mut out = Vec::new();
     for v in vars {
-        for entry in v.split(',').filter(|e| !e.is_empty()) {
-            let Some(eq) = entry.rfind('=') else { continue };
-            if let Ok(fd) = entry[eq + 1..].parse::<i32>() {
-                if fd >= 0 {
-                    out.push((entry[..eq].to_string(), fd));
-                }
+        for entry in v.split(|&b| b == b',').filter(|e| !e.is_empty()) {
+            let Some(eq) = entry.iter().rposition(|&b| b == b'=') else {
+                continue;
+            };
+            let fd = std::str::from_utf8(&entry[eq + 1..])
+                .ok()
+                .and_then(|f| f.parse::<i32>().ok());
+            if let Some(fd) = fd.filter(|&fd| fd >= 0) {
+                out.push((entry[..eq].to_vec(), fd));
             }
         }
     }
@@ -70,14 +74,21 @@ pub fn parse_inherited(vars: &[String]) -> Vec<(String, i32)> {
 }
 
 /// The environment variables that hand `listeners` to the next image.
-pub fn export_vars(listeners: &[(String, i32)]) -> Vec<(String, String)> {
+pub fn export_vars(listeners: &[(Vec<u8>, i32)]) -> Vec<(String, Vec<u8>)> {
     listeners
         .chunks(PER_VAR)
         .take(MAX_VARS)
         .enumerate()
         .map(|(i, chunk)| {
-            let v: Vec<String> = chunk.iter().map(|(k, fd)| format!("{k}={fd}")).collect();
-            (var_name(i), v.join(","))
+            let mut v = Vec::new();
+            for (n, (k, fd)) in chunk.iter().enumerate() {
+                if n > 0 {
+                    v.push(b',');
+                }
+                v.extend_from_slice(k);
+                v.extend_from_slice(format!("={fd}").as_bytes());
+            }
+            (var_name(i), v)
         })
         .collect()
 }
@@ -88,20 +99,20 @@ mod tests {
 
     #[test]
     fn fpm_sockets_round_trip() {
-        let socks: Vec<(String, i32)> = (0..300).map(|i| (format!("/tmp/s{i}"), i + 3)).collect();
+        let socks: Vec<(Vec<u8>, i32)> = (0..300)
+            .map(|i| (format!("/tmp/s{i}").into_bytes(), i + 3))
+            .chain([(b"/tmp/caf\xe9.sock".to_vec(), 400)])
+            .collect();
         let vars = export_vars(&socks);
         assert_eq!(vars.len(), 3);
         assert_eq!(vars[0].0, "FPM_SOCKETS");
         assert_eq!(vars[2].0, "FPM_SOCKETS_2");
-        let values: Vec<String> = vars.into_iter().map(|(_, v)| v).collect();
+        let values: Vec<Vec<u8>> = vars.into_iter().map(|(_, v)| v).collect();
         assert_eq!(parse_inherited(&values), socks);
-        let two = parse_inherited(&["127.0.0.1:9000=7,:::9001=8".into()]);
+        let two = parse_inherited(&[b"127.0.0.1:9000=7,:::9001=8".to_vec()]);
         assert_eq!(
             two,
-            vec![
-                ("127.0.0.1:9000".to_string(), 7),
-                (":::9001".to_string(), 8)
-            ]
+            vec![(b"127.0.0.1:9000".to_vec(), 7), (b":::9001".to_vec(), 8)]
         );
     }
 

@@ -99,7 +99,7 @@ impl Supervisor {
                 return None;
             }
         };
-        let held: Vec<String> = self
+        let held: Vec<Vec<u8>> = self
             .generations
             .pools()
             .map(|p| p.listener.key.clone())
@@ -123,8 +123,8 @@ impl Supervisor {
             .map(|p| (p.listen.as_bytes(), p.backlog, listen::perms_of(p)))
             .chain(admin.map(|(a, perms)| (a.as_bytes(), crate::startup::ADMIN_BACKLOG, perms)));
         for (addr, backlog, perms) in sockets {
-            let keys = listen::keys_for(&String::from_utf8_lossy(addr));
-            let known = |k: &String| held.contains(k) || opened.iter().any(|l| &l.key == k);
+            let keys = listen::keys_for(addr);
+            let known = |k: &Vec<u8>| held.contains(k) || opened.iter().any(|l| &l.key == k);
             if keys.iter().any(known) {
                 continue;
             }

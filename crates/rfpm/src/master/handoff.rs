@@ -319,7 +319,7 @@ pub(super) fn reexec(sup: &Supervisor, opened: &[Listener]) -> std::io::Error {
         .chain(sup.admin.as_ref().map(|a| &a.listener))
         .chain(opened.iter())
         .collect();
-    let socks: Vec<(String, i32)> = listeners
+    let socks: Vec<(Vec<u8>, i32)> = listeners
         .iter()
         .map(|l| (l.key.clone(), l.fd.as_raw_fd()))
         .collect();
@@ -334,7 +334,11 @@ pub(super) fn reexec(sup: &Supervisor, opened: &[Listener]) -> std::io::Error {
     set_cloexec(false);
     let vars = rfpm_core::listen_addr::export_vars(&socks);
     for (k, v) in &vars {
-        std::env::set_var(k, v);
+        // A key is a socket's path exactly, which need not be UTF-8.
+        std::env::set_var(
+            k,
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(v),
+        );
     }
     std::env::remove_var(format!("FPM_SOCKETS_{}", vars.len().max(1)));
     std::env::set_var(REEXEC_ENV, "1");

@@ -15,8 +15,8 @@ pub struct Listener {
     pub fd: OwnedFd,
     /// The socket file's exact path (a configured path need not be UTF-8).
     pub unix_path: Option<PathBuf>,
-    /// `FPM_SOCKETS` key: `ip:port` as inet_ntop prints it, or the path (lossily).
-    pub key: String,
+    /// `FPM_SOCKETS` key: `ip:port` as inet_ntop prints it, or the path's bytes.
+    pub key: Vec<u8>,
 }
 
 impl Listener {
@@ -45,7 +45,7 @@ pub type Notices = Vec<String>;
 /// A socket handed over by the previous image through `FPM_SOCKETS` (reference §4.3).
 #[derive(Debug)]
 pub struct Inherited {
-    pub key: String,
+    pub key: Vec<u8>,
     pub fd: OwnedFd,
 }
 
@@ -53,14 +53,18 @@ pub struct Inherited {
 pub fn take_inherited() -> Vec<Inherited> {
     let mut vars = Vec::new();
     for i in 0..MAX_VARS {
-        match std::env::var(var_name(i)) {
-            Ok(v) => vars.push(v),
-            Err(_) => break,
+        match std::env::var_os(var_name(i)) {
+            Some(v) => vars.push(v.into_encoded_bytes()),
+            None => break,
         }
     }
     let mut out = Vec::new();
     for (key, fd) in parse_inherited(&vars) {
-        crate::notice!("using inherited socket fd={fd}, \"{key}\"");
+        // The key as php-fpm prints it: its bytes (a path need not be UTF-8).
+        let mut line = format!("using inherited socket fd={fd}, \"").into_bytes();
+        line.extend_from_slice(&key);
+        line.push(b'"');
+        crate::log::log_bytes(crate::log::Level::Notice, "", 0, &line, None);
         // Only descriptors that really are open are taken over.
         if let Some(fd) = fd::adopt_inherited(fd) {
             out.push(Inherited { key, fd });
@@ -72,8 +76,8 @@ pub fn take_inherited() -> Vec<Inherited> {
 /// Closes inherited sockets no pool uses any more (and removes their Unix paths).
 pub fn close_unused(rest: Vec<Inherited>) {
     for i in rest {
-        if i.key.starts_with('/') {
-            let _ = std::fs::remove_file(&i.key);
+        if i.key.starts_with(b"/") {
+            let _ = std::fs::remove_file(OsStr::from_bytes(&i.key));
         }
         drop(i.fd);
     }
@@ -81,9 +85,9 @@ pub fn close_unused(rest: Vec<Inherited>) {
 
 /// The `FPM_SOCKETS` keys a `listen` value may be bound under (none if it does not
 /// parse or resolve).
-pub fn keys_for(listen: &str) -> Vec<String> {
-    rfpm_core::listen_addr::parse(listen)
-        .map(|a| candidate_keys(&a))
+pub fn keys_for(listen: &[u8]) -> Vec<Vec<u8>> {
+    rfpm_core::listen_addr::parse(&String::from_utf8_lossy(listen))
+        .map(|a| candidate_keys(&a, listen))
         .unwrap_or_default()
 }
 
@@ -124,15 +128,20 @@ pub fn discard(opened: Vec<Listener>) {
     }
 }
 
-/// The `FPM_SOCKETS` keys a `listen` value may have been bound under.
-fn candidate_keys(addr: &ListenAddr) -> Vec<String> {
+/// The `FPM_SOCKETS` keys a `listen` value (`raw`, its bytes) may have been bound under.
+fn candidate_keys(addr: &ListenAddr, raw: &[u8]) -> Vec<Vec<u8>> {
     match addr {
-        ListenAddr::AnyPort(port) => vec![format!(":::{port}"), format!("0.0.0.0:{port}")],
+        ListenAddr::AnyPort(port) => vec![
+            format!(":::{port}").into_bytes(),
+            format!("0.0.0.0:{port}").into_bytes(),
+        ],
         ListenAddr::Tcp { host, port } => match (host.as_str(), *port).to_socket_addrs() {
-            Ok(addrs) => addrs.map(|a| format!("{}:{}", a.ip(), a.port())).collect(),
+            Ok(addrs) => addrs
+                .map(|a| format!("{}:{}", a.ip(), a.port()).into_bytes())
+                .collect(),
             Err(_) => Vec::new(),
         },
-        ListenAddr::Unix(path) => vec![path.clone()],
+        ListenAddr::Unix(_) => vec![raw.to_vec()],
     }
 }
 
@@ -149,7 +158,7 @@ pub fn open(
     let listen = &*String::from_utf8_lossy(listen_bytes);
     let path = Path::new(OsStr::from_bytes(listen_bytes));
     let addr = rfpm_core::listen_addr::parse(listen)?;
-    for key in candidate_keys(&addr) {
+    for key in candidate_keys(&addr, listen_bytes) {
         if let Some(pos) = inherited.iter().position(|i| i.key == key) {
             let i = inherited.swap_remove(pos);
             let unix_path = matches!(addr, ListenAddr::Unix(_)).then(|| path.to_path_buf());
@@ -215,7 +224,8 @@ fn tcp_listener(s: Socket, addr: SocketAddr) -> Listener {
     let key = match addr {
         SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
         SocketAddr::V6(a) => format!("{}:{}", a.ip(), a.port()),
-    };
+    }
+    .into_bytes();
     Listener {
         fd: s.into(),
         unix_path: None,
@@ -298,7 +308,7 @@ fn open_unix(
     Ok(Listener {
         fd: s.into(),
         unix_path: Some(path.to_path_buf()),
-        key: shown.to_string(),
+        key: path.as_os_str().as_bytes().to_vec(),
     })
 }
 
