@@ -6,10 +6,19 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 export RFPM_BIN ?= $(abspath $(TARGET_DIR))/debug/rfpm
 
+# The PHP version rfpm is built for: php-config's (the same one crates/php-sys/build.rs
+# takes: $PHP_CONFIG, else the first of php-config8.4, php-config8.2, php-config), and
+# before any is installed the Debian release's (12: 8.2, 13: 8.4). PHP_V=8.2 forces one.
+PHP_CONFIG_FOUND := $(or $(PHP_CONFIG),$(firstword $(foreach c,php-config8.4 php-config8.2 php-config,$(shell command -v $(c) 2>/dev/null))))
+DEBIAN_RELEASE := $(shell cut -d. -f1 /etc/debian_version 2>/dev/null)
+ifeq ($(origin PHP_V),undefined)
+PHP_V := $(or $(shell $(PHP_CONFIG_FOUND) --version 2>/dev/null | cut -d. -f1,2),$(if $(filter 13,$(DEBIAN_RELEASE)),8.4,8.2))
+endif
+
 # Debian packages. To build and run (make run, make release, make install): the PHP
 # embed library and headers, libclang (bindgen), a C compiler and linker.
-RUN_PACKAGES := libphp8.2-embed php8.2-dev libclang-dev clang gcc pkg-config ca-certificates
-# To test, in addition: php-fpm8.2 and php-cli (the reference for differential tests and
+RUN_PACKAGES := libphp$(PHP_V)-embed php$(PHP_V)-dev libclang-dev clang gcc pkg-config ca-certificates
+# To test, in addition: php-fpm and php-cli of the same PHP (the reference for differential tests and
 # the php-src harness), nginx and curl (end-to-end tests), dpkg-dev/xz-utils (php-src
 # suite download, make deb), acl (getfacl, for the listen.acl_* tests),
 # python3-prometheus-client (parses the openmetrics status page), chromium
@@ -17,11 +26,11 @@ RUN_PACKAGES := libphp8.2-embed php8.2-dev libclang-dev clang gcc pkg-config ca-
 # promtool check metrics), and for the package's test systemd (systemd-analyze),
 # logrotate and man-db; Symfony 5.4 (framework bundle, runtime) for the worker-mode
 # application (tests/fixtures/symfony).
-DEB_PACKAGES := $(RUN_PACKAGES) php8.2-cli php8.2-fpm nginx curl dpkg-dev xz-utils acl \
+DEB_PACKAGES := $(RUN_PACKAGES) php$(PHP_V)-cli php$(PHP_V)-fpm nginx curl dpkg-dev xz-utils acl \
                 python3-prometheus-client chromium prometheus systemd logrotate man-db \
                 php-symfony-framework-bundle php-symfony-runtime
 # To benchmark, in addition.
-BENCH_PACKAGES := $(DEB_PACKAGES) php8.2-cgi wrk
+BENCH_PACKAGES := $(DEB_PACKAGES) php$(PHP_V)-cgi wrk
 
 # Installs the Debian packages of $(1) that are missing.
 define install_packages
@@ -32,10 +41,10 @@ define install_packages
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi; \
-	test -e /usr/lib/libphp8.2.so || { echo "/usr/lib/libphp8.2.so missing (libphp8.2-embed)" >&2; exit 1; }
+	test -e /usr/lib/libphp$(PHP_V).so || { echo "/usr/lib/libphp$(PHP_V).so missing (libphp$(PHP_V)-embed)" >&2; exit 1; }
 endef
 
-.PHONY: all deps deps-run deps-bench build release run install deb test unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-access-log bench-admin bench-worker chaos chaos-short
+.PHONY: all deps deps-run deps-bench build release run install deb test test-php84 unit integration conformance conformance-check lint layers clean bench bench-reload bench-capture bench-slowloris bench-access-log bench-admin bench-worker chaos chaos-short
 
 all: build
 
@@ -80,15 +89,15 @@ unit: build
 integration: build
 	$(CARGO) test -p integration -- --test-threads=2
 
-# php-src's own FPM test suite: the listed tests must pass.
+# php-src's own FPM test suite: the tests listed for this PHP version must pass.
 conformance-check: build
-	tests/php-src/run check $(TARGET_DIR)/debug/rfpm tests/php-src/expected-pass.txt
+	tests/php-src/run check $(TARGET_DIR)/debug/rfpm tests/php-src/expected-pass-$(PHP_V).txt
 
-# The full table for all 122 tests, rfpm beside php-fpm8.2.
+# The full table for all tests, rfpm beside php-fpm of the same PHP.
 conformance: deps release
 	tests/php-src/run table $(TARGET_DIR)/release/rfpm
 
-# The fault-injection suite (issue 19; tests/src/bin/chaos.rs), rfpm beside php-fpm8.2:
+# The fault-injection suite (issue 19; tests/src/bin/chaos.rs), rfpm beside php-fpm:
 # malformed FastCGI, vanishing clients, workers killed under load, a soak with fds and
 # RSS, a worker overwriting the scoreboard through FFI, mutated configurations. One line
 # per check and "N passed, M failed". `chaos` is the full run (under 10 minutes),
@@ -103,6 +112,12 @@ chaos-short: build
 
 test: lint unit integration conformance-check chaos-short
 	@echo "make test: all passed"
+
+# rfpm built and tested against PHP 8.4 (Debian 13) in a chroot of this Debian 12
+# machine: `make test` inside it, php-fpm8.4 the reference (.ci/php84; the chroot is made
+# once, in RFPM_TRIXIE_ROOT, default /var/lib/rfpm/trixie). About 15 minutes cold.
+test-php84:
+	.ci/php84
 
 # Side-by-side benchmarks against php-fpm8.2 (bench/README.md); bounded, about 4 minutes.
 # Writes bench/RESULTS.md (with the admin listener's cost per scrape, admin-scrape) and
@@ -177,9 +192,10 @@ install:
 	install -D -m 0644 dist/man/rfpm.8 "$(DESTDIR)$(MAN8DIR)/rfpm.8"
 	gzip -9nf "$(DESTDIR)$(MAN8DIR)/rfpm.8"
 	install -D -m 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
-	install -D -m 0644 dist/systemd/php8.2-fpm.service.d/rfpm.conf \
-	  "$(DESTDIR)$(DOCDIR)/examples/php8.2-fpm.service.d/rfpm.conf"
-	sed -i 's|@SBINDIR@|$(SBINDIR)|g' "$(DESTDIR)$(DOCDIR)/examples/php8.2-fpm.service.d/rfpm.conf"
+	install -D -m 0644 dist/systemd/php-fpm-dropin.conf.in \
+	  "$(DESTDIR)$(DOCDIR)/examples/php$(PHP_V)-fpm.service.d/rfpm.conf"
+	sed -i 's|@SBINDIR@|$(SBINDIR)|g; s|@PHP_VERSION@|$(PHP_V)|g' \
+	  "$(DESTDIR)$(DOCDIR)/examples/php$(PHP_V)-fpm.service.d/rfpm.conf"
 	install -D -m 0644 dist/systemd/rfpm.service.in "$(DESTDIR)$(UNITDIR)/rfpm.service"
 	sed -i 's|@SBINDIR@|$(SBINDIR)|g' "$(DESTDIR)$(UNITDIR)/rfpm.service"
 	install -D -m 0644 dist/logrotate/rfpm "$(DESTDIR)$(SYSCONFDIR)/logrotate.d/rfpm"

@@ -39,8 +39,9 @@ struct Opts {
 fn parse_opts() -> Result<Opts, String> {
     let mut o = Opts {
         rfpm: PathBuf::from("target/release/rfpm"),
-        php_fpm: PathBuf::from("/usr/sbin/php-fpm8.2"),
-        php_cgi: PathBuf::from("/usr/bin/php-cgi8.2"),
+        // Set after the options: Debian's of the PHP rfpm was built for, unless given.
+        php_fpm: PathBuf::new(),
+        php_cgi: PathBuf::new(),
         embed_floor: std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(|d| d.join("php-embed-floor")))
@@ -80,6 +81,13 @@ fn parse_opts() -> Result<Opts, String> {
     o.secs = o.secs.clamp(0.2, 30.0);
     o.rounds = o.rounds.clamp(1, 10);
     o.workers = o.workers.clamp(1, 64);
+    let v = bench::php_mm_of(&o.rfpm);
+    if o.php_fpm.as_os_str().is_empty() {
+        o.php_fpm = PathBuf::from(format!("/usr/sbin/php-fpm{v}"));
+    }
+    if o.php_cgi.as_os_str().is_empty() {
+        o.php_cgi = PathBuf::from(format!("/usr/bin/php-cgi{v}"));
+    }
     Ok(o)
 }
 

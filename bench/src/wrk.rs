@@ -15,7 +15,11 @@ pub struct Report {
 /// A Lua script for `wrk -s`: counts responses whose status is not 200 or whose body does
 /// not contain `needle`, and prints `bad_responses: N` at the end.
 pub fn lua_script(needle: &str) -> String {
-    let quoted: String = needle.bytes().map(|b| format!("\\{b}")).collect();
+    let quoted = needle.bytes().fold(String::new(), |mut s, b| {
+        s.push('\\');
+        s.push_str(&b.to_string());
+        s
+    });
     format!(
         "local threads = {{}}
 function setup(thread) table.insert(threads, thread) end

@@ -1,45 +1,102 @@
 //! Builds the generic C helpers (`csrc/php_sys.c`) and generates the bindings to
-//! libphp8.2 from the headers that `php-config8.2 --includes` names. Only the allowlisted
-//! items are generated. The include directories are handed on to dependents' build
-//! scripts as `DEP_PHP8.2_INCLUDE` (this crate `links = "php8.2"`), so a crate with C of
-//! its own over PHP (sapi) compiles it against the same headers.
+//! Debian's PHP embed library (libphp8.2, libphp8.4, …) from the headers that
+//! `php-config --includes` names. Only the allowlisted items are generated.
+//!
+//! The PHP version comes from one place: the `php-config` chosen here (`$PHP_CONFIG`, else
+//! the first of [`PHP_CONFIGS`] found). It names the headers, the library to link
+//! (`libphp{major}.{minor}.so`), and is exported to the Rust code (`RFPM_PHP_MM`,
+//! `RFPM_PHP_VERSION`, `RFPM_PHP_EXTENSION_DIR`; the headers' `PHP_VERSION_ID` through
+//! bindgen). The include directories are handed on to dependents' build scripts as
+//! `DEP_PHP_INCLUDE` (this crate `links = "php"`), so a crate with C of its own over PHP
+//! (sapi) compiles it against the same headers.
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn php_includes() -> Vec<String> {
-    let cfg = env::var("PHP_CONFIG").unwrap_or_else(|_| "php-config8.2".to_string());
-    let out = Command::new(&cfg)
-        .arg("--includes")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cfg} (install php8.2-dev: `make deps`): {e}"));
-    assert!(out.status.success(), "{cfg} --includes failed");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|s| s.strip_prefix("-I").map(str::to_string))
-        .collect()
+/// Looked for in this order when `PHP_CONFIG` is not set: the newest PHP first, so a
+/// machine with several picks the one with the longest support.
+const PHP_CONFIGS: &[&str] = &["php-config8.4", "php-config8.2", "php-config"];
+
+/// The `php-config` of the PHP to build against, and what it says.
+struct PhpConfig {
+    cmd: String,
+    /// `8.4.28`
+    version: String,
+    /// `8.4`
+    major_minor: String,
 }
 
-/// Debian's `libphp8.2.so` names itself `libphp.so` (its SONAME), so a binary linked
+impl PhpConfig {
+    fn query(&self, arg: &str) -> String {
+        let out = Command::new(&self.cmd)
+            .arg(arg)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} {arg}: {e}", self.cmd));
+        assert!(out.status.success(), "{} {arg} failed", self.cmd);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn find() -> PhpConfig {
+        println!("cargo:rerun-if-env-changed=PHP_CONFIG");
+        let candidates: Vec<String> = match env::var("PHP_CONFIG") {
+            Ok(c) if !c.is_empty() => vec![c],
+            _ => PHP_CONFIGS.iter().map(|s| (*s).to_string()).collect(),
+        };
+        let cmd = candidates
+            .iter()
+            .find(|c| {
+                Command::new(c)
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "none of {} runs: install the PHP development package (php8.x-dev, \
+                     `make deps`) or set PHP_CONFIG",
+                    candidates.join(", ")
+                )
+            })
+            .clone();
+        let mut c = PhpConfig {
+            cmd,
+            version: String::new(),
+            major_minor: String::new(),
+        };
+        c.version = c.query("--version");
+        let mut parts = c.version.split('.');
+        c.major_minor = match (parts.next(), parts.next()) {
+            (Some(major), Some(minor)) => format!("{major}.{minor}"),
+            _ => panic!("{} --version: unexpected {:?}", c.cmd, c.version),
+        };
+        c
+    }
+
+    fn includes(&self) -> Vec<String> {
+        self.query("--includes")
+            .split_whitespace()
+            .filter_map(|s| s.strip_prefix("-I").map(str::to_string))
+            .collect()
+    }
+}
+
+/// Debian's `libphp8.x.so` names itself `libphp.so` (its SONAME), so a binary linked
 /// against it would need `libphp.so`, a link `ldconfig` makes to whichever PHP embed
 /// library it finds: with several PHP versions installed, which one loads is up to it.
 /// The linker is given a copy of the library without its SONAME instead, found as
-/// `-lphp8.2`: the binary then needs `libphp8.2.so` by that name, and the dynamic loader
+/// `-lphp8.x`: the binary then needs `libphp8.x.so` by that name, and the dynamic loader
 /// loads exactly it (at run time the real file is used, the copy only at link time).
-fn link_versioned() {
-    let prefix = Command::new(env::var("PHP_CONFIG").unwrap_or_else(|_| "php-config8.2".into()))
-        .arg("--prefix")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+fn link_versioned(php: &PhpConfig) {
+    let name = format!("php{}", php.major_minor);
+    let prefix = Some(php.query("--prefix"))
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/usr".into());
-    let lib = PathBuf::from(prefix).join("lib/libphp8.2.so");
+    let lib = PathBuf::from(prefix).join(format!("lib/lib{name}.so"));
     println!("cargo:rerun-if-changed={}", lib.display());
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("link");
     let bytes = std::fs::read(&lib).unwrap_or_else(|e| {
         panic!(
-            "cannot read {} (install libphp8.2-embed: `make deps`): {e}",
+            "cannot read {} (install lib{name}-embed: `make deps`): {e}",
             lib.display()
         )
     });
@@ -50,9 +107,11 @@ fn link_versioned() {
         )
     });
     std::fs::create_dir_all(&out).expect("create the link directory");
-    std::fs::write(out.join("libphp8.2.so"), stub).expect("write the link copy of libphp8.2.so");
+    std::fs::write(out.join(format!("lib{name}.so")), stub)
+        .expect("write the link copy of the PHP library");
     println!("cargo:rustc-link-search=native={}", out.display());
-    println!("cargo:rustc-link-lib=dylib=php8.2");
+    println!("cargo:rustc-link-lib=dylib={name}");
+    println!("cargo:rustc-env=RFPM_PHP_LIBRARY={}", lib.display());
 }
 
 /// The ELF shared library without its `DT_SONAME` entry (the later entries move up one;
@@ -98,11 +157,18 @@ fn without_soname(mut elf: Vec<u8>) -> Option<Vec<u8>> {
 }
 
 fn main() {
-    let includes = php_includes();
+    let php = PhpConfig::find();
+    let includes = php.includes();
     println!("cargo:rerun-if-changed=csrc/php_sys.c");
     println!("cargo:rerun-if-changed=csrc/php_sys.h");
     println!("cargo:rerun-if-changed=csrc/wrapper.h");
-    println!("cargo:rerun-if-env-changed=PHP_CONFIG");
+    println!("cargo:rustc-env=RFPM_PHP_MM={}", php.major_minor);
+    println!("cargo:rustc-env=RFPM_PHP_VERSION={}", php.version);
+    println!(
+        "cargo:rustc-env=RFPM_PHP_EXTENSION_DIR={}",
+        php.query("--extension-dir")
+    );
+    println!("cargo:version={}", php.major_minor);
 
     let mut build = cc::Build::new();
     build
@@ -114,7 +180,7 @@ fn main() {
         build.include(i);
     }
     build.compile("php_sys_c");
-    link_versioned();
+    link_versioned(&php);
     let joined = env::join_paths(&includes).expect("PHP include directories");
     println!("cargo:include={}", joined.to_string_lossy());
 
@@ -122,9 +188,14 @@ fn main() {
         .header("csrc/wrapper.h")
         .clang_arg("-Icsrc")
         .allowlist_function("php_.*|sapi_.*|zend_.*|add_assoc_.*|add_next_index_.*|get_zend_version|_emalloc|_efree|_estrdup|_estrndup")
-        .allowlist_var("sapi_module|sapi_globals|executor_globals|core_globals|php_import_environment_variables|php_load_environment_variables|zend_error_cb|SAPI_.*|PARSE_.*|ZEND_INI_.*|PHP_VERSION|ZEND_VERSION|ZEND_MODULE_API_NO|IS_.*|E_.*")
+        .allowlist_var("sapi_module|sapi_globals|executor_globals|core_globals|php_import_environment_variables|php_load_environment_variables|zend_error_cb|SAPI_.*|PARSE_.*|ZEND_INI_.*|PHP_VERSION|PHP_VERSION_ID|ZEND_VERSION|ZEND_MODULE_API_NO|IS_.*|E_.*")
         .allowlist_type("sapi_.*|zend_file_handle|zend_llist.*|zend_module_entry|zval|php_sys_.*")
         .default_enum_style(bindgen::EnumVariation::Rust { non_exhaustive: false })
+        // zend_startup() (php_module_startup calls it; rfpm never does) takes PHP 8.4's
+        // zend_utility_functions, whose insecure-random-bytes state is a union with
+        // max_align_t (a u128 to bindgen, not FFI-safe): left out, so improper_ctypes
+        // stays quiet on 8.4 and the struct is not generated at all.
+        .blocklist_function("zend_startup")
         .derive_default(true)
         .layout_tests(true)
         .generate_comments(false)

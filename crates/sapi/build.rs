@@ -1,14 +1,14 @@
 //! Builds FPM's C shim (`csrc/shim.c`: FPM's PHP module, `.user.ini`, the `zend_try`
 //! wrappers of the request cycle) against the PHP headers php-sys found
-//! (`DEP_PHP8.2_INCLUDE`), and generates the Rust view of its interface (`csrc/shim.h`).
+//! (`DEP_PHP_INCLUDE`), and generates the Rust view of its interface (`csrc/shim.h`).
 use std::env;
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.c");
     println!("cargo:rerun-if-changed=csrc/shim.h");
-    let includes = env::var_os("DEP_PHP8.2_INCLUDE")
-        .expect("php-sys hands on PHP's include directories (DEP_PHP8.2_INCLUDE)");
+    let includes = env::var_os("DEP_PHP_INCLUDE")
+        .expect("php-sys hands on PHP's include directories (DEP_PHP_INCLUDE)");
 
     let mut build = cc::Build::new();
     build

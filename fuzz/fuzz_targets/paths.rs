@@ -56,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
         fix_pathinfo: flags & 1 != 0,
         discard_path: flags & 2 != 0,
         doc_root,
+        proxy_decodes_path_info: flags & 4 != 0,
     };
     let exists = |path: &[u8]| probe(path) != Kind::Missing;
     let r = resolve(&mut p, &ini, &probe, &exists);

@@ -1,4 +1,4 @@
-//! Integration-test harness: starts real FPM binaries (rfpm or php-fpm8.2) with the same
+//! Integration-test harness: starts real FPM binaries (rfpm or php-fpm8.x) with the same
 //! configuration in a temp dir and talks real FastCGI to them (through `fcgi::client`), or puts
 //! a real nginx in front of them.
 //!
@@ -13,7 +13,8 @@
 //! ```
 //!
 //! which produces the tests `hello_world::rfpm` and `hello_world::phpfpm`
-//! (`cargo test -p integration -- phpfpm` runs only the php-fpm8.2 variants).
+//! (`cargo test -p integration -- phpfpm` runs only the php-fpm variants). The reference
+//! is the php-fpm of the PHP rfpm was built for ([`php_fpm_bin`]).
 #![forbid(unsafe_code)]
 
 mod client;
@@ -23,6 +24,7 @@ mod proc;
 mod util;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub mod helpers;
@@ -44,12 +46,58 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 pub enum Kind {
     /// This project's binary.
     Rfpm,
-    /// Debian's `/usr/sbin/php-fpm8.2`, the reference.
+    /// Debian's php-fpm of the same PHP version ([`php_fpm_bin`]), the reference.
     PhpFpm,
 }
 
-/// Path of Debian's php-fpm 8.2 binary.
-pub const PHP_FPM_BIN: &str = "/usr/sbin/php-fpm8.2";
+/// The PHP version rfpm was built for, in full (`8.4.28`): the first line of `rfpm -v`
+/// (`PHP 8.4.28 (fpm-fcgi) …`, php-fpm's), so the tests follow the binary under test.
+pub fn php_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let bin = rfpm_bin();
+        let out = std::process::Command::new(&bin)
+            .arg("-v")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e} (build rfpm first)", bin.display()));
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .next()
+            .and_then(|l| l.strip_prefix("PHP "))
+            .and_then(|l| l.split(' ').next())
+            .filter(|v| v.split('.').count() >= 2)
+            .unwrap_or_else(|| panic!("{} -v: no PHP version in {text:?}", bin.display()))
+            .to_string()
+    })
+}
+
+/// `major.minor` of [`php_version`] (`8.4`): what Debian's names carry
+/// (`php-fpm8.4`, `/etc/php/8.4`, `libphp8.4.so`).
+pub fn php_mm() -> &'static str {
+    static MM: OnceLock<String> = OnceLock::new();
+    MM.get_or_init(|| {
+        let v = php_version();
+        v.split('.').take(2).collect::<Vec<_>>().join(".")
+    })
+}
+
+/// Is the PHP rfpm was built for at least `major.minor`? (For the tests of what php-fpm
+/// changed between versions, as `rfpm_core::compat` records it.)
+pub fn php_at_least(major: u32, minor: u32) -> bool {
+    let mut it = php_mm().split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    let v = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    v >= (major, minor)
+}
+
+/// The reference FPM: `$RFPM_REFERENCE_FPM`, else Debian's `/usr/sbin/php-fpm{v}` of
+/// the PHP version rfpm was built for.
+pub fn php_fpm_bin() -> PathBuf {
+    match std::env::var_os("RFPM_REFERENCE_FPM") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(format!("/usr/sbin/php-fpm{}", php_mm())),
+    }
+}
 
 impl Kind {
     /// Short name, as used in test names.
@@ -66,7 +114,7 @@ impl Kind {
     /// `<workspace>/target/release/rfpm` (when only that one exists).
     pub fn binary(self) -> PathBuf {
         match self {
-            Kind::PhpFpm => PathBuf::from(PHP_FPM_BIN),
+            Kind::PhpFpm => php_fpm_bin(),
             Kind::Rfpm => rfpm_bin(),
         }
     }

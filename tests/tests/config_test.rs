@@ -1,4 +1,4 @@
-//! `-t` / `-tt` (reference §1.5, §2): rfpm and php-fpm8.2 run on the same configurations
+//! `-t` / `-tt` (reference §1.5, §2): rfpm and php-fpm (of the same PHP) run on the same configurations
 //! and must print the same lines (after the timestamp) with the same exit code.
 //!
 //! The configurations are the corpus of crate `conf` (`crates/conf/tests/corpus/*`:
@@ -6,7 +6,7 @@
 //! copied to, an optional `args` file holds extra options); stderr, stdout, the exit code and
 //! the error log file are compared. Each case runs as root with
 //! `-R`, as root without it, and as `nobody` (non-root), with a fixed environment.
-//! Debian's stock `/etc/php/8.2/fpm/php-fpm.conf` (with `pool.d/www.conf`) is compared
+//! Debian's stock `/etc/php/{v}/fpm/php-fpm.conf` (with `pool.d/www.conf`) is compared
 //! in place.
 #![forbid(unsafe_code)]
 
@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use integration::{rfpm_bin, workspace_dir, PHP_FPM_BIN};
+use integration::{php_fpm_bin, php_mm, rfpm_bin, workspace_dir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -179,12 +179,12 @@ fn compare(modes: &[Mode]) {
     let mut compared = 0;
     for case in &cases {
         for &mode in modes {
-            let expected = run(Path::new(PHP_FPM_BIN), case, mode);
+            let expected = run(&php_fpm_bin(), case, mode);
             let actual = run(&rfpm, case, mode);
             compared += 1;
             if actual != expected {
                 failures.push(format!(
-                    "=== {} ({})\n--- php-fpm8.2\n{}--- rfpm\n{}",
+                    "=== {} ({})\n--- php-fpm\n{}--- rfpm\n{}",
                     case.display(),
                     mode.name(),
                     String::from_utf8_lossy(&expected),
@@ -219,31 +219,32 @@ fn corpus_as_nobody() {
 /// `-t` (not `-tt`) on the stock Debian configuration, and `-tt`: identical output.
 #[test]
 fn debian_stock_config() {
-    let conf = "/etc/php/8.2/fpm/php-fpm.conf";
-    if !Path::new(conf).exists() {
-        panic!("{conf} missing (package php8.2-fpm: make deps)");
+    let v = php_mm();
+    let conf = format!("/etc/php/{v}/fpm/php-fpm.conf");
+    if !Path::new(&conf).exists() {
+        panic!("{conf} missing (package php{v}-fpm: make deps)");
     }
     let run = |bin: &Path, t: &str| {
         let out = Command::new(bin)
-            .args(["-n", t, "-y", conf])
+            .args(["-n", t, "-y", &conf])
             .stdin(Stdio::null())
             .output()
             .expect("run");
         let text: String = String::from_utf8_lossy(&out.stderr)
             .lines()
-            .map(|l| format!("{}\n", strip_time(l)))
+            .flat_map(|l| [strip_time(l), "\n"])
             .collect();
         (text, out.status.code(), out.stdout)
     };
     for t in ["-t", "-tt"] {
-        let expected = run(Path::new(PHP_FPM_BIN), t);
+        let expected = run(&php_fpm_bin(), t);
         let actual = run(&rfpm_bin(), t);
         assert_eq!(actual, expected, "{t}");
         assert_eq!(expected.1, Some(0), "{t}");
         if t == "-tt" {
             assert!(expected
                 .0
-                .contains("NOTICE: \tlisten = /run/php/php8.2-fpm.sock\n"));
+                .contains(&format!("NOTICE: \tlisten = /run/php/php{v}-fpm.sock\n")));
         }
     }
 }
@@ -253,7 +254,7 @@ fn debian_stock_config() {
 /// keeps nothing of the launcher's stderr open.
 #[test]
 fn daemon_start_errors_reach_the_launcher() {
-    for bin in [PathBuf::from(PHP_FPM_BIN), rfpm_bin()] {
+    for bin in [php_fpm_bin(), rfpm_bin()] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let d = tmp.path().display().to_string();
         let conf = tmp.path().join("php-fpm.conf");

@@ -6,7 +6,7 @@
 
 use std::process::{Command, Output};
 
-use integration::{rfpm_bin, Fpm, Kind, PHP_FPM_BIN};
+use integration::{php_fpm_bin, php_mm, rfpm_bin, Fpm, Kind};
 
 fn run(bin: &std::path::Path, args: &[&str]) -> Output {
     match Command::new(bin)
@@ -37,7 +37,7 @@ fn version_is_rfpm_line_then_php_banner() {
             // Not at a terminal: php-fpm's output alone, byte for byte (php-src's tests
             // compare stdout and stderr together).
             let ours = run(&rfpm_bin(), &args);
-            let theirs = run(std::path::Path::new(PHP_FPM_BIN), &args);
+            let theirs = run(&php_fpm_bin(), &args);
             assert!(
                 ours.status.success(),
                 "rfpm {args:?}: {}",
@@ -71,15 +71,23 @@ fn version_is_rfpm_line_then_php_banner() {
 #[test]
 fn help_is_php_fpm_usage_then_the_request_command() {
     let ours = text(&run(&rfpm_bin(), &["-h"]).stdout);
-    let theirs = text(&run(std::path::Path::new(PHP_FPM_BIN), &["-h"]).stdout);
+    let theirs = text(&run(&php_fpm_bin(), &["-h"]).stdout);
     // php-fpm shows its own name after `Usage: `; the rest is byte for byte.
     let name = rfpm_bin()
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let theirs = theirs.replacen("Usage: php-fpm8.2 ", &format!("Usage: {name} "), 1);
+    let reference = php_fpm_bin()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let theirs = theirs.replacen(
+        &format!("Usage: {reference} "),
+        &format!("Usage: {name} "),
+        1,
+    );
     let Some(tail) = ours.strip_prefix(&theirs) else {
-        panic!("rfpm -h does not start with php-fpm8.2's usage text:\n{ours}");
+        panic!("rfpm -h does not start with {reference}'s usage text:\n{ours}");
     };
     assert!(tail.contains("\n  request ADDR SCRIPT"), "{tail}");
 }
@@ -188,7 +196,7 @@ fn request_exit_codes_and_expect() {
     assert!(out.contains("1 status 4xx or 5xx"), "{out}");
 }
 
-/// The binary needs `libphp8.2.so` by that name, not `libphp.so` (the SONAME of Debian's
+/// The binary needs `libphp8.x.so` by that name, not `libphp.so` (the SONAME of Debian's
 /// library, a link `ldconfig` points at whichever PHP embed library it finds).
 #[test]
 fn links_the_versioned_php_library() {
@@ -206,6 +214,7 @@ fn links_the_versioned_php_library() {
                 .map(|(n, _)| n.to_string())
         })
         .collect();
-    assert!(needed.iter().any(|n| n == "libphp8.2.so"), "{needed:?}");
+    let versioned = format!("libphp{}.so", php_mm());
+    assert!(needed.contains(&versioned), "{needed:?}");
     assert!(!needed.iter().any(|n| n == "libphp.so"), "{needed:?}");
 }

@@ -30,7 +30,11 @@ register_shutdown_function(function () { echo bin2hex(getcwd()), "\n"; });
 "#;
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|c| format!("{c:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    b.iter()
+        .flat_map(|c| [DIGITS[usize::from(c >> 4)], DIGITS[usize::from(c & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 fn path_of(bytes: &[u8]) -> PathBuf {
@@ -172,13 +176,13 @@ fn test_config_prints_the_bytes_as_php_fpm_does() {
             .collect();
         (lines, out.status.code())
     };
-    let expected = run(Path::new(integration::PHP_FPM_BIN));
+    let expected = run(&integration::php_fpm_bin());
     let actual = run(&integration::rfpm_bin());
     assert_eq!(expected.1, Some(0));
     let chdir = [b"NOTICE: \tchdir = ", &at(b"caf\xe9")[..]].concat();
     assert!(
         expected.0.contains(&chdir),
-        "php-fpm8.2 printed no Latin-1 chdir"
+        "php-fpm printed no Latin-1 chdir"
     );
     assert!(expected.0.contains(&b"NOTICE: \tenv[Y\xe9] = 1".to_vec()));
     let show = |l: &[Vec<u8>]| {
@@ -190,7 +194,7 @@ fn test_config_prints_the_bytes_as_php_fpm_does() {
     assert_eq!(
         actual,
         expected,
-        "rfpm:\n{}\nphp-fpm8.2:\n{}",
+        "rfpm:\n{}\nphp-fpm:\n{}",
         show(&actual.0),
         show(&expected.0)
     );

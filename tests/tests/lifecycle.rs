@@ -565,7 +565,8 @@ both!(systemd_notify_ready_and_status, |kind| {
             .env("NOTIFY_SOCKET", &sock_path.display().to_string())
             .global("systemd_interval = 1"),
     );
-    assert!(fpm.log_contains("NOTICE: systemd monitor interval set to 1000ms"));
+    // php-fpm logs it after "ready to handle connections" (start's cue): waited for.
+    ok(fpm.wait_log("NOTICE: systemd monitor interval set to 1000ms", DEADLINE));
     let mut buf = [0u8; 512];
     let n = ok(sock.recv(&mut buf));
     assert_eq!(

@@ -1,13 +1,14 @@
 //! The Debian package (`make deb`): built from the tree with the binary under test,
 //! extracted into a temp root with `dpkg -x`; its file list, its dependency on the exact
-//! libphp8.2-embed, the unit (`systemd-analyze verify`), the logrotate file
+//! libphp8.x-embed of the PHP it was built for, the unit (`systemd-analyze verify`), the
+//! logrotate file
 //! (`logrotate -d`) and the man page (`man -l`).
 #![forbid(unsafe_code)]
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use integration::{rfpm_bin, workspace_dir};
+use integration::{php_mm, rfpm_bin, workspace_dir};
 
 fn run(cmd: &mut Command) -> Output {
     match cmd.output() {
@@ -28,6 +29,7 @@ fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The package's files; `{v}`: the PHP version.
 const FILES: &[&str] = &[
     "etc/logrotate.d/rfpm",
     "etc/rfpm/php-fpm.conf",
@@ -39,7 +41,7 @@ const FILES: &[&str] = &[
     "usr/share/doc/rfpm/README.md.gz",
     "usr/share/doc/rfpm/changelog.gz",
     "usr/share/doc/rfpm/copyright",
-    "usr/share/doc/rfpm/examples/php8.2-fpm.service.d/rfpm.conf",
+    "usr/share/doc/rfpm/examples/php{v}-fpm.service.d/rfpm.conf",
     "usr/share/man/man8/rfpm.8.gz",
 ];
 
@@ -68,13 +70,12 @@ fn debian_package_installs_and_checks() {
         "{printed}"
     );
 
-    // The exact libphp8.2-embed it was built against.
-    let php = ok(Command::new("dpkg-query").args(["-W", "-f=${Version}", "libphp8.2-embed"]));
+    // The exact libphp8.x-embed it was built against.
+    let v = php_mm();
+    let lib = format!("libphp{v}-embed");
+    let php = ok(Command::new("dpkg-query").args(["-W", "-f=${Version}", &lib]));
     let depends = ok(Command::new("dpkg-deb").args(["-f", &deb, "Depends"]));
-    assert!(
-        depends.contains(&format!("libphp8.2-embed (= {php})")),
-        "{depends}"
-    );
+    assert!(depends.contains(&format!("{lib} (= {php})")), "{depends}");
     let conffiles = ok(Command::new("dpkg-deb").args(["-I", &deb, "conffiles"]));
     assert_eq!(
         conffiles,
@@ -101,7 +102,8 @@ fn debian_package_installs_and_checks() {
         .map(|p| p.trim_start_matches("./"))
         .collect();
     files.sort_unstable();
-    assert_eq!(files, FILES);
+    let expected: Vec<String> = FILES.iter().map(|f| f.replace("{v}", v)).collect();
+    assert_eq!(files, expected);
     assert!(root.join("var/log/rfpm").is_dir(), "no /var/log/rfpm");
     let tmpfiles =
         std::fs::read_to_string(root.join("usr/lib/tmpfiles.d/rfpm.conf")).unwrap_or_default();
@@ -112,9 +114,9 @@ fn debian_package_installs_and_checks() {
         "{tmpfiles}"
     );
 
-    // The packaged binary runs (its libphp8.2 found).
-    let v = ok(Command::new(root.join("usr/sbin/rfpm")).arg("-v"));
-    assert!(v.starts_with("PHP 8.2."), "{v}");
+    // The packaged binary runs (its libphp8.x found).
+    let out = ok(Command::new(root.join("usr/sbin/rfpm")).arg("-v"));
+    assert!(out.starts_with(&format!("PHP {v}.")), "{out}");
     // The sample configuration is valid as it stands (the pid file's and the error
     // log's directories are those of the temp root).
     let conf = std::fs::read_to_string(root.join("etc/rfpm/php-fpm.conf")).unwrap_or_default();

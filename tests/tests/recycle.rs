@@ -232,12 +232,12 @@ fn config_test_dumps_rfpm_directives_only_when_set() {
         .filter(|l| !l.contains("shutdown.drain") && !l.contains("pm.max_requests_jitter"))
         .filter(|l| !l.contains("pm.max_memory") && !l.contains("process_control_timeout"))
         .filter(|l| !l.contains("pm.max_requests"))
-        .map(|l| format!("{l}\n"))
+        .flat_map(|l| [l, "\n"])
         .collect();
     let unset_without: String = unset
         .lines()
         .filter(|l| !l.contains("process_control_timeout") && !l.contains("pm.max_requests"))
-        .map(|l| format!("{l}\n"))
+        .flat_map(|l| [l, "\n"])
         .collect();
     assert_eq!(without, unset_without);
 }

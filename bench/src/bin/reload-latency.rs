@@ -158,14 +158,14 @@ fn round(bin: &Path, dir: &Path) -> Result<Round, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut rfpm = None;
-    let mut phpfpm = PathBuf::from("/usr/sbin/php-fpm8.2");
+    let mut phpfpm = None;
     let mut rounds = 3usize;
     let mut out = None;
     let mut i = 0;
     while i + 1 < args.len() {
         match args[i].as_str() {
             "--rfpm" => rfpm = Some(PathBuf::from(&args[i + 1])),
-            "--php-fpm" => phpfpm = PathBuf::from(&args[i + 1]),
+            "--php-fpm" => phpfpm = Some(PathBuf::from(&args[i + 1])),
             "--rounds" => rounds = args[i + 1].parse().unwrap_or(3).clamp(1, 10),
             "--out" => out = Some(PathBuf::from(&args[i + 1])),
             _ => {}
@@ -176,11 +176,14 @@ fn main() -> ExitCode {
         eprintln!("usage: reload-latency --rfpm PATH [--php-fpm PATH] [--rounds N] [--out FILE]");
         return ExitCode::from(2);
     };
+    // Debian's php-fpm of the PHP rfpm was built for, unless given.
+    let phpfpm = phpfpm.unwrap_or_else(|| bench::reference_fpm(&rfpm));
+    let phpfpm_name = bench::bin_name(&phpfpm);
     let mut text = String::from(
         "| round | FPM | longest short request during the reload | short requests failed | answered in the window | 3 s request completed |\n|---|---|---:|---:|---:|---|\n",
     );
     for r in 1..=rounds {
-        for (name, bin) in [("rfpm", &rfpm), ("php-fpm8.2", &phpfpm)] {
+        for (name, bin) in [("rfpm", &rfpm), (phpfpm_name.as_str(), &phpfpm)] {
             let dir = match tempfile::tempdir() {
                 Ok(d) => d,
                 Err(e) => {

@@ -120,7 +120,7 @@ fn run(bin: &Path, extra: &str, secs: u64, loris: usize) -> Result<(usize, usize
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut rfpm = None;
-    let mut phpfpm = PathBuf::from("/usr/sbin/php-fpm8.2");
+    let mut phpfpm = None;
     let mut secs = 10u64;
     let mut loris = 200usize;
     let mut out = None;
@@ -128,7 +128,7 @@ fn main() -> ExitCode {
     while i + 1 < args.len() {
         match args[i].as_str() {
             "--rfpm" => rfpm = Some(PathBuf::from(&args[i + 1])),
-            "--php-fpm" => phpfpm = PathBuf::from(&args[i + 1]),
+            "--php-fpm" => phpfpm = Some(PathBuf::from(&args[i + 1])),
             "--secs" => secs = args[i + 1].parse().unwrap_or(10).clamp(2, 30),
             "--loris" => loris = args[i + 1].parse().unwrap_or(200).clamp(1, 200),
             "--out" => out = Some(PathBuf::from(&args[i + 1])),
@@ -140,11 +140,14 @@ fn main() -> ExitCode {
         eprintln!("usage: slowloris --rfpm PATH [--php-fpm PATH] [--secs N] [--out FILE]");
         return ExitCode::from(2);
     };
+    // Debian's php-fpm of the PHP rfpm was built for, unless given.
+    let phpfpm = phpfpm.unwrap_or_else(|| bench::reference_fpm(&rfpm));
+    let phpfpm_name = bench::bin_name(&phpfpm);
     let mut text = format!(
         "| FPM ({loris} loris connections) | normal requests answered in {secs} s | failed (2 s timeout) | answered per second |\n|---|---:|---:|---:|\n"
     );
     for (name, bin, extra) in [
-        ("php-fpm8.2", &phpfpm, ""),
+        (phpfpm_name.as_str(), &phpfpm, ""),
         ("rfpm", &rfpm, ""),
         (
             "rfpm, request_read_timeout = 2s",

@@ -229,7 +229,7 @@ fn memory(rfpm: &Path, n: u64) -> Result<(u64, u64), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut rfpm = None;
-    let mut phpfpm = PathBuf::from("/usr/sbin/php-fpm8.2");
+    let mut phpfpm = None;
     let (mut secs, mut rounds, mut mem_n) = (5.0f64, 3usize, 3000u64);
     let mut out = None;
     let mut readme = None;
@@ -237,7 +237,7 @@ fn main() -> ExitCode {
     while i + 1 < args.len() {
         match args[i].as_str() {
             "--rfpm" => rfpm = Some(PathBuf::from(&args[i + 1])),
-            "--php-fpm" => phpfpm = PathBuf::from(&args[i + 1]),
+            "--php-fpm" => phpfpm = Some(PathBuf::from(&args[i + 1])),
             "--secs" => secs = args[i + 1].parse().unwrap_or(5.0f64).clamp(0.5, 60.0),
             "--rounds" => rounds = args[i + 1].parse().unwrap_or(3).clamp(1, 10),
             "--mem" => mem_n = args[i + 1].parse().unwrap_or(3000).clamp(100, 100_000),
@@ -251,6 +251,8 @@ fn main() -> ExitCode {
         eprintln!("usage: worker-symfony --rfpm PATH [--php-fpm PATH] [--secs N] [--rounds N] [--mem N] [--out FILE]");
         return ExitCode::from(2);
     };
+    // Debian's php-fpm of the PHP rfpm was built for, unless given.
+    let phpfpm = phpfpm.unwrap_or_else(|| bench::reference_fpm(&rfpm));
     let setups = [
         Setup {
             name: "php-fpm8.2 classic",

@@ -1,9 +1,10 @@
-//! PHP constants that the INI parser substitutes for bare words.
+//! PHP constants that the INI parser substitutes for bare words, for this crate's own
+//! tests and tools, which run without libphp.
 //!
-//! The real master knows every constant of every loaded extension; this table
-//! covers the ones that appear in configuration files in practice (the error
-//! levels above all). The rfpm binary may pass a lookup that consults the
-//! embedded PHP instead.
+//! The rfpm binary does not use this table: it passes a lookup that asks the embedded
+//! PHP (`sapi::constant`), which knows every constant of every loaded extension, with
+//! the values of the PHP version it runs (`E_ALL` is 30719 on PHP 8.4). This table is
+//! PHP 8.2's, the version the crate's corpus was recorded with.
 
 /// Value of a well-known PHP 8.2 constant (Debian build), as the string the INI
 /// parser would substitute. Case-sensitive, like PHP 8.

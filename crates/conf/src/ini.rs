@@ -812,7 +812,7 @@ fn atol_bytes(b: &[u8]) -> i64 {
     }
 }
 
-impl<'a, 'e> Parser<'a, 'e> {
+impl Parser<'_, '_> {
     fn peek(&mut self) -> &Tok {
         if self.la.is_none() {
             self.la = Some(self.sc.next());

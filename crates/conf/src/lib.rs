@@ -145,6 +145,8 @@ pub struct LoadOptions {
     pub is_root: bool,
     /// `-R`
     pub allow_root: bool,
+    /// php-fpm's behaviour of the PHP version rfpm embeds (`-t`'s last line).
+    pub compat: rfpm_core::compat::Compat,
 }
 
 impl Default for LoadOptions {
@@ -160,6 +162,8 @@ impl Default for LoadOptions {
             constant: default_constants(),
             is_root: false,
             allow_root: false,
+            // What the crate's tests recorded from php-fpm8.2 expect.
+            compat: rfpm_core::compat::Compat::PHP82,
         }
     }
 }
@@ -191,6 +195,18 @@ impl Config {
 /// always are.)
 pub fn level_enabled(line: Option<Level>, log_level: Level) -> bool {
     line.is_none_or(|l| l >= log_level)
+}
+
+/// `-t`'s last line: `{what} test is successful` (`what`: `configuration file …` or
+/// `the built-in default configuration`), with the empty line after it of php-fpm
+/// before 8.4.
+pub fn test_successful(what: &str, compat: &rfpm_core::compat::Compat) -> String {
+    let end = if compat.test_successful_blank_line {
+        "\n"
+    } else {
+        ""
+    };
+    format!("{what} test is successful{end}")
 }
 
 /// The whole `-t` (`full == false`) / `-tt` (`full == true`) sequence of
@@ -239,9 +255,9 @@ pub fn config_test(
         );
     }
     out.extend(
-        [Diag::notice(format!(
-            "configuration file {} test is successful\n",
-            path.display()
+        [Diag::notice(test_successful(
+            &format!("configuration file {}", path.display()),
+            &opts.compat,
         ))]
         .into_iter()
         .filter(keep),

@@ -2,7 +2,8 @@
 //! `conf::config_test` (load + validate + identity checks + dump) and must
 //! print exactly what php-fpm8.2 printed (`expected-R`: `-tt -R`,
 //! `expected-root`: `-tt` as root). Regenerate the expectations with
-//! `tests/regen.sh` (needs php-fpm8.2); this test does not need it.
+//! `tests/regen.sh` (needs php-fpm8.2, and php-fpm8.4 for the cases named `…-8.4`,
+//! which are checked with php-fpm 8.4's behaviour); this test does not need them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -119,10 +120,17 @@ fn run_case(case: &Path, mode: &str) -> (Vec<u8>, Vec<u8>) {
     let dir = tmp.path().to_string_lossy().into_owned();
     copy_dir(case, tmp.path(), &dir).expect("copy case");
     let env = env_map();
+    // A case recorded from another php-fpm than 8.2 says so in its name (`…-8.4`).
+    let compat = if case.to_string_lossy().ends_with("-8.4") {
+        rfpm_core::compat::Compat::for_version_id(80400)
+    } else {
+        rfpm_core::compat::Compat::PHP82
+    };
     let mut opts = LoadOptions {
         env: Box::new(move |n| env.get(n).map(|v| v.clone().into_bytes())),
         is_root: true,
         allow_root: mode == "R",
+        compat,
         ..LoadOptions::default()
     };
     if let Ok(args) = std::fs::read_to_string(tmp.path().join("args")) {

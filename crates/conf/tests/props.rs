@@ -127,6 +127,11 @@ proptest! {
             return Ok(());
         }
         let d1 = dump_bytes(&first.config);
+        // A value with a newline or NUL (php-fpm keeps the newline of `prefix = $`) has no
+        // form in the line-based format: render writes it truncated (see its doc).
+        if d1.iter().any(|l| l.contains(&b'\n') || l.contains(&0)) {
+            return Ok(());
+        }
         let rendered = render(&first.config);
         let shown = String::from_utf8_lossy(&rendered).into_owned();
         let mut second = load_str("b.conf", &rendered, &o)

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Regenerate the expected outputs of the corpus from the real php-fpm8.2.
+# Regenerate the expected outputs of the corpus from the real php-fpm8.2 (a case whose name
+# ends in -8.4 from php-fpm8.4, which must be installed: Debian 13).
 #
 # Each case directory holds php-fpm.conf (plus any included files) where
 # @DIR@ stands for the directory the case is copied to, and optionally `args`
@@ -10,11 +11,14 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 corpus="$here/corpus"
-fpm=${PHP_FPM:-php-fpm8.2}
 only=${1:-}
 for case in "$corpus"/*/; do
   name=$(basename "$case")
   [ -n "$only" ] && [ "$name" != "$only" ] && continue
+  case $name in
+    *-8.4) fpm=${PHP_FPM:-php-fpm8.4} ;;
+    *) fpm=${PHP_FPM:-php-fpm8.2} ;;
+  esac
   for mode in R root; do
     tmp=$(mktemp -d /tmp/conf-corpus.XXXXXX)
     cp -r "$case"/. "$tmp"/

@@ -20,6 +20,7 @@ pub mod access;
 pub mod admin;
 pub mod capture;
 pub mod cli;
+pub mod compat;
 pub mod handoff;
 pub mod json;
 pub mod level;

@@ -20,6 +20,11 @@ pub struct PathIni {
     /// php.ini `doc_root`, when set (only read by `resolve` with `fix_pathinfo` and no
     /// DOCUMENT_ROOT param, so a caller may leave it `None` otherwise).
     pub doc_root: Option<Vec<u8>>,
+    /// Behind Apache's ProxyPass, a PATH_INFO taken from the script path's tail (no
+    /// PATH_INFO param, a SCRIPT_NAME given) is `%XX`-decoded, as php-fpm 8.4 does
+    /// ([`crate::compat::Compat::apache_proxy_decodes_path`]); php-fpm 8.2 keeps the
+    /// escapes.
+    pub proxy_decodes_path_info: bool,
 }
 
 /// The outcome: the script to open, the effective SCRIPT_NAME, PHP_SELF.
@@ -203,7 +208,7 @@ fn resolve_general(
                             _ => None,
                         }
                     };
-                    if let Some(new_pi) = new_pi {
+                    if let Some(mut new_pi) = new_pi {
                         if let Some(pi) = &pi_orig {
                             p.set("ORIG_PATH_INFO", pi);
                             // What PATH_INFO held before its tail: without the Apache
@@ -239,6 +244,9 @@ fn resolve_general(
                                     p.set("SCRIPT_NAME", &sn[..cut]);
                                     effective_sn = Some(sn[..cut].to_vec());
                                     chosen_uri = effective_sn.clone();
+                                }
+                                if ini.proxy_decodes_path_info {
+                                    new_pi = decoded;
                                 }
                             }
                         }
@@ -411,6 +419,7 @@ mod tests {
             fix_pathinfo: fix,
             discard_path: false,
             doc_root: None,
+            proxy_decodes_path_info: false,
         };
         run_ini(params, &ini)
     }
@@ -474,6 +483,7 @@ mod tests {
                             fix_pathinfo,
                             discard_path: false,
                             doc_root: doc_root.clone(),
+                            proxy_decodes_path_info: false,
                         };
                         // run_ini compares resolve with the general path.
                         run_ini(&params, &ini);
@@ -558,6 +568,66 @@ mod tests {
             Some("/w/env.php/foo")
         );
         assert_eq!(r.php_self, b"/env.php/foo");
+    }
+
+    /// What php-fpm 8.4.28 answers and 8.2.36 does not: behind ProxyPass, PATH_INFO
+    /// from the script path's escaped tail is decoded when a SCRIPT_NAME is given
+    /// (`%XX` only, `+` and bad escapes kept); a PATH_INFO param or no SCRIPT_NAME
+    /// keeps the escapes.
+    #[test]
+    fn apache_proxy_decoding_of_path_info_by_version() {
+        let shape = |sf: &str, sn: Option<&str>, pi: Option<&str>, decode: bool| {
+            let mut params = vec![
+                ("SCRIPT_FILENAME", sf.to_string()),
+                ("DOCUMENT_ROOT", "/w".to_string()),
+            ];
+            params.extend(sn.map(|s| ("SCRIPT_NAME", s.to_string())));
+            params.extend(pi.map(|s| ("PATH_INFO", s.to_string())));
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let ini = PathIni {
+                fix_pathinfo: true,
+                proxy_decodes_path_info: decode,
+                ..PathIni::default()
+            };
+            let (r, p) = run_ini(&params, &ini);
+            (
+                get(&p, "SCRIPT_NAME").unwrap_or_default(),
+                get(&p, "PATH_INFO").unwrap_or_default(),
+                get(&p, "PATH_TRANSLATED").unwrap_or_default(),
+                String::from_utf8_lossy(&r.php_self).into_owned(),
+            )
+        };
+        let s = |a: &str, b: &str, c: &str, d: &str| {
+            (a.to_string(), b.to_string(), c.to_string(), d.to_string())
+        };
+        let sf = "proxy:fcgi://localhost/w/env.php/a%20b";
+        for sn in ["/env.php/a b", "/env.php/a%20b"] {
+            assert_eq!(
+                shape(sf, Some(sn), None, false),
+                s("/env.php", "/a%20b", "/w/a%20b", "/env.php/a%20b")
+            );
+            assert_eq!(
+                shape(sf, Some(sn), None, true),
+                s("/env.php", "/a b", "/w/a b", "/env.php/a b")
+            );
+        }
+        assert_eq!(
+            shape(sf, Some("/x"), None, true),
+            s("/x", "/a b", "/w/a b", "/x/a b")
+        );
+        let double = "proxy:fcgi://localhost/w/env.php/a%2520b";
+        assert_eq!(
+            shape(double, Some("/env.php/a%20b"), None, true).1,
+            "/a%20b"
+        );
+        let plus = "proxy:fcgi://localhost/w/env.php/a+b%zz";
+        assert_eq!(
+            shape(plus, Some("/env.php/a+b%zz"), None, true).1,
+            "/a+b%zz"
+        );
+        // Not decoded without a SCRIPT_NAME, nor with a PATH_INFO param.
+        assert_eq!(shape(sf, None, None, true).1, "/a%20b");
+        assert_eq!(shape(sf, Some("/env.php"), Some("/a b"), true).1, "/a%20b");
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct Header {
     pub max_children_reached: AtomicU64,
     /// Requests that exceeded `request_slowlog_timeout` (reference §3.7).
     pub slow_requests: AtomicU64,
+    /// The highest peak memory of a finished request, bytes (written by the workers as
+    /// requests end): the status page's `memory peak` of php-fpm 8.4.
+    pub memory_peak: AtomicU64,
     /// rfpm: the durations of the pool's finished requests (the metrics' histogram),
     /// recorded by each worker at a request's end.
     pub durations: Histogram,

@@ -32,6 +32,10 @@ pub struct PoolStatus {
     pub max_active: u64,
     pub max_children_reached: u64,
     pub slow_requests: u64,
+    /// `memory peak` (php-fpm ≥ 8.4, see [`crate::compat::Compat::status_memory_peak`]):
+    /// the highest peak memory of a finished request of the pool, bytes; `None`: not
+    /// shown.
+    pub memory_peak: Option<u64>,
     pub procs: Vec<ProcStatus>,
 }
 
@@ -75,6 +79,8 @@ pub struct Counters {
     pub max_active: u64,
     pub max_children_reached: u64,
     pub slow_requests: u64,
+    /// `None` where the page does not show it.
+    pub memory_peak: Option<u64>,
 }
 
 impl PoolStatus {
@@ -159,6 +165,7 @@ impl PoolStatus {
             max_active: c.max_active.max(active),
             max_children_reached: c.max_children_reached,
             slow_requests: c.slow_requests,
+            memory_peak: c.memory_peak,
             procs,
         }
     }
@@ -179,8 +186,10 @@ pub enum Format {
 }
 
 /// The format and `full` flag chosen by the query string: the first of html, xml, json,
-/// openmetrics named by a key (a key selects a keyword it is a prefix of, as in php-fpm).
-pub fn select(query: &[u8]) -> (Format, bool) {
+/// openmetrics named by a key. `prefix_match` (php-fpm before 8.4, see
+/// [`crate::compat::Compat::status_query_prefix_match`]): a key selects a keyword it is a
+/// prefix of (`?j&f` is json and full); otherwise the key must be the whole keyword.
+pub fn select(query: &[u8], prefix_match: bool) -> (Format, bool) {
     let keys: Vec<Vec<u8>> = query
         .split(|&b| b == b'&')
         .map(|kv| {
@@ -194,7 +203,15 @@ pub fn select(query: &[u8]) -> (Format, bool) {
         })
         .filter(|k| !k.is_empty())
         .collect();
-    let has = |word: &str| keys.iter().any(|k| word.as_bytes().starts_with(k));
+    let has = |word: &str| {
+        keys.iter().any(|k| {
+            if prefix_match {
+                word.as_bytes().starts_with(k)
+            } else {
+                word.as_bytes() == k.as_slice()
+            }
+        })
+    };
     let format = if has("html") {
         Format::Html
     } else if has("xml") {
@@ -306,23 +323,6 @@ fn page_uri(p: &ProcStatus) -> Vec<u8> {
     u
 }
 
-const POOL_LABELS: [&str; 14] = [
-    "pool",
-    "process manager",
-    "start time",
-    "start since",
-    "accepted conn",
-    "listen queue",
-    "max listen queue",
-    "listen queue len",
-    "idle processes",
-    "active processes",
-    "total processes",
-    "max active processes",
-    "max children reached",
-    "slow requests",
-];
-
 const PROC_LABELS: [&str; 13] = [
     "pid",
     "state",
@@ -346,23 +346,31 @@ enum V {
     Time(u64),
 }
 
-fn pool_values(s: &PoolStatus) -> [V; 14] {
-    [
-        V::Raw(s.pool.clone()),
-        V::Raw(s.pm.to_string()),
-        V::Time(s.start_time),
-        V::Raw(s.start_since.to_string()),
-        V::Raw(s.accepted.to_string()),
-        V::Raw(s.listen_queue.to_string()),
-        V::Raw(s.max_listen_queue.to_string()),
-        V::Raw(s.listen_queue_len.to_string()),
-        V::Raw(s.idle.to_string()),
-        V::Raw(s.active.to_string()),
-        V::Raw(s.total().to_string()),
-        V::Raw(s.max_active.to_string()),
-        V::Raw(s.max_children_reached.to_string()),
-        V::Raw(s.slow_requests.to_string()),
-    ]
+/// The pool's fields: label and value, in php-fpm's order.
+fn pool_fields(s: &PoolStatus) -> Vec<(&'static str, V)> {
+    let mut f = vec![
+        ("pool", V::Raw(s.pool.clone())),
+        ("process manager", V::Raw(s.pm.to_string())),
+        ("start time", V::Time(s.start_time)),
+        ("start since", V::Raw(s.start_since.to_string())),
+        ("accepted conn", V::Raw(s.accepted.to_string())),
+        ("listen queue", V::Raw(s.listen_queue.to_string())),
+        ("max listen queue", V::Raw(s.max_listen_queue.to_string())),
+        ("listen queue len", V::Raw(s.listen_queue_len.to_string())),
+        ("idle processes", V::Raw(s.idle.to_string())),
+        ("active processes", V::Raw(s.active.to_string())),
+        ("total processes", V::Raw(s.total().to_string())),
+        ("max active processes", V::Raw(s.max_active.to_string())),
+        (
+            "max children reached",
+            V::Raw(s.max_children_reached.to_string()),
+        ),
+        ("slow requests", V::Raw(s.slow_requests.to_string())),
+    ];
+    if let Some(peak) = s.memory_peak {
+        f.push(("memory peak", V::Raw(peak.to_string())));
+    }
+    f
 }
 
 fn proc_values(p: &ProcStatus) -> [V; 13] {
@@ -406,7 +414,7 @@ fn plain(s: &PoolStatus, full: bool, time: &dyn Fn(u64) -> String) -> Vec<u8> {
         }
         o.push(b'\n');
     };
-    for (label, v) in POOL_LABELS.iter().zip(pool_values(s)) {
+    for (label, v) in pool_fields(s) {
         line(&mut o, label, v);
     }
     if full {
@@ -445,9 +453,9 @@ fn html(s: &PoolStatus, full: bool, time: &dyn Fn(u64) -> String) -> Vec<u8> {
 <body>\n\
 <table>\n",
     );
-    for (label, v) in POOL_LABELS.iter().zip(pool_values(s)) {
+    for (label, v) in pool_fields(s) {
         o.extend_from_slice(format!("<tr><th>{label}</th><td>").as_bytes());
-        if *label == "pool" {
+        if label == "pool" {
             o.extend_from_slice(s.pool.as_bytes());
         } else {
             cell(&mut o, v);
@@ -488,10 +496,10 @@ fn xml(s: &PoolStatus, full: bool) -> Vec<u8> {
         V::Time(t) => o.extend_from_slice(t.to_string().as_bytes()),
     };
     let mut o = b"<?xml version=\"1.0\" ?>\n<status>\n".to_vec();
-    for (label, v) in POOL_LABELS.iter().zip(pool_values(s)) {
+    for (label, v) in pool_fields(s) {
         let t = tag(label);
         o.extend_from_slice(format!("<{t}>").as_bytes());
-        if *label == "pool" {
+        if label == "pool" {
             o.extend_from_slice(s.pool.as_bytes());
         } else {
             cell(&mut o, v);
@@ -536,8 +544,8 @@ fn json(s: &PoolStatus, full: bool) -> Vec<u8> {
             V::Time(t) => o.extend_from_slice(t.to_string().as_bytes()),
         }
     };
-    for (i, (label, v)) in POOL_LABELS.iter().zip(pool_values(s)).enumerate() {
-        let v = match *label {
+    for (i, (label, v)) in pool_fields(s).into_iter().enumerate() {
+        let v = match label {
             // The pool name is written as is (php-fpm does not escape it; pool names are
             // restricted by the configuration anyway).
             "pool" | "process manager" => V::Raw(format!("\"{}\"", s_of(&v))),
@@ -678,6 +686,15 @@ fn openmetrics(s: &PoolStatus) -> Vec<u8> {
         s.slow_requests,
         false,
     );
+    if let Some(peak) = s.memory_peak {
+        metric(
+            "memory_peak",
+            "gauge",
+            "The memory usage peak since FPM has started.",
+            peak,
+            false,
+        );
+    }
     o.push_str("# EOF\n");
     o.into_bytes()
 }
@@ -712,7 +729,7 @@ pub fn to_array(s: &PoolStatus) -> Vec<(&'static str, StatusValue)> {
             v
         })
         .collect();
-    vec![
+    [
         ("pool", Str(s.pool.as_bytes().to_vec())),
         ("process-manager", Str(s.pm.as_bytes().to_vec())),
         ("start-time", n(s.start_time)),
@@ -727,8 +744,11 @@ pub fn to_array(s: &PoolStatus) -> Vec<(&'static str, StatusValue)> {
         ("max-active-processes", n(s.max_active)),
         ("max-children-reached", n(s.max_children_reached)),
         ("slow-requests", n(s.slow_requests)),
-        ("procs", List(procs)),
     ]
+    .into_iter()
+    .chain(s.memory_peak.map(|peak| ("memory-peak", n(peak))))
+    .chain([("procs", List(procs))])
+    .collect()
 }
 
 #[cfg(test)]
@@ -769,6 +789,7 @@ mod tests {
             max_active: 2,
             max_children_reached: 0,
             slow_requests: 0,
+            memory_peak: None,
             procs: vec![
                 p(26379, "Running", 3, 104, "/status", "json&full"),
                 ProcStatus {
@@ -1080,17 +1101,65 @@ phpfpm_slow_requests 0
 
     #[test]
     fn query_selects_format() {
-        assert_eq!(select(b""), (Format::Plain, false));
-        assert_eq!(select(b"full"), (Format::Plain, true));
-        assert_eq!(select(b"json&full"), (Format::Json, true));
-        assert_eq!(select(b"full&json"), (Format::Json, true));
-        assert_eq!(select(b"json&html"), (Format::Html, false));
-        assert_eq!(select(b"xml&openmetrics"), (Format::Xml, false));
-        assert_eq!(select(b"openmetrics"), (Format::OpenMetrics, false));
-        assert_eq!(select(b"j&f"), (Format::Json, true));
-        assert_eq!(select(b"jsonx"), (Format::Plain, false));
-        assert_eq!(select(b"%6Aso=1"), (Format::Json, false));
-        assert_eq!(select(b"=json"), (Format::Plain, false));
+        for prefix in [true, false] {
+            let select = |q: &[u8]| select(q, prefix);
+            assert_eq!(select(b""), (Format::Plain, false));
+            assert_eq!(select(b"full"), (Format::Plain, true));
+            assert_eq!(select(b"json&full"), (Format::Json, true));
+            assert_eq!(select(b"full&json"), (Format::Json, true));
+            assert_eq!(select(b"json&html"), (Format::Html, false));
+            assert_eq!(select(b"xml&openmetrics"), (Format::Xml, false));
+            assert_eq!(select(b"openmetrics"), (Format::OpenMetrics, false));
+            assert_eq!(select(b"jsonx"), (Format::Plain, false));
+            assert_eq!(select(b"=json"), (Format::Plain, false));
+            assert_eq!(select(b"%6Ason=1&full[]=x"), (Format::Json, true));
+        }
+        // php-fpm 8.2: a key selects a keyword it begins.
+        assert_eq!(select(b"j&f", true), (Format::Json, true));
+        assert_eq!(select(b"%6Aso=1", true), (Format::Json, false));
+        // php-fpm 8.4: only the whole keyword.
+        assert_eq!(select(b"j&f", false), (Format::Plain, false));
+        assert_eq!(select(b"%6Aso=1", false), (Format::Plain, false));
+    }
+
+    /// php-fpm 8.4's `memory peak`: after `slow requests` in every format (observed
+    /// from php-fpm 8.4.28), and only when shown.
+    #[test]
+    fn memory_peak_in_every_format() {
+        let mut s = snapshot();
+        for f in [
+            Format::Plain,
+            Format::Html,
+            Format::Xml,
+            Format::Json,
+            Format::OpenMetrics,
+        ] {
+            let page = String::from_utf8(render(&s, f, false, &utc)).expect("utf-8");
+            assert!(!page.contains("memory peak") && !page.contains("memory-peak"));
+            assert!(!page.contains("memory_peak"));
+        }
+        assert!(!to_array(&s).iter().any(|(k, _)| *k == "memory-peak"));
+        s.memory_peak = Some(5_099_520);
+        let page = |f| String::from_utf8(render(&s, f, false, &utc)).expect("utf-8");
+        assert!(page(Format::Plain)
+            .ends_with("slow requests:        0\nmemory peak:          5099520\n"));
+        assert!(page(Format::Html).contains(
+            "<tr><th>slow requests</th><td>0</td></tr>\n<tr><th>memory peak</th><td>5099520</td></tr>\n</table>"
+        ));
+        assert!(page(Format::Xml).ends_with(
+            "<slow-requests>0</slow-requests>\n<memory-peak>5099520</memory-peak>\n</status>"
+        ));
+        assert!(page(Format::Json).ends_with("\"slow requests\":0,\"memory peak\":5099520}"));
+        assert!(page(Format::OpenMetrics).ends_with(
+            "phpfpm_slow_requests 0\n\
+             # HELP phpfpm_memory_peak The memory usage peak since FPM has started.\n\
+             # TYPE phpfpm_memory_peak gauge\n\
+             phpfpm_memory_peak 5099520\n# EOF\n"
+        ));
+        let a = to_array(&s);
+        assert_eq!(a.len(), 16);
+        assert_eq!(a[14], ("memory-peak", StatusValue::Int(5_099_520)));
+        assert_eq!(a[15].0, "procs");
     }
 
     #[test]

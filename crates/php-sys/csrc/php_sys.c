@@ -6,6 +6,7 @@
 #include "php_output.h"
 #include "php_ini_builder.h"
 #include "http_status_codes.h"
+#include "zend_constants.h"
 #include "php_sys.h"
 
 php_sys_result php_sys_output_write(const char *data, size_t len)
@@ -118,4 +119,28 @@ bool php_sys_path_exists(const char *path)
 {
 	char real[MAXPATHLEN];
 	return tsrm_realpath(path, real) != NULL;
+}
+
+char *php_sys_constant_string(const char *name, size_t len)
+{
+	zval *value = zend_get_constant_str(name, len);
+	zend_string *text;
+	char *copy;
+
+	if (value == NULL) {
+		return NULL;
+	}
+	text = zval_get_string(value);
+	copy = malloc(ZSTR_LEN(text) + 1);
+	if (copy != NULL) {
+		memcpy(copy, ZSTR_VAL(text), ZSTR_LEN(text));
+		copy[ZSTR_LEN(text)] = '\0';
+	}
+	zend_string_release(text);
+	return copy;
+}
+
+void php_sys_free(void *p)
+{
+	free(p);
 }

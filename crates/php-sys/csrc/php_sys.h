@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 
-/* Generic helpers over libphp8.2, for any embedder (nothing FPM-specific): zend_try
+/* Generic helpers over Debian's libphp8.x, for any embedder (nothing FPM-specific): zend_try
  * around a call that may bail out, and what PHP only offers as macros, static inline
  * functions or static tables. Prefix php_sys_. */
 
@@ -31,6 +31,14 @@ bool php_sys_path_exists(const char *path);
  * is moved into the list). */
 void php_sys_array_init(void *zv);
 void php_sys_add_next_index_zval(void *arr, void *zv);
+
+/* The PHP constant `name` (a constant of the engine or of a loaded extension) as the
+ * string the INI scanner substitutes for it (its value converted to a string),
+ * malloc'ed (free with php_sys_free); NULL when there is no such constant. After module
+ * start-up, outside a request. */
+char *php_sys_constant_string(const char *name, size_t len);
+/* free() for what the helpers above malloc'ed. */
+void php_sys_free(void *p);
 
 /* Layout of a PHP struct as the C compiler sees it, for the Rust-side layout test. */
 typedef struct {

@@ -1,4 +1,4 @@
-/* What php-sys binds from libphp8.2: bindgen reads this file (see build.rs). */
+/* What php-sys binds from libphp8.x: bindgen reads this file (see build.rs). */
 #include "php.h"
 #include "SAPI.h"
 #include "php_main.h"

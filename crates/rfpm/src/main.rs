@@ -52,6 +52,12 @@ fn main() {
 
 /// `argv`: the whole command line, argv\[0\] included (shown as `argv0`).
 fn real_main(argv0: &str, argv: &[Vec<u8>]) -> i32 {
+    // Before anything calls into PHP: on a libphp of another version (Debian's all name
+    // themselves libphp.so) the first real call would crash.
+    if let Err(e) = sapi::check_library() {
+        eprintln!("{e}");
+        return cli::EX_SOFTWARE;
+    }
     match cli::parse(argv0, argv.get(1..).unwrap_or(&[])) {
         Parsed::Request(rest) => request_cmd::main(&rest),
         Parsed::Help => {

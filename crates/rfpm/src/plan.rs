@@ -250,6 +250,10 @@ pub fn options(c: &Cli) -> conf::LoadOptions {
         daemonize_override: c.daemonize,
         is_root: process::geteuid() == 0,
         allow_root: c.allow_root,
+        // Bare words are the embedded PHP's constants (`E_ALL` differs between PHP
+        // versions), as in php-fpm, which parses its configuration after PHP started.
+        constant: Box::new(sapi::constant),
+        compat: sapi::COMPAT,
         ..conf::LoadOptions::default()
     }
 }

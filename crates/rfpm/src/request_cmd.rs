@@ -849,21 +849,28 @@ mod tests {
         }
     }
 
-    /// php-fpm8.2 on a temp Unix socket; stopped (SIGQUIT, then SIGKILL) on drop.
+    /// Debian's php-fpm of the PHP rfpm is built for, on a temp Unix socket; stopped
+    /// (SIGQUIT, then SIGKILL) on drop.
     struct PhpFpm {
         child: Child,
         dir: TempDir,
     }
 
-    const PHP_FPM: &str = "/usr/sbin/php-fpm8.2";
+    fn php_fpm() -> String {
+        std::env::var("RFPM_REFERENCE_FPM")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| format!("/usr/sbin/php-fpm{}", sapi::PHP_MM))
+    }
 
     impl PhpFpm {
         fn start() -> PhpFpm {
-            // A test that skips without saying so asserts nothing: php-fpm8.2 is one of
+            // A test that skips without saying so asserts nothing: php-fpm is one of
             // `make test`'s dependencies (`make deps` installs it).
+            let php_fpm = php_fpm();
             assert!(
-                Path::new(PHP_FPM).exists(),
-                "{PHP_FPM} is not installed (run `make deps`)"
+                Path::new(&php_fpm).exists(),
+                "{php_fpm} is not installed (run `make deps`)"
             );
             let dir = TempDir::new("fpm");
             let d = dir.path().display().to_string();
@@ -888,7 +895,7 @@ mod tests {
                 "fail.php",
                 "<?php http_response_code(503); error_log('boom'); echo 'down';\n",
             );
-            let child = match Cmd::new(PHP_FPM)
+            let child = match Cmd::new(&php_fpm)
                 .args(["-n", "-R", "-F", "-y"])
                 .arg(dir.path().join("fpm.conf"))
                 .stdin(Stdio::null())
@@ -897,7 +904,7 @@ mod tests {
                 .spawn()
             {
                 Ok(c) => c,
-                Err(e) => panic!("spawn {PHP_FPM}: {e}"),
+                Err(e) => panic!("spawn {php_fpm}: {e}"),
             };
             let mut fpm = PhpFpm { child, dir };
             let sock = fpm.sock();

@@ -112,6 +112,8 @@ pub fn pool_status<'a>(
         max_active: ld(&h.max_active),
         max_children_reached: ld(&h.max_children_reached),
         slow_requests: ld(&h.slow_requests),
+        // php-fpm 8.4's memory peak, on the pages of the version that has it.
+        memory_peak: sapi::COMPAT.status_memory_peak.then(|| ld(&h.memory_peak)),
     };
     let draining: Vec<_> = draining.into_iter().flat_map(Scoreboard::views).collect();
     status::PoolStatus::build_with_draining(pool, pm, &counters, &sb.views(), &draining, now_us())

@@ -10,9 +10,6 @@ use crate::plan::{self, Plan};
 use rfpm_sys::{fd, identity, process, signals, title};
 use std::time::Duration;
 
-/// Debian's php-fpm8.2 reads php.ini (and conf.d) from here; so does rfpm by default.
-const DEFAULT_INI_DIR: &str = "/etc/php/8.2/fpm";
-
 /// A start-up that failed, with the daemon's report to its launcher still pending: it
 /// is sent (failure) when this is dropped, after `main` has logged the error.
 pub struct Failure {
@@ -35,7 +32,8 @@ pub fn start_engine(c: &Cli, argv0: &str) -> Result<(), Error> {
         ini_path: c.php_ini.clone(),
         no_ini: c.no_php_ini,
         defines: c.defines.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        default_ini_dir: DEFAULT_INI_DIR.to_string(),
+        // Where Debian's php-fpm of the same PHP reads php.ini (and conf.d).
+        default_ini_dir: sapi::default_ini_dir(),
         executable: Some(argv0.to_string()),
     };
     sapi::startup(&opts)?;
@@ -76,14 +74,12 @@ pub fn run(argv0: &str, argv: &[Vec<u8>], c: &Cli) -> Result<i32, Failure> {
                 log::log_bytes(log::Level::Notice, function, line!(), &line, None);
             }
         }
-        if plan.builtin {
-            notice!("the built-in default configuration test is successful\n");
+        let what = if plan.builtin {
+            "the built-in default configuration".to_string()
         } else {
-            notice!(
-                "configuration file {} test is successful\n",
-                plan.path_shown
-            );
-        }
+            format!("configuration file {}", plan.path_shown)
+        };
+        notice!("{}", conf::test_successful(&what, &sapi::COMPAT));
         return Ok(EX_OK);
     }
 

@@ -380,6 +380,23 @@ static void print_zend_extension(zend_extension *ext)
 	php_printf("%s\n", ext->name);
 }
 
+char *rfpm_shim_version_text(void)
+{
+#if PHP_VERSION_ID >= 80400
+	char *text = php_get_version(&sapi_module);
+	char *copy;
+
+	if (text == NULL) {
+		return NULL;
+	}
+	copy = strdup(text);
+	efree(text);
+	return copy;
+#else
+	return NULL;
+#endif
+}
+
 void rfpm_shim_cli_info(int what)
 {
 	SG(headers_sent) = 1;

@@ -1,4 +1,4 @@
-/* rfpm's C shim over libphp8.2: the parts of the embedding that must be C
+/* rfpm's C shim over Debian's libphp8.x: the parts of the embedding that must be C
  * (setjmp-based zend_try, PHP_FUNCTION/INI macros, static inline helpers).
  * Everything declared here is our own interface; Rust sees it through bindgen. */
 #ifndef RFPM_SHIM_H
@@ -56,6 +56,10 @@ rfpm_shim_result rfpm_shim_request_startup(void);
  * user_dir) and executes it. On open failure returns RFPM_SHIM_FAILED with *open_errno set. */
 rfpm_shim_result rfpm_shim_execute_primary(int *open_errno);
 void rfpm_shim_request_shutdown(void);
+
+/* `-v`'s text as the library writes it (php_get_version(), PHP >= 8.4), malloc'ed (free
+ * with free()); NULL before PHP 8.4, where the SAPI writes it itself. After start-up. */
+char *rfpm_shim_version_text(void);
 
 /* -m and -i: a request-less activation whose output goes to stdout.
  * what: 0 = module list (php-fpm's -m format), 1 = phpinfo() as text. */

@@ -21,10 +21,10 @@ pub struct EngineOptions {
     /// `-d` entries as given (`name=value` or `name`), applied last.
     pub defines: Vec<String>,
     /// Where php.ini is looked for when neither `-c` nor `-n` is given, and whose
-    /// `conf.d` is scanned (Debian: `/etc/php/8.2/fpm`).
+    /// `conf.d` is scanned (Debian: `/etc/php/8.x/fpm`, see [`crate::default_ini_dir`]).
     pub default_ini_dir: String,
     /// The program's `argv[0]`: PHP makes `PHP_BINARY` of it (its real path, or where
-    /// `PATH` finds a bare name), as php-fpm8.2 does with its own. `None`: empty.
+    /// `PATH` finds a bare name), as php-fpm does with its own. `None`: empty.
     pub executable: Option<String>,
 }
 
@@ -149,9 +149,23 @@ pub fn php_version() -> String {
         .unwrap_or_default()
 }
 
-/// `-v`: `PHP 8.2.x (fpm-fcgi) (built: ...)`, copyright, Zend Engine line(s).
+/// `-v`: `PHP 8.x.y (fpm-fcgi) (built: ...)`, copyright, Zend Engine line(s); from PHP
+/// 8.4 on the library's own text (with `(NTS)` and Debian's `Built by` line), as
+/// php-fpm 8.4 prints it.
 #[must_use]
 pub fn version_text() -> String {
+    if crate::COMPAT.version_text_from_library {
+        // SAFETY: after start-up, on PHP's thread; the shim returns a malloc'ed copy
+        // or NULL.
+        let p = unsafe { shim::rfpm_shim_version_text() };
+        // SAFETY: NULL or a NUL-terminated string of ours, read before it is freed.
+        if let Some(text) = unsafe { cstr_opt(p) } {
+            let text = text.to_string_lossy().into_owned();
+            // SAFETY: malloc'ed by the shim, not used after this.
+            unsafe { sys::php_sys_free(p.cast()) };
+            return text;
+        }
+    }
     let version = php_version();
     // SAFETY: get_zend_version returns a static, NUL-terminated string of the library,
     // copied here.
@@ -166,7 +180,7 @@ pub fn version_text() -> String {
 
 /// When libphp was built (the library's modification time), as `Mon DD YYYY HH:MM:SS`.
 fn build_date() -> String {
-    let t: libc::time_t = std::fs::metadata("/usr/lib/libphp8.2.so")
+    let t: libc::time_t = std::fs::metadata(sys::PHP_LIBRARY)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -205,4 +219,41 @@ pub fn print_info() {
     hide_pcntl();
     // SAFETY: as for `print_modules`.
     unsafe { shim::rfpm_shim_cli_info(1) }
+}
+
+/// The PHP constant `name` (the engine's or a loaded extension's) as the string the INI
+/// parser substitutes for a bare word in php-fpm.conf (`E_ALL` → `30719` on PHP 8.4),
+/// or `None` when PHP has no such constant. After start-up, outside a request.
+#[must_use]
+pub fn constant(name: &str) -> Option<String> {
+    // SAFETY: after start-up, on PHP's thread; PHP reads `len` bytes of `name` (no NUL
+    // needed) and the helper returns a malloc'ed copy or NULL.
+    let p = unsafe { sys::php_sys_constant_string(name.as_ptr().cast(), name.len()) };
+    // SAFETY: NULL or a NUL-terminated string of ours, read before it is freed.
+    let value = unsafe { cstr_opt(p) }.map(|c| c.to_string_lossy().into_owned());
+    if !p.is_null() {
+        // SAFETY: malloc'ed by the helper, not used after this.
+        unsafe { sys::php_sys_free(p.cast()) };
+    }
+    value
+}
+
+/// Checks that the PHP library loaded at run time is the PHP rfpm was built for (both
+/// Debian libraries name themselves `libphp.so`; on the wrong one rfpm would crash).
+/// Safe before start-up: it only asks the library's `php_version()` (PHP ≥ 8.4; looked
+/// up by name, so a library without it is not an error of the dynamic loader), which
+/// returns a constant string.
+pub fn check_library() -> Result<(), rfpm_core::compat::LoadedPhpError> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the symbol up.
+    let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"php_version".as_ptr()) };
+    let loaded = if f.is_null() {
+        None
+    } else {
+        // SAFETY: `php_version` is PHP's `const char *php_version(void)` (main/main.c,
+        // PHP ≥ 8.4): a C function without arguments.
+        let php_version: extern "C" fn() -> *const c_char = unsafe { std::mem::transmute(f) };
+        // SAFETY: it returns PHP_VERSION, a static NUL-terminated string.
+        unsafe { cstr_opt(php_version()) }.map(|c| c.to_string_lossy().into_owned())
+    };
+    rfpm_core::compat::check_loaded(sys::PHP_MM, loaded.as_deref())
 }

@@ -24,13 +24,28 @@ pub mod worker;
 
 pub use callbacks::status_reason;
 pub use engine::{
-    hide_pcntl, php_version, print_info, print_modules, shutdown, startup, version_text,
-    EngineError, EngineOptions,
+    check_library, constant, hide_pcntl, php_version, print_info, print_modules, shutdown, startup,
+    version_text, EngineError, EngineOptions,
 };
 pub use ini::{apply_request_ini, fastcgi_logging, fpm_ini, ini_string, set_ini, FpmIni};
 pub use request::{path_exists, run, Action, Conn, Outcome, Request, RequestEnd, StatusValue};
 pub use rfpm_core::Level;
 pub use vars::Vars;
+
+/// The PHP version rfpm is built for, `major.minor` (`8.4`), from `php-config`.
+pub const PHP_MM: &str = php_sys::PHP_MM;
+/// The `PHP_VERSION_ID` rfpm is built for (`80428`), from the PHP headers.
+pub const PHP_VERSION_ID: u32 = php_sys::PHP_VERSION_ID;
+/// php-fpm's behaviour of that PHP version (see [`rfpm_core::compat`]).
+pub const COMPAT: rfpm_core::compat::Compat =
+    rfpm_core::compat::Compat::for_version_id(PHP_VERSION_ID);
+
+/// Where Debian's php-fpm of this PHP version reads php.ini and scans conf.d:
+/// `/etc/php/8.4/fpm`.
+#[must_use]
+pub fn default_ini_dir() -> String {
+    format!("/etc/php/{PHP_MM}/fpm")
+}
 
 /// How PHP's own messages (`log_message`) start when they reach [`Conn::log`].
 pub const PHP_MESSAGE_PREFIX: &[u8] = b"PHP message: ";

@@ -402,8 +402,8 @@ pub(crate) unsafe fn header_lines<'a>(sh: &mut sys::sapi_headers_struct) -> Vec<
         if !hs.header.is_null() {
             // SAFETY: PHP keeps `header_len` bytes at `header`, alive until the headers
             // change (the caller's promise bounds `'a` by that).
-            lines
-                .push(unsafe { std::slice::from_raw_parts(hs.header.cast::<u8>(), hs.header_len) });
+            let line = unsafe { std::slice::from_raw_parts(hs.header.cast::<u8>(), hs.header_len) };
+            lines.push(line);
         }
         // SAFETY: as for the first element.
         h = unsafe { sys::zend_llist_get_next_ex(&raw mut sh.headers, &raw mut pos) }

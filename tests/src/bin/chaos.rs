@@ -1,8 +1,8 @@
-//! `make chaos`: the fault-injection suite of issue 19, run against rfpm and php-fpm8.2 in
-//! the same run. One line per check (`ok`/`FAIL`, then rfpm's figures and php-fpm8.2's),
+//! `make chaos`: the fault-injection suite of issue 19, run against rfpm and php-fpm (of the same PHP) in
+//! the same run. One line per check (`ok`/`FAIL`, then rfpm's figures and php-fpm (of the same PHP)'s),
 //! then `N passed, M failed`; the exit status is non-zero when a check failed.
 //!
-//! A check passes on what rfpm does; php-fpm8.2's outcome is printed beside it (it is the
+//! A check passes on what rfpm does; php-fpm (of the same PHP)'s outcome is printed beside it (it is the
 //! reference, not the judge: where php-fpm does worse, the line says so).
 //!
 //! ```text
@@ -137,7 +137,7 @@ fn kinds() -> [Kind; 2] {
 fn label(kind: Kind) -> &'static str {
     match kind {
         Kind::Rfpm => "rfpm",
-        Kind::PhpFpm => "php-fpm8.2",
+        Kind::PhpFpm => "php-fpm",
     }
 }
 
@@ -515,7 +515,7 @@ fn malformed(o: &Opts, r: &mut Report) {
             ok,
             &format!("malformed: {name}"),
             &format!(
-                "rfpm {} ({}), php-fpm8.2 {} ({})",
+                "rfpm {} ({}), php-fpm {} ({})",
                 if seen[0].1 {
                     "serves after"
                 } else {
@@ -590,7 +590,7 @@ fn malformed(o: &Opts, r: &mut Report) {
         replaced[0] == 0 && master_alive(rfpm),
         "malformed: no worker died",
         &format!(
-            "{} hand-made + {n} random inputs; workers replaced: rfpm {}, php-fpm8.2 {}; \
+            "{} hand-made + {n} random inputs; workers replaced: rfpm {}, php-fpm {}; \
              same reply on {same} of {} hand-made cases",
             cases.len(),
             replaced[0],
@@ -957,7 +957,7 @@ fn hostile_ffi(o: &Opts, r: &mut Report) {
         if o.short && kind == Kind::PhpFpm {
             // Its pool wedges and its master spins (issue 19): 40 s of waiting. The full
             // run shows it.
-            detail.push("php-fpm8.2 not run with --short (see the full run)".into());
+            detail.push("php-fpm not run with --short (see the full run)".into());
             continue;
         }
         let b = Fpm::builder(kind)
@@ -1292,8 +1292,8 @@ fn configs(o: &Opts, r: &mut Report) {
         ok,
         &format!("config: {done} seeded mutations under -t"),
         &format!(
-            "base config rfpm {base_rfpm:?} php-fpm8.2 {base_php:?}; rfpm rejected {rejected} \
-             (every one naming an ERROR: {}), crashed {crashes}; php-fpm8.2 rejected \
+            "base config rfpm {base_rfpm:?} php-fpm {base_php:?}; rfpm rejected {rejected} \
+             (every one naming an ERROR: {}), crashed {crashes}; php-fpm rejected \
              {php_rejected}; same verdict on {agree}/{done}; {:.1}s{}{}",
             if silent_failures == 0 { "yes" } else { "NO" },
             t0.elapsed().as_secs_f64(),
@@ -1342,7 +1342,7 @@ fn main() {
         if o.short { "short" } else { "full" },
         o.seed,
         bin.display(),
-        integration::PHP_FPM_BIN
+        integration::php_fpm_bin().display()
     );
     let t0 = Instant::now();
     let mut r = Report::default();

@@ -266,7 +266,7 @@ impl Worker<'_> {
 
     /// The status page (reference §9.3) from the status source's scoreboard.
     pub(super) fn status_page(&self, query: &[u8], head: bool) -> sapi::Action {
-        let (format, full) = status::select(query);
+        let (format, full) = status::select(query, sapi::COMPAT.status_query_prefix_match);
         let snapshot = pool_status(&self.status);
         let body = status::render(&snapshot, format, full, &|t| {
             rfpm_sys::time::strftime_local(

@@ -60,6 +60,9 @@ impl RequestLog<'_> {
             memory: end.memory,
         };
         self.slot.end_request(&figures, now);
+        self.header
+            .memory_peak
+            .fetch_max(end.memory, std::sync::atomic::Ordering::Relaxed);
         self.record(duration, end.status);
         let fd = self.access_fd?;
         // The slot's text fields (five copies) only when an access log line needs them.

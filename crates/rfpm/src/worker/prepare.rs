@@ -68,6 +68,7 @@ impl Worker<'_> {
             } else {
                 None
             },
+            proxy_decodes_path_info: sapi::COMPAT.apache_proxy_decodes_path,
         };
         let resolved = paths::resolve(params, &path_ini, &probe, &sapi::path_exists);
         // The request's strings as PHP reads them: borrowed from the params (their
