@@ -88,6 +88,24 @@ pub fn tree(master: u32) -> TreeMem {
     }
 }
 
+/// A process's user + system time, clock ticks (`/proc/PID/stat` fields 14 and 15).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+    Some(field(14)? + field(15)?)
+}
+
+/// The clock ticks of a master and its current workers (a process gone counts 0).
+pub fn tree_ticks(master: u32) -> u64 {
+    cpu_ticks(master).unwrap_or(0)
+        + children(master)
+            .into_iter()
+            .filter_map(cpu_ticks)
+            .sum::<u64>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,32 +20,6 @@ use std::time::{Duration, Instant};
 use bench::load::{self, BodyCheck, Expect, Spec};
 use fcgi::client::{Addr, ClientRequest};
 
-/// user + system clock ticks of one process (`/proc/PID/stat` fields 14 and 15).
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-        return 0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| {
-        f.get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
-}
-
-/// Ticks of the master and its workers.
-fn tree_ticks(master: u32) -> u64 {
-    cpu_ticks(master)
-        + bench::mem::children(master)
-            .into_iter()
-            .map(cpu_ticks)
-            .sum::<u64>()
-}
-
 struct Round {
     rps: f64,
     cpu_us_per_req: f64,
@@ -127,9 +101,9 @@ fn round(bin: &Path, json: bool, secs: u64) -> Result<Round, String> {
     let _ = load::run(&spec(Duration::from_millis(500)));
     let master = child.id();
     let size0 = std::fs::metadata(&access).map_or(0, |m| m.len());
-    let t0 = tree_ticks(master);
+    let t0 = bench::mem::tree_ticks(master);
     let out = load::run(&spec(Duration::from_secs(secs)));
-    let t1 = tree_ticks(master);
+    let t1 = bench::mem::tree_ticks(master);
     let size1 = std::fs::metadata(&access).map_or(0, |m| m.len());
     let _ = rfpm_sys::process::kill(
         i32::try_from(master).map_err(|e| e.to_string())?,

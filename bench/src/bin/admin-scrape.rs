@@ -29,15 +29,6 @@ use fcgi::client::Addr;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// The master's user + system time in clock ticks (`/proc/PID/stat` fields 14 and 15).
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    Some(field(14)? + field(15)?)
-}
-
 /// The master's time on a CPU, nanoseconds (`/proc/PID/schedstat`, first field).
 fn cpu_ns(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
@@ -256,7 +247,7 @@ fn measure(f: &Rfpm, path: &str, k: usize) -> Result<Cost, String> {
     }
     let pid = f.pid();
     let (t0, n0, w0) = (
-        cpu_ticks(pid).ok_or("no /proc/PID/stat")?,
+        bench::mem::cpu_ticks(pid).ok_or("no /proc/PID/stat")?,
         cpu_ns(pid).ok_or("no /proc/PID/schedstat")?,
         Instant::now(),
     );
@@ -270,7 +261,7 @@ fn measure(f: &Rfpm, path: &str, k: usize) -> Result<Cost, String> {
     }
     let wall = w0.elapsed();
     let (t1, n1) = (
-        cpu_ticks(pid).ok_or("no /proc/PID/stat")?,
+        bench::mem::cpu_ticks(pid).ok_or("no /proc/PID/stat")?,
         cpu_ns(pid).ok_or("no /proc/PID/schedstat")?,
     );
     let tick_us = 1e6 / rfpm_sys::time::clock_ticks_per_sec() as f64;

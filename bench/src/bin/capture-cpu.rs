@@ -16,15 +16,6 @@ use std::time::{Duration, Instant};
 
 use fcgi::client::{Addr, Client, ClientRequest};
 
-/// The master's user + system time, clock ticks (`/proc/PID/stat` fields 14 and 15).
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    Some(field(14)? + field(15)?)
-}
-
 /// The error log's size once it stops growing (the master has logged everything).
 fn settled_size(log: &Path) -> u64 {
     let mut last = u64::MAX;
@@ -81,7 +72,7 @@ fn round(bin: &Path, dir: &Path, mb: usize) -> Result<(f64, u64), String> {
         std::thread::sleep(Duration::from_millis(10));
     }
     let pid = child.id();
-    let before = cpu_ticks(pid).ok_or("no /proc stat")?;
+    let before = bench::mem::cpu_ticks(pid).ok_or("no /proc stat")?;
     let size_before = settled_size(&log);
     let mut c = Client::connect(&Addr::Unix(sock.clone())).map_err(|e| e.to_string())?;
     c.set_timeout(Some(Duration::from_secs(120)))
@@ -96,7 +87,7 @@ fn round(bin: &Path, dir: &Path, mb: usize) -> Result<(f64, u64), String> {
         return Err(format!("unexpected answer {:?}", body.stdout_str()));
     }
     let size = settled_size(&log).saturating_sub(size_before);
-    let after = cpu_ticks(pid).ok_or("no /proc stat")?;
+    let after = bench::mem::cpu_ticks(pid).ok_or("no /proc stat")?;
     let _ = rfpm_sys::process::kill(
         i32::try_from(pid).map_err(|e| e.to_string())?,
         libc::SIGQUIT,

@@ -39,32 +39,6 @@ fn app_dir() -> PathBuf {
     p.canonicalize().unwrap_or(p)
 }
 
-/// user + system clock ticks of `pid` (`/proc/PID/stat` fields 14 and 15).
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-        return 0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| {
-        f.get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(14) + field(15)
-}
-
-/// CPU ticks of the master and its current workers.
-fn tree_ticks(master: u32) -> u64 {
-    cpu_ticks(master)
-        + bench::mem::children(master)
-            .into_iter()
-            .map(cpu_ticks)
-            .sum::<u64>()
-}
-
 struct Running {
     child: Child,
     sock: PathBuf,
@@ -183,9 +157,9 @@ fn measure(s: &Setup<'_>, secs: f64) -> Result<Figures, String> {
         return Err(format!("{}: no answer ({:?})", s.name, warm.first_error));
     }
     let master = r.child.id();
-    let before = tree_ticks(master);
+    let before = bench::mem::tree_ticks(master);
     let out = load::run(&spec(&r.sock, 4, None, Some(secs)));
-    let after = tree_ticks(master);
+    let after = bench::mem::tree_ticks(master);
     let tick = rfpm_sys::time::clock_ticks_per_sec() as f64;
     let cpu_us = (after.saturating_sub(before)) as f64 / tick * 1e6;
     Ok(Figures {
