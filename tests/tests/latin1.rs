@@ -328,3 +328,30 @@ both!(a_latin1_config_path_on_the_command_line, |kind| {
     );
     assert!(fpm.exited().ok().flatten().is_none(), "{}", fpm.log());
 });
+
+// `-d name=value` with a value that is not UTF-8: PHP gets its bytes (php-fpm8.2 too).
+both!(a_latin1_define_on_the_command_line, |kind| {
+    let tmp = tempfile::Builder::new()
+        .prefix("itest-latin1-define-")
+        .tempdir()
+        .expect("tempdir");
+    chmod(tmp.path(), 0o755);
+    let script = tmp.path().join("ini.php");
+    std::fs::write(&script, "<?php echo bin2hex(ini_get('include_path'));").expect("script");
+    chmod(&script, 0o644);
+    let fpm = Fpm::builder(kind)
+        .arg("-d")
+        .arg(OsStr::from_bytes(b"include_path=.:/usr/share/caf\xe9"))
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let req = Req::get("ini.php").param("SCRIPT_FILENAME", &script.display().to_string());
+    let resp = fpm
+        .send(&req)
+        .unwrap_or_else(|e| panic!("{e}\n{}", fpm.log()));
+    assert_eq!(
+        resp.body(),
+        hex(b".:/usr/share/caf\xe9").as_bytes(),
+        "{}",
+        fpm.log()
+    );
+});

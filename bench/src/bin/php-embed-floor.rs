@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     let opts = sapi::EngineOptions {
         ini_path: None,
         no_ini: true,
-        defines,
+        defines: defines.into_iter().map(String::into_bytes).collect(),
         default_ini_dir: String::new(),
         executable: None,
     };

@@ -29,7 +29,7 @@ pub struct Cli {
     /// `-n`: read no php.ini.
     pub no_php_ini: bool,
     /// `-d name[=value]` in command-line order; `-d name` gives `(name, "1")`.
-    pub defines: Vec<(String, String)>,
+    pub defines: Vec<(Vec<u8>, Vec<u8>)>,
     /// `-e`: extended info for debuggers/profilers.
     pub profile_info: bool,
     /// `-y`: FPM configuration file (last one wins; may be empty: then the default applies).
@@ -299,13 +299,12 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Splits a `-d` argument: `name=value`, or `name` meaning `name=1` (as text: INI
-/// names are ASCII; a value's bytes that are not UTF-8 are replaced).
-fn split_define(arg: &[u8]) -> (String, String) {
-    let arg = String::from_utf8_lossy(arg);
-    match arg.split_once('=') {
-        Some((name, value)) => (name.to_string(), value.to_string()),
-        None => (arg.to_string(), "1".to_string()),
+/// Splits a `-d` argument: `name=value`, or `name` meaning `name=1` (bytes: an INI
+/// value need not be UTF-8).
+fn split_define(arg: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    match arg.iter().position(|&b| b == b'=') {
+        Some(eq) => (arg[..eq].to_vec(), arg[eq + 1..].to_vec()),
+        None => (arg.to_vec(), b"1".to_vec()),
     }
 }
 
@@ -542,7 +541,7 @@ mod tests {
             "--define==y",
             "-tdq",
         ]);
-        let want: Vec<(String, String)> = [
+        let want: Vec<(Vec<u8>, Vec<u8>)> = [
             ("foo", "1"),
             ("bar", "1"),
             ("baz", "2"),
@@ -552,9 +551,14 @@ mod tests {
             ("q", "1"),
         ]
         .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()))
         .collect();
         assert_eq!(cli.defines, want);
+        let latin1 = match parse("rfpm", &[b"-dinclude_path=/caf\xe9".to_vec()]) {
+            Parsed::Run(cli) => cli.defines,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(latin1, [(b"include_path".to_vec(), b"/caf\xe9".to_vec())]);
         assert_eq!(cli.test, 1);
         usage_error(&["-d"]);
         usage_error(&["--define"]);

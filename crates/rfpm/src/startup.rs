@@ -31,7 +31,11 @@ pub fn start_engine(c: &Cli, argv0: &str) -> Result<(), Error> {
     let opts = sapi::EngineOptions {
         ini_path: c.php_ini.clone(),
         no_ini: c.no_php_ini,
-        defines: c.defines.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        defines: c
+            .defines
+            .iter()
+            .map(|(k, v)| [&k[..], b"=", &v[..]].concat())
+            .collect(),
         // Where Debian's php-fpm of the same PHP reads php.ini (and conf.d).
         default_ini_dir: sapi::default_ini_dir(),
         executable: Some(argv0.to_string()),

@@ -19,7 +19,7 @@ pub struct EngineOptions {
     /// `-n`: no php.ini at all (and no scan dir).
     pub no_ini: bool,
     /// `-d` entries as given (`name=value` or `name`), applied last.
-    pub defines: Vec<String>,
+    pub defines: Vec<Vec<u8>>,
     /// Where php.ini is looked for when neither `-c` nor `-n` is given, and whose
     /// `conf.d` is scanned (Debian: `/etc/php/8.x/fpm`, see [`crate::default_ini_dir`]).
     pub default_ini_dir: String,
@@ -89,7 +89,7 @@ pub fn startup(opts: &EngineOptions) -> Result<(), EngineError> {
     let defines: Vec<CString> = opts
         .defines
         .iter()
-        .map(|d| CString::new(d.as_str()))
+        .map(|d| CString::new(d.as_slice()))
         .collect::<Result<_, _>>()
         .map_err(|_| EngineError::Nul)?;
     let ptrs: Vec<*const c_char> = defines.iter().map(|d| d.as_ptr()).collect();
