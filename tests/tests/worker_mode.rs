@@ -38,6 +38,18 @@ fn get(fpm: &Fpm, script: &str, query: &str) -> integration::fcgi::client::Respo
     ok(fpm.send(&Req::get(script).query(query)))
 }
 
+/// The app booted a second time, in a new worker: what that worker answers.
+fn booted_again(fpm: &Fpm, boots: &Path, before: &Value) -> Value {
+    assert!(
+        wait_until(DEADLINE, || boots_of(boots) == 2),
+        "{}",
+        fpm.log()
+    );
+    let after = json(&get(fpm, "index.php", ""));
+    assert_ne!(after["pid"], before["pid"], "{}", fpm.log());
+    after
+}
+
 /// The app boots once, sees FRANKENPHP_WORKER at boot with PHP_SAPI still fpm-fcgi,
 /// and every request reaches it (front controller) with its own SCRIPT_FILENAME,
 /// SCRIPT_NAME and REQUEST_URI.
@@ -232,13 +244,7 @@ fn exit_delivers_then_boots_again() {
     let r = get(&fpm, "index.php", "do=exit");
     assert_eq!(text_of(&r), "bye");
     assert_eq!(r.status(), 200);
-    assert!(
-        wait_until(DEADLINE, || boots_of(&boots) == 2),
-        "{}",
-        fpm.log()
-    );
-    let after = json(&get(&fpm, "index.php", ""));
-    assert_ne!(after["pid"], before["pid"]);
+    let after = booted_again(&fpm, &boots, &before);
     assert_eq!(after["served"], 1);
 }
 
@@ -338,13 +344,7 @@ fn a_fatal_error_replaces_the_worker() {
         r.stderr_str()
     );
     ok(fpm.wait_log("a fatal error ended the worker script", DEADLINE));
-    assert!(
-        wait_until(DEADLINE, || boots_of(&boots) == 2),
-        "{}",
-        fpm.log()
-    );
-    let after = json(&get(&fpm, "index.php", ""));
-    assert_ne!(after["pid"], before["pid"]);
+    booted_again(&fpm, &boots, &before);
 }
 
 /// A script that fails before its first frankenphp_handle_request(): the master backs
@@ -567,13 +567,7 @@ fn a_reload_boots_again() {
     let fpm = start(one_worker(&boots));
     let before = json(&get(&fpm, "index.php", ""));
     ok(fpm.signal(libc::SIGUSR2));
-    assert!(
-        wait_until(DEADLINE, || boots_of(&boots) == 2),
-        "{}",
-        fpm.log()
-    );
-    let after = json(&get(&fpm, "index.php", ""));
-    assert_ne!(after["pid"], before["pid"]);
+    let after = booted_again(&fpm, &boots, &before);
     assert_eq!(after["served"], 1);
 }
 
