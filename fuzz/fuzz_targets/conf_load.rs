@@ -13,8 +13,8 @@ fn opts() -> LoadOptions {
         prefix: None,
         install_prefix: "/nonexistent-rfpm-fuzz".into(),
         env: Box::new(|n| match n {
-            "A" => Some("alpha".into()),
-            "B" => Some("on".into()),
+            b"A" => Some("alpha".into()),
+            b"B" => Some("on".into()),
             _ => None,
         }),
         ..LoadOptions::default()

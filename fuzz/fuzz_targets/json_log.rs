@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
         memory: u64::MAX,
         cpu_user_us: u64::MAX,
         cpu_system_us: 1,
-        pool: "www",
+        pool: b"www",
         pid: -1,
         ppid: 1,
         param: &param,

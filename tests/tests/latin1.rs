@@ -355,3 +355,348 @@ both!(a_latin1_define_on_the_command_line, |kind| {
         fpm.log()
     );
 });
+
+/// The lines `-t`/`-tt` print (stamps cut) and the exit code, for a binary.
+fn test_lines(bin: &Path, flag: &str, conf_path: &Path) -> (Vec<Vec<u8>>, Option<i32>) {
+    let out = std::process::Command::new(bin)
+        .args(["-n", flag, "-R", "-y"])
+        .arg(conf_path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    let lines = out
+        .stderr
+        .split(|&c| c == b'\n')
+        .map(|l| {
+            l.get(23..)
+                .filter(|_| l.first() == Some(&b'['))
+                .unwrap_or(l)
+                .to_vec()
+        })
+        .collect();
+    (lines, out.status.code())
+}
+
+fn shown_lines(l: &[Vec<u8>]) -> String {
+    l.iter()
+        .map(|x| x.escape_ascii().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A pool whose name is Latin-1 and the text directives that hold such bytes: `-tt`
+/// prints them as php-fpm8.2 does (the section, `$pool` expanded in `listen`, the
+/// access format and suppressed path, the ping response, the limit extensions, the
+/// syslog ident).
+#[test]
+fn test_config_prints_latin1_pool_names_and_text_directives() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+    let mut conf = Vec::new();
+    for line in [
+        b"[global]".to_vec(),
+        [b"error_log = ", &at(b"err.log")[..]].concat(),
+        b"syslog.ident = fpm\xe9".to_vec(),
+        b"[caf\xe9]".to_vec(),
+        [b"listen = ", &at(b"$pool.sock")[..]].concat(),
+        b"pm = static".to_vec(),
+        b"pm.max_children = 1".to_vec(),
+        [b"access.log = ", &at(b"$pool.access")[..]].concat(),
+        b"access.format = \"%n caf\xe9 %s\"".to_vec(),
+        b"access.suppress_path[] = /h\xe9".to_vec(),
+        b"pm.status_path = /status".to_vec(),
+        b"ping.path = /ping".to_vec(),
+        b"ping.response = pong\xe9".to_vec(),
+        b"security.limit_extensions = .php .ph\xe9".to_vec(),
+        b"env[POOL] = $pool".to_vec(),
+    ] {
+        conf.extend_from_slice(&line);
+        conf.push(b'\n');
+    }
+    let conf_path = tmp.path().join("php-fpm.conf");
+    std::fs::write(&conf_path, &conf).expect("write conf");
+    let expected = test_lines(&integration::php_fpm_bin(), "-tt", &conf_path);
+    let actual = test_lines(&integration::rfpm_bin(), "-tt", &conf_path);
+    assert_eq!(expected.1, Some(0), "{}", shown_lines(&expected.0));
+    assert!(
+        expected.0.contains(&b"NOTICE: [caf\xe9]".to_vec()),
+        "php-fpm printed no Latin-1 section:\n{}",
+        shown_lines(&expected.0)
+    );
+    assert_eq!(
+        actual,
+        expected,
+        "rfpm:\n{}\nphp-fpm:\n{}",
+        shown_lines(&actual.0),
+        shown_lines(&expected.0)
+    );
+}
+
+/// `-t`'s error messages show a value's bytes exactly, as php-fpm8.2 prints its C
+/// strings: a Latin-1 pool name, chdir, directive name, access format, status and ping
+/// path each make a configuration fail with the same lines and exit code.
+#[test]
+fn test_config_errors_show_the_bytes_as_php_fpm_does() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+    let head = |pool: &[u8]| {
+        vec![
+            b"[global]".to_vec(),
+            [b"error_log = ", &at(b"err.log")[..]].concat(),
+            [b"[", pool, b"]"].concat(),
+            [b"listen = ", &at(b"s.sock")[..]].concat(),
+            b"pm = static".to_vec(),
+            b"pm.max_children = 1".to_vec(),
+        ]
+    };
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("chdir", {
+            let mut c = head(b"caf\xe9");
+            c.push([b"chdir = ", &at(b"nowhere\xe9")[..]].concat());
+            c
+        }),
+        ("unknown entry", {
+            let mut c = head(b"www");
+            c.push(b"caf\xe9 = 1".to_vec());
+            c
+        }),
+        ("access.format", {
+            let mut c = head(b"caf\xe9");
+            c.push([b"access.log = ", &at(b"a.log")[..]].concat());
+            c.push(b"access.format = \"%R %\xe9\"".to_vec());
+            c
+        }),
+        ("status path", {
+            let mut c = head(b"caf\xe9");
+            c.push(b"pm.status_path = /st\xe9".to_vec());
+            c
+        }),
+        ("ping path", {
+            let mut c = head(b"www");
+            c.push(b"ping.path = /p\xe9".to_vec());
+            c
+        }),
+        ("access.log", {
+            let mut c = head(b"caf\xe9");
+            c.push([b"access.log = ", &at(b"no\xe9/dir/a.log")[..]].concat());
+            c
+        }),
+    ];
+    for (what, lines) in cases {
+        let mut conf = Vec::new();
+        for l in lines {
+            conf.extend_from_slice(&l);
+            conf.push(b'\n');
+        }
+        let conf_path = tmp.path().join("php-fpm.conf");
+        std::fs::write(&conf_path, &conf).expect("write conf");
+        let expected = test_lines(&integration::php_fpm_bin(), "-t", &conf_path);
+        let actual = test_lines(&integration::rfpm_bin(), "-t", &conf_path);
+        assert!(
+            expected.0.iter().any(|l| l.contains(&0xe9)),
+            "{what}: php-fpm named no Latin-1 byte:\n{}",
+            shown_lines(&expected.0)
+        );
+        assert_eq!(
+            actual,
+            expected,
+            "{what}: rfpm:\n{}\nphp-fpm:\n{}",
+            shown_lines(&actual.0),
+            shown_lines(&expected.0)
+        );
+    }
+}
+
+// A pool named in Latin-1 runs: `$pool` puts the name's bytes into the socket's path,
+// the access log's `%n` and a literal byte of `access.format` are written raw, the status
+// page names the pool by its bytes, the ping answers its configured bytes, a worker's
+// decorated output and its process title carry the name's bytes.
+both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
+    let tmp = tempfile::Builder::new()
+        .prefix("itest-latin1-pool-")
+        .tempdir()
+        .expect("tempdir");
+    chmod(tmp.path(), 0o755);
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+    let script = tmp.path().join("say.php");
+    std::fs::write(
+        &script,
+        "<?php file_put_contents('php://stderr', \"said\\n\"); echo 'ok';",
+    )
+    .expect("write script");
+    chmod(&script, 0o644);
+    let access = at(b"access.log");
+    let mut conf = Vec::new();
+    for line in [
+        b"[global]".to_vec(),
+        b"daemonize = no".to_vec(),
+        b"[caf\xe9]".to_vec(),
+        [b"listen = ", &at(b"$pool.sock")[..]].concat(),
+        b"pm = static".to_vec(),
+        b"pm.max_children = 1".to_vec(),
+        b"catch_workers_output = yes".to_vec(),
+        [b"access.log = ", &access[..]].concat(),
+        b"access.format = \"%n|caf\xe9|%s\"".to_vec(),
+        b"pm.status_path = /status".to_vec(),
+        b"ping.path = /ping".to_vec(),
+        b"ping.response = pong\xe9".to_vec(),
+    ] {
+        conf.extend_from_slice(&line);
+        conf.push(b'\n');
+    }
+    let conf_path = tmp.path().join("latin1.conf");
+    std::fs::write(&conf_path, &conf).expect("write conf");
+    let fpm = Fpm::builder(kind)
+        .no_config()
+        .arg("-y")
+        .arg(conf_path.display().to_string())
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let sock = path_of(&at(b"caf\xe9.sock"));
+    assert!(
+        wait_until(DEADLINE, || sock.exists()),
+        "no socket at {sock:?}\n{}",
+        fpm.log()
+    );
+    let send = |req: &Req| {
+        let mut client = connect(&Addr::Unix(sock.clone()))
+            .unwrap_or_else(|e| panic!("connect: {e}\n{}", fpm.log()));
+        send_on(&mut client, &fpm.docroot(), req)
+            .unwrap_or_else(|e| panic!("request: {e}\n{}", fpm.log()))
+    };
+
+    let ping = send(&Req::get("ping"));
+    assert_eq!(ping.body(), b"pong\xe9", "{}", fpm.log());
+    let status = send(&Req::get("status"));
+    assert!(
+        contains(status.body(), b"pool:                 caf\xe9\n"),
+        "{}",
+        String::from_utf8_lossy(status.body()).escape_debug()
+    );
+    let json = send(&Req::get("status").query("json"));
+    assert!(
+        json.body().starts_with(b"{\"pool\":\"caf\xe9\","),
+        "{}",
+        json.body().escape_ascii()
+    );
+    let said = send(&Req::get("say.php").param("SCRIPT_FILENAME", &script.display().to_string()));
+    assert_eq!(said.body(), b"ok");
+
+    // The access log: `%n` and the format's own byte, raw.
+    let line = b"caf\xe9|caf\xe9|200";
+    assert!(
+        wait_until(DEADLINE, || std::fs::read(path_of(&access))
+            .is_ok_and(|a| contains(&a, line))),
+        "{}",
+        std::fs::read(path_of(&access))
+            .unwrap_or_default()
+            .escape_ascii()
+    );
+    // The master's log (on its stderr): the worker's output, decorated with the name.
+    let log_bytes = || std::fs::read(fpm.dir().join("stderr.log")).unwrap_or_default();
+    let decorated = b"[pool caf\xe9] child ";
+    assert!(
+        wait_until(DEADLINE, || contains(&log_bytes(), decorated)
+            && contains(&log_bytes(), b"said into stderr: \"said\"")),
+        "{}",
+        log_bytes().escape_ascii()
+    );
+    // The worker's process title.
+    let pids = fpm.worker_pids();
+    assert!(!pids.is_empty(), "no worker\n{}", fpm.log());
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pids[0])).unwrap_or_default();
+    assert!(
+        cmdline.starts_with(b"php-fpm: pool caf\xe9"),
+        "{}",
+        cmdline.escape_ascii()
+    );
+    drop(fpm);
+});
+
+// `rfpm request` takes arguments that are not UTF-8 as their bytes: a socket path, a
+// script path and a param value in Latin-1 reach the server exactly, and `--expect`
+// looks for its bytes in the body.
+both!(rfpm_request_sends_latin1_arguments_as_their_bytes, |kind| {
+    let tmp = tempfile::Builder::new()
+        .prefix("itest-latin1-req-")
+        .tempdir()
+        .expect("tempdir");
+    chmod(tmp.path(), 0o755);
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+    let sock = at(b"r\xe9.sock");
+    let script = at(b"caf\xe9.php");
+    std::fs::write(
+        path_of(&script),
+        "<?php echo bin2hex($_SERVER['X']), ' ', bin2hex($_SERVER['SCRIPT_FILENAME']), ' ', \"\\xe9t\\xe9\";",
+    )
+    .expect("write script");
+    chmod(&path_of(&script), 0o644);
+    let mut conf = Vec::new();
+    for line in [
+        b"[global]".to_vec(),
+        b"daemonize = no".to_vec(),
+        b"[www]".to_vec(),
+        [b"listen = ", &sock[..]].concat(),
+        b"pm = static".to_vec(),
+        b"pm.max_children = 1".to_vec(),
+    ] {
+        conf.extend_from_slice(&line);
+        conf.push(b'\n');
+    }
+    let conf_path = tmp.path().join("latin1.conf");
+    std::fs::write(&conf_path, &conf).expect("write conf");
+    let fpm = Fpm::builder(kind)
+        .no_config()
+        .arg("-y")
+        .arg(conf_path.display().to_string())
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    assert!(
+        wait_until(DEADLINE, || path_of(&sock).exists()),
+        "{}",
+        fpm.log()
+    );
+    let out = std::process::Command::new(integration::rfpm_bin())
+        .arg("request")
+        .arg(OsStr::from_bytes(&sock))
+        .arg(OsStr::from_bytes(&script))
+        .arg("--param")
+        .arg(OsStr::from_bytes(b"X=caf\xe9"))
+        .arg("--expect")
+        .arg(OsStr::from_bytes(b"\xe9t\xe9"))
+        .output()
+        .expect("run rfpm request");
+    let want = format!("{} {} ", hex(b"caf\xe9"), hex(&script));
+    assert!(
+        contains(&out.stdout, want.as_bytes()) && out.stdout.ends_with(b"\xe9t\xe9"),
+        "{}\n{}",
+        out.stdout.escape_ascii(),
+        out.stderr.escape_ascii()
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr.escape_ascii());
+    // A body file that does not exist is named by its bytes.
+    let missing = at(b"no\xe9.body");
+    let out = std::process::Command::new(integration::rfpm_bin())
+        .arg("request")
+        .arg(OsStr::from_bytes(&sock))
+        .arg(OsStr::from_bytes(&script))
+        .arg("--body")
+        .arg(OsStr::from_bytes(&missing))
+        .output()
+        .expect("run rfpm request");
+    let said = [b"cannot read the body from '", &missing[..], b"'"].concat();
+    assert!(
+        contains(&out.stderr, &said),
+        "{}",
+        out.stderr.escape_ascii()
+    );
+    drop(fpm);
+});

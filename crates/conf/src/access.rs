@@ -1,9 +1,12 @@
 //! `access.format` validation (§5.5), as php-fpm performs it at start-up.
 
+use rfpm_core::shown::Shown;
+
 /// Check an `access.format`. On failure returns the WARNING text php-fpm logs
-/// (it is followed by `[pool <p>] wrong format for access.format '<fmt>'`).
-pub fn check_format(fmt: &str) -> Result<(), String> {
-    let s = fmt.as_bytes();
+/// (it is followed by `[pool <p>] wrong format for access.format '<fmt>'`). The format
+/// is bytes; the text shows them through [`Shown`], as php-fpm prints its C string.
+pub fn check_format(fmt: &[u8]) -> Result<(), String> {
+    let s = fmt;
     let mut i = 0;
     let mut token = false;
     let mut format: Vec<u8> = Vec::new();
@@ -18,9 +21,9 @@ pub fn check_format(fmt: &str) -> Result<(), String> {
             continue;
         }
         token = false;
-        let fs = String::from_utf8_lossy(&format).into_owned();
+        let fs = Shown(&format).to_string();
         let lower = fs.to_ascii_lowercase();
-        let ch = c as char;
+        let ch = Shown(std::slice::from_ref(&c));
         match c {
             b'%' | b'f' | b'l' | b'm' | b'n' | b'p' | b'P' | b'q' | b'Q' | b'r' | b'R' | b's'
             | b'u' => {}
@@ -110,24 +113,30 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert!(check_format(crate::model::DEFAULT_ACCESS_FORMAT).is_ok());
-        assert!(check_format("%R|%u|%t|%T|%m|%r|%Q|%q|%s|%f|%l|%{milli}d|%d|%{micro}d|%M|%{kilo}M|%C|%{user}C|%n|%p|%P|%{HTTP_HOST}e|%{Content-Type}o|%{X-Foo}o|%%").is_ok());
+        assert!(check_format(crate::model::DEFAULT_ACCESS_FORMAT.as_bytes()).is_ok());
+        assert!(check_format(b"%R|%u|%t|%T|%m|%r|%Q|%q|%s|%f|%l|%{milli}d|%d|%{micro}d|%M|%{kilo}M|%C|%{user}C|%n|%p|%P|%{HTTP_HOST}e|%{Content-Type}o|%{X-Foo}o|%%").is_ok());
         assert_eq!(
-            check_format("%{x}f").unwrap_err(),
+            check_format(b"%{x}f").unwrap_err(),
             "embrace is not allowed for modifier %f"
         );
         assert_eq!(
-            check_format("%z").unwrap_err(),
+            check_format(b"%z").unwrap_err(),
             "Invalid token in the access.format (%z)"
         );
         assert_eq!(
-            check_format("%{x}").unwrap_err(),
+            check_format(b"%{x}").unwrap_err(),
             "missing closing embrace in the access.format"
         );
         assert_eq!(
-            check_format("%e").unwrap_err(),
+            check_format(b"%e").unwrap_err(),
             "the name of the environment variable must be set between embraces for %e"
         );
-        assert!(check_format("abc %").is_ok());
+        assert!(check_format(b"abc %").is_ok());
+        // A byte that is not UTF-8 is named as the byte it is (php-fpm prints it raw).
+        let e = check_format(b"%\xe9").unwrap_err();
+        assert_eq!(
+            &*rfpm_core::shown::unshow(&e),
+            b"Invalid token in the access.format (%\xe9)"
+        );
     }
 }

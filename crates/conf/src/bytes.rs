@@ -4,8 +4,9 @@
 //! and PHP INI values to the operating system (or to PHP) as C strings: whatever bytes
 //! the file holds, UTF-8 or not (a Latin-1 `é` in `chdir` is the byte 0xE9, and the
 //! directory is the one whose name holds that byte). Such directives are held as
-//! [`Bytes`]; messages show them lossily ([`std::fmt::Display`]), `-tt` prints them
-//! exactly ([`crate::dump_bytes`]).
+//! [`Bytes`]; messages show them exactly ([`std::fmt::Display`] through
+//! [`rfpm_core::shown`], undone by the logger), `-tt` prints them exactly
+//! ([`crate::dump_bytes`]).
 
 use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
@@ -129,9 +130,10 @@ impl PartialEq<&str> for Bytes {
 }
 
 impl fmt::Display for Bytes {
-    /// Lossy: for messages.
+    /// For messages: exact once the logger writes them (see [`rfpm_core::shown`]);
+    /// [`Bytes::to_str_lossy`] for text that must be UTF-8.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_str_lossy())
+        fmt::Display::fmt(&rfpm_core::shown::Shown(&self.0), f)
     }
 }
 
@@ -149,11 +151,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_bytes_and_shows_them_lossily() {
+    fn keeps_bytes_and_shows_them_exactly() {
         let b = Bytes::new(b"/tmp/caf\xe9".to_vec());
         assert_eq!(b.as_bytes(), b"/tmp/caf\xe9");
         assert_eq!(b.as_path().as_os_str().as_bytes(), b"/tmp/caf\xe9");
-        assert_eq!(b.to_string(), "/tmp/caf\u{fffd}");
+        assert_eq!(&*rfpm_core::shown::unshow(&b.to_string()), b"/tmp/caf\xe9");
+        assert_eq!(b.to_str_lossy(), "/tmp/caf\u{fffd}");
         assert_eq!(format!("{b:?}"), "b\"/tmp/caf\\xe9\"");
         assert_eq!(Bytes::from("/x"), "/x");
         assert_eq!(format!("{:?}", Bytes::from("/x")), "\"/x\"");

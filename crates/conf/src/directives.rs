@@ -48,9 +48,9 @@
 use rfpm_core::Level;
 
 use crate::model::{
-    expand_pool, expand_pool_bytes, parse_bool, parse_facility, parse_int, parse_pm, parse_rlimit,
-    parse_size, parse_time, Bytes, Config, Count, KeyValue, Pm, Secs, BACKLOG_DEFAULT,
-    PRIORITY_UNSET, SYSLOG_FACILITIES,
+    expand_pool_bytes, parse_bool, parse_facility, parse_int, parse_pm, parse_rlimit, parse_size,
+    parse_time, Bytes, Config, Count, KeyValue, Pm, Secs, BACKLOG_DEFAULT, PRIORITY_UNSET,
+    SYSLOG_FACILITIES,
 };
 
 /// Which section a directive belongs to.
@@ -69,7 +69,9 @@ pub struct Slot<T: 'static, V: 'static> {
 /// A directive's value type: the parser that reads it (and its error text), the field type
 /// that holds it, and how `-tt` prints it.
 pub enum Kind<T: 'static> {
-    /// A string, `$pool` expanded. `-tt`: the value, or `undefined`.
+    /// A string that is text by nature (a mode, a mechanism's name), `$pool` expanded;
+    /// a byte that is not UTF-8 is kept through [`rfpm_core::shown::Shown`], so
+    /// messages and `-tt` show it as the file has it. `-tt`: the value, or `undefined`.
     Str(Slot<T, Option<String>>),
     /// Like [`Kind::Str`], but the value keeps the file's bytes: what php-fpm hands to
     /// the operating system (a path, a user name). `-tt`: the bytes, or `undefined`.
@@ -113,8 +115,8 @@ pub enum Kind<T: 'static> {
     /// `php_flag[k]`, `php_admin_flag[k]` (array): a boolean stored as `"1"`/`"0"` in
     /// the list of the matching `*_value` directive, which dumps it.
     Flags(Slot<T, Vec<KeyValue>>),
-    /// `access.suppress_path[]` (array without keys): absolute paths.
-    Paths(Slot<T, Vec<String>>),
+    /// `access.suppress_path[]` (array without keys): absolute paths, the file's bytes.
+    Paths(Slot<T, Vec<Bytes>>),
 }
 
 /// A directive's own constraint, checked during post-processing, with php-fpm's message
@@ -189,15 +191,21 @@ impl<T: 'static> Directive<T> {
     }
 
     /// Parses and stores a scalar value; the error is php-fpm's reason text.
-    fn parse(&self, t: &mut T, raw: &[u8], pool: Option<&str>) -> Result<(), &'static str> {
+    fn parse(&self, t: &mut T, raw: &[u8], pool: Option<&[u8]>) -> Result<(), &'static str> {
         if let Kind::Bytes(s) = &self.kind {
             *(s.set)(t) = Some(expand_pool_bytes(raw, pool)?);
             return Ok(());
         }
-        // Every other kind is text (a number, a name, a format): shown lossily.
+        if let Kind::Str(s) = &self.kind {
+            let v = expand_pool_bytes(raw, pool)?;
+            *(s.set)(t) = Some(rfpm_core::shown::Shown(&v).to_string());
+            return Ok(());
+        }
+        // Every other kind is a number or a keyword: not UTF-8, it is refused anyway.
         let v = &*String::from_utf8_lossy(raw);
         match &self.kind {
-            Kind::Str(s) => *(s.set)(t) = Some(expand_pool(v, pool)?),
+            // Stored above, before the text conversion.
+            Kind::Str(_) => {}
             // Stored above, before the text conversion.
             Kind::Bytes(_) => {}
             Kind::Bool(s) => *(s.set)(t) = parse_bool(v)?,
@@ -220,15 +228,14 @@ impl<T: 'static> Directive<T> {
     }
 
     /// Stores one array entry; the error is the whole message after the location.
-    fn parse_array(&self, t: &mut T, key: Bytes, value: Bytes, pool: &str) -> Result<(), String> {
+    fn parse_array(&self, t: &mut T, key: Bytes, value: Bytes, pool: &[u8]) -> Result<(), String> {
         let name = self.name;
         let (list, parsed) = match &self.kind {
             Kind::Paths(s) => {
-                let value = value.to_str_lossy().into_owned();
                 if !key.is_empty() {
                     return Err(format!("Keys provided to field '{name}' are ignored"));
                 }
-                if !value.starts_with('/') {
+                if !value.starts_with(b"/") {
                     return Err(format!(
                         "Values provided to field '{name}' must begin with '/'"
                     ));
@@ -267,7 +274,11 @@ impl<T: 'static> Directive<T> {
         }
         let name = self.name;
         let value = match &self.kind {
-            Kind::Str(s) => s2s((s.get)(t)).to_string(),
+            Kind::Str(s) => {
+                let v = rfpm_core::shown::unshow(s2s((s.get)(t)));
+                o.push([b"\t", name.as_bytes(), b" = ", &v].concat());
+                return;
+            }
             Kind::Bytes(s) => {
                 let v = (s.get)(t).as_deref().unwrap_or(b"undefined");
                 o.push([b"\t", name.as_bytes(), b" = ", v].concat());
@@ -305,7 +316,7 @@ impl<T: 'static> Directive<T> {
             Kind::Flags(_) => return,
             Kind::Paths(s) => {
                 for p in (s.get)(t) {
-                    o.push(format!("\t{name}[] = {p}").into_bytes());
+                    o.push([b"\t", name.as_bytes(), b"[] = ", p].concat());
                 }
                 return;
             }
@@ -323,7 +334,7 @@ impl<T: 'static> Directive<T> {
         match &self.kind {
             Kind::Str(s) => {
                 if let Some(v) = (s.get)(t) {
-                    line(o, name, v);
+                    line(o, name, &*rfpm_core::shown::unshow(v));
                 }
             }
             Kind::Bytes(s) => {
@@ -569,7 +580,7 @@ section! {
         /// `syslog` = syslog; validation fills in `log/php-fpm.log` and makes it absolute.
         error_log: Option<Bytes> = None => "error_log", Bytes;
         /// Validation fills in `php-fpm`.
-        syslog_ident: Option<String> = None => "syslog.ident", Str;
+        syslog_ident: Option<Bytes> = None => "syslog.ident", Bytes;
         /// Numeric syslog facility; -1 = unset (validation fills in LOG_DAEMON = 24).
         syslog_facility: i32 = -1 => "syslog.facility", Facility;
         log_buffering: bool = true => "log_buffering", Bool;
@@ -603,7 +614,7 @@ section! {
         /// `process_control_timeout`) instead of php-fpm's fast stop.
         shutdown_drain: bool = false => "shutdown.drain", Bool, rfpm_only(drains);
         /// rfpm: the admin listener's address (`listen`'s forms); `None` = no listener.
-        admin_listen: Option<String> = None => "admin.listen", Str, rfpm_only(has_admin);
+        admin_listen: Option<Bytes> = None => "admin.listen", Bytes, rfpm_only(has_admin);
         /// rfpm: owner, group and mode of the admin listener's Unix socket.
         admin_listen_owner: Option<Bytes> = None => "admin.listen.owner", Bytes,
             rfpm_only(has_admin_owner);
@@ -693,7 +704,8 @@ section! {
     /// share the lists of `php_value` and `php_admin_value`).
     pub const POOL = Section::Pool;
     fields {
-        name: String = String::new();
+        /// The section's name as the file holds it (bytes: php-fpm shows them raw).
+        name: Bytes = Bytes::default();
         /// Hidden `<pool>_status` pool created for `pm.status_listen` (§9.4); not dumped.
         hidden: bool = false;
         /// For a hidden status pool: index (in `Config::pools`) of the pool whose status it shows.
@@ -712,7 +724,7 @@ section! {
         listen_group: Option<Bytes> = None => "listen.group", Bytes;
         /// Octal string as configured (`None` = 0660 at socket creation).
         listen_mode: Option<String> = None => "listen.mode", Str;
-        listen_allowed_clients: Option<String> = None => "listen.allowed_clients", Str;
+        listen_allowed_clients: Option<Bytes> = None => "listen.allowed_clients", Bytes;
         /// [`PRIORITY_UNSET`] (64) = unset.
         process_priority: i32 = PRIORITY_UNSET => "process.priority", Priority,
             check(Check::Range(-19, 20, Level::Error, "process.priority must be included into [-19,20]"));
@@ -736,21 +748,21 @@ section! {
         /// rfpm: bytes of resident memory above which a worker is recycled; 0 = off.
         pm_max_memory: u64 = 0 => "pm.max_memory", Size, rfpm_only(has_max_memory);
         /// Validation fills in `/` for a pool with `pm.status_listen`.
-        pm_status_path: Option<String> = None => "pm.status_path", Str;
+        pm_status_path: Option<Bytes> = None => "pm.status_path", Bytes;
         pm_status_listen: Option<Bytes> = None => "pm.status_listen", Bytes;
-        ping_path: Option<String> = None => "ping.path", Str;
+        ping_path: Option<Bytes> = None => "ping.path", Bytes;
         /// Validation fills in `pong` when `ping.path` is set, and clears it otherwise.
-        ping_response: Option<String> = None => "ping.response", Str;
+        ping_response: Option<Bytes> = None => "ping.response", Bytes;
         access_log: Option<Bytes> = None => "access.log", Bytes;
         /// Validation fills in [`DEFAULT_ACCESS_FORMAT`](crate::model::DEFAULT_ACCESS_FORMAT)
         /// when `access.log` is set.
-        access_format: Option<String> = None => "access.format", Str;
+        access_format: Option<Bytes> = None => "access.format", Bytes;
         /// rfpm: `json` writes one JSON object per request instead of `access.format`'s
         /// line; `plain` (`None`) is `access.format`.
         access_log_format: Option<String> = None => "access.log_format", LogFormat,
             rfpm_only(has_access_log_format);
         /// `access.suppress_path[]`, in php-fpm's (dump) order.
-        access_suppress_path: Vec<String> = Vec::new() => "access.suppress_path", Paths;
+        access_suppress_path: Vec<Bytes> = Vec::new() => "access.suppress_path", Paths;
         slowlog: Option<Bytes> = None => "slowlog", Bytes;
         request_slowlog_timeout: Secs = Secs::new(0) => "request_slowlog_timeout", Time;
         /// Validation fills in 20 when unset (0).
@@ -773,9 +785,9 @@ section! {
         decorate_workers_output: bool = true => "decorate_workers_output", Bool;
         clear_env: bool = true => "clear_env", Bool;
         /// Validation fills in [`DEFAULT_LIMIT_EXTENSIONS`](crate::model::DEFAULT_LIMIT_EXTENSIONS).
-        security_limit_extensions: Option<String> = None => "security.limit_extensions", Str;
+        security_limit_extensions: Option<Bytes> = None => "security.limit_extensions", Bytes;
         /// php-fpm does not print it in `-tt`.
-        apparmor_hat: Option<String> = None => "apparmor_hat", Str, undumped;
+        apparmor_hat: Option<Bytes> = None => "apparmor_hat", Bytes, undumped;
         /// `env[K] = V`, newest first; values before `$VAR` lookup (see [`PoolConf::worker_env`]).
         env: Vec<KeyValue> = Vec::new() => "env", Env;
         /// `php_value` and `php_flag`, newest first.
@@ -791,12 +803,12 @@ section! {
         allow_pcntl: bool = false => "allow_pcntl", Bool, rfpm_only(allows_pcntl);
         /// rfpm only: the `$_SERVER` entry (a param of this name) that receives the
         /// request's id; `None`: `$_SERVER` is php-fpm's.
-        request_id_server_var: Option<String> = None => "request_id.server_var", Str,
+        request_id_server_var: Option<Bytes> = None => "request_id.server_var", Bytes,
             rfpm_only(has_request_id_var);
         /// rfpm only: worker mode. Each worker runs this PHP script once (it boots the
         /// application) and serves every request of the pool through its
         /// `frankenphp_handle_request()` calls.
-        worker_script: Option<String> = None => "worker.script", Str, rfpm_only(has_worker_script);
+        worker_script: Option<Bytes> = None => "worker.script", Bytes, rfpm_only(has_worker_script);
     }
     aliases {
         "php_flag" => php_values, Flags;
@@ -819,9 +831,9 @@ impl GlobalConf {
 
 impl PoolConf {
     /// A pool as php-fpm creates it for a new section: every directive at its default.
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &[u8]) -> Self {
         PoolConf {
-            name: name.to_string(),
+            name: Bytes::from(name),
             ..PoolConf::defaults()
         }
     }
@@ -842,7 +854,7 @@ pub(crate) fn set<T>(
     t: &mut T,
     name: &str,
     v: impl AsRef<[u8]>,
-    pool: Option<&str>,
+    pool: Option<&[u8]>,
 ) -> SetResult {
     let Some(d) = table
         .iter()
@@ -903,7 +915,7 @@ pub fn dump_bytes(cfg: &Config) -> Vec<Vec<u8>> {
     }
     o.push(b" ".to_vec());
     for p in cfg.pools.iter().filter(|p| !p.hidden) {
-        o.push(format!("[{}]", p.name).into_bytes());
+        o.push([b"[", p.name.as_bytes(), b"]"].concat());
         for d in POOL {
             d.dump(p, &mut o);
         }
@@ -923,7 +935,7 @@ pub fn render(cfg: &Config) -> Vec<u8> {
         d.render(&cfg.global, &mut o);
     }
     for p in cfg.pools.iter().filter(|p| !p.hidden) {
-        o.extend_from_slice(format!("[{}]\n", p.name).as_bytes());
+        o.extend_from_slice(&[b"[", p.name.as_bytes(), b"]\n"].concat());
         for d in POOL {
             d.render(p, &mut o);
         }
@@ -1094,17 +1106,17 @@ mod tests {
 
     #[test]
     fn rfpm_only_values_are_checked() {
-        let mut p = PoolConf::new("www");
+        let mut p = PoolConf::new(b"www");
         assert!(matches!(
-            set(POOL, &mut p, "pm.max_memory", "1.5G", Some("www")),
+            set(POOL, &mut p, "pm.max_memory", "1.5G", Some(b"www")),
             SetResult::Err("pm.max_memory", crate::model::ERR_SIZE)
         ));
         assert!(matches!(
-            set(POOL, &mut p, "pm.max_memory", "64MB", Some("www")),
+            set(POOL, &mut p, "pm.max_memory", "64MB", Some(b"www")),
             SetResult::Err("pm.max_memory", crate::model::ERR_SIZE_SUFFIX)
         ));
         assert!(matches!(
-            set(POOL, &mut p, "pm.max_requests_jitter", "many", Some("www")),
+            set(POOL, &mut p, "pm.max_requests_jitter", "many", Some(b"www")),
             SetResult::Err("pm.max_requests_jitter", crate::model::ERR_NUMBER)
         ));
         let mut g = GlobalConf::default();
@@ -1227,7 +1239,7 @@ mod tests {
                 Kind::Env(_) | Kind::Values(_) | Kind::Flags(_) | Kind::Paths(_) => "",
             }
         }
-        fn all<T>(table: &[Directive<T>], t: &mut T, pool: Option<&str>) {
+        fn all<T>(table: &[Directive<T>], t: &mut T, pool: Option<&[u8]>) {
             for d in table.iter().filter(|d| !d.is_array()) {
                 let upper = d.name.to_ascii_uppercase();
                 let r = set(table, t, &upper, sample(&d.kind), pool);
@@ -1238,19 +1250,19 @@ mod tests {
         all(GLOBAL, &mut g, None);
         assert_eq!(g.process_control_timeout.get(), 120);
         assert_eq!(g.log_level, Some(Level::Warning));
-        let mut p = PoolConf::new("www");
-        all(POOL, &mut p, Some("www"));
+        let mut p = PoolConf::new(b"www");
+        all(POOL, &mut p, Some(b"www"));
         assert_eq!((p.pm_max_children.get(), p.pm), (5, Some(Pm::Ondemand)));
         assert!(matches!(
-            set(POOL, &mut p, "env", "x", Some("www")),
+            set(POOL, &mut p, "env", "x", Some(b"www")),
             SetResult::Unknown
         ));
     }
 
     #[test]
     fn errors_name_the_canonical_directive() {
-        let mut p = PoolConf::new("www");
-        let r = set(POOL, &mut p, "PM.Max_Children", "ten", Some("www"));
+        let mut p = PoolConf::new(b"www");
+        let r = set(POOL, &mut p, "PM.Max_Children", "ten", Some(b"www"));
         assert!(matches!(
             r,
             SetResult::Err("pm.max_children", crate::model::ERR_NUMBER)
@@ -1287,7 +1299,7 @@ mod tests {
         p.request_max_params_size = Some(Count::new(0));
         let msg = "request.max_params_size must be a positive value";
         assert_eq!(check(POOL, &p), Err((Level::Alert, msg)));
-        let r = set(POOL, &mut p, name, "16M", Some("www"));
+        let r = set(POOL, &mut p, name, "16M", Some(b"www"));
         assert!(matches!(r, SetResult::Err(_, crate::model::ERR_NUMBER)));
     }
 
@@ -1345,7 +1357,7 @@ mod tests {
 
     #[test]
     fn table_checks_fail_with_php_fpm_messages_in_order() {
-        let mut p = PoolConf::new("www");
+        let mut p = PoolConf::new(b"www");
         p.process_priority = 30;
         // listen comes first in the table, then process.priority, pm, pm.max_children.
         assert_eq!(

@@ -12,13 +12,15 @@ use std::fmt;
 /// One parser callback (or the terminating syntax error), in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IniEvent {
-    /// `[name]`
-    /// (The name shown lossily: a pool name is text.)
-    Section(String),
-    /// `key = value` (value `None` for a bare key without `=`). The name is shown
-    /// lossily (directive names are ASCII); the value keeps the file's bytes.
+    /// `[name]`: the name keeps the file's bytes (a pool's name need not be UTF-8).
+    Section(Vec<u8>),
+    /// `key = value` (value `None` for a bare key without `=`). The name is text with
+    /// any byte that is not UTF-8 shown through [`rfpm_core::shown::Shown`] (directive
+    /// names are ASCII: such a name is unknown, and the message shows its bytes); the
+    /// value keeps the file's bytes.
     Entry(String, Option<Vec<u8>>),
-    /// `name[key] = value`: key and value keep the file's bytes.
+    /// `name[key] = value`: key and value keep the file's bytes (the name as
+    /// [`IniEvent::Entry`]'s).
     ArrayEntry {
         name: String,
         key: Vec<u8>,
@@ -32,7 +34,7 @@ pub enum IniEvent {
 /// Lookups the INI parser performs while evaluating a value.
 pub struct IniEnv<'a> {
     /// `${NAME}` lookups.
-    pub var: &'a dyn Fn(&str) -> Option<Vec<u8>>,
+    pub var: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
     /// Bare-word PHP constant lookups.
     pub constant: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -138,9 +140,15 @@ fn trim_ws(b: &[u8]) -> Vec<u8> {
     b[a..e].to_vec()
 }
 
-/// A name for a lookup or a message (names are ASCII in every valid configuration).
+/// A constant's name for the lookup (names are ASCII: a lossy one finds nothing).
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// A directive's name as text, any byte that is not UTF-8 kept through
+/// [`rfpm_core::shown::Shown`] for the message that names it.
+fn shown(b: &[u8]) -> String {
+    rfpm_core::shown::Shown(b).to_string()
 }
 
 impl<'a> Scanner<'a> {
@@ -845,15 +853,15 @@ impl Parser<'_, '_> {
                         }
                         _ => return Err(self.err("']'")),
                     }
-                    self.events.push(IniEvent::Section(lossy(&name)));
+                    self.events.push(IniEvent::Section(name));
                 }
                 Tok::Label(l) => {
                     if matches!(self.peek(), Tok::Char(b'=')) {
                         self.bump();
                         let v = self.string_or_value()?;
-                        self.events.push(IniEvent::Entry(lossy(&l), Some(v)));
+                        self.events.push(IniEvent::Entry(shown(&l), Some(v)));
                     } else {
-                        self.events.push(IniEvent::Entry(lossy(&l), None));
+                        self.events.push(IniEvent::Entry(shown(&l), None));
                     }
                 }
                 Tok::Offset(name) => {
@@ -872,7 +880,7 @@ impl Parser<'_, '_> {
                     self.bump();
                     let value = self.string_or_value()?;
                     self.events.push(IniEvent::ArrayEntry {
-                        name: lossy(&name),
+                        name: shown(&name),
                         key,
                         value,
                     });
@@ -926,7 +934,7 @@ impl Parser<'_, '_> {
             return Err(self.err("'}'"));
         }
         self.bump();
-        Ok((self.env.var)(&lossy(&name)).unwrap_or_default())
+        Ok((self.env.var)(&name).unwrap_or_default())
     }
 
     fn encapsed(&mut self) -> PResult<Value> {
@@ -1068,8 +1076,8 @@ mod tests {
     use super::*;
 
     fn ev(line: &str) -> Vec<IniEvent> {
-        let var = |n: &str| {
-            if n == "HOME" {
+        let var = |n: &[u8]| {
+            if n == b"HOME" {
                 Some(b"/root".to_vec())
             } else {
                 None
@@ -1117,7 +1125,7 @@ mod tests {
     /// form a value takes: bare, quoted, raw, and array keys and values.
     #[test]
     fn values_keep_their_bytes() {
-        let var = |_: &str| None;
+        let var = |_: &[u8]| None;
         let constant = |_: &str| None;
         let env = IniEnv {
             var: &var,
@@ -1139,8 +1147,13 @@ mod tests {
         );
         assert_eq!(
             one(b"[caf\xe9]"),
-            vec![IniEvent::Section("caf\u{fffd}".into())]
+            vec![IniEvent::Section(b"caf\xe9".to_vec())]
         );
+        // A directive's name that is not UTF-8 is named exactly in the message.
+        let IniEvent::Entry(name, _) = &one(b"caf\xe9 = 1")[0] else {
+            panic!("an entry")
+        };
+        assert_eq!(&*rfpm_core::shown::unshow(name), b"caf\xe9");
     }
 
     #[test]

@@ -56,11 +56,10 @@ pub struct Diag {
     /// (`PHP:  syntax error, … in Unknown on line N`): no timestamp, no level, not
     /// written to the error log and not subject to `log_level`.
     pub level: Option<Level>,
-    /// The line as text (lossy when [`Diag::bytes`] are not UTF-8).
+    /// The line as text; bytes that are not UTF-8 (a `-tt` line showing a Latin-1
+    /// path) are in it through [`rfpm_core::shown::Shown`]: [`Diag::as_bytes`] gives
+    /// them back, as the logger does.
     pub text: String,
-    /// The line's exact bytes when they are not UTF-8 (a `-tt` line showing a Latin-1
-    /// path); `None`: they are `text`'s.
-    pub bytes: Option<Vec<u8>>,
 }
 
 impl Diag {
@@ -68,18 +67,13 @@ impl Diag {
         Diag {
             level: Some(level),
             text: text.into(),
-            bytes: None,
         }
     }
-    /// A line of these exact bytes (shown lossily as text).
+    /// A line of these exact bytes.
     pub fn from_bytes(level: Level, line: Vec<u8>) -> Self {
         match String::from_utf8(line) {
             Ok(text) => Diag::new(level, text),
-            Err(e) => Diag {
-                level: Some(level),
-                text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                bytes: Some(e.into_bytes()),
-            },
+            Err(e) => Diag::new(level, rfpm_core::shown::Shown(e.as_bytes()).to_string()),
         }
     }
     /// A line PHP prints itself (see [`Diag::level`]).
@@ -87,12 +81,11 @@ impl Diag {
         Diag {
             level: None,
             text: text.into(),
-            bytes: None,
         }
     }
     /// The line's exact bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.bytes.as_deref().unwrap_or(self.text.as_bytes())
+    pub fn as_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        rfpm_core::shown::unshow(&self.text)
     }
     pub fn error(text: impl Into<String>) -> Self {
         Diag::new(Level::Error, text)
@@ -123,7 +116,7 @@ pub type Lookup = Box<dyn Fn(&str) -> Option<String>>;
 
 /// The master's environment by name: a value's bytes as the environment holds them
 /// (they need not be UTF-8).
-pub type EnvLookup = Box<dyn Fn(&str) -> Option<Vec<u8>>>;
+pub type EnvLookup = Box<dyn Fn(&[u8]) -> Option<Vec<u8>>>;
 
 /// Command-line and environment inputs of the configuration stage.
 pub struct LoadOptions {
@@ -158,7 +151,10 @@ impl Default for LoadOptions {
             localstatedir: PathBuf::from("/var"),
             pid_override: None,
             daemonize_override: None,
-            env: Box::new(|n| std::env::var_os(n).map(std::os::unix::ffi::OsStringExt::into_vec)),
+            env: Box::new(|n| {
+                use std::os::unix::ffi::{OsStrExt, OsStringExt};
+                std::env::var_os(std::ffi::OsStr::from_bytes(n)).map(std::ffi::OsString::into_vec)
+            }),
             constant: default_constants(),
             is_root: false,
             allow_root: false,

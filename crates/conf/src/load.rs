@@ -129,7 +129,7 @@ impl<'o> Loader<'o> {
         for line in content.split(|&c| c == b'\n') {
             self.lineno += 1;
             let events = {
-                let var = |n: &str| env(n);
+                let var = |n: &[u8]| env(n);
                 let cst = |n: &str| constant(n);
                 let ienv = IniEnv {
                     var: &var,
@@ -178,7 +178,7 @@ impl<'o> Loader<'o> {
     ) -> Option<String> {
         match ev {
             IniEvent::Section(name) => {
-                if name.eq_ignore_ascii_case("global") {
+                if name.eq_ignore_ascii_case(b"global") {
                     self.current = None;
                 } else if let Some(i) = self
                     .cfg

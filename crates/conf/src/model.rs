@@ -121,14 +121,15 @@ impl PoolConf {
             .is_some_and(|l| address_is_unix(&l.to_str_lossy()))
     }
 
-    /// `security.limit_extensions` split on spaces/tabs (empty = allow all).
-    pub fn limit_extensions(&self) -> Vec<String> {
+    /// `security.limit_extensions` split on spaces/tabs (empty = allow all), as bytes
+    /// (they are compared with the script's name, bytes too).
+    pub fn limit_extensions(&self) -> Vec<Vec<u8>> {
         self.security_limit_extensions
             .as_deref()
-            .unwrap_or(DEFAULT_LIMIT_EXTENSIONS)
-            .split([' ', '\t'])
+            .unwrap_or(DEFAULT_LIMIT_EXTENSIONS.as_bytes())
+            .split(|&b| b == b' ' || b == b'\t')
             .filter(|s| !s.is_empty())
-            .map(str::to_string)
+            .map(<[u8]>::to_vec)
             .collect()
     }
 }
@@ -248,7 +249,7 @@ pub(crate) fn parse_pm(v: &str) -> Result<Pm, &'static str> {
 }
 
 /// `$pool` expansion of a value kept as bytes; `None` pool = in `[global]`.
-pub(crate) fn expand_pool_bytes(v: &[u8], pool: Option<&str>) -> Result<Bytes, &'static str> {
+pub(crate) fn expand_pool_bytes(v: &[u8], pool: Option<&[u8]>) -> Result<Bytes, &'static str> {
     const POOL: &[u8] = b"$pool";
     if !v.windows(POOL.len()).any(|w| w == POOL) {
         return Ok(Bytes::from(v));
@@ -260,22 +261,11 @@ pub(crate) fn expand_pool_bytes(v: &[u8], pool: Option<&str>) -> Result<Bytes, &
     let mut rest = v;
     while let Some(i) = rest.windows(POOL.len()).position(|w| w == POOL) {
         out.extend_from_slice(&rest[..i]);
-        out.extend_from_slice(p.as_bytes());
+        out.extend_from_slice(p);
         rest = &rest[i + POOL.len()..];
     }
     out.extend_from_slice(rest);
     Ok(Bytes::from(out))
-}
-
-/// `$pool` expansion of string values; `None` pool = in `[global]`.
-pub(crate) fn expand_pool(v: &str, pool: Option<&str>) -> Result<String, &'static str> {
-    if !v.contains("$pool") {
-        return Ok(v.to_string());
-    }
-    match pool {
-        Some(p) => Ok(v.replace("$pool", p)),
-        None => Err("Can't use '$pool' when the pool is not defined"),
-    }
 }
 
 #[cfg(test)]

@@ -50,9 +50,9 @@ pub enum LogFile {
     /// The global `error_log` (not for `syslog`).
     ErrorLog,
     /// A pool's `access.log`.
-    AccessLog { pool: String },
+    AccessLog { pool: Bytes },
     /// A pool's `slowlog` (only opened/created when `request_slowlog_timeout` is set).
-    SlowLog { pool: String },
+    SlowLog { pool: Bytes },
 }
 
 /// A [`Sys`] that says yes to everything and touches nothing (every path is a directory,
@@ -182,9 +182,9 @@ const INI_TO_EXPAND: &[&str] = &[
     "coin_acceptor.device",
 ];
 
-fn valid_path_chars(s: &str) -> bool {
-    s.bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.' | b'~'))
+fn valid_path_chars(s: &[u8]) -> bool {
+    s.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.' | b'~'))
 }
 
 struct Ctx<'a> {
@@ -253,7 +253,7 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
         .unwrap_or_else(|| "log/php-fpm.log".into());
 
     // systemd (Debian builds have systemd support)
-    let watchdog = (opts.env)("WATCHDOG_USEC").map(|w| String::from_utf8_lossy(&w).into_owned());
+    let watchdog = (opts.env)(b"WATCHDOG_USEC").map(|w| String::from_utf8_lossy(&w).into_owned());
     let interval = watchdog
         .as_deref()
         // php-fpm's int of a long, on purpose (a huge WATCHDOG_USEC wraps as there).
@@ -356,13 +356,15 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
     // pool's, and no pool listens there.
     if let Some(a) = cfg.global.admin_listen.clone() {
         let fail = |t: String| Diag::error(format!("admin.listen: {t}"));
-        if a.trim().is_empty() {
+        if a.trim_ascii().is_empty() {
             return Err(cx.fail(fail("an address is required".into())));
         }
-        if let Err(e) = rfpm_core::listen_addr::parse(&a) {
+        // The form is told from the text; a Unix path keeps its bytes.
+        let text = a.to_str_lossy().into_owned();
+        if let Err(e) = rfpm_core::listen_addr::parse(&text) {
             return Err(cx.fail(fail(format!("'{a}': {e}"))));
         }
-        let a = if address_is_unix(&a) && !a.starts_with('/') {
+        let a = if address_is_unix(&text) && !a.starts_with(b"/") {
             let gp = gp.as_deref();
             full_path(
                 a.as_bytes(),
@@ -372,12 +374,10 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
                 false,
                 &mut cx.diags,
             )
-            .to_str_lossy()
-            .into_owned()
         } else {
             a
         };
-        let taken = |p: &&PoolConf| p.listen.as_ref().is_some_and(|l| l == a.as_str());
+        let taken = |p: &&PoolConf| p.listen.as_ref() == Some(&a);
         if let Some(p) = cfg.pools.iter().find(taken) {
             let d = fail(format!(
                 "'{a}' is already the listen address of pool '{}'",
@@ -402,12 +402,16 @@ pub fn validate(cfg: &mut Config, sys: &dyn Sys, opts: &LoadOptions) -> Result<V
     }
     for p in &cfg.pools {
         if p.access_log.as_ref().is_some_and(|s| !s.is_empty()) {
-            let fmt = p.access_format.as_deref().unwrap_or(DEFAULT_ACCESS_FORMAT);
+            let fmt = p
+                .access_format
+                .as_deref()
+                .unwrap_or(DEFAULT_ACCESS_FORMAT.as_bytes());
             if let Err(w) = crate::access::check_format(fmt) {
                 cx.diags.push(Diag::warning(w));
                 let d = Diag::error(format!(
                     "[pool {}] wrong format for access.format '{}'",
-                    p.name, fmt
+                    p.name,
+                    rfpm_core::shown::Shown(fmt)
                 ));
                 return Err(cx.fail(d));
             }
@@ -489,7 +493,7 @@ fn process_pool(
         }
         // rfpm: the $_SERVER entry that receives the request id is a plain name.
         if let Some(v) = &p.request_id_server_var {
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            if v.is_empty() || !v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') {
                 return Err(err(format!(
                     "request_id.server_var '{v}' is not a valid variable name ([A-Za-z0-9_]+)"
                 )));
@@ -566,7 +570,7 @@ fn process_pool(
             if p.pm_status_path.is_none() {
                 p.pm_status_path = Some("/".into());
             }
-            let mut s = PoolConf::new(&format!("{name}_status"));
+            let mut s = PoolConf::new(&[name.as_bytes(), b"_status"].concat());
             s.hidden = true;
             s.shared = Some(idx);
             s.listen = Some(sl);
@@ -587,7 +591,7 @@ fn process_pool(
         }
         // 9. status path
         if let Some(st) = p.pm_status_path.clone().filter(|s| !s.is_empty()) {
-            if !st.starts_with('/') {
+            if !st.starts_with(b"/") {
                 return Err(err(format!("the status path '{st}' must start with a '/'")));
             }
             if p.pm_status_listen.is_none() && p.shared.is_none() && st.len() < 2 {
@@ -599,7 +603,7 @@ fn process_pool(
         }
         // 10. ping
         if let Some(pg) = p.ping_path.clone().filter(|s| !s.is_empty()) {
-            if !pg.starts_with('/') {
+            if !pg.starts_with(b"/") {
                 return Err(err(format!("the ping path '{pg}' must start with a '/'")));
             }
             if pg.len() < 2 {
@@ -743,19 +747,11 @@ fn process_pool(
         }
         // 19. worker.script (rfpm): a file the pool's user can read.
         if let Some(ws) = p.worker_script.clone().filter(|s| !s.is_empty()) {
-            // An rfpm-only directive held as text (a path that is not UTF-8 is not
-            // supported here, unlike php-fpm's own path directives).
-            let v = fp(ws.as_bytes(), false, &mut cx.diags)
-                .to_str_lossy()
-                .into_owned();
+            let v = fp(ws.as_bytes(), false, &mut cx.diags);
             p.worker_script = Some(v.clone());
             let on_disk = match &p.chroot {
-                Some(r) => {
-                    let mut d = r.as_bytes().to_vec();
-                    d.extend_from_slice(v.as_bytes());
-                    Bytes::new(d)
-                }
-                None => Bytes::from(v.as_str()),
+                Some(r) => Bytes::new([r.as_bytes(), v.as_bytes()].concat()),
+                None => v.clone(),
             };
             let ids = if is_root {
                 worker_ids(p.user.as_deref(), p.group.as_deref(), cx.sys)
@@ -1160,12 +1156,15 @@ mod tests {
                 .map_err(|f| f.diags.iter().map(|d| d.text.clone()).collect::<Vec<_>>())
         };
         let ok = run("admin.listen = 127.0.0.1:9100").expect("valid");
-        assert_eq!(ok.global.admin_listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(
+            ok.global.admin_listen.as_deref(),
+            Some(&b"127.0.0.1:9100"[..])
+        );
         let rel = run("admin.listen = admin.sock").expect("valid");
         assert!(rel
             .global
             .admin_listen
-            .is_some_and(|a| a.starts_with('/') && a.ends_with("/admin.sock")));
+            .is_some_and(|a| a.starts_with(b"/") && a.ends_with(b"/admin.sock")));
         let e = run("admin.listen = 127.0.0.1:0").expect_err("port 0");
         assert!(
             e.iter()
@@ -1227,7 +1226,7 @@ mod tests {
 
     #[test]
     fn identities() {
-        let mut p = PoolConf::new("www");
+        let mut p = PoolConf::new(b"www");
         p.user = Some("www-data".into());
         let root = LoadOptions {
             is_root: true,

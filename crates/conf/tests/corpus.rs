@@ -127,7 +127,12 @@ fn run_case(case: &Path, mode: &str) -> (Vec<u8>, Vec<u8>) {
         rfpm_core::compat::Compat::PHP82
     };
     let mut opts = LoadOptions {
-        env: Box::new(move |n| env.get(n).map(|v| v.clone().into_bytes())),
+        env: Box::new(move |n| {
+            std::str::from_utf8(n)
+                .ok()
+                .and_then(|n| env.get(n))
+                .map(|v| v.clone().into_bytes())
+        }),
         is_root: true,
         allow_root: mode == "R",
         compat,
@@ -159,7 +164,7 @@ fn run_case(case: &Path, mode: &str) -> (Vec<u8>, Vec<u8>) {
             Some(level) => format!("{}: ", level.as_str()),
             None => String::new(),
         };
-        let text = [head.as_bytes(), l.as_bytes()].concat();
+        let text = [head.as_bytes(), &l.as_bytes()].concat();
         out.extend_from_slice(&replace(&text, dir.as_bytes(), b"@DIR@"));
         out.push(b'\n');
     }

@@ -8,8 +8,8 @@ use proptest::prelude::*;
 fn opts() -> LoadOptions {
     LoadOptions {
         env: Box::new(|n| match n {
-            "A" => Some(b"alpha".to_vec()),
-            "B" => Some(b"on".to_vec()),
+            b"A" => Some(b"alpha".to_vec()),
+            b"B" => Some(b"on".to_vec()),
             _ => None,
         }),
         ..LoadOptions::default()

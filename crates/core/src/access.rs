@@ -27,7 +27,7 @@ pub struct Entry<'a> {
     pub memory: u64,
     pub cpu_user_us: u64,
     pub cpu_system_us: u64,
-    pub pool: &'a str,
+    pub pool: &'a [u8],
     pub pid: i32,
     pub ppid: i32,
     /// A FastCGI parameter after the worker's adjustments.
@@ -130,7 +130,7 @@ fn token(
             };
             put(&v.to_string());
         }
-        b'n' => put(e.pool),
+        b'n' => out.extend_from_slice(e.pool),
         b'o' => {
             let found = e.headers.iter().find_map(|h| {
                 h.strip_prefix(arg)
@@ -215,7 +215,7 @@ pub fn format_json<'a>(e: &Entry<'a>, j: &JsonEntry<'a>) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(320 + uri.len() + query.len() + script.len());
     let mut o = crate::json::Object::new(&mut out);
     o.str("time", j.time.as_bytes())
-        .str("pool", e.pool.as_bytes())
+        .str("pool", e.pool)
         .i64("pid", i64::from(e.pid))
         .str("request_id", j.request_id)
         .opt_str("method", (!method.is_empty()).then_some(method))
@@ -281,7 +281,7 @@ mod tests {
             memory: 2_097_152,
             cpu_user_us: 0,
             cpu_system_us: 0,
-            pool: "www",
+            pool: b"www",
             pid: 31013,
             ppid: 31009,
             param,

@@ -245,7 +245,7 @@ pub fn status_json(o: &Overview<'_>, pools: &[(PoolMetrics<'_>, PoolExtra)]) -> 
                 responses.insert((*class).to_string(), json!(n));
             }
             json!({
-                "pool": s.pool,
+                "pool": s.pool_text(),
                 "process manager": s.pm,
                 "start time": s.start_time,
                 "start since": s.start_since,

@@ -313,9 +313,11 @@ fn split_define(arg: &[u8]) -> (Vec<u8>, Vec<u8>) {
 /// `-h -x` the help). `_prog` is argv\[0\] (kept for messages; php-fpm prints none).
 pub fn parse(_prog: &str, args: &[Vec<u8>]) -> Parsed {
     if args.first().map(Vec::as_slice) == Some(b"request") {
+        // `rfpm request` works on text; an argument's bytes that are not UTF-8 (a
+        // Latin-1 path or value) ride in it through `Shown` and go out as they came.
         let rest = args[1..]
             .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .map(|a| crate::shown::Shown(a).to_string())
             .collect();
         return Parsed::Request(rest);
     }

@@ -29,7 +29,8 @@ pub struct Generation {
 /// One of its pools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
-    pub name: String,
+    /// The section's name, bytes.
+    pub name: Vec<u8>,
     /// `decorate_workers_output`.
     pub decorate: bool,
     /// The scoreboard's memfd (without close-on-exec), if it has one.
@@ -68,15 +69,15 @@ fn fd_text(fd: Option<i32>) -> String {
     fd.map_or_else(|| "-".to_string(), |f| f.to_string())
 }
 
-fn hex(s: &str) -> String {
-    s.bytes()
+fn hex(s: &[u8]) -> String {
+    s.iter()
         .fold(String::with_capacity(s.len() * 2), |mut out, b| {
             let _ = write!(out, "{b:02x}");
             out
         })
 }
 
-fn unhex(s: &str) -> Option<String> {
+fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 || s.len() > 2 * 4096 {
         return None;
     }
@@ -84,7 +85,7 @@ fn unhex(s: &str) -> Option<String> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect();
-    String::from_utf8(bytes?).ok()
+    bytes
 }
 
 /// The environment variable's value for `gens`.
@@ -211,13 +212,13 @@ mod tests {
                 id: 3,
                 pools: vec![
                     Pool {
-                        name: "www".into(),
+                        name: b"www".to_vec(),
                         decorate: true,
                         memfd: Some(9),
                         slots: 4,
                     },
                     Pool {
-                        name: "a;b=c,d é".into(),
+                        name: b"a;b=c,d \xe9".to_vec(),
                         decorate: false,
                         memfd: None,
                         slots: 1,

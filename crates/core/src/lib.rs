@@ -33,6 +33,7 @@ pub mod pm;
 pub mod recycle;
 pub mod request_id;
 pub mod scoreboard;
+pub mod shown;
 pub mod status;
 pub mod systemd;
 pub mod timeouts;

@@ -362,10 +362,8 @@ pub fn render(pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>, f: Format) -> St
     for (name, kind, help, value) in POOL_FAMILIES[11..].iter().chain(&POOL_FAMILIES[..11]) {
         o.family(name, *kind, help);
         for p in pools {
-            let labels = [
-                ("pool", p.status.pool.as_str()),
-                ("scrape_uri", p.scrape_uri),
-            ];
+            let pool = p.status.pool_text();
+            let labels = [("pool", &*pool), ("scrape_uri", p.scrape_uri)];
             o.sample(name, &labels, &value(p.status));
         }
     }
@@ -375,10 +373,8 @@ pub fn render(pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>, f: Format) -> St
         "Failed reads of the pool's status (always 0: rfpm reads its own scoreboard).",
     );
     for p in pools {
-        let labels = [
-            ("pool", p.status.pool.as_str()),
-            ("scrape_uri", p.scrape_uri),
-        ];
+        let pool = p.status.pool_text();
+        let labels = [("pool", &*pool), ("scrape_uri", p.scrape_uri)];
         o.sample("phpfpm_scrape_failures", &labels, &0);
     }
     per_process(&mut o, pools);
@@ -430,11 +426,12 @@ fn per_process(o: &mut Out, pools: &[PoolMetrics<'_>]) {
         "The worker's state: 1 for the state it is in, 0 for the others.",
     );
     for p in pools {
+        let pool = p.status.pool_text();
         for (i, proc_) in p.status.procs.iter().enumerate() {
             let (child, pid) = (i.to_string(), proc_.pid.to_string());
             for state in STATES {
                 let labels = [
-                    ("pool", p.status.pool.as_str()),
+                    ("pool", &*pool),
                     ("child", child.as_str()),
                     ("pid", pid.as_str()),
                     ("state", state),
@@ -451,10 +448,11 @@ fn per_process(o: &mut Out, pools: &[PoolMetrics<'_>]) {
     for (name, kind, help, value) in families {
         o.family(name, kind, help);
         for p in pools {
+            let pool = p.status.pool_text();
             for (i, proc_) in p.status.procs.iter().enumerate() {
                 let (child, pid) = (i.to_string(), proc_.pid.to_string());
                 let labels = [
-                    ("pool", p.status.pool.as_str()),
+                    ("pool", &*pool),
                     ("child", child.as_str()),
                     ("pid", pid.as_str()),
                     ("scrape_uri", p.scrape_uri),
@@ -472,11 +470,8 @@ fn rfpm_families(o: &mut Out, pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>) 
         "Time from a worker starting to read a request to its end.",
     );
     for p in pools {
-        o.histogram(
-            "rfpm_request_duration_seconds",
-            &p.status.pool,
-            &p.durations,
-        );
+        let pool = p.status.pool_text();
+        o.histogram("rfpm_request_duration_seconds", &pool, &p.durations);
     }
     o.family(
         "rfpm_request_queue_seconds",
@@ -484,7 +479,8 @@ fn rfpm_families(o: &mut Out, pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>) 
         "Time from the web server receiving a request (X-Request-Start) to a worker starting it.",
     );
     for p in pools {
-        o.histogram("rfpm_request_queue_seconds", &p.status.pool, &p.queue_times);
+        let pool = p.status.pool_text();
+        o.histogram("rfpm_request_queue_seconds", &pool, &p.queue_times);
     }
     o.family(
         "rfpm_requests_total",
@@ -492,8 +488,9 @@ fn rfpm_families(o: &mut Out, pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>) 
         "Finished requests by HTTP status class.",
     );
     for p in pools {
+        let pool = p.status.pool_text();
         for (class, n) in STATUS_CLASSES.iter().zip(p.responses) {
-            let labels = [("pool", p.status.pool.as_str()), ("status", class)];
+            let labels = [("pool", &*pool), ("status", class)];
             o.sample("rfpm_requests_total", &labels, &n);
         }
     }
@@ -503,8 +500,9 @@ fn rfpm_families(o: &mut Out, pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>) 
         "Workers that ended while the pool served, by reason.",
     );
     for p in pools {
+        let pool = p.status.pool_text();
         for (r, n) in EndReason::ALL.iter().zip(p.restarts) {
-            let labels = [("pool", p.status.pool.as_str()), ("reason", r.label())];
+            let labels = [("pool", &*pool), ("reason", r.label())];
             o.sample("rfpm_worker_restarts_total", &labels, &n);
         }
     }
@@ -514,10 +512,11 @@ fn rfpm_families(o: &mut Out, pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>) 
         "Resident memory of each worker (RSS), bytes.",
     );
     for p in pools {
+        let pool = p.status.pool_text();
         for (proc_, rss) in p.status.procs.iter().zip(p.rss) {
             if let Some(rss) = rss {
                 let pid = proc_.pid.to_string();
-                let labels = [("pool", p.status.pool.as_str()), ("pid", pid.as_str())];
+                let labels = [("pool", &*pool), ("pid", pid.as_str())];
                 o.sample("rfpm_worker_memory_bytes", &labels, rss);
             }
         }
@@ -544,7 +543,7 @@ mod tests {
 
     fn pool() -> PoolStatus {
         PoolStatus {
-            pool: "w\"w".to_string(),
+            pool: b"w\"w".to_vec(),
             pm: "static",
             accepted: 7,
             idle: 1,

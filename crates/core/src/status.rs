@@ -17,7 +17,8 @@ pub enum StatusValue {
 /// A pool's status at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolStatus {
-    pub pool: String,
+    /// The pool's name, the configuration's bytes.
+    pub pool: Vec<u8>,
     /// `static`, `dynamic` or `ondemand`.
     pub pm: &'static str,
     /// Seconds since the epoch.
@@ -84,9 +85,15 @@ pub struct Counters {
 }
 
 impl PoolStatus {
+    /// The pool's name as text (Prometheus labels, JSON): U+FFFD for a byte that is
+    /// not UTF-8.
+    pub fn pool_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.pool)
+    }
+
     /// Builds the snapshot from scoreboard data (already bounded) at `now_us`.
     pub fn build(
-        pool: &str,
+        pool: &[u8],
         pm: &'static str,
         c: &Counters,
         slots: &[SlotView],
@@ -98,7 +105,7 @@ impl PoolStatus {
     /// [`PoolStatus::build`] with the workers of the pool's draining generations (after
     /// a reload), listed after the pool's own and marked.
     pub fn build_with_draining(
-        pool: &str,
+        pool: &[u8],
         pm: &'static str,
         c: &Counters,
         slots: &[SlotView],
@@ -152,7 +159,7 @@ impl PoolStatus {
             })
             .collect();
         PoolStatus {
-            pool: pool.to_string(),
+            pool: pool.to_vec(),
             pm,
             start_time: secs(c.start_us),
             start_since: since(c.start_us),
@@ -349,8 +356,8 @@ enum V {
 /// The pool's fields: label and value, in php-fpm's order.
 fn pool_fields(s: &PoolStatus) -> Vec<(&'static str, V)> {
     let mut f = vec![
-        ("pool", V::Raw(s.pool.clone())),
-        ("process manager", V::Raw(s.pm.to_string())),
+        ("pool", V::Text(s.pool.clone())),
+        ("process manager", V::Text(s.pm.as_bytes().to_vec())),
         ("start time", V::Time(s.start_time)),
         ("start since", V::Raw(s.start_since.to_string())),
         ("accepted conn", V::Raw(s.accepted.to_string())),
@@ -456,7 +463,7 @@ fn html(s: &PoolStatus, full: bool, time: &dyn Fn(u64) -> String) -> Vec<u8> {
     for (label, v) in pool_fields(s) {
         o.extend_from_slice(format!("<tr><th>{label}</th><td>").as_bytes());
         if label == "pool" {
-            o.extend_from_slice(s.pool.as_bytes());
+            o.extend_from_slice(&s.pool);
         } else {
             cell(&mut o, v);
         }
@@ -500,7 +507,7 @@ fn xml(s: &PoolStatus, full: bool) -> Vec<u8> {
         let t = tag(label);
         o.extend_from_slice(format!("<{t}>").as_bytes());
         if label == "pool" {
-            o.extend_from_slice(s.pool.as_bytes());
+            o.extend_from_slice(&s.pool);
         } else {
             cell(&mut o, v);
         }
@@ -545,13 +552,19 @@ fn json(s: &PoolStatus, full: bool) -> Vec<u8> {
         }
     };
     for (i, (label, v)) in pool_fields(s).into_iter().enumerate() {
-        let v = match label {
-            // The pool name is written as is (php-fpm does not escape it; pool names are
-            // restricted by the configuration anyway).
-            "pool" | "process manager" => V::Raw(format!("\"{}\"", s_of(&v))),
-            _ => v,
-        };
-        field(&mut o, i == 0, label, v);
+        match (label, v) {
+            // The pool's name and its process manager are written as they are: php-fpm
+            // does not escape them (a name's bytes are the configuration's).
+            ("pool" | "process manager", V::Text(t)) => {
+                if i > 0 {
+                    o.push(b',');
+                }
+                o.extend_from_slice(format!("\"{label}\":\"").as_bytes());
+                o.extend_from_slice(&t);
+                o.push(b'"');
+            }
+            (_, v) => field(&mut o, i == 0, label, v),
+        }
     }
     if full {
         o.extend_from_slice(b", \"processes\":[");
@@ -583,14 +596,6 @@ fn json(s: &PoolStatus, full: bool) -> Vec<u8> {
     o
 }
 
-fn s_of(v: &V) -> String {
-    match v {
-        V::Raw(r) => r.clone(),
-        V::Text(t) => String::from_utf8_lossy(t).into_owned(),
-        V::Time(t) => t.to_string(),
-    }
-}
-
 fn openmetrics(s: &PoolStatus) -> Vec<u8> {
     let mut o = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, v: u64, type_first: bool| {
@@ -610,7 +615,8 @@ fn openmetrics(s: &PoolStatus) -> Vec<u8> {
         "gauge",
         &format!(
             "Could pool {} using a {} PM on PHP-FPM be reached?",
-            s.pool, s.pm
+            crate::shown::Shown(&s.pool),
+            s.pm
         ),
         1,
         false,
@@ -696,7 +702,8 @@ fn openmetrics(s: &PoolStatus) -> Vec<u8> {
         );
     }
     o.push_str("# EOF\n");
-    o.into_bytes()
+    // The pool's name in the first HELP line, as its bytes.
+    crate::shown::unshow(&o).into_owned()
 }
 
 /// `fpm_get_status()`'s array (reference §8.2).
@@ -730,7 +737,7 @@ pub fn to_array(s: &PoolStatus) -> Vec<(&'static str, StatusValue)> {
         })
         .collect();
     [
-        ("pool", Str(s.pool.as_bytes().to_vec())),
+        ("pool", Str(s.pool.clone())),
         ("process-manager", Str(s.pm.as_bytes().to_vec())),
         ("start-time", n(s.start_time)),
         ("start-since", n(s.start_since)),
@@ -776,7 +783,7 @@ mod tests {
             draining: false,
         };
         PoolStatus {
-            pool: "www".into(),
+            pool: b"www".to_vec(),
             pm: "static",
             start_time: 1_795_490_005,
             start_since: 3,
@@ -827,7 +834,7 @@ mod tests {
             ..SlotView::default()
         };
         let s = PoolStatus::build_with_draining(
-            "www",
+            b"www",
             "static",
             &Counters::default(),
             &[mine],
@@ -1191,7 +1198,7 @@ phpfpm_slow_requests 0
             max_active: 0,
             ..Counters::default()
         };
-        let s = PoolStatus::build("www", "dynamic", &c, &[idle, running], 1_003_500_000);
+        let s = PoolStatus::build(b"www", "dynamic", &c, &[idle, running], 1_003_500_000);
         assert_eq!((s.idle, s.active, s.total(), s.max_active), (1, 1, 2, 1));
         assert_eq!((s.start_time, s.start_since), (999, 4));
         assert_eq!(s.procs[0].duration, 200_000);

@@ -187,7 +187,7 @@ impl Logger {
     }
 
     /// Makes syslog the destination.
-    pub fn open_syslog(&mut self, ident: &str, facility: libc::c_int) {
+    pub fn open_syslog(&mut self, ident: &[u8], facility: libc::c_int) {
         // Close a previous connection first so the new openlog is not undone by its Drop.
         self.dest = Dest::Stderr;
         self.dest = Dest::Syslog(Syslog::open(ident, facility));
@@ -382,9 +382,17 @@ pub fn with<R>(f: impl FnOnce(&mut Logger) -> R) -> R {
     f(&mut global())
 }
 
-/// Logs a one-shot message through the process-wide logger.
+/// Logs a one-shot message through the process-wide logger. Bytes shown in it through
+/// [`rfpm_core::shown::Shown`] (a configured path that is not UTF-8) are written as the
+/// bytes they are, as php-fpm prints its C strings.
 pub fn log(level: Level, function: &str, line: u32, message: &str, errno: Option<i32>) {
-    log_bytes(level, function, line, message.as_bytes(), errno);
+    log_bytes(
+        level,
+        function,
+        line,
+        &rfpm_core::shown::unshow(message),
+        errno,
+    );
 }
 
 /// Logs a one-shot message of exact bytes (a `-tt` line showing a configured path that

@@ -48,7 +48,7 @@ pub struct LogPlan {
     /// `log_limit` (php-fpm applies it after validation's messages).
     limit: Option<usize>,
     /// `error_log = syslog`: the ident and facility.
-    syslog: Option<(String, i32)>,
+    syslog: Option<(Vec<u8>, i32)>,
     /// Validation's diagnostics, written once the level and the file apply.
     diags: Vec<conf::Diag>,
 }
@@ -132,7 +132,11 @@ pub fn print_diags(diags: &[conf::Diag]) {
         match d.level {
             Some(level) => crate::log_at!(level, "{}", d.text),
             // PHP's own line (`PHP:  syntax error, …`), verbatim.
-            None => eprintln!("{}", d.text),
+            None => {
+                let mut line = rfpm_core::shown::unshow(&d.text).into_owned();
+                line.push(b'\n');
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), &line);
+            }
         }
     }
 }
@@ -267,7 +271,7 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
         if !Path::new(OsStr::from_bytes(p)).is_dir() {
             return Err(Error::Config(vec![conf::Diag::error(format!(
                 "the global prefix '{}' does not exist or is not a directory",
-                String::from_utf8_lossy(p)
+                rfpm_core::shown::Shown(p)
             ))])
             .into());
         }
@@ -346,11 +350,15 @@ pub fn load(c: &Cli) -> Result<Plan, PlanFailure> {
         .is_some_and(|e| e.eq_ignore_ascii_case(b"syslog"))
         && !use_stderr
     {
-        let ident = g.syslog_ident.clone().unwrap_or_else(|| "php-fpm".into());
+        let ident = g
+            .syslog_ident
+            .clone()
+            .unwrap_or_else(|| "php-fpm".into())
+            .into_vec();
         log.syslog = Some((ident, g.syslog_facility));
     }
     Ok(Plan {
-        path_shown: String::from_utf8_lossy(&path).into_owned(),
+        path_shown: rfpm_core::shown::Shown(&path).to_string(),
         builtin: builtin_default,
         daemonize: g.daemonize,
         pid_file: g.pid.clone(),

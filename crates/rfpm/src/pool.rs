@@ -6,7 +6,8 @@ pub use rfpm_core::pm::Pm;
 
 #[derive(Debug, Clone)]
 pub struct Pool {
-    pub name: String,
+    /// The section's name, the file's bytes (shown in messages through its `Display`).
+    pub name: conf::Bytes,
     /// `listen` as configured: its bytes are the Unix socket's path (shown lossily).
     pub listen: conf::Bytes,
     pub is_unix: bool,
@@ -36,7 +37,7 @@ pub struct Pool {
     pub read_timeout: u64,
     /// `worker.script` (rfpm): worker mode; each worker boots this script once and
     /// serves the pool's requests through its `frankenphp_handle_request()` calls.
-    pub worker_script: Option<String>,
+    pub worker_script: Option<conf::Bytes>,
     /// What the worker switches to (uid/gid only when the master is root) and its
     /// `USER`/`HOME`.
     pub identity: conf::Identity,
@@ -50,7 +51,7 @@ pub struct Pool {
     pub priority: Option<i32>,
     pub dumpable: bool,
     /// `apparmor_hat`: the worker changes to `<current profile>//<hat>`.
-    pub apparmor_hat: Option<String>,
+    pub apparmor_hat: Option<conf::Bytes>,
     pub clear_env: bool,
     /// `env[]` in application order, `$VAR` values already taken from the master.
     pub env: Vec<(conf::Bytes, conf::Bytes)>,
@@ -102,18 +103,14 @@ impl Pool {
         // The classification looks at ASCII only (':', digits): lossy text is exact.
         let is_unix = conf::model::address_is_unix(&listen.to_str_lossy());
         let pm = c.pm.unwrap_or(Pm::Static);
-        let limit_extensions = c
-            .limit_extensions()
-            .into_iter()
-            .map(String::into_bytes)
-            .collect();
+        let limit_extensions = c.limit_extensions();
         // Validation gives a pool with a ping path its response (`pong` by default).
         let ping = c
             .ping_path
             .as_deref()
             .filter(|p| !p.is_empty())
             .zip(c.ping_response.as_deref())
-            .map(|(p, r)| (p.as_bytes().to_vec(), r.as_bytes().to_vec()));
+            .map(|(p, r)| (p.to_vec(), r.to_vec()));
         let priority = (is_root && c.process_priority != conf::model::PRIORITY_UNSET)
             .then_some(c.process_priority);
         Pool {
@@ -152,7 +149,13 @@ impl Pool {
             ping,
             catch_workers_output: c.catch_workers_output,
             decorate_workers_output: c.decorate_workers_output,
-            allowed_clients: c.listen_allowed_clients.clone().filter(|s| !s.is_empty()),
+            // Addresses are text; a byte that is not UTF-8 makes an address that does not
+            // parse, and the warning shows it as the file has it.
+            allowed_clients: c
+                .listen_allowed_clients
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .map(ToString::to_string),
             php_values: c
                 .php_values
                 .iter()
@@ -175,11 +178,11 @@ impl Pool {
                 .pm_status_path
                 .as_deref()
                 .filter(|p| !p.is_empty())
-                .map(|p| p.as_bytes().to_vec()),
+                .map(<[u8]>::to_vec),
             shared: c.shared,
             access_log: c.access_log.clone().filter(|s| !s.is_empty()),
             // Validation fills in the default format for a pool with an access log.
-            access_format: c.access_format.clone().unwrap_or_default().into_bytes(),
+            access_format: c.access_format.clone().unwrap_or_default().into_vec(),
             suppress_paths: c
                 .access_suppress_path
                 .iter()

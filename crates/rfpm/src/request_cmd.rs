@@ -16,6 +16,21 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use fcgi::client::{Addr, Client, ClientError, ClientRequest, Response};
+use rfpm_core::shown::unshow;
+
+/// An argument's bytes (see [`rfpm_core::cli::parse`]: arguments that are not UTF-8
+/// arrive through `Shown`), as a path.
+fn path_of(arg: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(unshow(arg).into_owned()).into()
+}
+
+/// Writes one line of rfpm's own, the arguments it names as the bytes they were.
+fn say(err: &mut dyn Write, line: &str) {
+    let mut b = unshow(line).into_owned();
+    b.push(b'\n');
+    let _ = err.write_all(&b);
+}
 
 /// The response completed with a status below 400 (and had the expected text).
 pub const EXIT_OK: i32 = 0;
@@ -345,7 +360,7 @@ pub fn verdict(resp: &Response, opts: &Opts) -> (i32, Option<String>) {
         );
     }
     if let Some(text) = &opts.expect {
-        if !contains(resp.body(), text.as_bytes()) {
+        if !contains(resp.body(), &unshow(text)) {
             return (
                 EXIT_BAD_RESPONSE,
                 Some(format!("the response's body does not contain '{text}'")),
@@ -416,7 +431,7 @@ pub fn run(args: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut
         }
         Ok(Command::Request(opts)) => opts,
         Err(msg) => {
-            let _ = writeln!(err, "rfpm request: {msg}");
+            say(err, &format!("rfpm request: {msg}"));
             let _ = err.write_all(usage().as_bytes());
             return EXIT_USAGE;
         }
@@ -431,13 +446,15 @@ pub fn run(args: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut
             }
             Some(b)
         }
-        Some(BodySource::File(path)) => match std::fs::read(path) {
+        Some(BodySource::File(path)) => match std::fs::read(path_of(path)) {
             Ok(b) => Some(b),
             Err(e) => {
-                let _ = writeln!(
+                say(
                     err,
-                    "rfpm request: cannot read the body from '{path}': {}",
-                    describe_io(&e, None)
+                    &format!(
+                        "rfpm request: cannot read the body from '{path}': {}",
+                        describe_io(&e, None)
+                    ),
                 );
                 return EXIT_USAGE;
             }
@@ -445,14 +462,21 @@ pub fn run(args: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut
     };
     let mut req = ClientRequest::new();
     for (k, v) in build_params(&opts, body.as_ref().map(Vec::len)) {
-        req = req.param(k, v);
+        req = req.param(unshow(&k), unshow(&v));
     }
     if let Some(b) = body {
         req = req.body(b);
     }
-    let addr = Addr::parse(&opts.addr);
+    let (addr, addr_shown) = match Addr::parse(&opts.addr) {
+        // A socket's path is the argument's bytes.
+        Addr::Unix(_) => (Addr::Unix(path_of(&opts.addr)), opts.addr.clone()),
+        a => {
+            let shown = a.to_string();
+            (a, shown)
+        }
+    };
     let fail = |err: &mut dyn Write, what: String| {
-        let _ = writeln!(err, "rfpm request: {addr}: {what}");
+        say(err, &format!("rfpm request: {addr_shown}: {what}"));
         EXIT_FAILURE
     };
     let mut client = match Client::connect(&addr) {
@@ -491,7 +515,7 @@ pub fn run(args: &[String], stdin: &mut dyn Read, out: &mut dyn Write, err: &mut
             }
             let (code, why) = verdict(&resp, &opts);
             if let Some(why) = why {
-                let _ = writeln!(err, "rfpm request: {why}");
+                say(err, &format!("rfpm request: {why}"));
             }
             code
         }

@@ -20,7 +20,9 @@ pub struct Scoreboard {
 
 impl Scoreboard {
     /// A fresh area for `slots` workers (at least one); `pool` names its memfd.
-    pub fn new(pool: &str, slots: usize) -> io::Result<Scoreboard> {
+    pub fn new(pool: &[u8], slots: usize) -> io::Result<Scoreboard> {
+        // The memfd's name is a label in /proc (lossy is enough there).
+        let pool = String::from_utf8_lossy(pool);
         let table = SharedTable::create(&format!("rfpm-scoreboard-{pool}"), slots)?;
         let sb = Scoreboard { table };
         sb.header().start_us.store(now_us(), Ordering::Relaxed);
@@ -94,7 +96,7 @@ impl Scoreboard {
 /// A snapshot of a pool for its status page and the admin listener, now: the figures of
 /// its scoreboard and its workers, then those of its draining generations (marked).
 pub fn pool_status<'a>(
-    pool: &str,
+    pool: &[u8],
     pm: &'static str,
     sb: &Scoreboard,
     draining: impl IntoIterator<Item = &'a Scoreboard>,
@@ -128,7 +130,7 @@ mod tests {
 
     #[test]
     fn request_fields_are_bounded_and_reset() {
-        let sb = Scoreboard::new("test", 2).expect("mmap");
+        let sb = Scoreboard::new(b"test", 2).expect("mmap");
         let s = sb.slot(1).expect("slot");
         s.reset(5_000_000);
         s.pid.store(42, Ordering::Relaxed);
@@ -183,7 +185,7 @@ mod tests {
 
     #[test]
     fn request_ids_pair_with_the_served_count() {
-        let sb = Scoreboard::new("test-rid", 1).expect("mmap");
+        let sb = Scoreboard::new(b"test-rid", 1).expect("mmap");
         let s = sb.slot(0).expect("slot");
         s.reset(1);
         assert_eq!(s.request_id_of(1), None);

@@ -163,13 +163,7 @@ fn launch(
         Some(addr) => {
             let perms = fail_with!(listen::admin_perms(&plan.config.global));
             let mut notices = Vec::new();
-            let res = listen::open(
-                addr.as_bytes(),
-                ADMIN_BACKLOG,
-                &perms,
-                &mut inherited,
-                &mut notices,
-            );
+            let res = listen::open(addr, ADMIN_BACKLOG, &perms, &mut inherited, &mut notices);
             for n in notices {
                 notice!("{n}");
             }

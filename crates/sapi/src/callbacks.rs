@@ -327,7 +327,7 @@ extern "C" fn rfpm_rs_read_post(
                 Err(text) => {
                     let mut w = ctx.warning.borrow_mut();
                     w.clear();
-                    w.extend(text.bytes().filter(|&b| b != 0));
+                    w.extend(rfpm_core::shown::unshow(&text).iter().filter(|&&b| b != 0));
                     w.push(0);
                     // SAFETY: as above; the text stays in `ctx.warning`, untouched until
                     // the next read_post, while the shim raises it right after we return.

@@ -89,7 +89,7 @@ unsafe extern "C" fn cb_request_ini_entry(
             // call (the caller's promise); the slice does not outlive it.
             unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) }
         };
-        let shown = String::from_utf8_lossy(key);
+        let shown = rfpm_core::shown::Shown(key);
         if key.is_empty() {
             (st.on_error)(format!("{PREFIX}empty key"));
             return;

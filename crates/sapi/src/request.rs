@@ -300,14 +300,15 @@ unsafe fn run_action(ctx: &Ctx<'_>, req: &Request<'_>) {
             output(b"File not found.\n");
         }
         Action::Denied => {
-            let path = req
-                .path_translated
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let msg = format!(
-                "Access to the script '{path}' has been denied (see security.limit_extensions)"
-            );
-            ctx.conn().log(Level::Notice, msg.as_bytes());
+            // The path's bytes, as php-fpm prints its C string.
+            let path = req.path_translated.map_or(&b""[..], CStr::to_bytes);
+            let msg = [
+                b"Access to the script '",
+                path,
+                b"' has been denied (see security.limit_extensions)",
+            ]
+            .concat();
+            ctx.conn().log(Level::Notice, &msg);
             // SAFETY: see above.
             unsafe { (*sg).sapi_headers.http_response_code = 403 };
             output(b"Access denied.\n");
@@ -328,17 +329,19 @@ unsafe fn run_action(ctx: &Ctx<'_>, req: &Request<'_>) {
             // writable; the shim catches bailouts.
             let r = unsafe { shim::rfpm_shim_execute_primary(&raw mut err) };
             if r == shim::rfpm_shim_result::RFPM_SHIM_FAILED {
-                let path = req
-                    .path_translated
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let msg = format!(
-                    "Unable to open primary script: {} ({})",
+                let path = req.path_translated.map_or(&b""[..], CStr::to_bytes);
+                let why = std::io::Error::from_raw_os_error(err)
+                    .to_string()
+                    .replace(&format!(" (os error {err})"), "");
+                let msg = [
+                    b"Unable to open primary script: ",
                     path,
-                    std::io::Error::from_raw_os_error(err)
-                )
-                .replace(&format!(" (os error {err})"), "");
-                ctx.conn().log(Level::Error, msg.as_bytes());
+                    b" (",
+                    why.as_bytes(),
+                    b")",
+                ]
+                .concat();
+                ctx.conn().log(Level::Error, &msg);
                 let code = if err == libc::EACCES { 403 } else { 404 };
                 // SAFETY: see above.
                 unsafe { (*sg).sapi_headers.http_response_code = code };

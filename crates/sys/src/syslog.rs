@@ -9,8 +9,9 @@ pub struct Syslog {
 
 impl Syslog {
     /// `openlog(ident, LOG_PID|LOG_CONS, facility)`.
-    pub fn open(ident: &str, facility: libc::c_int) -> Syslog {
-        let ident = CString::new(ident.replace('\0', "")).unwrap_or_default();
+    pub fn open(ident: &[u8], facility: libc::c_int) -> Syslog {
+        let ident: Vec<u8> = ident.iter().copied().filter(|&b| b != 0).collect();
+        let ident = CString::new(ident).unwrap_or_default();
         // SAFETY: `ident` is NUL-terminated; openlog keeps a pointer to it, and the
         // returned value owns it until `Drop` has called closelog.
         unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_CONS, facility) };

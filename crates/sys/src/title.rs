@@ -38,8 +38,10 @@ pub fn init() -> Option<Area> {
 }
 
 /// Writes `title` (cut to fit), NUL-padded over the whole area.
+/// Bytes shown in `title` through [`rfpm_core::shown::Shown`] (a pool name or a path
+/// that is not UTF-8) are written as the bytes they are, as php-fpm's titles hold them.
 pub fn set(area: Area, title: &str) {
-    let bytes = title.as_bytes();
+    let bytes = &*rfpm_core::shown::unshow(title);
     let n = bytes.len().min(area.len.saturating_sub(1));
     let p = std::ptr::with_exposed_provenance_mut::<u8>(area.start);
     // SAFETY: [start, start+len) is this process's original argv/environment block, as

@@ -369,10 +369,12 @@ impl Supervisor {
             .enumerate()
             .find(|&(i, p)| !self.pool_ready(i, p))
             .map(|(_, p)| {
+                // An HTTP body: the name as text.
+                let name = p.spec.name.to_str_lossy();
                 if p.boot.not_spawning {
-                    format!("pool {} gave up booting its worker script", p.spec.name)
+                    format!("pool {name} gave up booting its worker script")
                 } else {
-                    format!("pool {} has no worker able to accept", p.spec.name)
+                    format!("pool {name} has no worker able to accept")
                 }
             })
     }

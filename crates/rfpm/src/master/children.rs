@@ -135,7 +135,7 @@ struct WorkerStart {
     scoreboard: Scoreboard,
     access_log: Option<OwnedFd>,
     /// The status page's owner pool (`pm.status_listen`), when not the worker's own.
-    status_owner: Option<(Scoreboard, String, &'static str)>,
+    status_owner: Option<(Scoreboard, conf::Bytes, &'static str)>,
     /// The scoreboards of that pool's draining generations (listed on its page).
     draining: Vec<Scoreboard>,
 }
@@ -204,7 +204,7 @@ impl Supervisor {
                         && self
                             .generations
                             .info(c.generation, c.pool)
-                            .is_some_and(|i| i.name == p.spec.name)
+                            .is_some_and(|i| *i.name == p.spec.name)
             })
             .count();
         if alive >= p.spec.max_children.max(1) {

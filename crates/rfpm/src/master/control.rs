@@ -121,7 +121,7 @@ impl Supervisor {
         let sockets = pools
             .iter()
             .map(|p| (p.listen.as_bytes(), p.backlog, listen::perms_of(p)))
-            .chain(admin.map(|(a, perms)| (a.as_bytes(), crate::startup::ADMIN_BACKLOG, perms)));
+            .chain(admin.map(|(a, perms)| (a, crate::startup::ADMIN_BACKLOG, perms)));
         for (addr, backlog, perms) in sockets {
             let keys = listen::keys_for(addr);
             let known = |k: &Vec<u8>| held.contains(k) || opened.iter().any(|l| &l.key == k);

@@ -88,7 +88,7 @@ pub struct Draining {
 
 /// One pool of a draining generation.
 pub struct DrainingPool {
-    pub name: String,
+    pub name: conf::Bytes,
     pub decorate_workers_output: bool,
     /// Its scoreboard, mapped again from the memfd the previous image handed over.
     pub scoreboard: Option<Scoreboard>,
@@ -96,7 +96,7 @@ pub struct DrainingPool {
 
 /// What the master needs of any child's pool, whatever its generation.
 pub struct PoolInfo<'a> {
-    pub name: &'a str,
+    pub name: &'a conf::Bytes,
     pub decorate_workers_output: bool,
     pub scoreboard: Option<&'a Scoreboard>,
 }
@@ -190,11 +190,11 @@ impl Generations {
     /// A forked worker takes the current generation's pools and the draining
     /// generations' scoreboards of pool `name` (its status page lists their workers);
     /// everything else of the draining generations is dropped (unmapped) in it.
-    pub fn take_for_worker(&mut self, name: &str) -> (Vec<PoolRuntime>, Vec<Scoreboard>) {
+    pub fn take_for_worker(&mut self, name: &[u8]) -> (Vec<PoolRuntime>, Vec<Scoreboard>) {
         let draining = std::mem::take(&mut self.draining)
             .into_iter()
             .flat_map(|d| d.pools)
-            .filter(|p| p.name == name)
+            .filter(|p| p.name.as_bytes() == name)
             .filter_map(|p| p.scoreboard)
             .collect();
         (std::mem::take(&mut self.current.pools), draining)

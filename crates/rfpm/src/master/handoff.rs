@@ -123,7 +123,7 @@ impl Supervisor {
                 .into_iter()
                 .map(|(p, memfd)| DrainingPool {
                     scoreboard: memfd.and_then(|fd| Scoreboard::adopt(fd, p.slots).ok()),
-                    name: p.name,
+                    name: conf::Bytes::new(p.name),
                     decorate_workers_output: p.decorate,
                 })
                 .collect();
@@ -237,7 +237,7 @@ fn describe(sup: &Supervisor) -> Vec<wire::Generation> {
                 .pools
                 .iter()
                 .map(|p| wire::Pool {
-                    name: p.name.clone(),
+                    name: p.name.to_vec(),
                     decorate: p.decorate_workers_output,
                     memfd: p
                         .scoreboard
@@ -262,7 +262,7 @@ fn describe(sup: &Supervisor) -> Vec<wire::Generation> {
             .pools
             .iter()
             .map(|p| wire::Pool {
-                name: p.spec.name.clone(),
+                name: p.spec.name.to_vec(),
                 decorate: p.spec.decorate_workers_output,
                 memfd: p.scoreboard.memfd().map(|f| f.as_raw_fd()),
                 slots: p.scoreboard.slot_count(),

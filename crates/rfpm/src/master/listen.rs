@@ -29,7 +29,7 @@ impl Listener {
 #[derive(Debug, Clone, Default)]
 pub struct UnixPerms {
     /// The pool, for the messages.
-    pub pool: String,
+    pub pool: conf::Bytes,
     pub mode: u32,
     pub owner: Option<u32>,
     pub group: Option<u32>,
@@ -110,7 +110,7 @@ pub fn admin_perms(g: &conf::GlobalConf) -> Result<UnixPerms, crate::error::Erro
     let p = conf::admin_socket_permissions(g, &sys)
         .map_err(|f| crate::error::Error::Config(f.diags))?;
     Ok(UnixPerms {
-        pool: "admin".to_string(),
+        pool: conf::Bytes::from("admin"),
         mode: p.mode,
         owner: p.uid,
         group: p.gid,
@@ -158,6 +158,8 @@ pub fn open(
     let listen = &*String::from_utf8_lossy(listen_bytes);
     let path = Path::new(OsStr::from_bytes(listen_bytes));
     let addr = rfpm_core::listen_addr::parse(listen)?;
+    // In messages, the address as configured (bytes, as php-fpm prints them).
+    let shown = rfpm_core::shown::Shown(listen_bytes).to_string();
     for key in candidate_keys(&addr, listen_bytes) {
         if let Some(pos) = inherited.iter().position(|i| i.key == key) {
             let i = inherited.swap_remove(pos);
@@ -182,7 +184,7 @@ pub fn open(
                         .map(|s| tcp_listener(s, v4))
                         .map_err(|e| {
                             format!(
-                                "unable to bind listening socket for address '{listen}'{}",
+                                "unable to bind listening socket for address '{shown}'{}",
                                 rfpm_sys::syserr(&e)
                             )
                         })
@@ -212,11 +214,11 @@ pub fn open(
             let e =
                 last_err.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
             Err(format!(
-                "unable to bind listening socket for address '{listen}'{}",
+                "unable to bind listening socket for address '{shown}'{}",
                 rfpm_sys::syserr(&e)
             ))
         }
-        ListenAddr::Unix(shown) => open_unix(path, &shown, backlog, perms),
+        ListenAddr::Unix(_) => open_unix(path, &shown, backlog, perms),
     }
 }
 

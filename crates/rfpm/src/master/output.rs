@@ -23,7 +23,7 @@ pub struct Output {
 }
 
 /// The longest captured text that fits one `log_limit` entry with its decoration.
-pub fn max_captured_text(pool: &str, decorate: bool, pid: Pid) -> usize {
+pub fn max_captured_text(pool: &[u8], decorate: bool, pid: Pid) -> usize {
     let (limit, json) = crate::log::with(|l| (l.limit(), l.json()));
     // JSON entries (log_format = json): the text whole up to log_limit, its decoration
     // in other members.
@@ -31,8 +31,11 @@ pub fn max_captured_text(pool: &str, decorate: bool, pid: Pid) -> usize {
         return limit.saturating_sub(1);
     }
     // "[DD-Mon-YYYY HH:MM:SS] WARNING: [pool P] child N said into stderr: \"" + "\"" + "\n"
-    let head =
-        23 + "WARNING: ".len() + format!("[pool {pool}] child {pid} said into stderr: \"").len();
+    let head = 23
+        + "WARNING: ".len()
+        + "[pool ".len()
+        + pool.len()
+        + format!("] child {pid} said into stderr: \"").len();
     limit.saturating_sub(head + 2)
 }
 
@@ -48,7 +51,7 @@ impl Supervisor {
         let info = self.generations.info(child.generation, child.pool);
         let (name, decorate) = match &info {
             Some(p) => (p.name, p.decorate_workers_output),
-            None => ("", true),
+            None => (&conf::Bytes::default(), true),
         };
         // log_format = json: each entry carries the id of the request it was written
         // during, from the worker's slot (see `request_ids`).
@@ -147,7 +150,7 @@ impl RequestIds<'_> {
 /// One captured entry as a JSON error log entry: the text whole (up to log_limit),
 /// escaped, with the pool, the child, the stream and the request id as members.
 fn log_captured_json(
-    pool: &str,
+    pool: &[u8],
     pid: Pid,
     e: &capture::Entry,
     request_id: Option<rfpm_core::request_id::RequestId>,
@@ -161,7 +164,7 @@ fn log_captured_json(
         cut: crate::log::Cut::Stream,
     };
     let extra = crate::log::JsonExtra {
-        pool: Some(pool.as_bytes()),
+        pool: Some(pool),
         child: Some(pid),
         stream: Some(e.stream.name()),
         request_id: request_id.as_ref().map(|r| r.as_bytes()),
@@ -171,15 +174,13 @@ fn log_captured_json(
 
 /// One captured entry as a master log line (reference §3.10): decorated
 /// `WARNING: [pool p] child N said into stderr: "text"`, or the raw text.
-fn log_captured(pool: &str, decorate: bool, pid: Pid, e: &capture::Entry, msg: &mut Vec<u8>) {
+fn log_captured(pool: &[u8], decorate: bool, pid: Pid, e: &capture::Entry, msg: &mut Vec<u8>) {
     use std::io::Write;
     msg.clear();
     if decorate {
-        let _ = write!(
-            msg,
-            "[pool {pool}] child {pid} said into {}: \"",
-            e.stream.name()
-        );
+        msg.extend_from_slice(b"[pool ");
+        msg.extend_from_slice(pool);
+        let _ = write!(msg, "] child {pid} said into {}: \"", e.stream.name());
         msg.extend_from_slice(&e.text);
         msg.push(b'"');
         if e.pipe_closed {

@@ -28,24 +28,29 @@ pub const BOOT_FAILED: i32 = 78;
 pub const FATAL_IN_REQUEST: i32 = 79;
 
 /// Runs the worker script; never returns.
-pub(super) fn run(w: Worker<'_>, acceptor: Acceptor<'_>, script: &str) -> ! {
+pub(super) fn run(w: Worker<'_>, acceptor: Acceptor<'_>, script: &conf::Bytes) -> ! {
     // In the environment, so getenv() and every $_SERVER of the worker see it.
     std::env::set_var("FRANKENPHP_WORKER", "1");
-    let name = script.rsplit('/').next().unwrap_or(script);
-    let dir = match script.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &script[..i],
-        None => "",
+    // The path's bytes as configured (a Latin-1 name is the file of that name).
+    let script_bytes: &[u8] = script;
+    let name = script_bytes
+        .rsplit(|&b| b == b'/')
+        .next()
+        .unwrap_or(script_bytes);
+    let dir: &[u8] = match script_bytes.iter().rposition(|&b| b == b'/') {
+        Some(0) => b"/",
+        Some(i) => &script_bytes[..i],
+        None => b"",
     };
-    let script_name = format!("/{name}");
+    let script_name = [b"/", name].concat();
     let vars = BootVars::new(&[
-        ("FRANKENPHP_WORKER", "1"),
-        ("SCRIPT_FILENAME", script),
-        ("SCRIPT_NAME", &script_name),
-        ("PHP_SELF", &script_name),
-        ("DOCUMENT_ROOT", dir),
+        (b"FRANKENPHP_WORKER", b"1"),
+        (b"SCRIPT_FILENAME", script_bytes),
+        (b"SCRIPT_NAME", &script_name),
+        (b"PHP_SELF", &script_name),
+        (b"DOCUMENT_ROOT", dir),
     ]);
-    let path = CString::new(script).unwrap_or_default();
+    let path = CString::new(script_bytes).unwrap_or_default();
     let uri = CString::new(script_name).unwrap_or_default();
     let boot = sapi::Request {
         vars: &vars,
@@ -122,7 +127,7 @@ impl sapi::Conn for BootIo {
 struct BootVars(Vec<(CString, CString)>);
 
 impl BootVars {
-    fn new(vars: &[(&str, &str)]) -> BootVars {
+    fn new(vars: &[(&[u8], &[u8])]) -> BootVars {
         BootVars(
             vars.iter()
                 .rev()

@@ -212,7 +212,7 @@ impl Worker<'_> {
         for (name, admin) in [("PHP_VALUE", false), ("PHP_ADMIN_VALUE", true)] {
             if let Some(value) = p.get(name) {
                 sapi::apply_request_ini(value, admin, &mut |msg| {
-                    sapi::Conn::log(&mut io, Level::Error, msg.as_bytes());
+                    sapi::Conn::log(&mut io, Level::Error, &rfpm_core::shown::unshow(&msg));
                 });
             }
         }

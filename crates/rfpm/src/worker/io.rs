@@ -48,7 +48,8 @@ pub(super) struct FcgiIo<'c> {
     pub(super) log: &'c RequestLog<'c>,
     pub(super) conn: &'c mut ServerConn<Connection>,
     /// `REQUEST_BODY_FILE`, when the web server sent one: the body is read from it.
-    pub(super) body_path: Option<String>,
+    /// `REQUEST_BODY_FILE`: the web server's path, bytes.
+    pub(super) body_path: Option<Vec<u8>>,
     /// That file, opened at the first read (php-fpm retries, and warns, at every read
     /// until it opens).
     pub(super) body: Option<File>,
@@ -96,7 +97,8 @@ impl sapi::Conn for FcgiIo<'_> {
                         "[pool {}] request_read_timeout ({}s) passed before the request body was read: connection closed",
                         self.log.pool.name, self.log.pool.read_timeout
                     );
-                    crate::log::log_stream(Level::Warning, "fpm_request", line!(), msg.as_bytes());
+                    let msg = rfpm_core::shown::unshow(&msg);
+                    crate::log::log_stream(Level::Warning, "fpm_request", line!(), &msg);
                     self.broken = true;
                     Ok(0)
                 }
@@ -104,12 +106,14 @@ impl sapi::Conn for FcgiIo<'_> {
             };
         };
         if self.body.is_none() {
-            match File::open(path) {
+            use std::os::unix::ffi::OsStrExt;
+            match File::open(std::ffi::OsStr::from_bytes(path)) {
                 Ok(f) => self.body = Some(f),
                 Err(e) => {
                     let errno = e.raw_os_error().unwrap_or(0);
                     return Err(format!(
-                        "REQUEST_BODY_FILE: open('{path}') failed: {} ({errno})",
+                        "REQUEST_BODY_FILE: open('{}') failed: {} ({errno})",
+                        rfpm_core::shown::Shown(path),
                         rfpm_sys::strerror(errno)
                     ));
                 }
@@ -158,7 +162,7 @@ impl sapi::Conn for FcgiIo<'_> {
 
     fn ended(&mut self, end: &sapi::RequestEnd<'_>) {
         if let Some(notice) = self.log.end(end) {
-            sapi::Conn::log(self, Level::Notice, notice.as_bytes());
+            sapi::Conn::log(self, Level::Notice, &rfpm_core::shown::unshow(&notice));
         }
     }
 

@@ -22,7 +22,7 @@ pub use app::{BOOT_FAILED, FATAL_IN_REQUEST};
 /// for a hidden `pm.status_listen` pool the owner's (reference §9.4).
 pub struct StatusSource<'a> {
     pub sb: &'a Scoreboard,
-    pub pool: &'a str,
+    pub pool: &'a [u8],
     pub pm: &'static str,
     /// The scoreboards of the pool's draining generations (after a reload): their
     /// workers are listed too, marked.

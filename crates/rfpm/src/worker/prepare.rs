@@ -26,7 +26,7 @@ pub(super) struct Prepared<'p> {
     php_self: CString,
     action: sapi::Action,
     /// `REQUEST_BODY_FILE`, when the web server sent one.
-    pub(super) body_file: Option<String>,
+    pub(super) body_file: Option<Vec<u8>>,
 }
 
 impl Prepared<'_> {
@@ -117,7 +117,7 @@ impl Worker<'_> {
         let body_file = p
             .get("REQUEST_BODY_FILE")
             .filter(|f| !f.is_empty())
-            .map(|f| String::from_utf8_lossy(f).into_owned());
+            .map(<[u8]>::to_vec);
         Prepared {
             vars: ParamVars(p),
             method,
