@@ -482,6 +482,16 @@ fn test_config_errors_show_the_bytes_as_php_fpm_does() {
             c.push(b"ping.path = /p\xe9".to_vec());
             c
         }),
+        ("include", {
+            let mut c = head(b"www");
+            c.insert(2, [b"include = ", &at(b"no\xe9/*.conf")[..]].concat());
+            c
+        }),
+        ("user", {
+            let mut c = head(b"caf\xe9");
+            c.push(b"user = nob\xe9dy".to_vec());
+            c
+        }),
         ("access.log", {
             let mut c = head(b"caf\xe9");
             c.push([b"access.log = ", &at(b"no\xe9/dir/a.log")[..]].concat());

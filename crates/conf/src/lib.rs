@@ -252,7 +252,7 @@ pub fn config_test(
     }
     out.extend(
         [Diag::notice(test_successful(
-            &format!("configuration file {}", path.display()),
+            &format!("configuration file {}", crate::load::shown_path(path)),
             &opts.compat,
         ))]
         .into_iter()

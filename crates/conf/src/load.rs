@@ -38,7 +38,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, Failure> {
         return Err(f);
     }
     let ok = l.load_file(path);
-    l.finish(&path.to_string_lossy(), ok)
+    l.finish(&shown_path(path), ok)
 }
 
 /// Like [`load`], but the main file's content is given (its name is only used
@@ -78,7 +78,7 @@ impl<'o> Loader<'o> {
         Some(Failure {
             diags: vec![Diag::error(format!(
                 "the global prefix '{}' does not exist or is not a directory",
-                p.display()
+                shown_path(p)
             ))],
         })
     }
@@ -97,9 +97,9 @@ impl<'o> Loader<'o> {
         }
     }
 
-    /// Reads the file at `path` (its exact bytes); messages show it lossily.
+    /// Reads the file at `path` (its exact bytes, also in messages).
     fn load_file(&mut self, path: &Path) -> bool {
-        let filename = &*path.to_string_lossy();
+        let filename = &*shown_path(path);
         self.depth += 1;
         if self.depth > MAX_RECURSION {
             self.diags.push(Diag::error(
@@ -260,7 +260,7 @@ impl<'o> Loader<'o> {
                 .unwrap_or(&self.opts.install_prefix);
             [prefix.as_os_str().as_bytes(), b"/", pattern].concat()
         };
-        let full_shown = String::from_utf8_lossy(&full).into_owned();
+        let full_shown = rfpm_core::shown::Shown(&full).to_string();
         let full_shown = &full_shown;
         match crate::load::glob(&full) {
             Err(GlobError::NoMatch) => {
@@ -285,7 +285,7 @@ impl<'o> Loader<'o> {
                     if !self.load_file(os_path(&p)) {
                         self.diags.push(Diag::error(format!(
                             "Unable to include {} from {} at line {}",
-                            String::from_utf8_lossy(&p),
+                            rfpm_core::shown::Shown(&p),
                             filename,
                             self.lineno
                         )));
@@ -493,6 +493,11 @@ pub(crate) fn glob(pattern: &[u8]) -> Result<Vec<Vec<u8>>, GlobError> {
             p
         })
         .collect())
+}
+
+/// A path in a message: its bytes, through [`rfpm_core::shown::Shown`].
+pub(crate) fn shown_path(p: &Path) -> String {
+    rfpm_core::shown::Shown(p.as_os_str().as_bytes()).to_string()
 }
 
 #[cfg(test)]

@@ -1028,14 +1028,14 @@ fn resolve_socket(n: &SocketNames<'_>, sys: &dyn Sys) -> Result<(SocketPerms, Ve
             }
         }
         for u in acl_users.iter().flat_map(|l| l.split(|&c| c == b',')) {
-            let shown = String::from_utf8_lossy(u);
+            let shown = rfpm_core::shown::Shown(u);
             let pw = sys
                 .user_by_name(u)
                 .map_err(|e| fail(format!("cannot get uid for user '{shown}'{}", e.suffix())))?;
             perms.acl_users.push(pw.uid);
         }
         for g in acl_groups.iter().flat_map(|l| l.split(|&c| c == b',')) {
-            let shown = String::from_utf8_lossy(g);
+            let shown = rfpm_core::shown::Shown(g);
             let gid = sys
                 .group_by_name(g)
                 .map_err(|e| fail(format!("cannot get gid for group '{shown}'{}", e.suffix())))?;
