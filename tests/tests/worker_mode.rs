@@ -384,6 +384,73 @@ fn a_boot_failure_backs_off_then_gives_up() {
     );
 }
 
+/// A worker that boots its script takes no request yet: its state is `Booting` (on the
+/// status page, counted with the idle workers, and in /metrics), and the admin
+/// listener's /ready answers 503 until a worker has booted; then it is Idle and ready.
+#[test]
+fn a_booting_worker_is_shown_and_not_ready() {
+    let dir = ok(tempfile::tempdir());
+    let boots = dir.path().join("boots");
+    let go = dir.path().join("go");
+    let (port, status_port) = (ok(integration::free_port()), ok(integration::free_port()));
+    let fpm = start(
+        one_worker(&boots)
+            .pool_line(format!("env[BOOT_WAIT] = {}", go.display()))
+            .pool_line(format!("pm.status_listen = 127.0.0.1:{status_port}"))
+            .global(format!("admin.listen = 127.0.0.1:{port}")),
+    );
+    assert!(
+        wait_until(DEADLINE, || boots_of(&boots) == 1),
+        "{}",
+        fpm.log()
+    );
+    let status = || {
+        let addr = integration::fcgi::client::Addr::Tcp(format!("127.0.0.1:{status_port}"));
+        let mut c = ok(integration::connect(&addr));
+        let req = Req::get("").param("SCRIPT_NAME", "/").query("json&full");
+        json(&ok(integration::send_on(&mut c, &fpm.docroot(), &req)))
+    };
+    let v = status();
+    assert_eq!(v["processes"][0]["state"], "Booting", "{v}");
+    assert_eq!(v["idle processes"], 1, "{v}");
+    assert_eq!(v["active processes"], 0, "{v}");
+    let (code, body) = ok(integration::http_get(port, "/ready", None));
+    assert_eq!(
+        (code, body.as_str()),
+        (503, "not ready: pool www is booting its worker script\n")
+    );
+    let (_, metrics) = ok(integration::http_get(port, "/metrics", None));
+    let booting = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("phpfpm_process_state{pool=\"www\"") && l.contains("state=\"Booting\"")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(booting.ends_with(" 1"), "{booting}");
+
+    // The boot ends: the worker is Idle, the pool ready and serving.
+    ok(std::fs::write(&go, "go"));
+    assert!(
+        wait_until(DEADLINE, || ok(integration::http_get(port, "/ready", None))
+            .0
+            == 200),
+        "{}",
+        fpm.log()
+    );
+    assert_eq!(status()["processes"][0]["state"], "Idle");
+    let (_, metrics) = ok(integration::http_get(port, "/metrics", None));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("phpfpm_process_state{pool=\"www\"")
+                && l.contains("state=\"Booting\"")
+                && l.ends_with(" 0")),
+        "{metrics}"
+    );
+    assert_eq!(json(&get(&fpm, "index.php", ""))["served"], 1);
+    assert_eq!(boots_of(&boots), 1);
+}
+
 /// `GET /ready` from the admin listener on `port`, the whole answer.
 fn ready_of(port: u16) -> String {
     use std::io::{Read, Write};

@@ -107,6 +107,9 @@ pub struct PoolMetrics<'a> {
     /// Resident memory of each worker of `status.procs`, in the same order (`None`:
     /// unreadable, e.g. the worker just ended).
     pub rss: &'a [Option<u64>],
+    /// The pool runs a worker script (`worker.script`): its workers also have rfpm's
+    /// `Booting` state, reported as a seventh `phpfpm_process_state` series.
+    pub worker_mode: bool,
 }
 
 /// `rfpm_build_info`'s labels.
@@ -429,7 +432,8 @@ fn per_process(o: &mut Out, pools: &[PoolMetrics<'_>]) {
         let pool = p.status.pool_text();
         for (i, proc_) in p.status.procs.iter().enumerate() {
             let (child, pid) = (i.to_string(), proc_.pid.to_string());
-            for state in STATES {
+            let booting = p.worker_mode.then_some("Booting");
+            for state in STATES.into_iter().chain(booting) {
                 let labels = [
                     ("pool", &*pool),
                     ("child", child.as_str()),
@@ -582,6 +586,7 @@ mod tests {
             responses: [0, 5, 1, 1, 0],
             restarts: [1, 0, 2, 0, 0, 0],
             rss: &[Some(4096), None],
+            worker_mode: false,
         };
         render(
             &[m],

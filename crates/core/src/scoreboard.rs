@@ -18,6 +18,10 @@ pub enum WorkerState {
     Running = 3,
     Finishing = 4,
     Ending = 5,
+    /// rfpm, worker mode: the worker script boots (it takes no request yet). Counted
+    /// with the idle workers in the pool's figures (it is in no request, and the
+    /// process manager must not start more workers for it), shown as `Booting`.
+    Booting = 6,
 }
 
 impl WorkerState {
@@ -28,6 +32,7 @@ impl WorkerState {
             3 => WorkerState::Running,
             4 => WorkerState::Finishing,
             5 => WorkerState::Ending,
+            6 => WorkerState::Booting,
             _ => WorkerState::Idle,
         }
     }
@@ -41,7 +46,14 @@ impl WorkerState {
             WorkerState::Running => "Running",
             WorkerState::Finishing => "Finishing",
             WorkerState::Ending => "Ending",
+            WorkerState::Booting => "Booting",
         }
+    }
+
+    /// In no request: Idle, or Booting (worker mode). The pool's idle figures and the
+    /// process manager count these.
+    pub fn is_idle(self) -> bool {
+        matches!(self, WorkerState::Idle | WorkerState::Booting)
     }
 }
 

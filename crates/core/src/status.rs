@@ -2,7 +2,7 @@
 //! snapshot of a pool's scoreboard. The time is a parameter; so is the function that
 //! prints a time in the pages' local format.
 
-use crate::scoreboard::{SlotView, WorkerState};
+use crate::scoreboard::SlotView;
 
 /// A value of `fpm_get_status()`'s array.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +122,7 @@ impl PoolStatus {
         let mut active = 0;
         let procs: Vec<ProcStatus> = marked
             .map(|(v, draining)| {
-                let is_idle = v.state == WorkerState::Idle;
+                let is_idle = v.state.is_idle();
                 if is_idle {
                     idle += 1;
                 } else {
@@ -761,6 +761,7 @@ pub fn to_array(s: &PoolStatus) -> Vec<(&'static str, StatusValue)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoreboard::WorkerState;
 
     /// The state the issue asks about: one request running, one worker idle, and the
     /// worker answering the status request.

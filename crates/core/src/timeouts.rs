@@ -129,7 +129,7 @@ pub fn check(
             true
         }
         WorkerState::Finishing => conf.track_finished,
-        WorkerState::Idle | WorkerState::Ending => false,
+        WorkerState::Idle | WorkerState::Ending | WorkerState::Booting => false,
     };
     if !considered || req.start_us == 0 {
         return None;

@@ -64,11 +64,11 @@ impl Scoreboard {
             .collect()
     }
 
-    /// Workers in use that are not Idle; also raises `max active processes`.
+    /// Workers in a request (not Idle, not Booting); also raises `max active processes`.
     pub fn count_active(&self) -> u64 {
         let n = (0..self.slot_count())
             .filter_map(|i| self.slot(i))
-            .filter(|s| s.pid.load(Ordering::Relaxed) > 0 && s.state() != WorkerState::Idle)
+            .filter(|s| s.pid.load(Ordering::Relaxed) > 0 && !s.state().is_idle())
             .count() as u64;
         self.header().active.store(n, Ordering::Relaxed);
         self.header().max_active.fetch_max(n, Ordering::Relaxed);

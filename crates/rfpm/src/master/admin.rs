@@ -368,11 +368,13 @@ impl Supervisor {
             .iter()
             .enumerate()
             .find(|&(i, p)| !self.pool_ready(i, p))
-            .map(|(_, p)| {
+            .map(|(i, p)| {
                 // An HTTP body: the name as text.
                 let name = p.spec.name.to_str_lossy();
                 if p.boot.not_spawning {
                     format!("pool {name} gave up booting its worker script")
+                } else if self.workers(i).any(|(_, booting)| booting) {
+                    format!("pool {name} is booting its worker script")
                 } else {
                     format!("pool {name} has no worker able to accept")
                 }
@@ -380,12 +382,24 @@ impl Supervisor {
     }
 
     fn pool_ready(&self, i: usize, p: &super::generation::PoolRuntime) -> bool {
-        let id = self.generations.current().id;
+        // A worker that still boots its worker script takes no request yet.
         let accepting = self
-            .children
-            .of_pool(id, i)
-            .any(|c| !c.asked_to_stop && !c.recycling);
+            .workers(i)
+            .any(|(c, booting)| !c.asked_to_stop && !c.recycling && !booting);
         !p.boot.not_spawning && (accepting || p.spec.pm == Pm::Ondemand)
+    }
+
+    /// The workers of pool `i` of the current generation, each with whether its slot
+    /// says it boots (worker mode).
+    fn workers(&self, i: usize) -> impl Iterator<Item = (&super::children::Child, bool)> {
+        let current = self.generations.current();
+        let sb = current.pool(i).map(|p| &p.scoreboard);
+        self.children.of_pool(current.id, i).map(move |c| {
+            let booting = sb
+                .and_then(|sb| sb.slot(c.slot))
+                .is_some_and(|s| s.state() == crate::scoreboard::WorkerState::Booting);
+            (c, booting)
+        })
     }
 
     /// Each pool's figures for one scrape, with the status snapshot they come from.
@@ -433,6 +447,7 @@ impl Supervisor {
                     ready: self.pool_ready(i, p),
                     slowlog_timeout: p.spec.timeouts.slowlog,
                     max_children: u64::try_from(p.spec.max_children).unwrap_or(u64::MAX),
+                    worker_mode: p.spec.worker_script.is_some(),
                 }
             })
             .collect()
@@ -488,6 +503,7 @@ struct Snapshot {
     ready: bool,
     slowlog_timeout: u64,
     max_children: u64,
+    worker_mode: bool,
 }
 
 impl Snapshot {
@@ -500,6 +516,7 @@ impl Snapshot {
             responses: self.responses,
             restarts: self.restarts,
             rss: &self.rss,
+            worker_mode: self.worker_mode,
         }
     }
 }
@@ -507,8 +524,9 @@ impl Snapshot {
 /// The exporter's `scrape_uri` for a pool: its socket as a URI.
 fn scrape_uri(p: &crate::pool::Pool) -> String {
     if p.is_unix {
-        format!("unix://{}", p.listen)
+        // A label and a JSON string: text (a byte that is not UTF-8 shows as U+FFFD).
+        format!("unix://{}", p.listen.to_str_lossy())
     } else {
-        format!("tcp://{}", p.listen)
+        format!("tcp://{}", p.listen.to_str_lossy())
     }
 }

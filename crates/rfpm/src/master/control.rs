@@ -204,7 +204,6 @@ impl Supervisor {
 
     /// The periodic STATUS report, counters summed over all pools.
     pub(super) fn report_to_systemd(&mut self) {
-        use crate::scoreboard::WorkerState;
         use std::sync::atomic::Ordering::Relaxed;
         let Some(n) = &self.notifier else {
             return;
@@ -218,7 +217,7 @@ impl Supervisor {
                 .and_then(|sb| sb.slot(c.slot))
                 .map(|s| s.state());
             match state {
-                Some(WorkerState::Idle) => idle += 1,
+                Some(s) if s.is_idle() => idle += 1,
                 _ => active += 1,
             }
         }

@@ -28,7 +28,7 @@ mod timeouts;
 use crate::error::Error;
 use crate::pm::{self, WorkerView};
 use crate::pool::{Pm, Pool};
-use crate::scoreboard::{now_us, Scoreboard, WorkerState};
+use crate::scoreboard::{now_us, Scoreboard};
 use crate::timeouts::CrashWindow;
 use crate::{signals, systemd, title};
 use children::{ChildSpec, Children, SpawnError};
@@ -330,7 +330,7 @@ impl Supervisor {
             .map(|c| {
                 let (idle, last_change) = match p.scoreboard.slot(c.slot) {
                     Some(s) => (
-                        s.state() == WorkerState::Idle,
+                        s.state().is_idle(),
                         s.last_change_us.load(Relaxed) / 1_000_000,
                     ),
                     None => (false, 0),

@@ -29,6 +29,9 @@ pub const FATAL_IN_REQUEST: i32 = 79;
 
 /// Runs the worker script; never returns.
 pub(super) fn run(w: Worker<'_>, acceptor: Acceptor<'_>, script: &conf::Bytes) -> ! {
+    // Until its first frankenphp_handle_request() the worker takes no request: the
+    // status page and the admin listener's /ready tell it from an idle one.
+    w.slot.set_state(WorkerState::Booting, now_us());
     // In the environment, so getenv() and every $_SERVER of the worker see it.
     std::env::set_var("FRANKENPHP_WORKER", "1");
     // The path's bytes as configured (a Latin-1 name is the file of that name).
@@ -187,7 +190,8 @@ impl Host for App<'_, '_> {
             }
             let (slot, sb) = (self.w.slot, self.w.sb);
             let mark_idle = || {
-                if slot.state() != WorkerState::Idle {
+                // From a request (not from the boot, which was never active).
+                if !slot.state().is_idle() {
                     sb.leave_active();
                 }
                 slot.set_state(WorkerState::Idle, now_us());
