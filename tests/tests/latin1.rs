@@ -526,7 +526,8 @@ fn test_config_errors_show_the_bytes_as_php_fpm_does() {
 // A pool named in Latin-1 runs: `$pool` puts the name's bytes into the socket's path,
 // the access log's `%n` and a literal byte of `access.format` are written raw, the status
 // page names the pool by its bytes, the ping answers its configured bytes, a worker's
-// decorated output and its process title carry the name's bytes.
+// decorated output, its process title, the slow log's entry and the master's warning
+// about a slow request carry the name's bytes.
 both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
     let tmp = tempfile::Builder::new()
         .prefix("itest-latin1-pool-")
@@ -543,6 +544,14 @@ both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
     .expect("write script");
     chmod(&script, 0o644);
     let access = at(b"access.log");
+    let slowlog = at(b"slow.log");
+    let slow = tmp.path().join("slow.php");
+    std::fs::write(
+        &slow,
+        "<?php $t = microtime(true); while (microtime(true) - $t < 2.5) usleep(20000); echo 'slow';",
+    )
+    .expect("write script");
+    chmod(&slow, 0o644);
     let mut conf = Vec::new();
     for line in [
         b"[global]".to_vec(),
@@ -557,6 +566,8 @@ both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
         b"pm.status_path = /status".to_vec(),
         b"ping.path = /ping".to_vec(),
         b"ping.response = pong\xe9".to_vec(),
+        b"request_slowlog_timeout = 1".to_vec(),
+        [b"slowlog = ", &slowlog[..]].concat(),
     ] {
         conf.extend_from_slice(&line);
         conf.push(b'\n');
@@ -617,6 +628,24 @@ both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
             && contains(&log_bytes(), b"said into stderr: \"said\"")),
         "{}",
         log_bytes().escape_ascii()
+    );
+    // A slow request: the master's warning and the slow log's entry name the pool.
+    let r = send(&Req::get("slow.php").param("SCRIPT_FILENAME", &slow.display().to_string()));
+    assert_eq!(r.body(), b"slow");
+    let warned = b"WARNING: [pool caf\xe9] child ";
+    assert!(
+        wait_until(DEADLINE, || contains(&log_bytes(), warned)
+            && contains(&log_bytes(), b"executing too slow")),
+        "{}",
+        log_bytes().escape_ascii()
+    );
+    assert!(
+        wait_until(DEADLINE, || std::fs::read(path_of(&slowlog))
+            .is_ok_and(|s| contains(&s, b"]  [pool caf\xe9] pid "))),
+        "{}",
+        std::fs::read(path_of(&slowlog))
+            .unwrap_or_default()
+            .escape_ascii()
     );
     // The worker's process title.
     let pids = fpm.worker_pids();

@@ -165,12 +165,15 @@ pub fn describe(script: &[u8], method: &[u8], uri: &[u8], query: &[u8]) -> Strin
             }
         })
         .collect();
-    let mut req = String::from_utf8_lossy(method).into_owned();
+    // The request's bytes as php-fpm prints them (through `Shown`: the logger writes
+    // them back as they were).
+    use crate::shown::Shown;
+    let mut req = Shown(method).to_string();
     req.push(' ');
-    req.push_str(&String::from_utf8_lossy(uri));
+    req.push_str(&Shown(uri).to_string());
     if !query.is_empty() {
         req.push('?');
-        req.push_str(&String::from_utf8_lossy(query));
+        req.push_str(&Shown(query).to_string());
     }
     format!("script '{script}' (request: \"{req}\")")
 }

@@ -91,7 +91,7 @@ fn warn_with_id(msg: &str, rid: Option<&RequestId>) {
                 level: Level::Warning,
                 function: "fpm_request_check_timed_out",
                 line: line!(),
-                message: msg.as_bytes(),
+                message: &rfpm_core::shown::unshow(msg),
                 errno: None,
                 cut: crate::log::Cut::OneShot,
             };
@@ -114,11 +114,12 @@ fn write_slow_log(p: &PoolRuntime, script: &[u8], pid: Pid, rid: Option<&Request
     };
     let debug = crate::log::with(|l| l.level()) == Level::Debug;
     let mut entry = format!(
-        "\n[{}]  [pool {}] pid {pid}\nscript_filename = ",
-        crate::log::format_time(&crate::log::now(), debug),
-        p.spec.name
+        "\n[{}]  [pool ",
+        crate::log::format_time(&crate::log::now(), debug)
     )
     .into_bytes();
+    entry.extend_from_slice(&p.spec.name);
+    entry.extend_from_slice(format!("] pid {pid}\nscript_filename = ").as_bytes());
     entry.extend_from_slice(script);
     entry.push(b'\n');
     if let Some(id) = rid {

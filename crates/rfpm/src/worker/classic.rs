@@ -154,7 +154,8 @@ impl Worker<'_> {
             self.pool.name, self.pool.max_params_size
         );
         let mut started = false;
-        super::io::log_request(conn, Level::Warning, msg.as_bytes(), &mut started, true);
+        let msg = rfpm_core::shown::unshow(&msg);
+        super::io::log_request(conn, Level::Warning, &msg, &mut started, true);
         let _ = conn.end_request(0, 0);
         // What the peer still sends is discarded (within close_gracefully's bound), so
         // the answer is not lost to a reset.
