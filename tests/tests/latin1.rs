@@ -739,3 +739,94 @@ both!(rfpm_request_sends_latin1_arguments_as_their_bytes, |kind| {
     );
     drop(fpm);
 });
+
+/// Whether `b` holds one of the private-use characters rfpm carries a non-UTF-8 byte in
+/// inside its own text (U+10FF00..U+10FFFF: F4 8F BC..BF xx): none may leave rfpm.
+fn has_carried_byte(b: &[u8]) -> bool {
+    b.windows(3)
+        .any(|w| w[0] == 0xf4 && w[1] == 0x8f && (0xbc..=0xbf).contains(&w[2]))
+}
+
+/// rfpm only: a Latin-1 pool seen through the admin listener (text formats: the name's
+/// bytes that are not UTF-8 become U+FFFD in Prometheus labels and JSON) and across a
+/// reload (the name crosses exec hex-encoded); no carried byte leaks into any output.
+#[test]
+fn a_latin1_pool_name_in_metrics_json_and_across_a_reload() {
+    let tmp = tempfile::Builder::new()
+        .prefix("itest-latin1-admin-")
+        .tempdir()
+        .expect("tempdir");
+    chmod(tmp.path(), 0o755);
+    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
+    let port = integration::free_port().expect("port");
+    let mut conf = Vec::new();
+    for line in [
+        b"[global]".to_vec(),
+        b"daemonize = no".to_vec(),
+        format!("admin.listen = 127.0.0.1:{port}").into_bytes(),
+        b"[caf\xe9]".to_vec(),
+        [b"listen = ", &at(b"$pool.sock")[..]].concat(),
+        b"pm = static".to_vec(),
+        b"pm.max_children = 1".to_vec(),
+    ] {
+        conf.extend_from_slice(&line);
+        conf.push(b'\n');
+    }
+    let conf_path = tmp.path().join("latin1.conf");
+    std::fs::write(&conf_path, &conf).expect("write conf");
+    let fpm = Fpm::builder(integration::Kind::Rfpm)
+        .no_config()
+        .arg("-y")
+        .arg(conf_path.display().to_string())
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let get = |path: &str| {
+        integration::http_get(port, path, None).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    };
+    assert!(
+        wait_until(DEADLINE, || get("/ready").0 == 200),
+        "{}",
+        fpm.log()
+    );
+    let (_, metrics) = get("/metrics");
+    assert!(
+        metrics.contains("phpfpm_up{pool=\"caf\u{fffd}\",scrape_uri=\"unix://"),
+        "{metrics}"
+    );
+    let (_, status) = get("/status");
+    let v: serde_json::Value =
+        serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+    assert_eq!(v["pools"][0]["pool"], "caf\u{fffd}", "{v}");
+    for text in [&metrics, &status] {
+        assert!(!has_carried_byte(text.as_bytes()), "{text}");
+    }
+
+    // A reload: the pool comes back under the same name, its socket taken over.
+    fpm.signal(libc::SIGUSR2).expect("SIGUSR2");
+    let log_bytes = || std::fs::read(fpm.dir().join("stderr.log")).unwrap_or_default();
+    let ready = b"ready to handle connections";
+    assert!(
+        wait_until(DEADLINE, || log_bytes()
+            .windows(ready.len())
+            .filter(|w| w == ready)
+            .count()
+            >= 2),
+        "{}",
+        log_bytes().escape_ascii()
+    );
+    assert!(wait_until(DEADLINE, || get("/ready").0 == 200));
+    let pids = fpm.worker_pids();
+    assert!(
+        wait_until(DEADLINE, || fpm.worker_pids().iter().any(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"php-fpm: pool caf\xe9"))
+        })),
+        "{pids:?}"
+    );
+    let master = std::fs::read(format!("/proc/{}/cmdline", fpm.master_pid())).unwrap_or_default();
+    for out in [log_bytes(), master, get("/metrics").1.into_bytes()] {
+        assert!(!has_carried_byte(&out), "{}", out.escape_ascii());
+    }
+    drop(fpm);
+}
