@@ -447,6 +447,15 @@ fn a_booting_worker_is_shown_and_not_ready() {
                 && l.ends_with(" 0")),
         "{metrics}"
     );
+    // The boot's duration: one observation, in the pool's histogram.
+    let count = metrics
+        .lines()
+        .find(|l| l.starts_with("rfpm_worker_boot_duration_seconds_count{pool=\"www\"}"));
+    assert_eq!(
+        count,
+        Some("rfpm_worker_boot_duration_seconds_count{pool=\"www\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(json(&get(&fpm, "index.php", ""))["served"], 1);
     assert_eq!(boots_of(&boots), 1);
 }

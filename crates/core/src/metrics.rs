@@ -108,8 +108,11 @@ pub struct PoolMetrics<'a> {
     /// unreadable, e.g. the worker just ended).
     pub rss: &'a [Option<u64>],
     /// The pool runs a worker script (`worker.script`): its workers also have rfpm's
-    /// `Booting` state, reported as a seventh `phpfpm_process_state` series.
+    /// `Booting` state, reported as a seventh `phpfpm_process_state` series, and the
+    /// pool has `rfpm_worker_boot_duration_seconds`.
     pub worker_mode: bool,
+    /// Worker mode: the boots' durations.
+    pub boots: HistogramView,
 }
 
 /// `rfpm_build_info`'s labels.
@@ -486,6 +489,17 @@ fn rfpm_families(o: &mut Out, pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>) 
         let pool = p.status.pool_text();
         o.histogram("rfpm_request_queue_seconds", &pool, &p.queue_times);
     }
+    if pools.iter().any(|p| p.worker_mode) {
+        o.family(
+            "rfpm_worker_boot_duration_seconds",
+            Kind::Histogram,
+            "Worker mode: time from a worker script's start to its first frankenphp_handle_request().",
+        );
+        for p in pools.iter().filter(|p| p.worker_mode) {
+            let pool = p.status.pool_text();
+            o.histogram("rfpm_worker_boot_duration_seconds", &pool, &p.boots);
+        }
+    }
     o.family(
         "rfpm_requests_total",
         Kind::Counter,
@@ -587,6 +601,7 @@ mod tests {
             restarts: [1, 0, 2, 0, 0, 0],
             rss: &[Some(4096), None],
             worker_mode: false,
+            boots: HistogramView::default(),
         };
         render(
             &[m],

@@ -92,6 +92,9 @@ pub struct Header {
     pub queue_times: Histogram,
     /// rfpm: finished requests by status class, 1xx to 5xx.
     pub responses: [AtomicU64; 5],
+    /// rfpm, worker mode: how long each worker's script took to boot (from the script's
+    /// start to its first `frankenphp_handle_request()`), recorded by the worker.
+    pub boots: Histogram,
 }
 
 impl Header {

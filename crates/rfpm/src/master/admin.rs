@@ -448,6 +448,7 @@ impl Supervisor {
                     slowlog_timeout: p.spec.timeouts.slowlog,
                     max_children: u64::try_from(p.spec.max_children).unwrap_or(u64::MAX),
                     worker_mode: p.spec.worker_script.is_some(),
+                    boots: h.boots.view(),
                 }
             })
             .collect()
@@ -504,6 +505,7 @@ struct Snapshot {
     slowlog_timeout: u64,
     max_children: u64,
     worker_mode: bool,
+    boots: rfpm_core::scoreboard::HistogramView,
 }
 
 impl Snapshot {
@@ -517,6 +519,7 @@ impl Snapshot {
             restarts: self.restarts,
             rss: &self.rss,
             worker_mode: self.worker_mode,
+            boots: self.boots,
         }
     }
 }

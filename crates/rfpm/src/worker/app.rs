@@ -31,7 +31,8 @@ pub const FATAL_IN_REQUEST: i32 = 79;
 pub(super) fn run(w: Worker<'_>, acceptor: Acceptor<'_>, script: &conf::Bytes) -> ! {
     // Until its first frankenphp_handle_request() the worker takes no request: the
     // status page and the admin listener's /ready tell it from an idle one.
-    w.slot.set_state(WorkerState::Booting, now_us());
+    let boot_started_us = now_us();
+    w.slot.set_state(WorkerState::Booting, boot_started_us);
     // In the environment, so getenv() and every $_SERVER of the worker see it.
     std::env::set_var("FRANKENPHP_WORKER", "1");
     // The path's bytes as configured (a Latin-1 name is the file of that name).
@@ -72,6 +73,7 @@ pub(super) fn run(w: Worker<'_>, acceptor: Acceptor<'_>, script: &conf::Bytes) -
         w,
         acceptor,
         kept: None,
+        boot_started_us: Some(boot_started_us),
     };
     let end = sapi::worker::run(&mut BootIo, &boot, &mut app);
     let _ = std::io::stdout().flush();
@@ -163,6 +165,8 @@ struct App<'w, 'a> {
     w: Worker<'w>,
     acceptor: Acceptor<'a>,
     kept: Option<ServerConn<Connection>>,
+    /// When the boot began, until the first `frankenphp_handle_request()` records it.
+    boot_started_us: Option<u64>,
 }
 
 impl App<'_, '_> {
@@ -181,6 +185,10 @@ impl Host for App<'_, '_> {
         &mut self,
         serve: &mut dyn FnMut(&mut dyn sapi::Conn, &sapi::Request<'_>) -> Served,
     ) -> bool {
+        if let Some(t) = self.boot_started_us.take() {
+            let us = now_us().saturating_sub(t);
+            self.w.sb.header().boots.observe(us);
+        }
         loop {
             if self.must_stop() {
                 if let Some(conn) = self.kept.take() {
