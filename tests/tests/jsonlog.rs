@@ -385,3 +385,41 @@ fn test_mode_checks_and_dumps() {
         assert!(log.contains(want), "{want}\n{log}");
     }
 }
+
+/// A plain access log can carry the request's id too: `request_id.server_var` makes it
+/// a param, which `%{NAME}e` prints (php-fpm's own token, no new syntax).
+#[test]
+fn a_plain_access_log_prints_the_id_through_e() {
+    let logs = ok(tempfile::tempdir());
+    let access = logs.path().join("access.log");
+    let fpm = start(
+        Fpm::builder(Kind::Rfpm)
+            .pool_line("pm.max_children = 1")
+            .pool_line(format!("access.log = {}", access.display()))
+            .pool_line("access.format = \"%s %{REQUEST_ID}e\"")
+            .pool_line("request_id.server_var = REQUEST_ID"),
+    );
+    let id = "f81d4fae-7dec-11d0-a765-00a0c91e6bf6";
+    ok(fpm.send(
+        &Req::get("jsonlog.php")
+            .query("mode=id&var=REQUEST_ID")
+            .param("HTTP_X_REQUEST_ID", id),
+    ));
+    let r = ok(fpm.send(&Req::get("jsonlog.php").query("mode=id&var=REQUEST_ID")));
+    let generated = text_of(&r)
+        .lines()
+        .find_map(|l| l.strip_prefix("id="))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        is_generated_id(&Value::from(generated.clone())),
+        "{}",
+        text_of(&r)
+    );
+    let mut text = String::new();
+    assert!(wait_until(DEADLINE, || {
+        text = std::fs::read_to_string(&access).unwrap_or_default();
+        text.lines().count() >= 2
+    }));
+    assert_eq!(text, format!("200 {id}\n200 {generated}\n"));
+}
