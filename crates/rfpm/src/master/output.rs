@@ -168,6 +168,7 @@ fn log_captured_json(
         child: Some(pid),
         stream: Some(e.stream.name()),
         request_id: request_id.as_ref().map(|r| r.as_bytes()),
+        context: None,
     };
     crate::log::with(|l| l.log_json(&rec, &extra));
 }
