@@ -75,6 +75,47 @@ PHP_FUNCTION(apache_request_headers)
 	rfpm_rs_request_headers(return_value);
 }
 
+/* One line of SG(sapi_headers).headers into frankenphp_response_headers()'s array, the
+ * way the SAPIs that have apache_response_headers() list them: the name is what comes
+ * before the first colon, less trailing blanks; the value what follows it, less leading
+ * blanks. A name met again replaces the earlier value (keys are unique), in the
+ * earlier one's place. A line without a name is left out. */
+static void rfpm_response_header(void *data, void *arg)
+{
+	const sapi_header_struct *h = data;
+	zval *arr = arg;
+	const char *colon, *value, *end;
+	size_t name_len;
+
+	if (h->header == NULL || h->header_len == 0) {
+		return;
+	}
+	colon = memchr(h->header, ':', h->header_len);
+	if (colon == NULL) {
+		return;
+	}
+	name_len = (size_t) (colon - h->header);
+	while (name_len > 0 && (h->header[name_len - 1] == ' ' || h->header[name_len - 1] == '\t')) {
+		name_len--;
+	}
+	if (name_len == 0) {
+		return;
+	}
+	end = h->header + h->header_len;
+	value = colon + 1;
+	while (value < end && (*value == ' ' || *value == '\t')) {
+		value++;
+	}
+	add_assoc_stringl_ex(arr, h->header, name_len, (char *) value, (size_t) (end - value));
+}
+
+PHP_FUNCTION(frankenphp_response_headers)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	array_init(return_value);
+	zend_llist_apply_with_argument(&SG(sapi_headers).headers, rfpm_response_header, return_value);
+}
+
 PHP_FUNCTION(fpm_get_status)
 {
 	ZEND_PARSE_PARAMETERS_NONE();
@@ -94,6 +135,9 @@ ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_apache_request_headers, 0, 0, IS_ARRAY, 0)
 ZEND_END_ARG_INFO()
 
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_response_headers, 0, 0, IS_ARRAY, 0)
+ZEND_END_ARG_INFO()
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_handle_request, 0, 1, _IS_BOOL, 0)
 	ZEND_ARG_TYPE_INFO(0, callback, IS_CALLABLE, 0)
 ZEND_END_ARG_INFO()
@@ -107,6 +151,10 @@ static const zend_function_entry rfpm_functions[] = {
 	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
 	ZEND_FE(frankenphp_handle_request, arginfo_frankenphp_handle_request)
 	ZEND_FALIAS(frankenphp_finish_request, fastcgi_finish_request, arginfo_fastcgi_finish_request)
+	/* FrankenPHP's helpers beyond its worker API, in every pool as FrankenPHP has them in
+	 * both of its modes. (Not headers_send(): FastCGI has no interim response.) */
+	ZEND_FALIAS(frankenphp_request_headers, apache_request_headers, arginfo_apache_request_headers)
+	ZEND_FE(frankenphp_response_headers, arginfo_frankenphp_response_headers)
 	ZEND_FE_END
 };
 
