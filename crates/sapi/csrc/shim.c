@@ -14,6 +14,8 @@
 #include "zend_ini_scanner.h"
 #include "ext/spl/spl_exceptions.h"
 #include "ext/session/php_session.h"
+#include "ext/json/php_json.h"
+#include "zend_smart_str.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -39,6 +41,11 @@ PHP_INI_END()
 static PHP_MINIT_FUNCTION(rfpm)
 {
 	REGISTER_INI_ENTRIES();
+	/* frankenphp_log()'s levels, as FrankenPHP names them (Go's slog levels). */
+	REGISTER_LONG_CONSTANT("FRANKENPHP_LOG_LEVEL_DEBUG", -4, CONST_CS | CONST_PERSISTENT);
+	REGISTER_LONG_CONSTANT("FRANKENPHP_LOG_LEVEL_INFO", 0, CONST_CS | CONST_PERSISTENT);
+	REGISTER_LONG_CONSTANT("FRANKENPHP_LOG_LEVEL_WARN", 4, CONST_CS | CONST_PERSISTENT);
+	REGISTER_LONG_CONSTANT("FRANKENPHP_LOG_LEVEL_ERROR", 8, CONST_CS | CONST_PERSISTENT);
 	return SUCCESS;
 }
 
@@ -116,6 +123,78 @@ PHP_FUNCTION(frankenphp_response_headers)
 	zend_llist_apply_with_argument(&SG(sapi_headers).headers, rfpm_response_header, return_value);
 }
 
+/* frankenphp_log()'s context as one compact JSON object (keys in the array's order, an
+ * integer key as its digits), values as json_encode() writes them with unescaped slashes
+ * and Unicode; invalid UTF-8 becomes U+FFFD, and what cannot be encoded what
+ * json_encode()'s partial output writes (null; 0 for INF and NAN), rather than the entry
+ * being lost. json_last_error() is left as the script's own last json_encode() or
+ * json_decode() set it. */
+static void rfpm_context_json(smart_str *buf, HashTable *context)
+{
+	const int options = PHP_JSON_UNESCAPED_SLASHES | PHP_JSON_UNESCAPED_UNICODE
+		| PHP_JSON_INVALID_UTF8_SUBSTITUTE | PHP_JSON_PARTIAL_OUTPUT_ON_ERROR;
+	php_json_error_code saved = JSON_G(error_code);
+	zend_string *key;
+	zend_ulong index;
+	zval *value;
+	bool first = true;
+
+	smart_str_appendc(buf, '{');
+	ZEND_HASH_FOREACH_KEY_VAL(context, index, key, value) {
+		zval name;
+		if (!first) {
+			smart_str_appendc(buf, ',');
+		}
+		first = false;
+		if (key != NULL) {
+			ZVAL_STR_COPY(&name, key);
+		} else {
+			/* Integer keys are signed, as PHP shows them. */
+			ZVAL_STR(&name, zend_long_to_str((zend_long) index));
+		}
+		php_json_encode(buf, &name, options);
+		zval_ptr_dtor(&name);
+		smart_str_appendc(buf, ':');
+		php_json_encode(buf, value, options);
+		if (EG(exception) != NULL) {
+			/* A JsonSerializable that threw: the exception goes to the script. */
+			break;
+		}
+	} ZEND_HASH_FOREACH_END();
+	smart_str_appendc(buf, '}');
+	smart_str_0(buf);
+	JSON_G(error_code) = saved;
+}
+
+PHP_FUNCTION(frankenphp_log)
+{
+	zend_string *message;
+	zend_long level = 0;
+	HashTable *context = NULL;
+	smart_str json = {0};
+
+	ZEND_PARSE_PARAMETERS_START(1, 3)
+		Z_PARAM_STR(message)
+		Z_PARAM_OPTIONAL
+		Z_PARAM_LONG(level)
+		Z_PARAM_ARRAY_HT(context)
+	ZEND_PARSE_PARAMETERS_END();
+	/* An entry below log_level costs no encoding. */
+	if (!rfpm_rs_app_log_enabled((int64_t) level)) {
+		return;
+	}
+	if (context != NULL && zend_hash_num_elements(context) > 0) {
+		rfpm_context_json(&json, context);
+		if (EG(exception) != NULL) {
+			smart_str_free(&json);
+			RETURN_THROWS();
+		}
+	}
+	rfpm_rs_app_log((int64_t) level, ZSTR_VAL(message), ZSTR_LEN(message),
+	                json.s != NULL ? ZSTR_VAL(json.s) : NULL, json.s != NULL ? ZSTR_LEN(json.s) : 0);
+	smart_str_free(&json);
+}
+
 PHP_FUNCTION(fpm_get_status)
 {
 	ZEND_PARSE_PARAMETERS_NONE();
@@ -138,6 +217,12 @@ ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_response_headers, 0, 0, IS_ARRAY, 0)
 ZEND_END_ARG_INFO()
 
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_log, 0, 1, IS_VOID, 0)
+	ZEND_ARG_TYPE_INFO(0, message, IS_STRING, 0)
+	ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, level, IS_LONG, 0, "FRANKENPHP_LOG_LEVEL_INFO")
+	ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, context, IS_ARRAY, 0, "[]")
+ZEND_END_ARG_INFO()
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_handle_request, 0, 1, _IS_BOOL, 0)
 	ZEND_ARG_TYPE_INFO(0, callback, IS_CALLABLE, 0)
 ZEND_END_ARG_INFO()
@@ -155,6 +240,7 @@ static const zend_function_entry rfpm_functions[] = {
 	 * both of its modes. (Not headers_send(): FastCGI has no interim response.) */
 	ZEND_FALIAS(frankenphp_request_headers, apache_request_headers, arginfo_apache_request_headers)
 	ZEND_FE(frankenphp_response_headers, arginfo_frankenphp_response_headers)
+	ZEND_FE(frankenphp_log, arginfo_frankenphp_log)
 	ZEND_FE_END
 };
 
