@@ -803,6 +803,11 @@ bool rfpm_shim_is_env_array(const void *arr_zval)
 
 /* Inside the handler of frankenphp_handle_request() (no nested call). */
 static bool rfpm_worker_in_handler = false;
+/* zlib.output_compression as the boot left it (at the first frankenphp_handle_request()),
+ * a copy of the INI text; NULL before, or without the entry. */
+static char *rfpm_worker_zlib_value = NULL;
+static size_t rfpm_worker_zlib_len = 0;
+static bool rfpm_worker_zlib_saved = false;
 /* exit() inside the handler: its unwind exception, held while the response ends. */
 static zend_object *rfpm_worker_exit = NULL;
 
@@ -821,6 +826,72 @@ void rfpm_shim_worker_leave(void)
 {
 	rfpm_worker_active = false;
 	rfpm_worker_in_handler = false;
+	free(rfpm_worker_zlib_value);
+	rfpm_worker_zlib_value = NULL;
+	rfpm_worker_zlib_saved = false;
+}
+
+#define RFPM_ZLIB_OC "zlib.output_compression"
+
+/* The boot is over (the script asks for its first request): what it left in
+ * zlib.output_compression is what every request starts from. */
+static void rfpm_worker_zlib_snapshot(void)
+{
+	zend_ini_entry *entry;
+
+	if (rfpm_worker_zlib_saved) {
+		return;
+	}
+	rfpm_worker_zlib_saved = true;
+	entry = zend_hash_str_find_ptr(EG(ini_directives), RFPM_ZLIB_OC, sizeof(RFPM_ZLIB_OC) - 1);
+	if (entry == NULL || entry->value == NULL) {
+		return;
+	}
+	rfpm_worker_zlib_value = malloc(ZSTR_LEN(entry->value) + 1);
+	if (rfpm_worker_zlib_value != NULL) {
+		memcpy(rfpm_worker_zlib_value, ZSTR_VAL(entry->value), ZSTR_LEN(entry->value) + 1);
+		rfpm_worker_zlib_len = ZSTR_LEN(entry->value);
+	}
+}
+
+/* ext/zlib's request hooks: its start negotiates the request's encoding and starts
+ * output compression when zlib.output_compression is on; its end forgets the handler
+ * and ob_gzhandler()'s state. */
+static void rfpm_worker_zlib_hook(bool start)
+{
+	zend_module_entry *zlib = zend_hash_str_find_ptr(&module_registry, "zlib", sizeof("zlib") - 1);
+
+	if (zlib == NULL) {
+		return;
+	}
+	if (start && zlib->request_startup_func != NULL) {
+		zlib->request_startup_func(zlib->type, zlib->module_number);
+	} else if (!start && zlib->request_shutdown_func != NULL) {
+		zlib->request_shutdown_func(zlib->type, zlib->module_number);
+	}
+}
+
+/* Output compression as a request start has it. The encoding is the one this request's
+ * client accepts (ext/zlib would keep the first one it negotiated, and gzip a response
+ * for a client that asked for none). zlib.output_compression starts from the value the
+ * boot left: unlike other INI changes, which persist (as in FrankenPHP), an ini_set()
+ * of it compresses the response of the request that made it, as in a classic pool, and
+ * not every response after it. */
+static void rfpm_worker_zlib_begin(void)
+{
+	if (rfpm_worker_zlib_value != NULL) {
+		zend_ini_entry *entry = zend_hash_str_find_ptr(EG(ini_directives), RFPM_ZLIB_OC, sizeof(RFPM_ZLIB_OC) - 1);
+		if (entry != NULL && (entry->value == NULL
+		    || !zend_string_equals_cstr(entry->value, rfpm_worker_zlib_value, rfpm_worker_zlib_len))) {
+			zend_string *name = zend_string_init(RFPM_ZLIB_OC, sizeof(RFPM_ZLIB_OC) - 1, 0);
+			/* Not at runtime's stage, which would start compression at once; as a
+			 * user's change (an admin's would lock the entry against ini_set()). */
+			zend_alter_ini_entry_chars_ex(name, rfpm_worker_zlib_value, rfpm_worker_zlib_len,
+			                              PHP_INI_USER, PHP_INI_STAGE_ACTIVATE, 1);
+			zend_string_release(name);
+		}
+	}
+	rfpm_worker_zlib_hook(true);
 }
 
 /* Output of the time between requests (and of the boot) goes out now, unbuffered from
@@ -921,6 +992,8 @@ static void rfpm_worker_begin(void)
 		php_output_set_implicit_flush(1);
 	}
 	rfpm_worker_globals();
+	/* After the superglobals: the encoding is read from this request's $_SERVER. */
+	rfpm_worker_zlib_begin();
 	/* max_execution_time counts the request only, from its current value. */
 	zend_set_timeout(EG(timeout_seconds), 0);
 }
@@ -974,6 +1047,7 @@ void rfpm_shim_worker_end(void)
 	zend_try {
 		php_output_end_all();
 	} zend_end_try();
+	rfpm_worker_zlib_hook(false);
 	zend_try {
 		php_output_deactivate();
 	} zend_end_try();
@@ -1027,6 +1101,7 @@ static PHP_FUNCTION(frankenphp_handle_request)
 	}
 	/* Waiting is not the request's time. */
 	zend_unset_timeout();
+	rfpm_worker_zlib_snapshot();
 	rfpm_worker_output_idle();
 	switch (rfpm_rs_worker_handle(&fci, &fcc)) {
 	case RFPM_SHIM_WORKER_STOP:
