@@ -716,3 +716,71 @@ fn ondemand_and_dynamic_pools_boot_their_workers() {
     let v = json(&get(&fpm2, "index.php", ""));
     assert_eq!(v["served"], 1);
 }
+
+/// zlib.output_compression behaves as in a classic pool, where each request starts from
+/// the pool's INI values: an `ini_set()` of it compresses that request's response only
+/// (the next request starts from the value the boot left, unlike other INI changes,
+/// which persist as in FrankenPHP), compression configured for the pool applies to every
+/// request, and the encoding is the one each request's client accepts (ext/zlib would
+/// keep the first request's and gzip a response for a client that asked for none). The
+/// same requests to a classic pool and to a worker pool, with and without
+/// `php_value[zlib.output_compression] = 1`, give the same answers.
+#[test]
+fn output_compression_starts_from_the_pools_value_each_request() {
+    // (query, Accept-Encoding) → (Content-Encoding, the ini value the request saw when
+    // its body can be read).
+    type Step = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+    let unconfigured: &[Step] = &[
+        ("do=zlib&set=1", Some("gzip"), Some("gzip"), None),
+        ("do=zlib", Some("gzip"), None, Some("0")),
+        ("do=zlib&set=1", None, None, Some("1")),
+        ("do=zlib&set=1", Some("deflate"), Some("deflate"), None),
+        ("do=zlib", Some("gzip, deflate"), None, Some("0")),
+    ];
+    let configured: &[Step] = &[
+        ("do=zlib", Some("gzip"), Some("gzip"), None),
+        ("do=zlib&set=0", Some("gzip"), None, Some("0")),
+        ("do=zlib", Some("gzip"), Some("gzip"), None),
+        ("do=zlib", None, None, Some("1")),
+        ("do=zlib", Some("deflate"), Some("deflate"), None),
+    ];
+    let app = app_path();
+    for (steps, value) in [(unconfigured, None), (configured, Some("1"))] {
+        for worker in [false, true] {
+            let mut b = Fpm::builder(Kind::Rfpm).pool_line("pm.max_children = 1");
+            if worker {
+                b = b.pool_line(format!("worker.script = {}", app.display()));
+            }
+            if let Some(v) = value {
+                b = b.pool_line(format!("php_value[zlib.output_compression] = {v}"));
+            }
+            let fpm = start(b);
+            let script = if worker {
+                "index.php"
+            } else {
+                "worker/helpers.php"
+            };
+            for (i, (query, accept, encoding, ini)) in steps.iter().enumerate() {
+                let mut req = Req::get(script).query(query);
+                if let Some(a) = accept {
+                    req = req.param("HTTP_ACCEPT_ENCODING", a);
+                }
+                let r = ok(fpm.send(&req));
+                let what = format!(
+                    "step {i} ({query}, {accept:?}), configured {value:?}, worker {worker}"
+                );
+                assert_eq!(r.header("Content-Encoding").as_deref(), *encoding, "{what}");
+                if let Some(ini) = ini {
+                    assert_eq!(json(&r)["ini"], *ini, "{what}");
+                } else {
+                    assert!(r.body().len() < 1000, "{what}: not compressed");
+                }
+            }
+        }
+    }
+}

@@ -141,6 +141,14 @@ impl<'a> Object<'a> {
         self.raw(key, &text)
     }
 
+    /// A member whose value is JSON text the caller has validated (an object read back
+    /// from a worker, see [`crate::applog::parse`]), copied as it is.
+    pub fn json(&mut self, key: &str, json: &[u8]) -> &mut Self {
+        let out = self.key(key);
+        out.extend_from_slice(json);
+        self
+    }
+
     /// A `true` member.
     pub fn raw_true(&mut self, key: &str) -> &mut Self {
         self.raw(key, "true")
@@ -237,11 +245,12 @@ mod tests {
             .milli("ms", 1234)
             .milli("z", 5)
             .opt_str("none", None)
-            .opt_str("some", Some(b"x"));
+            .opt_str("some", Some(b"x"))
+            .json("obj", br#"{"k":[1]}"#);
         o.finish();
         assert_eq!(
             String::from_utf8_lossy(&out),
-            r#"{"msg":"a\"b","n":7,"s":-3,"ms":1.234,"z":0.005,"none":null,"some":"x"}"#
+            r#"{"msg":"a\"b","n":7,"s":-3,"ms":1.234,"z":0.005,"none":null,"some":"x","obj":{"k":[1]}}"#
         );
         let mut empty = Vec::new();
         Object::new(&mut empty).finish();

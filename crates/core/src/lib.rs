@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod applog;
 pub mod capture;
 pub mod cli;
 pub mod compat;

@@ -244,6 +244,9 @@ pub struct JsonExtra<'a> {
     /// `stdout` or `stderr` for a captured line.
     pub stream: Option<&'a str>,
     pub request_id: Option<&'a [u8]>,
+    /// A `frankenphp_log()` entry's context: a JSON object, validated by
+    /// [`crate::applog::parse`].
+    pub context: Option<&'a [u8]>,
 }
 
 /// Splits php-fpm's `[pool NAME] ` prefix off a master message: `(Some(NAME), rest)`.
@@ -299,7 +302,7 @@ fn json_message(fmt: &Format, rec: &Record<'_>, message: &[u8]) -> Vec<u8> {
 
 /// One error log entry as a JSON object on one line (`log_format = json`):
 /// `{"time":…,"level":"notice","msg":…,"pid":…}`, then `pool`, `child`, `stream`,
-/// `request_id` where they apply, and at debug level the source location
+/// `request_id`, `context` where they apply, and at debug level the source location
 /// (`function`, `line`). A master message's `[pool NAME] ` prefix becomes the `pool`
 /// member (and a following `child N`, the `child` member). `time` is RFC 3339 (UTC,
 /// milliseconds), `fmt.pid` the writing process.
@@ -339,6 +342,9 @@ pub fn format_json_at(
     }
     if let Some(r) = extra.request_id {
         o.str("request_id", r);
+    }
+    if let Some(c) = extra.context {
+        o.json("context", c);
     }
     if fmt.debug {
         o.str("function", rec.function.as_bytes())
@@ -633,6 +639,7 @@ mod tests {
             child: Some(7),
             stream: Some("stderr"),
             request_id: Some(b"rid"),
+            context: None,
         };
         let v = json(&format_json_at(
             &fmt(Style::Master, false, 8192),
@@ -663,6 +670,27 @@ mod tests {
         let msg = v["msg"].as_str().unwrap_or_default();
         assert_eq!(msg.len(), 1023);
         assert!(msg.ends_with("a..."));
+    }
+
+    #[test]
+    fn json_app_entry_has_its_context() {
+        let r = Record {
+            cut: Cut::Stream,
+            ..rec(Level::Warning, "disk low")
+        };
+        let extra = JsonExtra {
+            pool: Some(b"www"),
+            child: Some(7),
+            request_id: Some(b"rid"),
+            context: Some(br#"{"free":12,"mount":"/srv"}"#),
+            ..JsonExtra::default()
+        };
+        let line = format_json_at(&fmt(Style::Master, false, 1024), "t", &r, &extra);
+        assert_eq!(
+            String::from_utf8_lossy(&line),
+            "{\"time\":\"t\",\"level\":\"warning\",\"msg\":\"disk low\",\"pid\":26377,\"pool\":\"www\",\"child\":7,\"request_id\":\"rid\",\"context\":{\"free\":12,\"mount\":\"/srv\"}}\n"
+        );
+        json(&line);
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct Logger {
     json: bool,
     /// This process's pid, for JSON entries.
     pid: u32,
+    /// In a worker: the master writes JSON entries, so `frankenphp_log()` entries go to
+    /// it as records ([`app_entry`]).
+    master_json: bool,
 }
 
 impl Default for Logger {
@@ -117,6 +120,7 @@ impl Logger {
             times: TimeText::new(),
             json: false,
             pid: 0,
+            master_json: false,
         }
     }
 
@@ -272,7 +276,8 @@ impl Logger {
     /// `LEVEL: message`.
     pub fn worker_mode(&mut self) {
         // The master wraps what a worker writes (JSON or not): workers write php-fpm's
-        // `LEVEL: message`.
+        // `LEVEL: message`, and frankenphp_log() records when the master writes JSON.
+        self.master_json = self.json();
         self.json = false;
         self.dest = Dest::Stderr;
         self.saved_stderr = None;
@@ -424,6 +429,32 @@ pub fn log_stream(level: Level, function: &str, line: u32, message: &[u8]) {
         function,
         line,
         message,
+        errno: None,
+        cut: Cut::Stream,
+    });
+}
+
+/// A `frankenphp_log()` entry of a worker, through the process-wide logger, where the
+/// worker's log lines go (its stderr, captured by the master): the worker's line
+/// `LEVEL: message {context}` (cut at `log_limit`), or when the master writes JSON a
+/// record that it writes as a JSON entry with a `context` member (`rfpm_core::applog`).
+pub fn app_entry(level: Level, message: &[u8], context: Option<&[u8]>) {
+    let mut logger = global();
+    if !logger.enabled(level) {
+        return;
+    }
+    if logger.master_json {
+        if let Some(record) = rfpm_core::applog::record(level, message, context, logger.limit) {
+            logger.write_entry(level, &record);
+            return;
+        }
+    }
+    let text = rfpm_core::applog::text(message, context);
+    logger.log(&Record {
+        level,
+        function: "frankenphp_log",
+        line: line!(),
+        message: &text,
         errno: None,
         cut: Cut::Stream,
     });

@@ -14,6 +14,8 @@
 #include "zend_ini_scanner.h"
 #include "ext/spl/spl_exceptions.h"
 #include "ext/session/php_session.h"
+#include "ext/json/php_json.h"
+#include "zend_smart_str.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -39,6 +41,11 @@ PHP_INI_END()
 static PHP_MINIT_FUNCTION(rfpm)
 {
 	REGISTER_INI_ENTRIES();
+	/* frankenphp_log()'s levels, as FrankenPHP names them (Go's slog levels). */
+	REGISTER_LONG_CONSTANT("FRANKENPHP_LOG_LEVEL_DEBUG", -4, CONST_CS | CONST_PERSISTENT);
+	REGISTER_LONG_CONSTANT("FRANKENPHP_LOG_LEVEL_INFO", 0, CONST_CS | CONST_PERSISTENT);
+	REGISTER_LONG_CONSTANT("FRANKENPHP_LOG_LEVEL_WARN", 4, CONST_CS | CONST_PERSISTENT);
+	REGISTER_LONG_CONSTANT("FRANKENPHP_LOG_LEVEL_ERROR", 8, CONST_CS | CONST_PERSISTENT);
 	return SUCCESS;
 }
 
@@ -75,6 +82,119 @@ PHP_FUNCTION(apache_request_headers)
 	rfpm_rs_request_headers(return_value);
 }
 
+/* One line of SG(sapi_headers).headers into frankenphp_response_headers()'s array, the
+ * way the SAPIs that have apache_response_headers() list them: the name is what comes
+ * before the first colon, less trailing blanks; the value what follows it, less leading
+ * blanks. A name met again replaces the earlier value (keys are unique), in the
+ * earlier one's place. A line without a name is left out. */
+static void rfpm_response_header(void *data, void *arg)
+{
+	const sapi_header_struct *h = data;
+	zval *arr = arg;
+	const char *colon, *value, *end;
+	size_t name_len;
+
+	if (h->header == NULL || h->header_len == 0) {
+		return;
+	}
+	colon = memchr(h->header, ':', h->header_len);
+	if (colon == NULL) {
+		return;
+	}
+	name_len = (size_t) (colon - h->header);
+	while (name_len > 0 && (h->header[name_len - 1] == ' ' || h->header[name_len - 1] == '\t')) {
+		name_len--;
+	}
+	if (name_len == 0) {
+		return;
+	}
+	end = h->header + h->header_len;
+	value = colon + 1;
+	while (value < end && (*value == ' ' || *value == '\t')) {
+		value++;
+	}
+	add_assoc_stringl_ex(arr, h->header, name_len, (char *) value, (size_t) (end - value));
+}
+
+PHP_FUNCTION(frankenphp_response_headers)
+{
+	ZEND_PARSE_PARAMETERS_NONE();
+	array_init(return_value);
+	zend_llist_apply_with_argument(&SG(sapi_headers).headers, rfpm_response_header, return_value);
+}
+
+/* frankenphp_log()'s context as one compact JSON object (keys in the array's order, an
+ * integer key as its digits), values as json_encode() writes them with unescaped slashes
+ * and Unicode; invalid UTF-8 becomes U+FFFD, and what cannot be encoded what
+ * json_encode()'s partial output writes (null; 0 for INF and NAN), rather than the entry
+ * being lost. json_last_error() is left as the script's own last json_encode() or
+ * json_decode() set it. */
+static void rfpm_context_json(smart_str *buf, HashTable *context)
+{
+	const int options = PHP_JSON_UNESCAPED_SLASHES | PHP_JSON_UNESCAPED_UNICODE
+		| PHP_JSON_INVALID_UTF8_SUBSTITUTE | PHP_JSON_PARTIAL_OUTPUT_ON_ERROR;
+	php_json_error_code saved = JSON_G(error_code);
+	zend_string *key;
+	zend_ulong index;
+	zval *value;
+	bool first = true;
+
+	smart_str_appendc(buf, '{');
+	ZEND_HASH_FOREACH_KEY_VAL(context, index, key, value) {
+		zval name;
+		if (!first) {
+			smart_str_appendc(buf, ',');
+		}
+		first = false;
+		if (key != NULL) {
+			ZVAL_STR_COPY(&name, key);
+		} else {
+			/* Integer keys are signed, as PHP shows them. */
+			ZVAL_STR(&name, zend_long_to_str((zend_long) index));
+		}
+		php_json_encode(buf, &name, options);
+		zval_ptr_dtor(&name);
+		smart_str_appendc(buf, ':');
+		php_json_encode(buf, value, options);
+		if (EG(exception) != NULL) {
+			/* A JsonSerializable that threw: the exception goes to the script. */
+			break;
+		}
+	} ZEND_HASH_FOREACH_END();
+	smart_str_appendc(buf, '}');
+	smart_str_0(buf);
+	JSON_G(error_code) = saved;
+}
+
+PHP_FUNCTION(frankenphp_log)
+{
+	zend_string *message;
+	zend_long level = 0;
+	HashTable *context = NULL;
+	smart_str json = {0};
+
+	ZEND_PARSE_PARAMETERS_START(1, 3)
+		Z_PARAM_STR(message)
+		Z_PARAM_OPTIONAL
+		Z_PARAM_LONG(level)
+		Z_PARAM_ARRAY_HT(context)
+	ZEND_PARSE_PARAMETERS_END();
+	/* An entry below log_level costs no encoding. */
+	if (!rfpm_rs_app_log_enabled((int64_t) level)) {
+		return;
+	}
+	if (context != NULL && zend_hash_num_elements(context) > 0) {
+		rfpm_context_json(&json, context);
+		if (EG(exception) != NULL) {
+			smart_str_free(&json);
+			RETURN_THROWS();
+		}
+	}
+	rfpm_rs_app_log((int64_t) level, ZSTR_VAL(message), ZSTR_LEN(message),
+	                json.s != NULL ? ZSTR_VAL(json.s) : NULL, json.s != NULL ? ZSTR_LEN(json.s) : 0);
+	smart_str_free(&json);
+}
+
 PHP_FUNCTION(fpm_get_status)
 {
 	ZEND_PARSE_PARAMETERS_NONE();
@@ -94,6 +214,15 @@ ZEND_END_ARG_INFO()
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_apache_request_headers, 0, 0, IS_ARRAY, 0)
 ZEND_END_ARG_INFO()
 
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_response_headers, 0, 0, IS_ARRAY, 0)
+ZEND_END_ARG_INFO()
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_log, 0, 1, IS_VOID, 0)
+	ZEND_ARG_TYPE_INFO(0, message, IS_STRING, 0)
+	ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, level, IS_LONG, 0, "FRANKENPHP_LOG_LEVEL_INFO")
+	ZEND_ARG_TYPE_INFO_WITH_DEFAULT_VALUE(0, context, IS_ARRAY, 0, "[]")
+ZEND_END_ARG_INFO()
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_frankenphp_handle_request, 0, 1, _IS_BOOL, 0)
 	ZEND_ARG_TYPE_INFO(0, callback, IS_CALLABLE, 0)
 ZEND_END_ARG_INFO()
@@ -107,6 +236,11 @@ static const zend_function_entry rfpm_functions[] = {
 	ZEND_FALIAS(getallheaders, apache_request_headers, arginfo_apache_request_headers)
 	ZEND_FE(frankenphp_handle_request, arginfo_frankenphp_handle_request)
 	ZEND_FALIAS(frankenphp_finish_request, fastcgi_finish_request, arginfo_fastcgi_finish_request)
+	/* FrankenPHP's helpers beyond its worker API, in every pool as FrankenPHP has them in
+	 * both of its modes. (Not headers_send(): FastCGI has no interim response.) */
+	ZEND_FALIAS(frankenphp_request_headers, apache_request_headers, arginfo_apache_request_headers)
+	ZEND_FE(frankenphp_response_headers, arginfo_frankenphp_response_headers)
+	ZEND_FE(frankenphp_log, arginfo_frankenphp_log)
 	ZEND_FE_END
 };
 
@@ -669,6 +803,11 @@ bool rfpm_shim_is_env_array(const void *arr_zval)
 
 /* Inside the handler of frankenphp_handle_request() (no nested call). */
 static bool rfpm_worker_in_handler = false;
+/* zlib.output_compression as the boot left it (at the first frankenphp_handle_request()),
+ * a copy of the INI text; NULL before, or without the entry. */
+static char *rfpm_worker_zlib_value = NULL;
+static size_t rfpm_worker_zlib_len = 0;
+static bool rfpm_worker_zlib_saved = false;
 /* exit() inside the handler: its unwind exception, held while the response ends. */
 static zend_object *rfpm_worker_exit = NULL;
 
@@ -687,6 +826,72 @@ void rfpm_shim_worker_leave(void)
 {
 	rfpm_worker_active = false;
 	rfpm_worker_in_handler = false;
+	free(rfpm_worker_zlib_value);
+	rfpm_worker_zlib_value = NULL;
+	rfpm_worker_zlib_saved = false;
+}
+
+#define RFPM_ZLIB_OC "zlib.output_compression"
+
+/* The boot is over (the script asks for its first request): what it left in
+ * zlib.output_compression is what every request starts from. */
+static void rfpm_worker_zlib_snapshot(void)
+{
+	zend_ini_entry *entry;
+
+	if (rfpm_worker_zlib_saved) {
+		return;
+	}
+	rfpm_worker_zlib_saved = true;
+	entry = zend_hash_str_find_ptr(EG(ini_directives), RFPM_ZLIB_OC, sizeof(RFPM_ZLIB_OC) - 1);
+	if (entry == NULL || entry->value == NULL) {
+		return;
+	}
+	rfpm_worker_zlib_value = malloc(ZSTR_LEN(entry->value) + 1);
+	if (rfpm_worker_zlib_value != NULL) {
+		memcpy(rfpm_worker_zlib_value, ZSTR_VAL(entry->value), ZSTR_LEN(entry->value) + 1);
+		rfpm_worker_zlib_len = ZSTR_LEN(entry->value);
+	}
+}
+
+/* ext/zlib's request hooks: its start negotiates the request's encoding and starts
+ * output compression when zlib.output_compression is on; its end forgets the handler
+ * and ob_gzhandler()'s state. */
+static void rfpm_worker_zlib_hook(bool start)
+{
+	zend_module_entry *zlib = zend_hash_str_find_ptr(&module_registry, "zlib", sizeof("zlib") - 1);
+
+	if (zlib == NULL) {
+		return;
+	}
+	if (start && zlib->request_startup_func != NULL) {
+		zlib->request_startup_func(zlib->type, zlib->module_number);
+	} else if (!start && zlib->request_shutdown_func != NULL) {
+		zlib->request_shutdown_func(zlib->type, zlib->module_number);
+	}
+}
+
+/* Output compression as a request start has it. The encoding is the one this request's
+ * client accepts (ext/zlib would keep the first one it negotiated, and gzip a response
+ * for a client that asked for none). zlib.output_compression starts from the value the
+ * boot left: unlike other INI changes, which persist (as in FrankenPHP), an ini_set()
+ * of it compresses the response of the request that made it, as in a classic pool, and
+ * not every response after it. */
+static void rfpm_worker_zlib_begin(void)
+{
+	if (rfpm_worker_zlib_value != NULL) {
+		zend_ini_entry *entry = zend_hash_str_find_ptr(EG(ini_directives), RFPM_ZLIB_OC, sizeof(RFPM_ZLIB_OC) - 1);
+		if (entry != NULL && (entry->value == NULL
+		    || !zend_string_equals_cstr(entry->value, rfpm_worker_zlib_value, rfpm_worker_zlib_len))) {
+			zend_string *name = zend_string_init(RFPM_ZLIB_OC, sizeof(RFPM_ZLIB_OC) - 1, 0);
+			/* Not at runtime's stage, which would start compression at once; as a
+			 * user's change (an admin's would lock the entry against ini_set()). */
+			zend_alter_ini_entry_chars_ex(name, rfpm_worker_zlib_value, rfpm_worker_zlib_len,
+			                              PHP_INI_USER, PHP_INI_STAGE_ACTIVATE, 1);
+			zend_string_release(name);
+		}
+	}
+	rfpm_worker_zlib_hook(true);
 }
 
 /* Output of the time between requests (and of the boot) goes out now, unbuffered from
@@ -787,6 +992,8 @@ static void rfpm_worker_begin(void)
 		php_output_set_implicit_flush(1);
 	}
 	rfpm_worker_globals();
+	/* After the superglobals: the encoding is read from this request's $_SERVER. */
+	rfpm_worker_zlib_begin();
 	/* max_execution_time counts the request only, from its current value. */
 	zend_set_timeout(EG(timeout_seconds), 0);
 }
@@ -840,6 +1047,7 @@ void rfpm_shim_worker_end(void)
 	zend_try {
 		php_output_end_all();
 	} zend_end_try();
+	rfpm_worker_zlib_hook(false);
 	zend_try {
 		php_output_deactivate();
 	} zend_end_try();
@@ -893,6 +1101,7 @@ static PHP_FUNCTION(frankenphp_handle_request)
 	}
 	/* Waiting is not the request's time. */
 	zend_unset_timeout();
+	rfpm_worker_zlib_snapshot();
 	rfpm_worker_output_idle();
 	switch (rfpm_rs_worker_handle(&fci, &fcc)) {
 	case RFPM_SHIM_WORKER_STOP:

@@ -160,6 +160,10 @@ extern size_t rfpm_rs_read_post(char *buf, size_t count, const char **warning);
 extern bool rfpm_rs_finish_request(void);
 extern bool rfpm_rs_connection_open(void);
 extern void rfpm_rs_request_headers(void *return_value_zval);
+/* frankenphp_log(): whether an entry of this (FrankenPHP) level is written at all; the
+ * entry, its context a compact JSON object (NULL when the array was empty). */
+extern bool rfpm_rs_app_log_enabled(int64_t level);
+extern void rfpm_rs_app_log(int64_t level, const char *msg, size_t len, const char *context, size_t context_len);
 /* Fills fpm_get_status()'s (initialised) array; false: no status available. */
 extern bool rfpm_rs_status(void *return_value_zval);
 

@@ -114,6 +114,44 @@ extern "C" fn rfpm_rs_request_headers(arr: *mut c_void) {
     });
 }
 
+/// `frankenphp_log()`: whether an entry of this FrankenPHP level is written.
+#[no_mangle]
+extern "C" fn rfpm_rs_app_log_enabled(level: i64) -> bool {
+    guard(|| {
+        let level = rfpm_core::applog::level_of(level);
+        // SAFETY: PHP calls us on its one thread (see `ctx`).
+        unsafe { ctx() }.is_some_and(|c| c.conn().app_log_enabled(level))
+    })
+}
+
+/// `frankenphp_log()`: the entry, to the worker's connection (which knows the log).
+#[no_mangle]
+extern "C" fn rfpm_rs_app_log(
+    level: i64,
+    msg: *const c_char,
+    len: usize,
+    context: *const c_char,
+    context_len: usize,
+) {
+    guard(|| {
+        // SAFETY: PHP calls us on its one thread (see `ctx`).
+        let Some(ctx) = (unsafe { ctx() }) else {
+            return;
+        };
+        // SAFETY: the shim hands us the message's `len` bytes (a PHP string it holds
+        // for the call); the slice does not outlive it.
+        let message = unsafe { std::slice::from_raw_parts(msg.cast::<u8>(), len) };
+        let context = if context.is_null() {
+            None
+        } else {
+            // SAFETY: as above, the shim's `context_len` bytes of JSON, alive for the call.
+            Some(unsafe { std::slice::from_raw_parts(context.cast::<u8>(), context_len) })
+        };
+        ctx.conn()
+            .app_log(rfpm_core::applog::level_of(level), message, context);
+    });
+}
+
 /// `fpm_get_status()`: fills the initialised array, `false` when there is no status.
 #[no_mangle]
 extern "C" fn rfpm_rs_status(arr: *mut c_void) -> bool {

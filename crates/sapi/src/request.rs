@@ -25,6 +25,17 @@ pub trait Conn {
     /// A message of the worker (also PHP's `PHP message: ...`), for the worker log and
     /// the FastCGI stderr stream.
     fn log(&mut self, level: Level, msg: &[u8]);
+    /// `frankenphp_log()`: an entry of the application's, `context` a compact JSON
+    /// object (`None` when the array was empty). Not for the web server: by default one
+    /// line of the worker log, as [`Conn::log`] writes it.
+    fn app_log(&mut self, level: Level, message: &[u8], context: Option<&[u8]>) {
+        self.log(level, &rfpm_core::applog::text(message, context));
+    }
+    /// Whether [`Conn::app_log`] writes an entry of `level` (one that would not is not
+    /// built: its context is not encoded).
+    fn app_log_enabled(&self, _level: Level) -> bool {
+        true
+    }
     /// PHP started the request; `auth_user` is the user of the Authorization header.
     fn started(&mut self, _auth_user: Option<&[u8]>) {}
     /// The script (and its `fastcgi_finish_request()` tail work) is done, shutdown

@@ -105,6 +105,12 @@ impl Supervisor {
                 }
             };
             for e in entries.drain(..) {
+                if e.stream == Stream::Stderr {
+                    if let Some(app) = rfpm_core::applog::parse(&e.text) {
+                        log_app(name, decorate, pid, &e, &app, json.then(|| ids.of(&e)));
+                        continue;
+                    }
+                }
                 if json {
                     log_captured_json(name, pid, &e, ids.of(&e));
                 } else {
@@ -147,6 +153,44 @@ impl RequestIds<'_> {
     }
 }
 
+/// A `frankenphp_log()` record a worker wrote (`rfpm_core::applog`): a JSON entry of its
+/// own level, with the context as a `context` member and no `stream` (it is not what
+/// the script printed); in a text log (a record written before a reload changed
+/// `log_format`), the worker's line it stands for, captured as any other.
+fn log_app(
+    pool: &[u8],
+    decorate: bool,
+    pid: Pid,
+    e: &capture::Entry,
+    app: &rfpm_core::applog::Parsed<'_>,
+    json: Option<Option<rfpm_core::request_id::RequestId>>,
+) {
+    let Some(request_id) = json else {
+        let entry = capture::Entry {
+            text: app.line(),
+            ..e.clone()
+        };
+        log_captured(pool, decorate, pid, &entry, &mut Vec::new());
+        return;
+    };
+    let rec = crate::log::Record {
+        level: app.level,
+        function: "frankenphp_log",
+        line: line!(),
+        message: app.msg.as_bytes(),
+        errno: None,
+        cut: crate::log::Cut::Stream,
+    };
+    let extra = crate::log::JsonExtra {
+        pool: Some(pool),
+        child: Some(pid),
+        stream: None,
+        request_id: request_id.as_ref().map(|r| r.as_bytes()),
+        context: app.context,
+    };
+    crate::log::with(|l| l.log_json(&rec, &extra));
+}
+
 /// One captured entry as a JSON error log entry: the text whole (up to log_limit),
 /// escaped, with the pool, the child, the stream and the request id as members.
 fn log_captured_json(
@@ -168,6 +212,7 @@ fn log_captured_json(
         child: Some(pid),
         stream: Some(e.stream.name()),
         request_id: request_id.as_ref().map(|r| r.as_bytes()),
+        context: None,
     };
     crate::log::with(|l| l.log_json(&rec, &extra));
 }

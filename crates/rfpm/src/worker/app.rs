@@ -126,6 +126,12 @@ impl sapi::Conn for BootIo {
     fn log(&mut self, level: Level, msg: &[u8]) {
         crate::log::log_stream(level, "fpm_request", line!(), msg);
     }
+    fn app_log(&mut self, level: Level, message: &[u8], context: Option<&[u8]>) {
+        crate::log::app_entry(level, message, context);
+    }
+    fn app_log_enabled(&self, level: Level) -> bool {
+        crate::log::enabled(level)
+    }
 }
 
 /// The boot's `$_SERVER` variables (beside the environment).

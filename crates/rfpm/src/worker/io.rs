@@ -152,6 +152,15 @@ impl sapi::Conn for FcgiIo<'_> {
         log_request(self.conn, level, msg, &mut self.stderr_started, to_fcgi);
     }
 
+    fn app_log(&mut self, level: Level, message: &[u8], context: Option<&[u8]>) {
+        // The error log only: an application's log is not the web server's business.
+        crate::log::app_entry(level, message, context);
+    }
+
+    fn app_log_enabled(&self, level: Level) -> bool {
+        crate::log::enabled(level)
+    }
+
     fn started(&mut self, auth_user: Option<&[u8]>) {
         if let Some(u) = auth_user {
             self.log.slot.set_user(u);
