@@ -784,3 +784,37 @@ fn output_compression_starts_from_the_pools_value_each_request() {
         }
     }
 }
+
+/// A worker-mode response carries `X-Powered-By` exactly when a classic one does
+/// (`expose_php`, on without a php.ini): each request starts with the headers PHP gives
+/// a fresh request.
+#[test]
+fn x_powered_by_as_in_a_classic_pool() {
+    let app = app_path();
+    for expose in [None, Some("0")] {
+        let mut seen = Vec::new();
+        for worker in [false, true] {
+            let mut b = Fpm::builder(Kind::Rfpm).pool_line("pm.max_children = 1");
+            if worker {
+                b = b.pool_line(format!("worker.script = {}", app.display()));
+            }
+            if let Some(v) = expose {
+                b = b.pool_line(format!("php_admin_value[expose_php] = {v}"));
+            }
+            let fpm = start(b);
+            let script = if worker { "index.php" } else { "hello.php" };
+            // Twice: the second request of a worker starts from a reset too.
+            for _ in 0..2 {
+                let r = ok(fpm.send(&Req::get(script)));
+                seen.push(r.header("X-Powered-By"));
+            }
+        }
+        let want = expose
+            .is_none()
+            .then(|| format!("PHP/{}", integration::php_version()));
+        assert!(
+            seen.iter().all(|h| *h == want),
+            "expose_php {expose:?}: {seen:?}, want {want:?}"
+        );
+    }
+}

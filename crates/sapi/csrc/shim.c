@@ -981,6 +981,10 @@ static void rfpm_worker_begin(void)
 	zend_memory_reset_peak_usage();
 	rfpm_worker_input_copies_end();
 	sapi_activate();
+	/* A fresh request's headers, as php_request_startup() gives a classic request. */
+	if (PG(expose_php)) {
+		sapi_add_header(SAPI_PHP_VERSION_HEADER, sizeof(SAPI_PHP_VERSION_HEADER) - 1, 1);
+	}
 	if (PG(output_handler) && PG(output_handler)[0]) {
 		zval oh;
 		ZVAL_STRING(&oh, PG(output_handler));
