@@ -460,6 +460,41 @@ fn a_booting_worker_is_shown_and_not_ready() {
     assert_eq!(boots_of(&boots), 1);
 }
 
+/// Without `catch_workers_output` (php-fpm's default), what a worker's boot says still
+/// reaches the master's log, so a boot that fails is told with its PHP error; what the
+/// requests say afterwards goes nowhere, as in a classic pool.
+#[test]
+fn the_boot_speaks_without_catch_workers_output() {
+    let dir = ok(tempfile::tempdir());
+    let boots = dir.path().join("boots");
+    let plain = |extra: &str| {
+        Fpm::builder(Kind::Rfpm)
+            .pool_line("pm.max_children = 1")
+            .pool_line(format!("worker.script = {}", app_path().display()))
+            .pool_line(format!("env[BOOT_LOG] = {}", boots.display()))
+            .pool_line(extra.to_string())
+    };
+    let fpm = start(plain("env[BOOT_SAY] = the boot says hello"));
+    ok(fpm.wait_log("said into stderr: \"the boot says hello\"", DEADLINE));
+    let r = ok(fpm.send(&Req::get("index.php").query("do=log")));
+    assert_eq!(json(&r)["constants"][0], -4, "{}", text_of(&r));
+    // The request's log entries go nowhere (catch_workers_output = no): not even once
+    // the master has read all its workers said, at its exit.
+    ok(fpm.signal(libc::SIGQUIT));
+    ok(fpm.wait_exit(DEADLINE));
+    assert!(fpm.log_contains("exiting, bye-bye"), "{}", fpm.log());
+    assert!(!fpm.log_contains("plain info"), "{}", fpm.log());
+    drop(fpm);
+
+    let fpm = start(plain("env[BOOT_FAIL] = 1"));
+    ok(fpm.wait_log("failed to boot (1 in a row)", DEADLINE));
+    assert!(
+        fpm.log_contains("Uncaught RuntimeException: the application failed to boot"),
+        "{}",
+        fpm.log()
+    );
+}
+
 /// `GET /ready` from the admin listener on `port`, the whole answer.
 fn ready_of(port: u16) -> String {
     use std::io::{Read, Write};

@@ -222,7 +222,10 @@ impl Supervisor {
         if let Some(s) = p.scoreboard.slot(slot) {
             s.reset(now_us());
         }
-        let pipes = if p.spec.catch_workers_output {
+        // A worker-mode worker's output is captured during its boot whatever
+        // catch_workers_output says (see `worker::app`): a failed boot's PHP error
+        // reaches this log.
+        let pipes = if p.spec.catch_workers_output || p.spec.worker_script.is_some() {
             match (fd::capture_pipe(), fd::capture_pipe()) {
                 (Ok(o), Ok(e)) => Some((o, e)),
                 (Err(err), _) | (_, Err(err)) => {

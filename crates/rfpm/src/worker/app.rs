@@ -194,6 +194,14 @@ impl Host for App<'_, '_> {
         if let Some(t) = self.boot_started_us.take() {
             let us = now_us().saturating_sub(t);
             self.w.sb.header().boots.observe(us);
+            // The boot's output and PHP errors went to the master's log (a failed
+            // boot is told there with its cause); the requests' go where
+            // catch_workers_output says, as in a classic pool.
+            if !self.w.pool.catch_workers_output {
+                let _ = std::io::stdout().flush();
+                let _ = rfpm_sys::fd::devnull_onto(rfpm_sys::fd::Stdio::Out);
+                let _ = rfpm_sys::fd::devnull_onto(rfpm_sys::fd::Stdio::Err);
+            }
         }
         loop {
             if self.must_stop() {

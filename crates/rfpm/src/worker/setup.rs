@@ -6,8 +6,9 @@ use rfpm_sys::{fd, identity};
 
 /// The pool's identity and environment (reference §3.2, §3.8, §3.9).
 pub(super) fn setup(pool: &Pool) -> Result<(), String> {
-    // stdout/stderr: /dev/null unless the master captures them.
-    if !pool.catch_workers_output {
+    // stdout/stderr: /dev/null unless the master captures them (a worker-mode worker's
+    // until its boot ends: `app::run`).
+    if !pool.catch_workers_output && pool.worker_script.is_none() {
         let _ = fd::devnull_onto(fd::Stdio::Out);
         let _ = fd::devnull_onto(fd::Stdio::Err);
     }
