@@ -205,9 +205,7 @@ impl<T: 'static> Directive<T> {
         let v = &*String::from_utf8_lossy(raw);
         match &self.kind {
             // Stored above, before the text conversion.
-            Kind::Str(_) => {}
-            // Stored above, before the text conversion.
-            Kind::Bytes(_) => {}
+            Kind::Str(_) | Kind::Bytes(_) => {}
             Kind::Bool(s) => *(s.set)(t) = parse_bool(v)?,
             Kind::Int(s) => *(s.set)(t) = Count::new(parse_int(v)?),
             Kind::OptInt(s) => *(s.set)(t) = Some(Count::new(parse_int(v)?)),
