@@ -45,7 +45,7 @@ pub const TIME_FORMAT: &str = "%d/%b/%Y:%H:%M:%S %z";
 pub fn format(
     fmt: &[u8],
     e: &Entry<'_>,
-    strftime: &dyn Fn(i64, &str) -> String,
+    strftime: &dyn Fn(i64, &[u8]) -> Vec<u8>,
 ) -> (Vec<u8>, bool) {
     let mut out: Vec<u8> = Vec::with_capacity(256);
     let mut i = 0;
@@ -94,7 +94,7 @@ fn token(
     tok: u8,
     arg: &[u8],
     e: &Entry<'_>,
-    strftime: &dyn Fn(i64, &str) -> String,
+    strftime: &dyn Fn(i64, &[u8]) -> Vec<u8>,
 ) {
     let lower = String::from_utf8_lossy(arg).to_ascii_lowercase();
     let mut put = |s: &str| out.extend_from_slice(s.as_bytes());
@@ -161,12 +161,13 @@ fn token(
             } else {
                 e.now_secs
             };
+            // The format's bytes as configured (a literal byte that is not UTF-8 too).
             let f = if arg.is_empty() {
-                TIME_FORMAT.to_string()
+                TIME_FORMAT.as_bytes()
             } else {
-                String::from_utf8_lossy(arg).into_owned()
+                arg
             };
-            put(&strftime(secs, &f));
+            out.extend_from_slice(&strftime(secs, f));
         }
         b'u' => out.extend_from_slice(e.user),
         _ => {}
@@ -250,11 +251,12 @@ pub fn suppressed(paths: &[Vec<u8>], e: &Entry<'_>) -> bool {
 mod tests {
     use super::*;
 
-    fn utc(secs: i64, f: &str) -> String {
+    fn utc(secs: i64, f: &[u8]) -> Vec<u8> {
         assert_eq!(secs, 1_795_490_083);
-        match f {
-            TIME_FORMAT => "24/Nov/2026:03:14:43 +0000".into(),
-            other => format!("<{other}>"),
+        if f == TIME_FORMAT.as_bytes() {
+            b"24/Nov/2026:03:14:43 +0000".to_vec()
+        } else {
+            [b"<", f, b">"].concat()
         }
     }
 

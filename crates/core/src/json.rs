@@ -47,8 +47,38 @@ fn escape_valid(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[start..]);
 }
 
+/// Whether every byte of `s` is printable ASCII that JSON takes as it is (no `"`, no
+/// `\`, no control character): the common case of a log field, copied whole. Eight
+/// bytes at a time (the exact "has a byte below n" and "has a zero byte" tests).
+fn is_plain_ascii(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(c);
+        let x = u64::from_le_bytes(word);
+        if x & HIGH != 0
+            || x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
+            || has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+}
+
 /// Appends the escaped content of `bytes` (without the surrounding quotes).
 pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    if is_plain_ascii(bytes) {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut rest = bytes;
     loop {
         match std::str::from_utf8(rest) {
@@ -109,6 +139,16 @@ impl<'a> Object<'a> {
         self.out
     }
 
+    /// A number member, its digits written straight into the buffer.
+    fn number(&mut self, key: &str, negative: bool, value: u64) -> &mut Self {
+        let out = self.key(key);
+        if negative {
+            out.push(b'-');
+        }
+        push_decimal(out, value);
+        self
+    }
+
     /// A string member (any bytes).
     pub fn str(&mut self, key: &str, value: &[u8]) -> &mut Self {
         let out = self.key(key);
@@ -126,19 +166,22 @@ impl<'a> Object<'a> {
 
     /// An unsigned integer member.
     pub fn u64(&mut self, key: &str, value: u64) -> &mut Self {
-        self.raw(key, &value.to_string())
+        self.number(key, false, value)
     }
 
     /// A signed integer member.
     pub fn i64(&mut self, key: &str, value: i64) -> &mut Self {
-        self.raw(key, &value.to_string())
+        self.number(key, value < 0, value.unsigned_abs())
     }
 
     /// A number of thousandths (`1234` → `1.234`): milliseconds from microseconds,
     /// without going through floating point.
     pub fn milli(&mut self, key: &str, thousandths: u64) -> &mut Self {
-        let text = format!("{}.{:03}", thousandths / 1000, thousandths % 1000);
-        self.raw(key, &text)
+        let out = self.key(key);
+        push_decimal(out, thousandths / 1000);
+        out.push(b'.');
+        push_padded(out, thousandths % 1000, 3);
+        self
     }
 
     /// A member whose value is JSON text the caller has validated (an object read back
@@ -167,6 +210,36 @@ impl<'a> Object<'a> {
     }
 }
 
+/// Appends `v` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = digit(v % 10);
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Appends the last `width` decimal digits of `v`, zero-padded.
+fn push_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for b in out[start..].iter_mut().rev() {
+        *b = digit(v % 10);
+        v /= 10;
+    }
+}
+
+/// The ASCII digit of `d` (0..=9).
+fn digit(d: u64) -> u8 {
+    b'0' + u8::try_from(d % 10).unwrap_or(0)
+}
+
 /// Days since 1970-01-01 → (year, month 1..=12, day 1..=31), proleptic Gregorian
 /// (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -193,12 +266,33 @@ pub fn rfc3339_utc(unix_ms: u64) -> String {
     let ms = unix_ms % 1000;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    let (h, mi, s) = (sod / 3600, sod / 60 % 60, sod % 60);
+    let Ok(year) =
+        u64::try_from(y)
+            .map_err(drop)
+            .and_then(|y| if y <= 9999 { Ok(y) } else { Err(()) })
+    else {
+        // Outside four digits (not this millennium's clocks): the general formatter.
+        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z");
+    };
+    // Written digit by digit (an access log entry takes one per request).
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let mut out = Vec::with_capacity(24);
+    push_padded(&mut out, year, 4);
+    out.push(b'-');
+    push_padded(&mut out, u64::from(mo), 2);
+    out.push(b'-');
+    push_padded(&mut out, u64::from(d), 2);
+    out.push(b'T');
+    push_padded(&mut out, n(h), 2);
+    out.push(b':');
+    push_padded(&mut out, n(mi), 2);
+    out.push(b':');
+    push_padded(&mut out, n(s), 2);
+    out.push(b'.');
+    push_padded(&mut out, ms, 3);
+    out.push(b'Z');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -264,6 +358,11 @@ mod tests {
         // A leap day, and the last millisecond of a year.
         assert_eq!(rfc3339_utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339_utc(1_704_067_199_999), "2023-12-31T23:59:59.999Z");
+        // Beyond four digits of year: the general formatter.
+        assert_eq!(
+            rfc3339_utc(253_402_300_800_000),
+            "10000-01-01T00:00:00.000Z"
+        );
     }
 
     proptest! {
@@ -283,6 +382,26 @@ mod tests {
         fn any_text_round_trips(s in "\\PC*|[\\x00-\\x1f\"\\\\]*") {
             let parsed: String = serde_json::from_slice(&string(s.as_bytes())).expect("valid JSON");
             prop_assert_eq!(parsed, s);
+        }
+
+        /// The eight-bytes-at-a-time test says what a byte-by-byte one says (ASCII-heavy
+        /// inputs, so that both answers occur).
+        #[test]
+        fn plain_ascii_as_byte_by_byte(bytes in proptest::collection::vec(
+            prop_oneof![8 => 0x20u8..0x7f, 1 => any::<u8>()], 0..40)) {
+            let slow = bytes.iter().all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\');
+            prop_assert_eq!(is_plain_ascii(&bytes), slow);
+        }
+
+        /// Numbers are written as Rust's formatter writes them.
+        #[test]
+        fn numbers_as_the_formatter(u in any::<u64>(), i in any::<i64>(), m in any::<u64>()) {
+            let mut out = Vec::new();
+            let mut o = Object::new(&mut out);
+            o.u64("u", u).i64("i", i).milli("m", m);
+            o.finish();
+            let want = format!("{{\"u\":{u},\"i\":{i},\"m\":{}.{:03}}}", m / 1000, m % 1000);
+            prop_assert_eq!(String::from_utf8(out).expect("ASCII"), want);
         }
 
         #[test]

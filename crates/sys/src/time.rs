@@ -49,14 +49,34 @@ pub fn now() -> Tm {
     )
 }
 
-/// `strftime(fmt)` of a Unix time in local time; at most 256 bytes of output, empty
-/// when the format produces nothing or more.
-pub fn strftime_local(secs: i64, fmt: &str) -> String {
+thread_local! {
+    /// The last answer of [`strftime_local`]: an access log asks for the same second in
+    /// the same format request after request (localtime and strftime cost thousands of
+    /// instructions each time).
+    static LAST_STRFTIME: std::cell::RefCell<(i64, Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((i64::MIN, Vec::new(), Vec::new())) };
+}
+
+/// `strftime(fmt)` of a Unix time in local time, bytes as the C library writes them; at
+/// most 256 bytes of output, empty when the format produces nothing or more.
+pub fn strftime_local(secs: i64, fmt: &[u8]) -> Vec<u8> {
+    LAST_STRFTIME.with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            if last.0 != secs || last.1 != fmt {
+                *last = (secs, fmt.to_vec(), strftime_local_now(secs, fmt));
+            }
+            return last.2.clone();
+        }
+        strftime_local_now(secs, fmt)
+    })
+}
+
+fn strftime_local_now(secs: i64, fmt: &[u8]) -> Vec<u8> {
     let Ok(cfmt) = CString::new(fmt) else {
-        return String::new();
+        return Vec::new();
     };
     let Some(tm) = localtime(secs) else {
-        return String::new();
+        return Vec::new();
     };
     let mut buf = [0u8; 256];
     // SAFETY: strftime writes at most buf.len() bytes into the live local `buf` and
@@ -69,7 +89,7 @@ pub fn strftime_local(secs: i64, fmt: &str) -> String {
             &raw const tm,
         )
     };
-    String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned()
+    buf[..n.min(buf.len())].to_vec()
 }
 
 /// The clock tick of times(2) and `/proc/PID/stat` (`_SC_CLK_TCK`, usually 100).
@@ -106,8 +126,15 @@ mod tests {
         assert_eq!(tm.usec, 7);
         let now = now();
         assert!((1..=12).contains(&now.month) && now.year >= 2024);
-        assert!(!strftime_local(0, "%Y").is_empty());
-        assert_eq!(strftime_local(0, ""), "");
+        assert!(!strftime_local(0, b"%Y").is_empty());
+        assert_eq!(strftime_local(0, b""), b"");
+        // The cache answers only for the same second and format.
+        let a = strftime_local(86_400 * 365, b"%Y-%m-%d %H");
+        assert_eq!(strftime_local(86_400 * 365, b"%Y-%m-%d %H"), a);
+        assert_ne!(strftime_local(0, b"%Y-%m-%d %H"), a);
+        assert_ne!(strftime_local(86_400 * 365, b"%m/%d %H"), a);
+        // A format's byte that is not UTF-8 is written as it is.
+        assert_eq!(strftime_local(0, b"\xe9"), b"\xe9");
     }
 
     #[test]

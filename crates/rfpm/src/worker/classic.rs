@@ -270,10 +270,12 @@ impl Worker<'_> {
         let (format, full) = status::select(query, sapi::COMPAT.status_query_prefix_match);
         let snapshot = pool_status(&self.status);
         let body = status::render(&snapshot, format, full, &|t| {
-            rfpm_sys::time::strftime_local(
+            let text = rfpm_sys::time::strftime_local(
                 i64::try_from(t).unwrap_or(i64::MAX),
-                access::TIME_FORMAT,
-            )
+                access::TIME_FORMAT.as_bytes(),
+            );
+            // The C locale's digits and month names: ASCII.
+            String::from_utf8_lossy(&text).into_owned()
         });
         let mut headers = vec![status::EXPIRES.to_string(), status::NO_CACHE.to_string()];
         if !head {
