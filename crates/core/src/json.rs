@@ -267,11 +267,8 @@ pub fn rfc3339_utc(unix_ms: u64) -> String {
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
     let (h, mi, s) = (sod / 3600, sod / 60 % 60, sod % 60);
-    let Ok(year) =
-        u64::try_from(y)
-            .map_err(drop)
-            .and_then(|y| if y <= 9999 { Ok(y) } else { Err(()) })
-    else {
+    let year = u64::try_from(y).ok().filter(|&y| y <= 9999);
+    let Some(year) = year else {
         // Outside four digits (not this millennium's clocks): the general formatter.
         return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z");
     };
