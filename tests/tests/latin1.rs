@@ -12,7 +12,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use integration::fcgi::client::Addr;
-use integration::{both, connect, send_on, wait_until, Fpm, Req, DEADLINE};
+use integration::{both, connect, send_on, wait_until, Fpm, FpmBuilder, Kind, Req, DEADLINE};
 
 // Each answer in hex, one per line: env[X], env[Y\xe9] (a name that is not UTF-8),
 // env[Z] = $LATIN1 (a master variable that is not UTF-8), env[W] = "${LATIN1}!" (the
@@ -45,13 +45,46 @@ fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-both!(latin1_values_keep_their_bytes, |kind| {
+/// A temporary directory others may enter (the workers' user), and its path's bytes.
+fn latin1_dir(prefix: &str) -> (tempfile::TempDir, Vec<u8>) {
     let tmp = tempfile::Builder::new()
-        .prefix("itest-latin1-")
+        .prefix(prefix)
         .tempdir()
         .expect("tempdir");
     chmod(tmp.path(), 0o755);
     let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    (tmp, dir)
+}
+
+/// The lines as one file's bytes, each ended by a line feed.
+fn file_of(lines: &[Vec<u8>]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect()
+}
+
+/// An FPM of `kind` on the configuration file at `conf_path` alone (`-y`).
+fn with_conf(kind: Kind, conf_path: &Path) -> FpmBuilder {
+    Fpm::builder(kind)
+        .no_config()
+        .arg("-y")
+        .arg(conf_path.display().to_string())
+}
+
+/// Whether the master's log says twice that it is ready (a reload went through).
+fn reloaded(log: &[u8]) -> bool {
+    let ready = b"ready to handle connections";
+    log.windows(ready.len()).filter(|w| w == ready).count() >= 2
+}
+
+/// The master's log as bytes (the harness runs it with -O: its stderr).
+fn master_log(fpm: &Fpm) -> Vec<u8> {
+    std::fs::read(fpm.dir().join("stderr.log")).unwrap_or_default()
+}
+
+both!(latin1_values_keep_their_bytes, |kind| {
+    let (tmp, dir) = latin1_dir("itest-latin1-");
     let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
 
     let cafe = at(b"caf\xe9");
@@ -64,8 +97,7 @@ both!(latin1_values_keep_their_bytes, |kind| {
     let include_path = b".:/usr/share/caf\xe9".to_vec();
 
     // The whole file as bytes: Latin-1, not UTF-8.
-    let mut conf = Vec::new();
-    for line in [
+    let conf = file_of(&[
         b"[global]".to_vec(),
         [b"error_log = ", &at(b"fpm.log")[..]].concat(),
         [b"pid = ", &at(b"fpm.pid")[..]].concat(),
@@ -80,18 +112,12 @@ both!(latin1_values_keep_their_bytes, |kind| {
         b"env[Z] = $LATIN1".to_vec(),
         b"env[W] = \"${LATIN1}!\"".to_vec(),
         [b"php_value[include_path] = \"", &include_path[..], b"\""].concat(),
-    ] {
-        conf.extend_from_slice(&line);
-        conf.push(b'\n');
-    }
+    ]);
     let conf_path = tmp.path().join("latin1.conf");
     std::fs::write(&conf_path, &conf).expect("write conf");
 
-    let fpm = Fpm::builder(kind)
-        .no_config()
+    let fpm = with_conf(kind, &conf_path)
         .env_os("LATIN1", OsStr::from_bytes(b"na\xefve"))
-        .arg("-y")
-        .arg(conf_path.display().to_string())
         .start()
         .unwrap_or_else(|e| panic!("start: {e}"));
 
@@ -135,8 +161,7 @@ fn test_config_prints_the_bytes_as_php_fpm_does() {
     let dir = tmp.path().as_os_str().as_bytes().to_vec();
     let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
     std::fs::create_dir(path_of(&at(b"caf\xe9"))).expect("mkdir");
-    let mut conf = Vec::new();
-    for line in [
+    let conf = file_of(&[
         b"[global]".to_vec(),
         [b"error_log = ", &at(b"err\xe9.log")[..]].concat(),
         [b"pid = ", &at(b"p\xe9.pid")[..]].concat(),
@@ -150,34 +175,11 @@ fn test_config_prints_the_bytes_as_php_fpm_does() {
         b"env[X] = caf\xe9".to_vec(),
         b"env[Y\xe9] = 1".to_vec(),
         b"php_admin_value[include_path] = '/x\xe9'".to_vec(),
-    ] {
-        conf.extend_from_slice(&line);
-        conf.push(b'\n');
-    }
+    ]);
     let conf_path = tmp.path().join("php-fpm.conf");
     std::fs::write(&conf_path, &conf).expect("write conf");
-    let run = |bin: &Path| {
-        let out = std::process::Command::new(bin)
-            .args(["-n", "-tt", "-R", "-y"])
-            .arg(&conf_path)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run");
-        // Without the `[dd-Mon-yyyy hh:mm:ss] ` stamps.
-        let lines: Vec<Vec<u8>> = out
-            .stderr
-            .split(|&c| c == b'\n')
-            .map(|l| {
-                l.get(23..)
-                    .filter(|_| l.first() == Some(&b'['))
-                    .unwrap_or(l)
-                    .to_vec()
-            })
-            .collect();
-        (lines, out.status.code())
-    };
-    let expected = run(&integration::php_fpm_bin());
-    let actual = run(&integration::rfpm_bin());
+    let expected = test_lines(&integration::php_fpm_bin(), "-tt", &conf_path);
+    let actual = test_lines(&integration::rfpm_bin(), "-tt", &conf_path);
     assert_eq!(expected.1, Some(0));
     let chdir = [b"NOTICE: \tchdir = ", &at(b"caf\xe9")[..]].concat();
     assert!(
@@ -185,35 +187,17 @@ fn test_config_prints_the_bytes_as_php_fpm_does() {
         "php-fpm printed no Latin-1 chdir"
     );
     assert!(expected.0.contains(&b"NOTICE: \tenv[Y\xe9] = 1".to_vec()));
-    let show = |l: &[Vec<u8>]| {
-        l.iter()
-            .map(|x| x.escape_ascii().to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(
-        actual,
-        expected,
-        "rfpm:\n{}\nphp-fpm:\n{}",
-        show(&actual.0),
-        show(&expected.0)
-    );
+    assert_same_lines("", &actual, &expected);
 }
 
 // A reload hands a Latin-1 socket path over by its bytes (`FPM_SOCKETS`): the pool
 // that stays takes its socket over (the notice names the path's bytes), and the socket
 // of a pool the new configuration dropped is closed and its file removed.
 both!(latin1_sockets_cross_a_reload_by_their_bytes, |kind| {
-    let tmp = tempfile::Builder::new()
-        .prefix("itest-latin1-reload-")
-        .tempdir()
-        .expect("tempdir");
-    chmod(tmp.path(), 0o755);
-    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let (tmp, dir) = latin1_dir("itest-latin1-reload-");
     let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
     let (kept, dropped, log) = (at(b"s\xe9.sock"), at(b"t\xe9.sock"), at(b"fpm.log"));
     let conf = |with_second: bool| {
-        let mut c = Vec::new();
         let mut lines = vec![
             b"[global]".to_vec(),
             [b"error_log = ", &log[..]].concat(),
@@ -231,32 +215,20 @@ both!(latin1_sockets_cross_a_reload_by_their_bytes, |kind| {
                 b"pm.max_children = 1".to_vec(),
             ]);
         }
-        for l in lines {
-            c.extend_from_slice(&l);
-            c.push(b'\n');
-        }
-        c
+        file_of(&lines)
     };
     let conf_path = tmp.path().join("latin1.conf");
     std::fs::write(&conf_path, conf(true)).expect("write conf");
-    let fpm = Fpm::builder(kind)
-        .no_config()
-        .arg("-y")
-        .arg(conf_path.display().to_string())
+    let fpm = with_conf(kind, &conf_path)
         .start()
         .unwrap_or_else(|e| panic!("start: {e}"));
     assert!(wait_until(DEADLINE, || path_of(&dropped).exists()));
     std::fs::write(&conf_path, conf(false)).expect("rewrite conf");
     fpm.signal(libc::SIGUSR2).expect("SIGUSR2");
     // The master's log as bytes (the harness runs it with -O: on its stderr).
-    let log_bytes = || std::fs::read(fpm.dir().join("stderr.log")).unwrap_or_default();
-    let ready = b"ready to handle connections";
+    let log_bytes = || master_log(&fpm);
     assert!(
-        wait_until(DEADLINE, || log_bytes()
-            .windows(ready.len())
-            .filter(|w| w == ready)
-            .count()
-            >= 2),
+        wait_until(DEADLINE, || reloaded(&log_bytes())),
         "{}",
         String::from_utf8_lossy(&log_bytes())
     );
@@ -287,12 +259,7 @@ both!(latin1_sockets_cross_a_reload_by_their_bytes, |kind| {
 // a reload re-executes the command line as given (the same bytes), so the master comes
 // back and serves.
 both!(a_latin1_config_path_on_the_command_line, |kind| {
-    let tmp = tempfile::Builder::new()
-        .prefix("itest-latin1-argv-")
-        .tempdir()
-        .expect("tempdir");
-    chmod(tmp.path(), 0o755);
-    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let (tmp, dir) = latin1_dir("itest-latin1-argv-");
     let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
     let sock = at(b"argv.sock");
     let conf = [
@@ -377,6 +344,21 @@ fn test_lines(bin: &Path, flag: &str, conf_path: &Path) -> (Vec<Vec<u8>>, Option
     (lines, out.status.code())
 }
 
+/// `-t`'s lines and exit code are php-fpm8.2's (`what` names the case).
+fn assert_same_lines(
+    what: &str,
+    actual: &(Vec<Vec<u8>>, Option<i32>),
+    expected: &(Vec<Vec<u8>>, Option<i32>),
+) {
+    assert_eq!(
+        actual,
+        expected,
+        "{what}: rfpm:\n{}\nphp-fpm:\n{}",
+        shown_lines(&actual.0),
+        shown_lines(&expected.0)
+    );
+}
+
 fn shown_lines(l: &[Vec<u8>]) -> String {
     l.iter()
         .map(|x| x.escape_ascii().to_string())
@@ -397,8 +379,7 @@ fn test_config_prints_latin1_pool_names_and_text_directives() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().as_os_str().as_bytes().to_vec();
     let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
-    let mut conf = Vec::new();
-    for line in [
+    let conf = file_of(&[
         b"[global]".to_vec(),
         [b"error_log = ", &at(b"err.log")[..]].concat(),
         b"syslog.ident = fpm\xe9".to_vec(),
@@ -414,10 +395,7 @@ fn test_config_prints_latin1_pool_names_and_text_directives() {
         b"ping.response = pong\xe9".to_vec(),
         b"security.limit_extensions = .php .ph\xe9".to_vec(),
         b"env[POOL] = $pool".to_vec(),
-    ] {
-        conf.extend_from_slice(&line);
-        conf.push(b'\n');
-    }
+    ]);
     let conf_path = tmp.path().join("php-fpm.conf");
     std::fs::write(&conf_path, &conf).expect("write conf");
     let expected = test_lines(&integration::php_fpm_bin(), "-tt", &conf_path);
@@ -428,13 +406,7 @@ fn test_config_prints_latin1_pool_names_and_text_directives() {
         "php-fpm printed no Latin-1 section:\n{}",
         shown_lines(&expected.0)
     );
-    assert_eq!(
-        actual,
-        expected,
-        "rfpm:\n{}\nphp-fpm:\n{}",
-        shown_lines(&actual.0),
-        shown_lines(&expected.0)
-    );
+    assert_same_lines("", &actual, &expected);
 }
 
 /// `-t`'s error messages show a value's bytes exactly, as php-fpm8.2 prints its C
@@ -499,11 +471,7 @@ fn test_config_errors_show_the_bytes_as_php_fpm_does() {
         }),
     ];
     for (what, lines) in cases {
-        let mut conf = Vec::new();
-        for l in lines {
-            conf.extend_from_slice(&l);
-            conf.push(b'\n');
-        }
+        let conf = file_of(&lines);
         let conf_path = tmp.path().join("php-fpm.conf");
         std::fs::write(&conf_path, &conf).expect("write conf");
         let expected = test_lines(&integration::php_fpm_bin(), "-t", &conf_path);
@@ -513,13 +481,7 @@ fn test_config_errors_show_the_bytes_as_php_fpm_does() {
             "{what}: php-fpm named no Latin-1 byte:\n{}",
             shown_lines(&expected.0)
         );
-        assert_eq!(
-            actual,
-            expected,
-            "{what}: rfpm:\n{}\nphp-fpm:\n{}",
-            shown_lines(&actual.0),
-            shown_lines(&expected.0)
-        );
+        assert_same_lines(what, &actual, &expected);
     }
 }
 
@@ -529,12 +491,7 @@ fn test_config_errors_show_the_bytes_as_php_fpm_does() {
 // decorated output, its process title, the slow log's entry and the master's warning
 // about a slow request carry the name's bytes.
 both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
-    let tmp = tempfile::Builder::new()
-        .prefix("itest-latin1-pool-")
-        .tempdir()
-        .expect("tempdir");
-    chmod(tmp.path(), 0o755);
-    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let (tmp, dir) = latin1_dir("itest-latin1-pool-");
     let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
     let script = tmp.path().join("say.php");
     std::fs::write(
@@ -552,8 +509,7 @@ both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
     )
     .expect("write script");
     chmod(&slow, 0o644);
-    let mut conf = Vec::new();
-    for line in [
+    let conf = file_of(&[
         b"[global]".to_vec(),
         b"daemonize = no".to_vec(),
         b"[caf\xe9]".to_vec(),
@@ -568,16 +524,10 @@ both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
         b"ping.response = pong\xe9".to_vec(),
         b"request_slowlog_timeout = 1".to_vec(),
         [b"slowlog = ", &slowlog[..]].concat(),
-    ] {
-        conf.extend_from_slice(&line);
-        conf.push(b'\n');
-    }
+    ]);
     let conf_path = tmp.path().join("latin1.conf");
     std::fs::write(&conf_path, &conf).expect("write conf");
-    let fpm = Fpm::builder(kind)
-        .no_config()
-        .arg("-y")
-        .arg(conf_path.display().to_string())
+    let fpm = with_conf(kind, &conf_path)
         .start()
         .unwrap_or_else(|e| panic!("start: {e}"));
     let sock = path_of(&at(b"caf\xe9.sock"));
@@ -621,7 +571,7 @@ both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
             .escape_ascii()
     );
     // The master's log (on its stderr): the worker's output, decorated with the name.
-    let log_bytes = || std::fs::read(fpm.dir().join("stderr.log")).unwrap_or_default();
+    let log_bytes = || master_log(&fpm);
     let decorated = b"[pool caf\xe9] child ";
     assert!(
         wait_until(DEADLINE, || contains(&log_bytes(), decorated)
@@ -663,12 +613,7 @@ both!(a_latin1_pool_name_runs_as_its_bytes, |kind| {
 // script path and a param value in Latin-1 reach the server exactly, and `--expect`
 // looks for its bytes in the body.
 both!(rfpm_request_sends_latin1_arguments_as_their_bytes, |kind| {
-    let tmp = tempfile::Builder::new()
-        .prefix("itest-latin1-req-")
-        .tempdir()
-        .expect("tempdir");
-    chmod(tmp.path(), 0o755);
-    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let (tmp, dir) = latin1_dir("itest-latin1-req-");
     let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
     let sock = at(b"r\xe9.sock");
     let script = at(b"caf\xe9.php");
@@ -678,24 +623,17 @@ both!(rfpm_request_sends_latin1_arguments_as_their_bytes, |kind| {
     )
     .expect("write script");
     chmod(&path_of(&script), 0o644);
-    let mut conf = Vec::new();
-    for line in [
+    let conf = file_of(&[
         b"[global]".to_vec(),
         b"daemonize = no".to_vec(),
         b"[www]".to_vec(),
         [b"listen = ", &sock[..]].concat(),
         b"pm = static".to_vec(),
         b"pm.max_children = 1".to_vec(),
-    ] {
-        conf.extend_from_slice(&line);
-        conf.push(b'\n');
-    }
+    ]);
     let conf_path = tmp.path().join("latin1.conf");
     std::fs::write(&conf_path, &conf).expect("write conf");
-    let fpm = Fpm::builder(kind)
-        .no_config()
-        .arg("-y")
-        .arg(conf_path.display().to_string())
+    let fpm = with_conf(kind, &conf_path)
         .start()
         .unwrap_or_else(|e| panic!("start: {e}"));
     assert!(
@@ -752,16 +690,10 @@ fn has_carried_byte(b: &[u8]) -> bool {
 /// reload (the name crosses exec hex-encoded); no carried byte leaks into any output.
 #[test]
 fn a_latin1_pool_name_in_metrics_json_and_across_a_reload() {
-    let tmp = tempfile::Builder::new()
-        .prefix("itest-latin1-admin-")
-        .tempdir()
-        .expect("tempdir");
-    chmod(tmp.path(), 0o755);
-    let dir = tmp.path().as_os_str().as_bytes().to_vec();
+    let (tmp, dir) = latin1_dir("itest-latin1-admin-");
     let at = |tail: &[u8]| [&dir[..], b"/", tail].concat();
     let port = integration::free_port().expect("port");
-    let mut conf = Vec::new();
-    for line in [
+    let conf = file_of(&[
         b"[global]".to_vec(),
         b"daemonize = no".to_vec(),
         format!("admin.listen = 127.0.0.1:{port}").into_bytes(),
@@ -769,16 +701,10 @@ fn a_latin1_pool_name_in_metrics_json_and_across_a_reload() {
         [b"listen = ", &at(b"$pool.sock")[..]].concat(),
         b"pm = static".to_vec(),
         b"pm.max_children = 1".to_vec(),
-    ] {
-        conf.extend_from_slice(&line);
-        conf.push(b'\n');
-    }
+    ]);
     let conf_path = tmp.path().join("latin1.conf");
     std::fs::write(&conf_path, &conf).expect("write conf");
-    let fpm = Fpm::builder(integration::Kind::Rfpm)
-        .no_config()
-        .arg("-y")
-        .arg(conf_path.display().to_string())
+    let fpm = with_conf(integration::Kind::Rfpm, &conf_path)
         .start()
         .unwrap_or_else(|e| panic!("start: {e}"));
     let get = |path: &str| {
@@ -804,14 +730,9 @@ fn a_latin1_pool_name_in_metrics_json_and_across_a_reload() {
 
     // A reload: the pool comes back under the same name, its socket taken over.
     fpm.signal(libc::SIGUSR2).expect("SIGUSR2");
-    let log_bytes = || std::fs::read(fpm.dir().join("stderr.log")).unwrap_or_default();
-    let ready = b"ready to handle connections";
+    let log_bytes = || master_log(&fpm);
     assert!(
-        wait_until(DEADLINE, || log_bytes()
-            .windows(ready.len())
-            .filter(|w| w == ready)
-            .count()
-            >= 2),
+        wait_until(DEADLINE, || reloaded(&log_bytes())),
         "{}",
         log_bytes().escape_ascii()
     );
