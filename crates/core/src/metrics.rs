@@ -471,33 +471,34 @@ fn per_process(o: &mut Out, pools: &[PoolMetrics<'_>]) {
 }
 
 fn rfpm_families(o: &mut Out, pools: &[PoolMetrics<'_>], build: &BuildInfo<'_>) {
-    o.family(
-        "rfpm_request_duration_seconds",
-        Kind::Histogram,
-        "Time from a worker starting to read a request to its end.",
-    );
-    for p in pools {
-        let pool = p.status.pool_text();
-        o.histogram("rfpm_request_duration_seconds", &pool, &p.durations);
-    }
-    o.family(
-        "rfpm_request_queue_seconds",
-        Kind::Histogram,
-        "Time from the web server receiving a request (X-Request-Start) to a worker starting it.",
-    );
-    for p in pools {
-        let pool = p.status.pool_text();
-        o.histogram("rfpm_request_queue_seconds", &pool, &p.queue_times);
-    }
-    if pools.iter().any(|p| p.worker_mode) {
-        o.family(
+    // The histograms: name, help, the pool's figures (`None`: the pool has none).
+    type Figures = fn(&PoolMetrics<'_>) -> Option<HistogramView>;
+    let histograms: [(&str, &str, Figures); 3] = [
+        (
+            "rfpm_request_duration_seconds",
+            "Time from a worker starting to read a request to its end.",
+            |p| Some(p.durations),
+        ),
+        (
+            "rfpm_request_queue_seconds",
+            "Time from the web server receiving a request (X-Request-Start) to a worker starting it.",
+            |p| Some(p.queue_times),
+        ),
+        (
             "rfpm_worker_boot_duration_seconds",
-            Kind::Histogram,
             "Worker mode: time from a worker script's start to its first frankenphp_handle_request().",
-        );
-        for p in pools.iter().filter(|p| p.worker_mode) {
-            let pool = p.status.pool_text();
-            o.histogram("rfpm_worker_boot_duration_seconds", &pool, &p.boots);
+            |p| p.worker_mode.then_some(p.boots),
+        ),
+    ];
+    for (name, help, figures) in histograms {
+        if pools.iter().all(|p| figures(p).is_none()) {
+            continue;
+        }
+        o.family(name, Kind::Histogram, help);
+        for p in pools {
+            if let Some(h) = figures(p) {
+                o.histogram(name, &p.status.pool_text(), &h);
+            }
         }
     }
     o.family(
