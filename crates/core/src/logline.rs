@@ -213,6 +213,17 @@ pub fn format_record_at(fmt: &Format, time: &str, rec: &Record<'_>) -> Vec<u8> {
         out.extend_from_slice(syserr_suffix(errno).as_bytes());
     }
     out.push(b'\n');
+    let (allowed, cut_len) = bounds(fmt, rec);
+    if out.len() > allowed {
+        cut_to(&mut out, cut_len);
+    }
+    out
+}
+
+/// An entry's bounds, newline included: `(allowed, cut_len)`, an entry longer than
+/// `allowed` is cut to `cut_len`. A one-shot message is bounded by php-fpm's buffer, and
+/// by `log_limit` only when it carries a SYSERR suffix; a stream entry by `log_limit`.
+fn bounds(fmt: &Format, rec: &Record<'_>) -> (usize, usize) {
     let limit = fmt.limit.max(4);
     match rec.cut {
         Cut::OneShot => {
@@ -222,17 +233,10 @@ pub fn format_record_at(fmt: &Format, time: &str, rec: &Record<'_>) -> Vec<u8> {
             } else {
                 ONE_SHOT_BUFFER
             };
-            if out.len() > allowed {
-                cut_to(&mut out, cut_len);
-            }
+            (allowed, cut_len)
         }
-        Cut::Stream => {
-            if out.len() > limit {
-                cut_to(&mut out, limit);
-            }
-        }
+        Cut::Stream => (limit, limit),
     }
-    out
 }
 
 /// The members of a JSON entry beyond `time`, `level`, `msg` and `pid`: where they apply.
@@ -280,19 +284,7 @@ fn json_message(fmt: &Format, rec: &Record<'_>, message: &[u8]) -> Vec<u8> {
     if let Some(errno) = rec.errno {
         m.extend_from_slice(syserr_suffix(errno).as_bytes());
     }
-    let limit = fmt.limit.max(4);
-    let (allowed, cut_len) = match rec.cut {
-        Cut::OneShot => {
-            let cut_len = limit.min(ONE_SHOT_BUFFER);
-            let allowed = if rec.errno.is_some() {
-                cut_len
-            } else {
-                ONE_SHOT_BUFFER
-            };
-            (allowed, cut_len)
-        }
-        Cut::Stream => (limit, limit),
-    };
+    let (allowed, cut_len) = bounds(fmt, rec);
     if m.len() + 1 > allowed {
         m.truncate(cut_len.saturating_sub(4));
         m.extend_from_slice(b"...");
